@@ -1,0 +1,54 @@
+/* store.h — LMDB stores: datasets (images, captions, features by key) and
+ * indexes.  Layout of each kind of store: schemas/store.md.
+ *
+ * A store is an LMDB environment directory with named sub-databases.
+ * Writers batch puts into transactions of `batch` records and commit; when
+ * the map is full it is grown and the batch replayed, so callers never see
+ * MDB_MAP_FULL.  A writer killed mid-way loses only its uncommitted batch.
+ * Readers open read-only and may run beside a writer. */
+#ifndef L2_STORE_H
+#define L2_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct L2Store L2Store;
+
+enum { L2_STORE_RDONLY = 0, L2_STORE_WRITE = 1, L2_STORE_CREATE = 3 };
+
+/* Open the store at PATH (a directory).  L2_STORE_CREATE creates it when
+ * missing.  Dies with "PATH: ..." when it is not a store or is corrupt. */
+L2Store *l2_store_open(const char *path, int mode);
+/* Commit the pending batch (writers) and close. */
+void l2_store_close(L2Store *s);
+const char *l2_store_path(const L2Store *s);
+
+/* Records per write transaction (default 1000). */
+void l2_store_set_batch(L2Store *s, size_t n);
+/* Put key -> value into sub-database DB (created on first use by writers).
+ * Overwrites an existing key unless no_overwrite; returns 0 if stored, 1 if
+ * the key existed and no_overwrite was set. */
+int l2_store_put(L2Store *s, const char *db, const void *key, size_t klen, const void *val, size_t vlen,
+		 int no_overwrite);
+/* Commit pending puts now (a durable checkpoint for resumable writers). */
+void l2_store_commit(L2Store *s);
+/* Delete a key; returns 1 if it was there. */
+int l2_store_del(L2Store *s, const char *db, const void *key, size_t klen);
+
+/* Look up; returns 1 and a malloc'd copy (*val, *vlen) when found, else 0.
+ * Writers see their own uncommitted puts. */
+int l2_store_get(L2Store *s, const char *db, const void *key, size_t klen, void **val, size_t *vlen);
+/* Number of records in DB (0 if DB does not exist). */
+uint64_t l2_store_count(L2Store *s, const char *db);
+
+/* Iterate DB in key order: callback returns non-zero to stop.  Pointers
+ * are valid only during the callback. */
+typedef int (*L2StoreIterFn)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen);
+void l2_store_iter(L2Store *s, const char *db, L2StoreIterFn fn, void *ctx);
+
+/* String metadata in the "meta" sub-database. */
+void l2_store_set_meta(L2Store *s, const char *key, const char *value);
+/* malloc'd string or NULL. */
+char *l2_store_get_meta(L2Store *s, const char *key);
+
+#endif

@@ -1,0 +1,162 @@
+/* util.h — what every l2 program shares: errors, memory, command-line
+ * conventions, atomic output files, progress lines.
+ *
+ * Error policy: library code that meets bad input or a failing system call
+ * calls l2_die(), which prints "PROGRAM: message" on stderr and exits 1.
+ * Output files are written through l2_ofile_*: they live under a temporary
+ * name until committed, and an atexit handler removes every uncommitted one,
+ * so a failed run never leaves a half-written file behind.
+ */
+#ifndef L2_UTIL_H
+#define L2_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <getopt.h>
+
+#define L2_VERSION "0.1.0"
+
+/* exit codes */
+#define L2_EXIT_OK 0
+#define L2_EXIT_FAIL 1
+#define L2_EXIT_USAGE 2
+
+#if defined(__GNUC__)
+#define L2_NORETURN __attribute__((noreturn))
+#define L2_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define L2_NORETURN
+#define L2_PRINTF(a, b)
+#endif
+
+/* ---- program identity and diagnostics ---------------------------------- */
+
+/* Call first in main(): remembers the program name (basename of argv[0])
+ * and argv (for option messages), sets up threads and output clean-up. */
+void l2_init(int argc, char **argv);
+const char *l2_progname(void);
+
+/* "PROGRAM: message\n" on stderr, then exit(1). */
+L2_NORETURN void l2_die(const char *fmt, ...) L2_PRINTF(1, 2);
+/* Same, with ": strerror(errno)" appended. */
+L2_NORETURN void l2_die_errno(const char *fmt, ...) L2_PRINTF(1, 2);
+/* "PROGRAM: warning: message\n" on stderr. */
+void l2_warn(const char *fmt, ...) L2_PRINTF(1, 2);
+/* Informational line on stderr ("PROGRAM: message"), unless --quiet. */
+void l2_info(const char *fmt, ...) L2_PRINTF(1, 2);
+extern int l2_quiet;
+
+/* ---- memory -------------------------------------------------------------- */
+
+void *l2_malloc(size_t n);            /* dies on failure; n == 0 is fine */
+void *l2_calloc(size_t n, size_t sz); /* dies on failure or overflow */
+void *l2_realloc(void *p, size_t n);
+char *l2_strdup(const char *s);
+/* 64-byte aligned, for SIMD/BLAS buffers; free with l2_free_aligned. */
+void *l2_malloc_aligned(size_t n);
+void l2_free_aligned(void *p);
+/* n * m, dying on overflow. */
+size_t l2_mul_size(size_t n, size_t m);
+
+/* ---- files ---------------------------------------------------------------- */
+
+/* Open for reading; "-" means stdin.  Dies with "PROGRAM: PATH: reason". */
+FILE *l2_fopen_read(const char *path);
+/* Read exactly n bytes or die naming `what` ("PATH: truncated ..."). */
+void l2_read_exact(FILE *f, void *buf, size_t n, const char *path, const char *what);
+/* Read a whole file into memory (NUL-terminated); *len gets the size. */
+char *l2_read_file(const char *path, size_t *len);
+
+/* Atomic output.  l2_ofile_open("-") returns stdout after refusing a
+ * terminal when `binary` is set; any other path is written to a temporary
+ * sibling and renamed over PATH by l2_ofile_commit(). */
+typedef struct L2OFile L2OFile;
+L2OFile *l2_ofile_open(const char *path, int binary);
+FILE *l2_ofile_fp(L2OFile *o);
+const char *l2_ofile_path(L2OFile *o);
+void l2_ofile_write(L2OFile *o, const void *buf, size_t n); /* dies on error */
+/* Flush, fsync, close, rename; frees o.  Dies (and removes the temp file)
+ * on any write error, e.g. a full disk. */
+void l2_ofile_commit(L2OFile *o);
+/* Remove the temporary file without committing; frees o. */
+void l2_ofile_abort(L2OFile *o);
+/* Remove every uncommitted temporary file now (also runs at exit). */
+void l2_ofile_cleanup_all(void);
+
+/* Make a directory and its parents (mkdir -p); dies on failure. */
+void l2_mkdir_p(const char *path);
+int l2_is_dir(const char *path);
+int l2_file_exists(const char *path);
+
+/* ---- numbers and strings ---------------------------------------------------- */
+
+/* Strict parsers for option values: die with "invalid value for --NAME". */
+long l2_parse_long(const char *s, const char *optname, long min, long max);
+double l2_parse_double(const char *s, const char *optname);
+uint64_t l2_parse_u64(const char *s, const char *optname);
+
+/* IEEE half <-> float, and bfloat16 -> float. */
+float l2_half_to_float(uint16_t h);
+uint16_t l2_float_to_half(float f);
+float l2_bf16_to_float(uint16_t h);
+
+/* Little-endian loads/stores (the project is little-endian on disk). */
+static inline uint16_t l2_le16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t l2_le32(const unsigned char *p) {
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t l2_le64(const unsigned char *p) {
+	return (uint64_t)l2_le32(p) | (uint64_t)l2_le32(p + 4) << 32;
+}
+static inline void l2_put_le16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
+static inline void l2_put_le32(unsigned char *p, uint32_t v) {
+	p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16); p[3] = (unsigned char)(v >> 24);
+}
+static inline void l2_put_le64(unsigned char *p, uint64_t v) {
+	l2_put_le32(p, (uint32_t)v); l2_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* Wall clock in seconds (monotonic). */
+double l2_now(void);
+
+/* ---- command line ------------------------------------------------------------ */
+
+/* Options every tool takes.  Put L2_COMMON_LONGOPTS in the getopt_long table
+ * and pass each option to l2_common_option() first; it returns 1 when it
+ * handled it.  `usage` prints the tool's help to the stream it is given. */
+enum { L2_OPT_VERSION = 0x1000, L2_OPT_THREADS, L2_OPT_PROGRESS, L2_OPT_QUIET, L2_OPT_DEVICE, L2_OPT_COMMON_END };
+#define L2_COMMON_LONGOPTS \
+	{"help", no_argument, 0, 'h'}, {"version", no_argument, 0, L2_OPT_VERSION}, \
+	{"threads", required_argument, 0, L2_OPT_THREADS}, {"progress", no_argument, 0, L2_OPT_PROGRESS}, \
+	{"quiet", no_argument, 0, L2_OPT_QUIET}
+/* Tools that can run on a GPU add L2_DEVICE_LONGOPT (--device cpu|cuda). */
+#define L2_DEVICE_LONGOPT {"device", required_argument, 0, L2_OPT_DEVICE}
+
+typedef void (*L2UsageFn)(FILE *);
+int l2_common_option(int c, const char *arg, L2UsageFn usage);
+/* Unknown option or bad arguments: usage on stderr, exit 2. */
+L2_NORETURN void l2_usage_error(L2UsageFn usage, const char *fmt, ...) L2_PRINTF(2, 3);
+
+/* Settings the common options control. */
+extern int l2_threads;        /* --threads, default: online CPUs */
+extern int l2_progress_flag;  /* --progress given */
+typedef enum { L2_DEVICE_CPU = 0, L2_DEVICE_CUDA = 1 } L2Device;
+extern L2Device l2_device;    /* --device; cuda only when built and present */
+
+/* ---- progress ------------------------------------------------------------------ */
+
+/* A progress line on stderr ("what: n/total  rate/s  ETA"), redrawn at most
+ * a few times a second, shown only when stderr is a terminal or --progress. */
+typedef struct {
+	const char *what, *unit;
+	uint64_t done, total; /* total 0 = unknown */
+	double t0, last;
+	int enabled, drawn;
+} L2Progress;
+void l2_progress_start(L2Progress *p, const char *what, const char *unit, uint64_t total);
+void l2_progress_add(L2Progress *p, uint64_t n);
+void l2_progress_end(L2Progress *p);
+
+#endif

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# run.sh — run l2's C unit tests and BATS tests, print TAP and a summary line
+# "N passed, N failed, N skipped".  Used by `make test`; BUILD selects the
+# build directory (build, or build-san for SAN=1).
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+mode=${1:-all}
+export L2_BUILD=$PWD/$BUILD
+export PATH=$PWD/$BUILD/bin:$PWD/tools:$PATH
+if [ "${SAN:-0}" = 1 ]; then
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=99}
+fi
+pass=0 fail=0 skip=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+count() { # reads TAP on stdin, echoes it, tallies
+	while IFS= read -r line; do
+		printf '%s\n' "$line"
+		case $line in
+		"not ok "*"# skip"* | "not ok "*"# SKIP"*) skip=$((skip + 1)) ;;
+		"ok "*"# skip"* | "ok "*"# SKIP"*) skip=$((skip + 1)) ;;
+		"not ok "*) fail=$((fail + 1)) ;;
+		"ok "*) pass=$((pass + 1)) ;;
+		esac
+	done
+}
+
+if [ "$mode" != --bats-only ]; then
+	echo "# C unit tests ($BUILD/tests)"
+	for t in "$BUILD"/tests/test_*; do
+		[ -x "$t" ] || continue
+		case $t in *.d) continue ;; esac
+		echo "# $(basename "$t")"
+		"$t" >"$log" 2>&1
+		rc=$?
+		count <"$log"
+		if [ $rc -ne 0 ] && ! grep -q '^not ok' "$log"; then
+			echo "not ok - $(basename "$t") exited with status $rc"
+			fail=$((fail + 1))
+		fi
+	done
+fi
+
+if [ "$mode" != --unit-only ]; then
+	echo "# BATS tests (tests/*.bats)"
+	if ! command -v bats >/dev/null; then
+		echo "not ok - bats is not installed (make deps)"; fail=$((fail + 1))
+	else
+		bats --tap --filter-tags '!gpu' tests/*.bats >"$log" 2>&1
+		rc=$?
+		count <"$log"
+		if [ $rc -ne 0 ] && ! grep -q '^not ok' "$log"; then
+			echo "not ok - bats exited with status $rc"; fail=$((fail + 1))
+		fi
+	fi
+fi
+
+echo
+echo "l2 tests: $pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
