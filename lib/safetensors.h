@@ -34,7 +34,10 @@ const L2Tensor *l2_st_tensor(const L2Safetensors *st, int i);
 const L2Tensor *l2_st_find(const L2Safetensors *st, const char *name);
 /* __metadata__ value, or NULL. */
 const char *l2_st_metadata(const L2Safetensors *st, const char *key);
-/* Convert a tensor (f32, f16, bf16, f64) to float32 into out (nelem). */
+/* "F32", "BF16", ... as written in the header. */
+const char *l2_st_dtype_name(int dtype);
+/* Convert a tensor (f32, f16, bf16, f64; also i64, i32, u8, bool) to
+ * float32 into out (nelem).  The data may be unaligned; this copes. */
 void l2_st_to_f32(const L2Safetensors *st, const L2Tensor *t, float *out);
 /* Find NAME, check its shape (ndim dims; a -1 entry matches any size) and
  * return a malloc'd float32 copy.  Missing or misshapen: dies with
