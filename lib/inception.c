@@ -1,0 +1,453 @@
+/* inception.c — pytorch-fid's FID Inception-v3 on CPU (see inception.h).
+ *
+ * Every BasicConv2d (conv without bias, batch norm eps 0.001, ReLU) becomes
+ * one folded L2Conv.  Activations are (C, B, H, W) so each convolution is a
+ * single GEMM over the whole batch and branch outputs land directly in
+ * their slice of the block output (conv.h). */
+#include "inception.h"
+#include "conv.h"
+#include "util.h"
+
+#include <malloc.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- architecture ---------------------------------------------------------- */
+
+typedef struct {
+	char name[48]; /* "Mixed_5b.branch1x1" */
+	int cin, cout, kh, kw, sh, sw, ph, pw;
+} ConvSpec;
+
+enum { MAX_CONVS = 96 };
+static ConvSpec specs[MAX_CONVS];
+static int nspecs;
+static pthread_once_t specs_once = PTHREAD_ONCE_INIT;
+
+static void add(const char *block, const char *branch, int cin, int cout, int kh, int kw, int s, int ph, int pw)
+{
+	ConvSpec *c = &specs[nspecs++];
+	if (branch) snprintf(c->name, sizeof c->name, "%s.%s", block, branch);
+	else snprintf(c->name, sizeof c->name, "%s", block);
+	c->cin = cin, c->cout = cout, c->kh = kh, c->kw = kw, c->sh = c->sw = s, c->ph = ph, c->pw = pw;
+}
+
+static void add_a(const char *b, int cin, int pool_features)
+{
+	add(b, "branch1x1", cin, 64, 1, 1, 1, 0, 0);
+	add(b, "branch5x5_1", cin, 48, 1, 1, 1, 0, 0);
+	add(b, "branch5x5_2", 48, 64, 5, 5, 1, 2, 2);
+	add(b, "branch3x3dbl_1", cin, 64, 1, 1, 1, 0, 0);
+	add(b, "branch3x3dbl_2", 64, 96, 3, 3, 1, 1, 1);
+	add(b, "branch3x3dbl_3", 96, 96, 3, 3, 1, 1, 1);
+	add(b, "branch_pool", cin, pool_features, 1, 1, 1, 0, 0);
+}
+
+static void add_c(const char *b, int c7)
+{
+	add(b, "branch1x1", 768, 192, 1, 1, 1, 0, 0);
+	add(b, "branch7x7_1", 768, c7, 1, 1, 1, 0, 0);
+	add(b, "branch7x7_2", c7, c7, 1, 7, 1, 0, 3);
+	add(b, "branch7x7_3", c7, 192, 7, 1, 1, 3, 0);
+	add(b, "branch7x7dbl_1", 768, c7, 1, 1, 1, 0, 0);
+	add(b, "branch7x7dbl_2", c7, c7, 7, 1, 1, 3, 0);
+	add(b, "branch7x7dbl_3", c7, c7, 1, 7, 1, 0, 3);
+	add(b, "branch7x7dbl_4", c7, c7, 7, 1, 1, 3, 0);
+	add(b, "branch7x7dbl_5", c7, 192, 1, 7, 1, 0, 3);
+	add(b, "branch_pool", 768, 192, 1, 1, 1, 0, 0);
+}
+
+static void add_e(const char *b, int cin)
+{
+	add(b, "branch1x1", cin, 320, 1, 1, 1, 0, 0);
+	add(b, "branch3x3_1", cin, 384, 1, 1, 1, 0, 0);
+	add(b, "branch3x3_2a", 384, 384, 1, 3, 1, 0, 1);
+	add(b, "branch3x3_2b", 384, 384, 3, 1, 1, 1, 0);
+	add(b, "branch3x3dbl_1", cin, 448, 1, 1, 1, 0, 0);
+	add(b, "branch3x3dbl_2", 448, 384, 3, 3, 1, 1, 1);
+	add(b, "branch3x3dbl_3a", 384, 384, 1, 3, 1, 0, 1);
+	add(b, "branch3x3dbl_3b", 384, 384, 3, 1, 1, 1, 0);
+	add(b, "branch_pool", cin, 192, 1, 1, 1, 0, 0);
+}
+
+static void build_specs(void)
+{
+	add("Conv2d_1a_3x3", NULL, 3, 32, 3, 3, 2, 0, 0);
+	add("Conv2d_2a_3x3", NULL, 32, 32, 3, 3, 1, 0, 0);
+	add("Conv2d_2b_3x3", NULL, 32, 64, 3, 3, 1, 1, 1);
+	add("Conv2d_3b_1x1", NULL, 64, 80, 1, 1, 1, 0, 0);
+	add("Conv2d_4a_3x3", NULL, 80, 192, 3, 3, 1, 0, 0);
+	add_a("Mixed_5b", 192, 32);
+	add_a("Mixed_5c", 256, 64);
+	add_a("Mixed_5d", 288, 64);
+	add("Mixed_6a", "branch3x3", 288, 384, 3, 3, 2, 0, 0);
+	add("Mixed_6a", "branch3x3dbl_1", 288, 64, 1, 1, 1, 0, 0);
+	add("Mixed_6a", "branch3x3dbl_2", 64, 96, 3, 3, 1, 1, 1);
+	add("Mixed_6a", "branch3x3dbl_3", 96, 96, 3, 3, 2, 0, 0);
+	add_c("Mixed_6b", 128);
+	add_c("Mixed_6c", 160);
+	add_c("Mixed_6d", 160);
+	add_c("Mixed_6e", 192);
+	add("Mixed_7a", "branch3x3_1", 768, 192, 1, 1, 1, 0, 0);
+	add("Mixed_7a", "branch3x3_2", 192, 320, 3, 3, 2, 0, 0);
+	add("Mixed_7a", "branch7x7x3_1", 768, 192, 1, 1, 1, 0, 0);
+	add("Mixed_7a", "branch7x7x3_2", 192, 192, 1, 7, 1, 0, 3);
+	add("Mixed_7a", "branch7x7x3_3", 192, 192, 7, 1, 1, 3, 0);
+	add("Mixed_7a", "branch7x7x3_4", 192, 192, 3, 3, 2, 0, 0);
+	add_e("Mixed_7b", 1280);
+	add_e("Mixed_7c", 2048);
+}
+
+static void init_specs(void) { pthread_once(&specs_once, build_specs); }
+
+/* Parameters: 5 per conv (conv.weight, bn.weight, bn.bias, bn.running_mean,
+ * bn.running_var), then fc.weight, fc.bias. */
+static const char *const bn_suffix[5] = {"conv.weight", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"};
+
+int l2_inception_param_count(void)
+{
+	init_specs();
+	return nspecs * 5 + 2;
+}
+
+const char *l2_inception_param_name(int i, int *ndim, int64_t shape[4])
+{
+	static __thread char name[96];
+	init_specs();
+	if (i < 0 || i >= nspecs * 5 + 2) return NULL;
+	if (i >= nspecs * 5) {
+		int w = i == nspecs * 5;
+		snprintf(name, sizeof name, w ? "fc.weight" : "fc.bias");
+		*ndim = w ? 2 : 1;
+		shape[0] = 1008;
+		shape[1] = 2048;
+		return name;
+	}
+	const ConvSpec *c = &specs[i / 5];
+	snprintf(name, sizeof name, "%.47s.%s", c->name, bn_suffix[i % 5]);
+	if (i % 5 == 0) {
+		*ndim = 4;
+		shape[0] = c->cout, shape[1] = c->cin, shape[2] = c->kh, shape[3] = c->kw;
+	} else {
+		*ndim = 1;
+		shape[0] = c->cout;
+	}
+	return name;
+}
+
+/* ---- seeded random parameters ---------------------------------------------------- */
+
+#define PHI 0x9e3779b97f4a7c15ull
+
+static uint64_t fnv1a64(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+void l2_inception_random_param(uint64_t seed, int i, float *out)
+{
+	int ndim;
+	int64_t shape[4];
+	const char *name = l2_inception_param_name(i, &ndim, shape);
+	if (!name) l2_die("l2_inception_random_param: no parameter %d", i);
+	size_t n = 1;
+	for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+	uint64_t key = fnv1a64(name) ^ seed * PHI;
+	int kind = i >= nspecs * 5 ? 5 + (i - nspecs * 5) : i % 5;
+	float scale = 1;
+	if (kind == 0) scale = (float)sqrt(6.0 / (double)(shape[1] * shape[2] * shape[3]));
+	if (kind == 5) scale = (float)sqrt(3.0 / 2048.0);
+	for (size_t j = 0; j < n; j++) {
+		uint64_t z = key + (uint64_t)(j + 1) * PHI;
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		z ^= z >> 31;
+		float v = (float)(z >> 40) * 0x1p-23f - 1.0f; /* exact: 24 bits */
+		switch (kind) {
+		case 0: case 5: out[j] = v * scale; break;
+		case 1: case 4: out[j] = 1.0f + v * 0.25f; break;
+		default: out[j] = v * 0.0625f; break; /* bn.bias, running_mean, fc.bias */
+		}
+	}
+}
+
+/* ---- the network ------------------------------------------------------------------ */
+
+struct L2Inception {
+	L2Conv conv[MAX_CONVS];
+};
+
+static void random_get(void *ctx, const char *name, int ndim, const int64_t *shape, float *out)
+{
+	uint64_t seed = *(const uint64_t *)ctx;
+	int n = l2_inception_param_count();
+	for (int i = 0; i < n; i++) {
+		int nd;
+		int64_t sh[4];
+		if (!strcmp(l2_inception_param_name(i, &nd, sh), name)) {
+			l2_inception_random_param(seed, i, out);
+			return;
+		}
+	}
+	l2_die("no parameter %s", name);
+}
+
+L2Inception *l2_inception_load(L2InceptionGetFn get, void *ctx)
+{
+	init_specs();
+	/* Activations are freed and reallocated per layer; keep that memory in
+	 * the heap instead of returning it to the system each time. */
+	mallopt(M_MMAP_THRESHOLD, 1 << 30);
+	mallopt(M_TRIM_THRESHOLD, 1 << 30);
+	L2Inception *net = l2_calloc(1, sizeof *net);
+	for (int i = 0; i < nspecs; i++) {
+		const ConvSpec *s = &specs[i];
+		L2Conv *c = &net->conv[i];
+		c->cin = s->cin, c->cout = s->cout, c->kh = s->kh, c->kw = s->kw;
+		c->sh = s->sh, c->sw = s->sw, c->ph = s->ph, c->pw = s->pw;
+		size_t nw = (size_t)s->cout * s->cin * s->kh * s->kw;
+		c->w = l2_malloc_aligned(nw * sizeof(float));
+		c->b = l2_calloc((size_t)s->cout, sizeof(float));
+		float *bn = l2_malloc(4 * (size_t)s->cout * sizeof(float));
+		char name[96];
+		int64_t wshape[4] = {s->cout, s->cin, s->kh, s->kw}, vshape[1] = {s->cout};
+		snprintf(name, sizeof name, "%.47s.conv.weight", s->name);
+		get(ctx, name, 4, wshape, c->w);
+		for (int k = 0; k < 4; k++) {
+			snprintf(name, sizeof name, "%.47s.%s", s->name, bn_suffix[k + 1]);
+			get(ctx, name, 1, vshape, bn + (size_t)k * s->cout);
+		}
+		l2_conv_fold_bn(c, bn, bn + s->cout, bn + 2 * s->cout, bn + 3 * s->cout, L2_INCEPTION_BN_EPS);
+		free(bn);
+	}
+	return net;
+}
+
+L2Inception *l2_inception_random(uint64_t seed) { return l2_inception_load(random_get, &seed); }
+
+void l2_inception_free(L2Inception *net)
+{
+	if (!net) return;
+	for (int i = 0; i < nspecs; i++) {
+		l2_free_aligned(net->conv[i].w);
+		free(net->conv[i].b);
+	}
+	free(net);
+	l2_conv_scratch_free();
+}
+
+int l2_inception_dims_ok(int dims) { return dims == 64 || dims == 192 || dims == 768 || dims == 2048; }
+
+/* ---- forward ------------------------------------------------------------------------ */
+
+/* A (C, B, H, W) activation. */
+typedef struct {
+	float *d;
+	int c, b, h, w;
+} Act;
+
+static Act act_new(int c, int b, int h, int w)
+{
+	Act a = {l2_malloc_aligned(l2_mul_size(l2_mul_size((size_t)c * b, (size_t)h * w), sizeof(float))), c, b, h, w};
+	return a;
+}
+
+static void act_free(Act *a)
+{
+	l2_free_aligned(a->d);
+	a->d = NULL;
+}
+
+/* Run conv `*ci` (then advance it) on x into a fresh activation. */
+static Act conv(const L2Inception *net, int *ci, const Act *x)
+{
+	const L2Conv *c = &net->conv[(*ci)++];
+	Act y = act_new(c->cout, x->b, l2_conv_out_size(x->h, c->kh, c->sh, c->ph), l2_conv_out_size(x->w, c->kw, c->sw, c->pw));
+	l2_conv2d(c, x->d, x->b, x->h, x->w, y.d, 1);
+	return y;
+}
+
+/* Run conv `*ci` on x into channels [c0, ...) of out. */
+static void conv_into(const L2Inception *net, int *ci, const Act *x, Act *out, int c0)
+{
+	const L2Conv *c = &net->conv[(*ci)++];
+	l2_conv2d(c, x->d, x->b, x->h, x->w, out->d + (size_t)c0 * out->b * out->h * out->w, 1);
+}
+
+/* conv then free the input */
+static Act conv_consume(const L2Inception *net, int *ci, Act *x)
+{
+	Act y = conv(net, ci, x);
+	act_free(x);
+	return y;
+}
+
+static Act maxpool(Act *x, int k, int s, int p)
+{
+	Act y = act_new(x->c, x->b, l2_conv_out_size(x->h, k, s, p), l2_conv_out_size(x->w, k, s, p));
+	l2_maxpool2d(x->d, (size_t)x->c * x->b, x->h, x->w, k, s, p, y.d);
+	return y;
+}
+
+/* 3x3 stride-1 pad-1 pool of x (avg without padding counts, or max). */
+static Act pool3(const Act *x, int is_max)
+{
+	Act y = act_new(x->c, x->b, x->h, x->w);
+	if (is_max) l2_maxpool2d(x->d, (size_t)x->c * x->b, x->h, x->w, 3, 1, 1, y.d);
+	else l2_avgpool2d(x->d, (size_t)x->c * x->b, x->h, x->w, 3, 1, 1, 0, y.d);
+	return y;
+}
+
+static Act block_a(const L2Inception *net, int *ci, Act *x, int pool_features)
+{
+	Act out = act_new(224 + pool_features, x->b, x->h, x->w);
+	conv_into(net, ci, x, &out, 0);
+	Act t = conv(net, ci, x);
+	conv_into(net, ci, &t, &out, 64);
+	act_free(&t);
+	t = conv(net, ci, x);
+	t = conv_consume(net, ci, &t);
+	conv_into(net, ci, &t, &out, 128);
+	act_free(&t);
+	t = pool3(x, 0);
+	conv_into(net, ci, &t, &out, 224);
+	act_free(&t);
+	act_free(x);
+	return out;
+}
+
+static Act block_b(const L2Inception *net, int *ci, Act *x)
+{
+	int h = l2_conv_out_size(x->h, 3, 2, 0), w = l2_conv_out_size(x->w, 3, 2, 0);
+	Act out = act_new(384 + 96 + x->c, x->b, h, w);
+	conv_into(net, ci, x, &out, 0);
+	Act t = conv(net, ci, x);
+	t = conv_consume(net, ci, &t);
+	conv_into(net, ci, &t, &out, 384);
+	act_free(&t);
+	l2_maxpool2d(x->d, (size_t)x->c * x->b, x->h, x->w, 3, 2, 0, out.d + (size_t)480 * out.b * h * w);
+	act_free(x);
+	return out;
+}
+
+static Act block_c(const L2Inception *net, int *ci, Act *x)
+{
+	Act out = act_new(768, x->b, x->h, x->w);
+	conv_into(net, ci, x, &out, 0);
+	Act t = conv(net, ci, x);
+	t = conv_consume(net, ci, &t);
+	conv_into(net, ci, &t, &out, 192);
+	act_free(&t);
+	t = conv(net, ci, x);
+	for (int k = 0; k < 3; k++) t = conv_consume(net, ci, &t);
+	conv_into(net, ci, &t, &out, 384);
+	act_free(&t);
+	t = pool3(x, 0);
+	conv_into(net, ci, &t, &out, 576);
+	act_free(&t);
+	act_free(x);
+	return out;
+}
+
+static Act block_d(const L2Inception *net, int *ci, Act *x)
+{
+	int h = l2_conv_out_size(x->h, 3, 2, 0), w = l2_conv_out_size(x->w, 3, 2, 0);
+	Act out = act_new(320 + 192 + x->c, x->b, h, w);
+	Act t = conv(net, ci, x);
+	conv_into(net, ci, &t, &out, 0);
+	act_free(&t);
+	t = conv(net, ci, x);
+	for (int k = 0; k < 2; k++) t = conv_consume(net, ci, &t);
+	conv_into(net, ci, &t, &out, 320);
+	act_free(&t);
+	l2_maxpool2d(x->d, (size_t)x->c * x->b, x->h, x->w, 3, 2, 0, out.d + (size_t)512 * out.b * h * w);
+	act_free(x);
+	return out;
+}
+
+static Act block_e(const L2Inception *net, int *ci, Act *x, int max_pool)
+{
+	Act out = act_new(2048, x->b, x->h, x->w);
+	conv_into(net, ci, x, &out, 0);
+	Act t = conv(net, ci, x);
+	conv_into(net, ci, &t, &out, 320);
+	conv_into(net, ci, &t, &out, 704);
+	act_free(&t);
+	t = conv(net, ci, x);
+	t = conv_consume(net, ci, &t);
+	conv_into(net, ci, &t, &out, 1088);
+	conv_into(net, ci, &t, &out, 1472);
+	act_free(&t);
+	t = pool3(x, max_pool);
+	conv_into(net, ci, &t, &out, 1856);
+	act_free(&t);
+	act_free(x);
+	return out;
+}
+
+static void finish(Act *x, float *feat)
+{
+	l2_global_avgpool(x->d, x->c, x->b, x->h, x->w, feat);
+	act_free(x);
+}
+
+void l2_inception_forward(const L2Inception *net, const float *in, int B, int dims, float *feat)
+{
+	if (!l2_inception_dims_ok(dims)) l2_die("Inception features: dims must be 64, 192, 768 or 2048, not %d", dims);
+	const int S = L2_INCEPTION_SIZE;
+	size_t hw = (size_t)S * S;
+	/* (B, 3, H, W) in [0, 1] -> (3, B, H, W) in [-1, 1], as 2 * x - 1 */
+	Act x = act_new(3, B, S, S);
+	for (int b = 0; b < B; b++)
+		for (int c = 0; c < 3; c++) {
+			const float *src = in + ((size_t)b * 3 + c) * hw;
+			float *dst = x.d + ((size_t)c * B + b) * hw;
+			for (size_t i = 0; i < hw; i++) dst[i] = 2.0f * src[i] - 1.0f;
+		}
+	int ci = 0;
+	x = conv_consume(net, &ci, &x); /* Conv2d_1a_3x3 */
+	x = conv_consume(net, &ci, &x); /* Conv2d_2a_3x3 */
+	x = conv_consume(net, &ci, &x); /* Conv2d_2b_3x3 */
+	Act p = maxpool(&x, 3, 2, 0);
+	act_free(&x);
+	if (dims == 64) { finish(&p, feat); return; }
+	x = conv_consume(net, &ci, &p); /* Conv2d_3b_1x1 */
+	x = conv_consume(net, &ci, &x); /* Conv2d_4a_3x3 */
+	p = maxpool(&x, 3, 2, 0);
+	act_free(&x);
+	if (dims == 192) { finish(&p, feat); return; }
+	x = block_a(net, &ci, &p, 32);
+	x = block_a(net, &ci, &x, 64);
+	x = block_a(net, &ci, &x, 64);
+	x = block_b(net, &ci, &x);
+	for (int k = 0; k < 4; k++) x = block_c(net, &ci, &x);
+	if (dims == 768) { finish(&x, feat); return; }
+	x = block_d(net, &ci, &x);
+	x = block_e(net, &ci, &x, 0);
+	x = block_e(net, &ci, &x, 1);
+	finish(&x, feat);
+}
+
+double l2_inception_flops(int dims)
+{
+	init_specs();
+	/* input size of each convolution: every conv of a block reads the
+	 * block's input size (stride-2 ones included) */
+	static const int stem_in[5] = {299, 149, 147, 73, 71};
+	double f = 0;
+	for (int i = 0; i < nspecs; i++) {
+		const ConvSpec *s = &specs[i];
+		if ((dims == 64 && i >= 3) || (dims == 192 && i >= 5) || (dims == 768 && !strncmp(s->name, "Mixed_7", 7)))
+			break;
+		int hin = i < 5 ? stem_in[i]
+			: !strncmp(s->name, "Mixed_5", 7) || !strncmp(s->name, "Mixed_6a", 8) ? 35
+			: !strncmp(s->name, "Mixed_6", 7) || !strncmp(s->name, "Mixed_7a", 8) ? 17 : 8;
+		int ho = l2_conv_out_size(hin, s->kh, s->sh, s->ph), wo = l2_conv_out_size(hin, s->kw, s->sw, s->pw);
+		f += 2.0 * s->cout * s->cin * s->kh * s->kw * (double)ho * wo;
+	}
+	return f;
+}

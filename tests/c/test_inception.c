@@ -1,0 +1,244 @@
+/* test_inception.c — lib/conv.c against direct float64 loops, and the FID
+ * Inception-v3 (lib/inception.c) against PyTorch features made by
+ * tests/ref/make_fid.py from the same seeded weights and images. */
+#include "check.h"
+#include "conv.h"
+#include "inception.h"
+#include "npy.h"
+#include "util.h"
+
+#include <stdint.h>
+
+#define REF "tests/ref/fid/"
+
+static float *rand_array(size_t n, double scale)
+{
+	float *a = l2_malloc(n * sizeof(float));
+	for (size_t i = 0; i < n; i++) a[i] = (float)(check_normal() * scale);
+	return a;
+}
+
+/* direct convolution in float64 on (C, B, H, W) */
+static void conv_ref(const L2Conv *c, const float *x, int B, int H, int W, double *y, int relu)
+{
+	int Ho = l2_conv_out_size(H, c->kh, c->sh, c->ph), Wo = l2_conv_out_size(W, c->kw, c->sw, c->pw);
+	for (int o = 0; o < c->cout; o++)
+		for (int b = 0; b < B; b++)
+			for (int oy = 0; oy < Ho; oy++)
+				for (int ox = 0; ox < Wo; ox++) {
+					double s = c->b[o];
+					for (int i = 0; i < c->cin; i++)
+						for (int ky = 0; ky < c->kh; ky++)
+							for (int kx = 0; kx < c->kw; kx++) {
+								int iy = oy * c->sh - c->ph + ky, ix = ox * c->sw - c->pw + kx;
+								if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+								s += (double)c->w[((o * c->cin + i) * c->kh + ky) * c->kw + kx] *
+								     x[(((size_t)i * B + b) * H + iy) * W + ix];
+							}
+					if (relu && s < 0) s = 0;
+					y[(((size_t)o * B + b) * Ho + oy) * Wo + ox] = s;
+				}
+}
+
+static void test_conv_shapes(void)
+{
+	/* cin cout kh kw sh sw ph pw, B H W */
+	static const int cfg[][11] = {
+		{3, 5, 3, 3, 2, 2, 0, 0, 2, 11, 9},  {4, 6, 1, 1, 1, 1, 0, 0, 3, 7, 5}, {5, 7, 1, 7, 1, 1, 0, 3, 2, 9, 10},
+		{5, 4, 7, 1, 1, 1, 3, 0, 2, 10, 9}, {6, 3, 5, 5, 1, 1, 2, 2, 1, 8, 8}, {3, 8, 3, 3, 1, 1, 1, 1, 2, 6, 7},
+		{4, 4, 3, 3, 2, 2, 0, 0, 3, 17, 17}, {2, 3, 1, 3, 1, 1, 0, 1, 2, 5, 4},
+	};
+	for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
+		const int *g = cfg[t];
+		L2Conv c = {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], NULL, NULL};
+		int B = g[8], H = g[9], W = g[10];
+		c.w = rand_array((size_t)c.cout * c.cin * c.kh * c.kw, 0.5);
+		c.b = rand_array((size_t)c.cout, 0.3);
+		float *x = rand_array((size_t)c.cin * B * H * W, 1);
+		int Ho = l2_conv_out_size(H, c.kh, c.sh, c.ph), Wo = l2_conv_out_size(W, c.kw, c.sw, c.pw);
+		size_t n = (size_t)c.cout * B * Ho * Wo;
+		float *y = l2_malloc(n * sizeof(float));
+		double *r = l2_malloc(n * sizeof(double));
+		for (int relu = 0; relu < 2; relu++) {
+			l2_conv2d(&c, x, B, H, W, y, relu);
+			conv_ref(&c, x, B, H, W, r, relu);
+			CHECK_MSG(CHECK_ARRAY_CLOSE_D(y, r, n, 1e-5, 1e-5), "config %zu relu %d", t, relu);
+		}
+		free(c.w), free(c.b), free(x), free(y), free(r);
+	}
+}
+
+static void test_fold_bn(void)
+{
+	L2Conv c = {3, 4, 3, 3, 1, 1, 1, 1, NULL, NULL};
+	c.w = rand_array(4 * 3 * 9, 0.5);
+	c.b = l2_calloc(4, sizeof(float));
+	float g[4] = {0.7f, 1.3f, 1.0f, 0.2f}, be[4] = {0.1f, -0.2f, 0.0f, 0.5f}, mu[4] = {0.3f, -0.1f, 0.2f, 0},
+	      var[4] = {1.5f, 0.5f, 2.0f, 0.9f};
+	int B = 2, H = 5, W = 6;
+	float *x = rand_array(3 * B * H * W, 1);
+	double *r = l2_malloc(4 * B * H * W * sizeof(double));
+	conv_ref(&c, x, B, H, W, r, 0);
+	for (int o = 0; o < 4; o++)
+		for (int i = 0; i < B * H * W; i++) {
+			double *v = &r[o * B * H * W + i];
+			*v = (*v - mu[o]) / sqrt((double)var[o] + 0.001) * g[o] + be[o];
+		}
+	l2_conv_fold_bn(&c, g, be, mu, var, 0.001f);
+	float *y = l2_malloc(4 * B * H * W * sizeof(float));
+	l2_conv2d(&c, x, B, H, W, y, 0);
+	CHECK_ARRAY_CLOSE_D(y, r, (size_t)4 * B * H * W, 1e-5, 1e-5);
+	free(c.w), free(c.b), free(x), free(r), free(y);
+}
+
+static void test_pools(void)
+{
+	int H = 7, W = 6;
+	size_t planes = 3;
+	float *x = rand_array(planes * H * W, 1);
+	/* max 3x3 s2 p0, max 3x3 s1 p1, avg 3x3 s1 p1 with and without pad counts */
+	static const int cfg[][5] = {{3, 2, 0, 1, 0}, {3, 1, 1, 1, 0}, {3, 1, 1, 0, 0}, {3, 1, 1, 0, 1}, {2, 2, 1, 0, 1}};
+	for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
+		int k = cfg[t][0], s = cfg[t][1], p = cfg[t][2], is_max = cfg[t][3], incl = cfg[t][4];
+		int Ho = l2_conv_out_size(H, k, s, p), Wo = l2_conv_out_size(W, k, s, p);
+		float *y = l2_malloc(planes * Ho * Wo * sizeof(float));
+		if (is_max) l2_maxpool2d(x, planes, H, W, k, s, p, y);
+		else l2_avgpool2d(x, planes, H, W, k, s, p, incl, y);
+		for (size_t pl = 0; pl < planes; pl++)
+			for (int oy = 0; oy < Ho; oy++)
+				for (int ox = 0; ox < Wo; ox++) {
+					double m = -INFINITY, sum = 0;
+					int cnt = 0;
+					for (int ky = 0; ky < k; ky++)
+						for (int kx = 0; kx < k; kx++) {
+							int iy = oy * s - p + ky, ix = ox * s - p + kx;
+							if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+							double v = x[(pl * H + iy) * W + ix];
+							m = v > m ? v : m;
+							sum += v;
+							cnt++;
+						}
+					double want = is_max ? m : sum / (incl ? k * k : cnt);
+					CHECK_CLOSE(y[(pl * Ho + oy) * Wo + ox], want, 1e-6, 1e-6);
+				}
+		free(y);
+	}
+	float g[6];
+	l2_global_avgpool(x, 3, 2, 1, 7, g); /* (C=3, B=2, 1 x 7) -> (2, 3) */
+	for (int c = 0; c < 3; c++)
+		for (int b = 0; b < 2; b++) {
+			double s = 0;
+			for (int i = 0; i < 7; i++) s += x[(c * 2 + b) * 7 + i];
+			CHECK_CLOSE(g[b * 3 + c], s / 7, 1e-7, 1e-6);
+		}
+	free(x);
+}
+
+/* the state dict names and shapes are PyTorch's (tests/ref/fid/params.txt) */
+static void test_param_names(void)
+{
+	size_t len;
+	char *txt = l2_read_file(REF "params.txt", &len);
+	int n = l2_inception_param_count(), seen = 0;
+	char *save = NULL;
+	for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char want[128];
+		snprintf(want, sizeof want, "%s", line);
+		char *sp = strchr(want, ' ');
+		CHECK(sp != NULL);
+		if (!sp) break;
+		*sp = 0;
+		int found = 0;
+		for (int i = 0; i < n; i++) {
+			int nd;
+			int64_t sh[4];
+			const char *name = l2_inception_param_name(i, &nd, sh);
+			if (strcmp(name, want)) continue;
+			char s[64] = "";
+			for (int d = 0; d < nd; d++)
+				snprintf(s + strlen(s), sizeof s - strlen(s), "%s%lld", d ? "x" : "", (long long)sh[d]);
+			CHECK_MSG(!strcmp(s, sp + 1), "%s: shape %s, PyTorch has %s", want, s, sp + 1);
+			found = 1;
+		}
+		CHECK_MSG(found, "PyTorch parameter %s missing", want);
+		seen++;
+	}
+	CHECK_MSG(seen == n, "PyTorch has %d parameters, l2 %d", seen, n);
+	free(txt);
+}
+
+/* the two seeded images of make_fid.py, (2, 3, 299, 299) in [0, 1] */
+#define PHI 0x9e3779b97f4a7c15ull
+static float *seeded_images(void)
+{
+	const int S = L2_INCEPTION_SIZE;
+	size_t n = (size_t)3 * S * S;
+	float *x = l2_malloc(2 * n * sizeof(float));
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (const char *s = "image"; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	for (int img = 0; img < 2; img++)
+		for (size_t j = 0; j < n; j++) {
+			uint64_t z = (h ^ (uint64_t)img) + (uint64_t)(j + 1) * PHI;
+			z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+			z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+			z ^= z >> 31;
+			float v = (float)(z >> 40) * 0x1p-23f - 1.0f;
+			uint8_t u = (uint8_t)(((double)v + 1.0) * 127.5);
+			x[img * n + j] = (float)u / 255.0f;
+		}
+	return x;
+}
+
+static void test_inception_parity(void)
+{
+	L2Inception *net = l2_inception_random(1);
+	float *x = seeded_images();
+	static const int dims[] = {64, 192, 768, 2048};
+	for (int k = 0; k < 4; k++) {
+		char path[128];
+		snprintf(path, sizeof path, REF "inception_feat%d.npy", dims[k]);
+		L2Npy ref;
+		l2_npy_read(path, &ref);
+		CHECK(ref.ndim == 2 && ref.shape[0] == 2 && ref.shape[1] == (size_t)dims[k] && !ref.is_f64);
+		float *f = l2_malloc(2 * (size_t)dims[k] * sizeof(float));
+		l2_inception_forward(net, x, 2, dims[k], f);
+		/* relative 1e-4 on features of typical size ~1 */
+		CHECK_MSG(CHECK_ARRAY_CLOSE_F(f, (const float *)ref.data, 2 * (size_t)dims[k], 1e-5, 1e-4), "dims %d", dims[k]);
+		double worst = 0;
+		for (size_t i = 0; i < 2 * (size_t)dims[k]; i++) {
+			double r = ((const float *)ref.data)[i], e = fabs(f[i] - r) / (fabs(r) + 1e-3);
+			if (e > worst) worst = e;
+		}
+		printf("# dims %d: worst relative error %.3g\n", dims[k], worst);
+		if (dims[k] == 2048) { /* a batch of one gives the same features */
+			float one[2048];
+			l2_inception_forward(net, x + (size_t)3 * 299 * 299, 1, 2048, one);
+			CHECK_ARRAY_CLOSE_F(one, f + 2048, 2048, 1e-6, 1e-5);
+		}
+		free(f);
+		l2_npy_free(&ref);
+	}
+	free(x);
+	l2_inception_free(net);
+}
+
+static void test_flops(void)
+{
+	double f = l2_inception_flops(2048);
+	printf("# FID Inception: %.3f GFLOP per image (2048-d)\n", f / 1e9);
+	CHECK(f > 11.0e9 && f < 11.6e9);
+	CHECK(l2_inception_flops(64) < l2_inception_flops(192));
+	CHECK(l2_inception_flops(192) < l2_inception_flops(768));
+	CHECK(l2_inception_flops(768) < f);
+}
+
+int main(void)
+{
+	RUN(test_conv_shapes);
+	RUN(test_fold_bn);
+	RUN(test_pools);
+	RUN(test_param_names);
+	RUN(test_flops);
+	RUN(test_inception_parity);
+	return check_done();
+}
