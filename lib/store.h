@@ -5,7 +5,11 @@
  * Writers batch puts into transactions of `batch` records and commit; when
  * the map is full it is grown and the batch replayed, so callers never see
  * MDB_MAP_FULL.  A writer killed mid-way loses only its uncommitted batch.
- * Readers open read-only and may run beside a writer. */
+ * Readers open read-only and may run beside a writer.
+ *
+ * Open a given store at most once per process (LMDB's locks are
+ * per-process), do not carry an open store across fork(), and use one
+ * store handle from one thread at a time. */
 #ifndef L2_STORE_H
 #define L2_STORE_H
 
@@ -46,9 +50,26 @@ uint64_t l2_store_count(L2Store *s, const char *db);
 typedef int (*L2StoreIterFn)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen);
 void l2_store_iter(L2Store *s, const char *db, L2StoreIterFn fn, void *ctx);
 
+/* Names of the sub-databases, sorted; malloc'd NULL-terminated array of
+ * malloc'd strings (free each and the array). */
+size_t l2_store_dbs(L2Store *s, char ***names);
+/* Longest key LMDB accepts (511 bytes); longer or empty keys are errors. */
+size_t l2_store_max_key(const L2Store *s);
+/* Map size for writers opened from now on (default 1 GiB, or
+ * $L2_STORE_MAPSIZE); the map doubles whenever it fills. */
+void l2_store_set_initial_mapsize(size_t bytes);
+uint64_t l2_store_mapsize(L2Store *s);
+
 /* String metadata in the "meta" sub-database. */
 void l2_store_set_meta(L2Store *s, const char *key, const char *value);
 /* malloc'd string or NULL. */
 char *l2_store_get_meta(L2Store *s, const char *key);
+/* What kind of store this is (meta "kind": "dataset", "index", "features")
+ * and the version of that kind's layout (meta "version").  Every store has
+ * meta "format" = "l2-store", written when it is created; opening an LMDB
+ * environment without it fails.  expect_kind dies with "PATH: expected a
+ * dataset store, got a index store" (or a version it does not know). */
+void l2_store_set_kind(L2Store *s, const char *kind, int version);
+void l2_store_expect_kind(L2Store *s, const char *kind, int max_version);
 
 #endif
