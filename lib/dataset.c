@@ -29,23 +29,12 @@ L2Dataset *l2_dataset_open(const char *path, int mode)
 	ds->st = st;
 	ds->writable = mode != L2_STORE_RDONLY;
 	char *kind = l2_store_get_meta(st, "kind");
-	if (!kind) {
-		if (mode == L2_STORE_CREATE && (!existed || l2_store_count(st, DB_IMAGES) == 0)) {
-			l2_store_set_meta(st, "kind", "dataset");
-			l2_store_set_meta(st, "version", L2_DATASET_VERSION);
-			l2_store_set_meta(st, "state", "building");
-			l2_store_commit(st);
-		} else {
-			l2_die("%s: not an l2 dataset (no meta 'kind')", path);
-		}
-	} else if (strcmp(kind, "dataset")) {
-		l2_die("%s: not an l2 dataset (meta kind is '%s')", path, kind);
+	if (!kind && mode == L2_STORE_CREATE && (!existed || l2_store_count(st, DB_IMAGES) == 0)) {
+		l2_store_set_kind(st, "dataset", 1);
+		l2_store_set_meta(st, "state", "building");
+		l2_store_commit(st);
 	} else {
-		char *v = l2_store_get_meta(st, "version");
-		if (!v || strcmp(v, L2_DATASET_VERSION))
-			l2_die("%s: dataset version '%s' is not supported (expected %s)", path, v ? v : "?",
-			       L2_DATASET_VERSION);
-		free(v);
+		l2_store_expect_kind(st, "dataset", 1);
 	}
 	free(kind);
 	return ds;
