@@ -26,12 +26,12 @@ typedef enum { L2_PSEUDO_OPTIMIZE = 0, L2_PSEUDO_RETRIEVE, L2_PSEUDO_GAUSSIAN } 
 
 /* Defaults, chosen by measurement on synthetic features with a modality gap
  * (bench/results/pseudo.md). */
-#define L2_PSEUDO_DEF_K 8
-#define L2_PSEUDO_DEF_TR 0.01
+#define L2_PSEUDO_DEF_K 16
+#define L2_PSEUDO_DEF_TR 0.1
 #define L2_PSEUDO_DEF_TAU 0.05
-#define L2_PSEUDO_DEF_LAMBDA 0.5
-#define L2_PSEUDO_DEF_STEPS 20
-#define L2_PSEUDO_DEF_LR 0.01
+#define L2_PSEUDO_DEF_LAMBDA 4.0
+#define L2_PSEUDO_DEF_STEPS 10
+#define L2_PSEUDO_DEF_LR 0.005
 #define L2_PSEUDO_DEF_BATCH 256
 #define L2_PSEUDO_DEF_XI 3.0
 
