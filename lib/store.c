@@ -445,6 +445,10 @@ L2Store *l2_store_open(const char *path, int mode)
 	int rc = mdb_env_create(&s->env);
 	if (rc) mdb_die(s, "cannot create an LMDB environment", rc);
 	mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
+	/* Writers start from the configured map; LMDB raises it to what the
+	 * data already uses, and the map doubles from there when it fills. */
+	if (mode != L2_STORE_RDONLY && (rc = mdb_env_set_mapsize(s->env, want_mapsize())))
+		mdb_die(s, "cannot size the map", rc);
 	unsigned flags = MDB_NOTLS | (mode == L2_STORE_RDONLY ? MDB_RDONLY : 0);
 	rc = mdb_env_open(s->env, path, flags, 0644);
 	if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == EINVAL)
@@ -455,8 +459,6 @@ L2Store *l2_store_open(const char *path, int mode)
 	if (mode != L2_STORE_RDONLY) {
 		int dead;
 		mdb_reader_check(s->env, &dead); /* free slots of readers that died */
-		size_t want = want_mapsize();
-		if (env_mapsize(s) < want && (rc = mdb_env_set_mapsize(s->env, want))) mdb_die(s, "cannot size the map", rc);
 	} else if ((rc = mdb_env_set_mapsize(s->env, 0))) {
 		mdb_die(s, "cannot map the store", rc);
 	}
