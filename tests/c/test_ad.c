@@ -1,0 +1,493 @@
+/* test_ad.c — every differentiable op of lib/ad.c checked against central
+ * finite differences, in float64: this file compiles the autodiff core
+ * itself with -DL2_AD_DOUBLE (the library's float build is not linked in
+ * for these symbols).  Loss = sum(y * R) with a fixed random R, so every
+ * output element's gradient is exercised.  Inputs are random, never zero. */
+#define L2_AD_DOUBLE 1
+#include "../../lib/ad.c"
+
+#include "check.h"
+
+static double R_at(size_t i) { return sin(0.7 + 1.37 * (double)i) + 0.1; }
+
+typedef AdTensor *(*Fwd)(AdGraph *g, AdTensor **p);
+
+static AdGraph *G0;
+
+static double loss_of(Fwd f, AdTensor **p, int want_grad)
+{
+	ad_graph_reset(G0);
+	ad_graph_set_grad(G0, want_grad);
+	AdTensor *y = f(G0, p);
+	AdTensor *R = ad_tensor(G0, y->ndim, y->shape);
+	for (size_t i = 0; i < y->n; i++) R->v[i] = R_at(i);
+	AdTensor *l = ad_sum_all(G0, ad_mul(G0, y, R));
+	if (want_grad) ad_backward(G0, l);
+	ad_graph_set_grad(G0, 1);
+	return l->v[0];
+}
+
+/* Fill params with N(0, scale) (+ offset), run the check, report the worst. */
+static void gradcheck(const char *name, Fwd f, int np, AdTensor **p)
+{
+	ad_zero_grads(p, np);
+	loss_of(f, p, 1);
+	double worst = 0;
+	int bad = 0;
+	for (int k = 0; k < np; k++)
+		for (size_t i = 0; i < p[k]->n; i++) {
+			double v = p[k]->v[i], h = 1e-5 * (fabs(v) > 1 ? fabs(v) : 1);
+			p[k]->v[i] = v + h;
+			double lp = loss_of(f, p, 0);
+			p[k]->v[i] = v - h;
+			double lm = loss_of(f, p, 0);
+			p[k]->v[i] = v;
+			double num = (lp - lm) / (2 * h), ana = p[k]->g[i];
+			double err = fabs(num - ana) / (1e-6 + fabs(num));
+			if (err > worst) worst = err;
+			if (!(fabs(num - ana) <= 1e-6 + 1e-5 * fabs(num))) {
+				if (bad++ < 3)
+					printf("# %s: param %d [%zu]: analytic %.10g numeric %.10g\n", name, k, i, ana, num);
+			}
+		}
+	CHECK_MSG(bad == 0, "%s: %d gradient entries off (worst rel %.3g)", name, bad, worst);
+}
+
+static AdTensor *P(const char *name, int ndim, const int *shape, double scale, double offset)
+{
+	AdTensor *t = ad_param_new(name, ndim, shape);
+	for (size_t i = 0; i < t->n; i++) {
+		double r = check_normal() * scale + offset;
+		if (fabs(r) < 1e-3) r = 0.37;
+		t->v[i] = r;
+	}
+	return t;
+}
+
+static void free_params(AdTensor **p, int n)
+{
+	for (int i = 0; i < n; i++) ad_param_free(p[i]);
+}
+
+#define SH(...) (int[]){__VA_ARGS__}
+#define NDIM(...) (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int))
+#define MKP(name, s, off, ...) P(name, NDIM(__VA_ARGS__), SH(__VA_ARGS__), s, off)
+
+/* ---- linear algebra ---- */
+
+static AdTensor *f_linear(AdGraph *g, AdTensor **p) { return ad_linear(g, p[0], p[1], p[2]); }
+static AdTensor *f_linear_nob(AdGraph *g, AdTensor **p) { return ad_linear(g, p[0], p[1], NULL); }
+static void test_linear(void)
+{
+	AdTensor *p[3] = {MKP("x", 1, 0, 2, 3, 4), MKP("W", 1, 0, 5, 4), MKP("b", 1, 0, 5)};
+	gradcheck("linear", f_linear, 3, p);
+	gradcheck("linear-nobias", f_linear_nob, 2, p);
+	/* forward against a direct sum */
+	ad_graph_reset(G0);
+	AdTensor *y = ad_linear(G0, p[0], p[1], p[2]);
+	double want = p[2]->v[3];
+	for (int k = 0; k < 4; k++) want += p[0]->v[1 * 4 + k] * p[1]->v[3 * 4 + k];
+	CHECK_CLOSE(y->v[1 * 5 + 3], want, 1e-12, 1e-12);
+	free_params(p, 3);
+}
+
+static int mm_ta, mm_tb;
+static AdTensor *f_matmul(AdGraph *g, AdTensor **p) { return ad_matmul(g, p[0], p[1], mm_ta, mm_tb); }
+static void test_matmul(void)
+{
+	for (mm_ta = 0; mm_ta < 2; mm_ta++)
+		for (mm_tb = 0; mm_tb < 2; mm_tb++) {
+			int m = 3, k = 4, n = 2;
+			AdTensor *p[2] = {mm_ta ? MKP("a", 1, 0, 2, k, m) : MKP("a", 1, 0, 2, m, k),
+					  mm_tb ? MKP("b", 1, 0, 2, n, k) : MKP("b", 1, 0, 2, k, n)};
+			gradcheck("matmul", f_matmul, 2, p);
+			ad_graph_reset(G0);
+			AdTensor *c = ad_matmul(G0, p[0], p[1], mm_ta, mm_tb);
+			/* element [1][2][1] by a direct sum */
+			double s = 0;
+			for (int t = 0; t < k; t++) {
+				double a = mm_ta ? p[0]->v[(1 * k + t) * m + 2] : p[0]->v[(1 * m + 2) * k + t];
+				double b = mm_tb ? p[1]->v[(1 * n + 1) * k + t] : p[1]->v[(1 * k + t) * n + 1];
+				s += a * b;
+			}
+			CHECK_CLOSE(c->v[(1 * m + 2) * n + 1], s, 1e-12, 1e-12);
+			free_params(p, 2);
+		}
+	/* shared 2-D right operand */
+	mm_ta = 0;
+	for (mm_tb = 0; mm_tb < 2; mm_tb++) {
+		AdTensor *p[2] = {MKP("a", 1, 0, 2, 3, 4), mm_tb ? MKP("b", 1, 0, 5, 4) : MKP("b", 1, 0, 4, 5)};
+		gradcheck("matmul-shared", f_matmul, 2, p);
+		free_params(p, 2);
+	}
+}
+
+static const int emb_idx[5] = {2, 0, 2, 3, 1};
+static AdTensor *f_emb(AdGraph *g, AdTensor **p) { return ad_embedding(g, p[0], emb_idx, 5); }
+static void test_embedding(void)
+{
+	AdTensor *p[1] = {MKP("W", 1, 0, 4, 3)};
+	gradcheck("embedding", f_emb, 1, p);
+	free_params(p, 1);
+}
+
+/* ---- normalisation ---- */
+
+static AdTensor *f_ln(AdGraph *g, AdTensor **p) { return ad_layernorm(g, p[0], p[1], p[2], 1e-5); }
+static void test_layernorm(void)
+{
+	AdTensor *p[3] = {MKP("x", 1, 0.5, 3, 2, 6), MKP("w", 0.3, 1, 6), MKP("b", 0.3, 0, 6)};
+	gradcheck("layernorm", f_ln, 3, p);
+	ad_graph_reset(G0);
+	AdTensor *y = ad_layernorm(G0, p[0], NULL, NULL, 1e-5);
+	double m = 0, v = 0;
+	for (int j = 0; j < 6; j++) m += p[0]->v[j] / 6;
+	for (int j = 0; j < 6; j++) v += (p[0]->v[j] - m) * (p[0]->v[j] - m) / 6;
+	CHECK_CLOSE(y->v[2], (p[0]->v[2] - m) / sqrt(v + 1e-5), 1e-12, 1e-10);
+	free_params(p, 3);
+}
+
+static AdTensor *f_gn(AdGraph *g, AdTensor **p) { return ad_groupnorm(g, p[0], 2, p[1], p[2], 1e-5); }
+static void test_groupnorm(void)
+{
+	AdTensor *p[3] = {MKP("x", 1, 0.2, 2, 4, 3, 2), MKP("w", 0.3, 1, 4), MKP("b", 0.3, 0, 4)};
+	gradcheck("groupnorm", f_gn, 3, p);
+	free_params(p, 3);
+}
+
+static AdTensor *f_norm(AdGraph *g, AdTensor **p) { return ad_normalize(g, p[0], 1e-12); }
+static AdTensor *f_softmax(AdGraph *g, AdTensor **p) { return ad_softmax(g, p[0]); }
+static void test_normalize_softmax(void)
+{
+	AdTensor *p[1] = {MKP("x", 1, 0, 3, 5)};
+	gradcheck("normalize", f_norm, 1, p);
+	gradcheck("softmax", f_softmax, 1, p);
+	free_params(p, 1);
+}
+
+static int att_causal;
+static AdTensor *f_att(AdGraph *g, AdTensor **p) { return ad_attention(g, p[0], p[1], p[2], att_causal); }
+static void test_attention(void)
+{
+	for (att_causal = 0; att_causal < 2; att_causal++) {
+		AdTensor *p[3] = {MKP("q", 1, 0, 2, 2, 4, 3), MKP("k", 1, 0, 2, 2, 4, 3), MKP("v", 1, 0, 2, 2, 4, 3)};
+		gradcheck(att_causal ? "attention-causal" : "attention", f_att, 3, p);
+		if (att_causal) {
+			/* the first query sees only the first key: output = v[0] */
+			ad_graph_reset(G0);
+			AdTensor *o = ad_attention(G0, p[0], p[1], p[2], 1);
+			for (int d = 0; d < 3; d++) CHECK_CLOSE(o->v[d], p[2]->v[d], 1e-14, 1e-12);
+		}
+		free_params(p, 3);
+	}
+	/* cross attention: 3 queries over 5 keys */
+	att_causal = 0;
+	AdTensor *p[3] = {MKP("q", 1, 0, 1, 2, 3, 4), MKP("k", 1, 0, 1, 2, 5, 4), MKP("v", 1, 0, 1, 2, 5, 4)};
+	gradcheck("attention-cross", f_att, 3, p);
+	free_params(p, 3);
+}
+
+static const int xent_lab[4] = {2, 0, 4, 1};
+static AdTensor *f_xent(AdGraph *g, AdTensor **p) { return ad_cross_entropy(g, p[0], xent_lab); }
+static void test_cross_entropy(void)
+{
+	AdTensor *p[1] = {MKP("x", 2, 0, 4, 5)};
+	gradcheck("cross_entropy", f_xent, 1, p);
+	ad_graph_reset(G0);
+	AdTensor *l = ad_cross_entropy(G0, p[0], xent_lab);
+	double want = 0;
+	for (int i = 0; i < 4; i++) {
+		double s = 0;
+		for (int j = 0; j < 5; j++) s += exp(p[0]->v[i * 5 + j]);
+		want += log(s) - p[0]->v[i * 5 + xent_lab[i]];
+	}
+	CHECK_CLOSE(l->v[0], want / 4, 1e-12, 1e-12);
+	free_params(p, 1);
+}
+
+/* ---- elementwise ---- */
+
+static int bin_op;
+static AdTensor *f_bin(AdGraph *g, AdTensor **p)
+{
+	switch (bin_op) {
+	case 0: return ad_add(g, p[0], p[1]);
+	case 1: return ad_sub(g, p[0], p[1]);
+	case 2: return ad_mul(g, p[0], p[1]);
+	default: return ad_div(g, p[0], p[1]);
+	}
+}
+static void test_broadcast(void)
+{
+	static const char *nm[] = {"add", "sub", "mul", "div"};
+	int shapes[][4] = {{2, 3, 4, 0}, {3, 1, 0, 0}, {1, 0, 0, 0}, {2, 1, 4, 0}, {4, 0, 0, 0}};
+	int nds[] = {3, 2, 1, 3, 1};
+	for (bin_op = 0; bin_op < 4; bin_op++)
+		for (int s = 0; s < 5; s++) {
+			AdTensor *p[2] = {MKP("a", 1, 0, 2, 3, 4), P("b", nds[s], shapes[s], 0.3, bin_op == 3 ? 2 : 0)};
+			char name[32];
+			snprintf(name, sizeof name, "%s-%d", nm[bin_op], s);
+			gradcheck(name, f_bin, 2, p);
+			/* and with the broadcast operand first */
+			AdTensor *q[2] = {p[1], p[0]};
+			if (bin_op != 3) gradcheck(name, f_bin, 2, q);
+			free_params(p, 2);
+		}
+	/* [N, C, 1, 1] on [N, C, H, W] (per-channel style scaling) */
+	bin_op = 2;
+	AdTensor *p[2] = {MKP("a", 1, 0, 2, 3, 2, 2), MKP("b", 1, 0, 2, 3, 1, 1)};
+	gradcheck("mul-nc11", f_bin, 2, p);
+	free_params(p, 2);
+}
+
+static int un_op;
+static AdTensor *f_un(AdGraph *g, AdTensor **p)
+{
+	AdTensor *x = p[0];
+	switch (un_op) {
+	case 0: return ad_affine(g, x, 1.7, -0.3);
+	case 1: return ad_gelu(g, x);
+	case 2: return ad_quick_gelu(g, x);
+	case 3: return ad_silu(g, x);
+	case 4: return ad_sigmoid(g, x);
+	case 5: return ad_tanh(g, x);
+	case 6: return ad_relu(g, x);
+	case 7: return ad_leaky_relu(g, x, 0.2);
+	case 8: return ad_exp(g, x);
+	case 9: return ad_log(g, ad_square(g, x));
+	case 10: return ad_sqrt(g, ad_affine(g, ad_square(g, x), 1, 0.1));
+	case 11: return ad_square(g, x);
+	case 12: return ad_softplus(g, x);
+	default: return ad_pow(g, ad_affine(g, ad_square(g, x), 1, 0.5), -0.5);
+	}
+}
+static void test_unary(void)
+{
+	static const char *nm[] = {"affine", "gelu", "quick_gelu", "silu", "sigmoid", "tanh", "relu", "leaky_relu",
+				   "exp", "log", "sqrt", "square", "softplus", "pow"};
+	for (un_op = 0; un_op < 14; un_op++) {
+		AdTensor *p[1] = {MKP("x", 1.5, 0, 3, 7)};
+		/* keep kinks (relu, leaky) away from the difference step */
+		for (size_t i = 0; i < p[0]->n; i++)
+			if (fabs(p[0]->v[i]) < 0.05) p[0]->v[i] = 0.5;
+		gradcheck(nm[un_op], f_un, 1, p);
+		free_params(p, 1);
+	}
+	/* forward values against closed forms */
+	AdTensor *x = ad_param_new("x", 1, (int[]){1});
+	x->v[0] = 0.7;
+	ad_graph_reset(G0);
+	CHECK_CLOSE(ad_gelu(G0, x)->v[0], 0.7 * 0.5 * (1 + erf(0.7 / sqrt(2))), 1e-15, 1e-14);
+	CHECK_CLOSE(ad_quick_gelu(G0, x)->v[0], 0.7 / (1 + exp(-1.702 * 0.7)), 1e-15, 1e-14);
+	CHECK_CLOSE(ad_silu(G0, x)->v[0], 0.7 / (1 + exp(-0.7)), 1e-15, 1e-14);
+	x->v[0] = -0.7;
+	CHECK_CLOSE(ad_leaky_relu(G0, x, 0.2)->v[0], -0.14, 1e-15, 1e-14);
+	ad_param_free(x);
+}
+
+/* ---- reductions and shapes ---- */
+
+static int red_axis, red_keep, red_mean;
+static AdTensor *f_red(AdGraph *g, AdTensor **p)
+{
+	return red_mean ? ad_mean(g, p[0], red_axis, red_keep) : ad_sum(g, p[0], red_axis, red_keep);
+}
+static AdTensor *f_sumall(AdGraph *g, AdTensor **p) { return ad_mean_all(g, ad_square(g, p[0])); }
+static void test_reductions(void)
+{
+	AdTensor *p[1] = {MKP("x", 1, 0, 2, 3, 4)};
+	for (red_axis = -1; red_axis < 3; red_axis++)
+		for (red_keep = 0; red_keep < 2; red_keep++)
+			for (red_mean = 0; red_mean < 2; red_mean++) gradcheck("reduce", f_red, 1, p);
+	gradcheck("mean_all", f_sumall, 1, p);
+	ad_graph_reset(G0);
+	AdTensor *s = ad_sum(G0, p[0], 1, 0);
+	CHECK(s->ndim == 2 && s->shape[0] == 2 && s->shape[1] == 4);
+	CHECK_CLOSE(s->v[1 * 4 + 2], p[0]->v[(1 * 3 + 0) * 4 + 2] + p[0]->v[(1 * 3 + 1) * 4 + 2] + p[0]->v[(1 * 3 + 2) * 4 + 2],
+		    1e-14, 1e-13);
+	free_params(p, 1);
+}
+
+static AdTensor *f_shapes(AdGraph *g, AdTensor **p)
+{
+	/* x[2,3,4] -> permute(2,0,1) [4,2,3] -> slice axis 2 [1..3) -> concat
+	 * with reshape(y) -> transpose; expand a [3] vector; used twice */
+	AdTensor *a = ad_permute(g, p[0], (int[]){2, 0, 1});
+	AdTensor *b = ad_slice(g, a, 2, 1, 2);
+	AdTensor *c = ad_reshape(g, p[1], 3, (int[]){4, 2, -1});
+	AdTensor *xs[3] = {b, c, b};
+	AdTensor *d = ad_concat(g, xs, 3, 2);               /* [4, 2, 2+3+2] */
+	AdTensor *e = ad_transpose(g, d, 0, 2);              /* [7, 2, 4] */
+	AdTensor *f = ad_expand(g, ad_reshape(g, p[2], 3, (int[]){1, 1, 4}), 3, (int[]){7, 2, 4});
+	return ad_mul(g, e, f);
+}
+static void test_shapes(void)
+{
+	AdTensor *p[3] = {MKP("x", 1, 0, 2, 3, 4), MKP("y", 1, 0, 4, 6), MKP("z", 1, 0, 4)};
+	gradcheck("shapes", f_shapes, 3, p);
+	ad_graph_reset(G0);
+	AdTensor *t = ad_permute(G0, p[0], (int[]){2, 0, 1});
+	CHECK(t->shape[0] == 4 && t->shape[1] == 2 && t->shape[2] == 3);
+	CHECK(t->v[(3 * 2 + 1) * 3 + 2] == p[0]->v[(1 * 3 + 2) * 4 + 3]);
+	AdTensor *xs[2] = {p[0], p[0]};
+	AdTensor *c = ad_concat(G0, xs, 2, 1);
+	CHECK(c->shape[1] == 6 && c->v[(1 * 6 + 4) * 4 + 2] == p[0]->v[(1 * 3 + 1) * 4 + 2]);
+	free_params(p, 3);
+}
+
+/* ---- images ---- */
+
+static int cv_stride, cv_pad, cv_groups;
+static AdTensor *f_conv(AdGraph *g, AdTensor **p) { return ad_conv2d(g, p[0], p[1], p[2], cv_stride, cv_pad, cv_groups); }
+static void test_conv2d(void)
+{
+	int cfg[][5] = {{1, 1, 1, 3, 3}, {2, 1, 2, 3, 3}, {2, 0, 1, 2, 2}, {1, 0, 1, 1, 1}, {1, 2, 4, 3, 3}, {3, 0, 1, 3, 3}};
+	for (int c = 0; c < 6; c++) {
+		cv_stride = cfg[c][0];
+		cv_pad = cfg[c][1];
+		cv_groups = cfg[c][2];
+		int C = 4, O = 4, kh = cfg[c][3], kw = cfg[c][4];
+		AdTensor *p[3] = {MKP("x", 1, 0, 2, C, 5, 6), P("w", 4, SH(O, C / cv_groups, kh, kw), 0.5, 0), MKP("b", 1, 0, O)};
+		char name[40];
+		snprintf(name, sizeof name, "conv2d s%d p%d g%d k%d", cv_stride, cv_pad, cv_groups, kh);
+		gradcheck(name, f_conv, 3, p);
+		/* forward: one output element by a direct sum */
+		ad_graph_reset(G0);
+		AdTensor *y = ad_conv2d(G0, p[0], p[1], p[2], cv_stride, cv_pad, cv_groups);
+		int n = 1, o = O - 1, oy = y->shape[2] - 1, ox = 0, cg = C / cv_groups, gi = o / (O / cv_groups);
+		double s = p[2]->v[o];
+		for (int ci = 0; ci < cg; ci++)
+			for (int i = 0; i < kh; i++)
+				for (int j = 0; j < kw; j++) {
+					int iy = oy * cv_stride - cv_pad + i, ix = ox * cv_stride - cv_pad + j;
+					if (iy < 0 || iy >= 5 || ix < 0 || ix >= 6) continue;
+					s += p[1]->v[((o * cg + ci) * kh + i) * kw + j] * p[0]->v[((n * C + gi * cg + ci) * 5 + iy) * 6 + ix];
+				}
+		CHECK_CLOSE(y->v[((n * O + o) * y->shape[2] + oy) * y->shape[3] + ox], s, 1e-12, 1e-12);
+		free_params(p, 3);
+	}
+}
+
+static int rs_mode;
+static const double fir[4] = {1, 3, 3, 1};
+static double fir2[16];
+static AdTensor *f_resample(AdGraph *g, AdTensor **p)
+{
+	switch (rs_mode) {
+	case 0: return ad_upsample_nearest(g, p[0], 2);
+	case 1: return ad_avgpool(g, p[0], 2);
+	case 2: return ad_resize_bilinear(g, p[0], 7, 5);
+	case 3: return ad_resize_bilinear(g, p[0], 3, 2);
+	case 4: return ad_upfirdn2d(g, p[0], fir2, 4, 4, 2, 1, 2, 1, 2, 1);   /* StyleGAN2 upsample2d */
+	case 5: return ad_upfirdn2d(g, p[0], fir2, 4, 4, 1, 2, 1, 1, 1, 1);   /* downsample2d */
+	case 6: return ad_upfirdn2d(g, p[0], fir, 1, 4, 1, 1, 2, -1, 0, 0);   /* negative pad crops */
+	default: return ad_upfirdn2d(g, p[0], fir2, 4, 4, 1, 1, 1, 2, 2, 1);  /* blur */
+	}
+}
+static void test_resample(void)
+{
+	for (int i = 0; i < 4; i++)
+		for (int j = 0; j < 4; j++) fir2[i * 4 + j] = fir[i] * fir[j] / 64;
+	static const char *nm[] = {"nearest", "avgpool", "bilinear-up", "bilinear-down", "upfirdn-up", "upfirdn-down",
+				   "upfirdn-crop", "upfirdn-blur"};
+	for (rs_mode = 0; rs_mode < 8; rs_mode++) {
+		AdTensor *p[1] = {MKP("x", 1, 0, 2, 2, 4, 4)};
+		gradcheck(nm[rs_mode], f_resample, 1, p);
+		free_params(p, 1);
+	}
+	/* upfirdn2d forward: downsample2d of a constant image is the constant
+	 * inside (filter sums to 1); bilinear of a constant is the constant */
+	AdTensor *x = ad_param_new("x", 4, (int[]){1, 1, 8, 8});
+	for (size_t i = 0; i < x->n; i++) x->v[i] = 2.5;
+	ad_graph_reset(G0);
+	AdTensor *d = ad_upfirdn2d(G0, x, fir2, 4, 4, 1, 2, 1, 1, 1, 1);
+	CHECK(d->shape[2] == 4 && d->shape[3] == 4);
+	CHECK_CLOSE(d->v[1 * 4 + 1], 2.5, 1e-14, 1e-14);
+	AdTensor *b = ad_resize_bilinear(G0, x, 5, 11);
+	CHECK_CLOSE(b->v[17], 2.5, 1e-14, 1e-14);
+	ad_param_free(x);
+}
+
+static AdTensor *f_modconv(AdGraph *g, AdTensor **p) { return ad_modconv(g, p[0], p[1], p[2], 1, 1); }
+static AdTensor *f_modconv_nd(AdGraph *g, AdTensor **p) { return ad_modconv(g, p[0], p[1], p[2], 0, 0); }
+static void test_modconv(void)
+{
+	AdTensor *p[3] = {MKP("x", 1, 0, 2, 3, 4, 4), MKP("w", 1, 0, 2, 3, 3, 3), MKP("s", 0.3, 1, 2, 3)};
+	gradcheck("modconv-demod", f_modconv, 3, p);
+	gradcheck("modconv", f_modconv_nd, 3, p);
+	/* demodulated weights have unit norm per output: the output of a
+	 * 1x1 variant on a one-hot input is w'[o, c] */
+	free_params(p, 3);
+}
+
+/* A transformer block as the CLIP code writes it: checks accumulation
+ * through residual branches and reshapes. */
+static AdTensor *f_block(AdGraph *g, AdTensor **p)
+{
+	AdTensor *x = p[0];
+	int B = 2, T = 3, W = 4, H = 2, D = 2;
+	AdTensor *h = ad_layernorm(g, x, p[1], p[2], 1e-5);
+	AdTensor *qkv = ad_linear(g, h, p[3], p[4]);
+	AdTensor *q5 = ad_permute(g, ad_reshape(g, qkv, 5, (int[]){B, T, 3, H, D}), (int[]){2, 0, 3, 1, 4});
+	AdTensor *q = ad_reshape(g, ad_slice(g, q5, 0, 0, 1), 4, (int[]){B, H, T, D});
+	AdTensor *k = ad_reshape(g, ad_slice(g, q5, 0, 1, 1), 4, (int[]){B, H, T, D});
+	AdTensor *v = ad_reshape(g, ad_slice(g, q5, 0, 2, 1), 4, (int[]){B, H, T, D});
+	AdTensor *a = ad_attention(g, q, k, v, 1);
+	a = ad_reshape(g, ad_permute(g, a, (int[]){0, 2, 1, 3}), 3, (int[]){B, T, W});
+	x = ad_add(g, x, ad_linear(g, a, p[5], NULL));
+	return ad_normalize(g, ad_quick_gelu(g, x), 1e-12);
+}
+static void test_block(void)
+{
+	AdTensor *p[6] = {MKP("x", 1, 0, 2, 3, 4), MKP("lw", 0.2, 1, 4), MKP("lb", 0.2, 0, 4), MKP("wi", 0.5, 0, 12, 4),
+			  MKP("bi", 0.2, 0, 12), MKP("wo", 0.5, 0, 4, 4)};
+	gradcheck("block", f_block, 6, p);
+	free_params(p, 6);
+}
+
+/* Steady steps reuse one arena chunk: no allocation after the first. */
+static void test_arena_reuse(void)
+{
+	AdTensor *p[6] = {MKP("x", 1, 0, 2, 3, 4), MKP("lw", 0.2, 1, 4), MKP("lb", 0.2, 0, 4), MKP("wi", 0.5, 0, 12, 4),
+			  MKP("bi", 0.2, 0, 12), MKP("wo", 0.5, 0, 4, 4)};
+	AdGraph *g = ad_graph_new();
+	size_t bytes[4];
+	for (int s = 0; s < 4; s++) {
+		ad_graph_reset(g);
+		/* enough work to overflow the first chunk on the first step */
+		AdTensor *big = ad_zeros(g, 2, (int[]){512, 512});
+		(void)big;
+		AdTensor *y = f_block(g, p);
+		ad_backward(g, ad_sum_all(g, y));
+		bytes[s] = ad_graph_arena_bytes(g);
+	}
+	CHECK(bytes[1] == bytes[2] && bytes[2] == bytes[3]);
+	ad_graph_reset(g);
+	CHECK(ad_graph_arena_chunks(g) == 1);
+	ad_graph_free(g);
+	free_params(p, 6);
+}
+
+int main(void)
+{
+	G0 = ad_graph_new();
+	RUN(test_linear);
+	RUN(test_matmul);
+	RUN(test_embedding);
+	RUN(test_layernorm);
+	RUN(test_groupnorm);
+	RUN(test_normalize_softmax);
+	RUN(test_attention);
+	RUN(test_cross_entropy);
+	RUN(test_broadcast);
+	RUN(test_unary);
+	RUN(test_reductions);
+	RUN(test_shapes);
+	RUN(test_conv2d);
+	RUN(test_resample);
+	RUN(test_modconv);
+	RUN(test_block);
+	RUN(test_arena_reuse);
+	ad_graph_free(G0);
+	return check_done();
+}
