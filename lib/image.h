@@ -18,6 +18,7 @@ typedef enum {
 	L2_MODE_P,     /* palette indices, palette[] holds RGBA entries */
 	L2_MODE_I16,   /* 16-bit grey (PIL "I;16"); data16 */
 	L2_MODE_CMYK,  /* JPEG CMYK as PIL decodes it */
+	L2_MODE_1,     /* PIL "1" (1-bit grey PNG): 1 channel, values 0 or 255 */
 } L2ImageMode;
 
 typedef struct {
@@ -28,6 +29,12 @@ typedef struct {
 	uint8_t palette[256 * 4];
 	int palette_len;
 	int has_trns;         /* P with transparency (PIL "P" + info['transparency']) */
+	/* Added: has_trns also marks 1/L/I16/RGB PNGs with a tRNS colour key,
+	 * given here in the decoded sample scale (8-bit; 16-bit for I16; a
+	 * 16-bit RGB key is reduced to its high bytes like the pixels).  PIL
+	 * keeps it in info['transparency'] and convert('RGB') ignores it;
+	 * only l2_image_to_rgb_over uses it. */
+	uint16_t trns_color[3];
 } L2Image;
 
 /* Decode a PNG or JPEG (detected by content).  Returns 0, or -1 with a
@@ -43,6 +50,10 @@ void l2_image_alloc(L2Image *img, int w, int h, L2ImageMode mode);
 void l2_image_to_rgb(const L2Image *in, L2Image *out);
 /* Alpha composited over a background colour instead (for transparent sets). */
 void l2_image_to_rgb_over(const L2Image *in, const uint8_t bg[3], L2Image *out);
+/*   Each channel is (c * a + bg * (255 - a) + 127) / 255 in integers: the
+ *   exact product rounded to nearest (x / 255 is never a tie).  Alpha comes
+ *   from LA/RGBA, from a palette's tRNS entries, or is 0 on a tRNS colour
+ *   key; images without alpha come out as l2_image_to_rgb gives them. */
 
 /* PIL Image.resize((w, h), BICUBIC) in the image's own mode, bit-exact:
  * two separable fixed-point passes, kernel widened when downscaling,
@@ -73,6 +84,21 @@ void l2_image_from_chw(const float *chw, int w, int h, float lo, float hi, L2Ima
 /* Tile n RGB images (all w x h) into a grid of `cols` columns with `pad`
  * pixels of background between them. */
 void l2_image_grid(const L2Image *imgs, int n, int cols, int pad, const uint8_t bg[3], L2Image *out);
+
+/* ---- additions (lib/image.c, lib/resample.c) ---- */
+
+/* PIL's name of the mode ("L", "LA", "RGB", "RGBA", "P", "I", "CMYK", "1"). */
+const char *l2_image_mode_name(L2ImageMode mode);
+/* Deep copy (out is allocated). */
+void l2_image_copy(const L2Image *in, L2Image *out);
+/* Image.crop((x, y, x + w, y + h)) in the image's own mode; parts outside
+ * the image are zero (as PIL's crop fills them). */
+void l2_image_crop(const L2Image *in, int x, int y, int w, int h, L2Image *out);
+/* Image.resize((w, h), NEAREST) as PIL does it (ImagingScaleAffine,
+ * accumulated double coordinates); any mode. */
+void l2_image_resize_nearest_pil(const L2Image *in, int w, int h, L2Image *out);
+/* l2_clip_preprocess from an image already decoded. */
+void l2_clip_preprocess_image(const L2Image *img, int res, const uint8_t *bg, float *out);
 
 /* Is PATH's name an image we read (.png .jpg .jpeg, any case)? */
 int l2_image_path_ok(const char *path);
