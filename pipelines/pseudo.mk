@@ -1,0 +1,108 @@
+# pseudo.mk — pseudo text features for an image folder, as make rules.
+#
+#   make -f pipelines/pseudo.mk IMAGES=photos/ CAPTIONS=corpus.txt MODEL=clip.safetensors
+#   make -f pipelines/pseudo.mk ... MODES="optimize retrieve gaussian" OUT=pseudo-out K=16
+#   make -f pipelines/pseudo.mk IMAGE_FEATURES=img.l2f TEXT_FEATURES=txt.l2f   (features made elsewhere)
+#
+# What it makes, under $(OUT):
+#   captions.l2f            l2-encode-text CAPTIONS            (or TEXT_FEATURES)
+#   captions.idx/           l2-build-index of them
+#   images.l2f              l2-encode-images IMAGES            (or IMAGE_FEATURES)
+#   pseudo-MODE.l2f         l2-retrieve -i captions.idx -k K | l2-optimize-pseudo --mode MODE
+#                           (gaussian: l2-optimize-pseudo --mode gaussian images.l2f)
+#   report-MODE.tsv         its diagnostics (l2-optimize-pseudo --report-file)
+#   dataset.lmdb            with STORE=1 (default when IMAGES is given): the images and the
+#                           features (feat.image, feat.pseudo, feat.pseudo-retrieve, ...), see
+#                           schemas/dataset.md; DATASET= names another (existing) dataset
+#
+# Variables: IMAGES CAPTIONS MODEL VOCAB OUT K MODES PSEUDO_FLAGS STORE DATASET BUILD BIN.
+# Every output appears by rename: an interrupted run leaves no half file.
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -o pipefail -ec
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+BUILD        ?= build
+BIN          ?= $(if $(wildcard $(BUILD)/bin/l2-optimize-pseudo),$(BUILD)/bin/,)
+OUT          ?= pseudo-out
+K            ?= 16
+MODES        ?= optimize
+PSEUDO_FLAGS ?=
+IMAGES       ?=
+CAPTIONS     ?=
+MODEL        ?=
+VOCAB        ?=
+IMAGE_FEATURES ?=
+TEXT_FEATURES  ?=
+STORE        ?= $(if $(IMAGES),1,0)
+DATASET      ?= $(OUT)/dataset.lmdb
+
+ENC_FLAGS    := -m $(MODEL) $(if $(VOCAB),--vocab $(VOCAB))
+feat_name     = $(if $(filter optimize,$(1)),pseudo,pseudo-$(1))
+
+.PHONY: all features store check-vars
+all: features $(if $(filter 1,$(STORE)),store)
+features: $(MODES:%=$(OUT)/pseudo-%.l2f)
+
+check-vars:
+	@$(if $(or $(IMAGES),$(IMAGE_FEATURES)),,echo "pseudo.mk: set IMAGES=DIR (or IMAGE_FEATURES=STREAM)" >&2; exit 2)
+	@$(if $(filter gaussian,$(MODES))$(filter-out gaussian,$(MODES)),,echo "pseudo.mk: MODES is empty" >&2; exit 2)
+	@$(if $(filter-out optimize retrieve gaussian,$(MODES)),echo "pseudo.mk: unknown mode(s) $(filter-out optimize retrieve gaussian,$(MODES))" >&2; exit 2,)
+
+$(OUT)/.dir:
+	@mkdir -p $(OUT) && touch $@
+
+# ---- text side: corpus features and their index ------------------------------
+ifneq ($(TEXT_FEATURES),)
+$(OUT)/captions.l2f: $(TEXT_FEATURES) | $(OUT)/.dir
+	cp $< $@.tmp && mv $@.tmp $@
+else
+$(OUT)/captions.l2f: $(CAPTIONS) $(MODEL) | $(OUT)/.dir
+	@$(if $(CAPTIONS),,echo "pseudo.mk: set CAPTIONS=FILE (or TEXT_FEATURES=STREAM)" >&2; exit 2)
+	@$(if $(MODEL),,echo "pseudo.mk: set MODEL=WEIGHTS for l2-encode-text" >&2; exit 2)
+	$(BIN)l2-encode-text $(ENC_FLAGS) $(CAPTIONS) > $@.tmp && mv $@.tmp $@
+endif
+
+$(OUT)/captions.idx/.built: $(OUT)/captions.l2f
+	rm -rf $(OUT)/captions.idx.tmp
+	$(BIN)l2-build-index --quiet -o $(OUT)/captions.idx.tmp $<
+	touch $(OUT)/captions.idx.tmp/.built
+	rm -rf $(OUT)/captions.idx && mv $(OUT)/captions.idx.tmp $(OUT)/captions.idx
+
+# ---- image side -----------------------------------------------------------------
+ifneq ($(IMAGE_FEATURES),)
+$(OUT)/images.l2f: $(IMAGE_FEATURES) | check-vars $(OUT)/.dir
+	cp $< $@.tmp && mv $@.tmp $@
+else
+$(OUT)/images.l2f: $(if $(IMAGES),$(shell find $(IMAGES) -type f 2>/dev/null)) $(MODEL) | check-vars $(OUT)/.dir
+	@$(if $(MODEL),,echo "pseudo.mk: set MODEL=WEIGHTS for l2-encode-images" >&2; exit 2)
+	$(BIN)l2-encode-images $(ENC_FLAGS) $(IMAGES) > $@.tmp && mv $@.tmp $@
+endif
+
+# ---- pseudo text features ----------------------------------------------------------
+$(OUT)/pseudo-gaussian.l2f: $(OUT)/images.l2f
+	$(BIN)l2-optimize-pseudo --mode gaussian $(PSEUDO_FLAGS) --report-file $(OUT)/report-gaussian.tsv $< > $@.tmp
+	mv $@.tmp $@
+
+$(OUT)/pseudo-%.l2f: $(OUT)/images.l2f $(OUT)/captions.idx/.built
+	$(BIN)l2-retrieve -i $(OUT)/captions.idx -k $(K) $< \
+		| $(BIN)l2-optimize-pseudo --mode $* $(PSEUDO_FLAGS) --report-file $(OUT)/report-$*.tsv > $@.tmp
+	mv $@.tmp $@
+
+# ---- into the dataset ------------------------------------------------------------------
+# l2-dataset (schemas/dataset.md): build the dataset from the image folder (with
+# CAPTIONS as its caption corpus) when it does not exist yet, then put each
+# feature stream as feat.NAME.
+DATASET_TOOL ?= $(BIN)l2-dataset
+
+store: $(OUT)/.stored
+
+$(OUT)/.stored: $(OUT)/images.l2f $(MODES:%=$(OUT)/pseudo-%.l2f)
+	@command -v $(DATASET_TOOL) >/dev/null || { echo "pseudo.mk: $(DATASET_TOOL) not found (build it, or STORE=0)" >&2; exit 1; }
+	if [ ! -e $(DATASET) ]; then \
+		$(if $(IMAGES),$(DATASET_TOOL) build --quiet $(if $(CAPTIONS),--corpus $(CAPTIONS)) $(DATASET) $(IMAGES),echo "pseudo.mk: $(DATASET) does not exist and IMAGES is not set" >&2; exit 1); \
+	fi
+	$(DATASET_TOOL) put-features $(DATASET) image $(OUT)/images.l2f
+	$(foreach m,$(MODES),$(DATASET_TOOL) put-features $(DATASET) $(call feat_name,$(m)) $(OUT)/pseudo-$(m).l2f;)
+	touch $@
