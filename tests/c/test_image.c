@@ -56,6 +56,33 @@ static void load_cases(void)
 	fclose(f);
 }
 
+/* make_image.py's synth(): a larger image from an integer formula. */
+static void synth_image(const char *spec, L2Image *img)
+{
+	char mode[8] = "";
+	int w = 0, h = 0;
+	sscanf(spec, "synth:%7[A-Z]:%dx%d", mode, &w, &h);
+	L2ImageMode m = !strcmp(mode, "L") ? L2_MODE_L : !strcmp(mode, "LA") ? L2_MODE_LA : !strcmp(mode, "RGB") ? L2_MODE_RGB : L2_MODE_RGBA;
+	l2_image_alloc(img, w, h, m);
+	int nch = img->channels;
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < w; x++)
+			for (int c = 0; c < nch; c++) {
+				uint32_t hs = ((uint32_t)x * 73856093u) ^ ((uint32_t)y * 19349663u) ^ ((uint32_t)c * 83492791u);
+				hs = (hs ^ (hs >> 13)) * 0x5BD1E995u;
+				hs ^= hs >> 15;
+				int noise = (int)(hs >> 24), v;
+				if ((m == L2_MODE_LA || m == L2_MODE_RGBA) && c == nch - 1) {
+					v = y < h / 4 ? 255 : y < h / 3 ? 0 : noise;
+				} else {
+					int smooth = (x * 255 / (w - 1) * (c + 1) + y * 255 / (h - 1) * (3 - c)) / 4;
+					int band = (x / 9 + y / 13 + c) % 4 == 0 ? 255 - smooth : smooth;
+					v = (band * 3 + noise) / 4;
+				}
+				img->data[((size_t)y * w + x) * nch + c] = (uint8_t)v;
+			}
+}
+
 /* Decoded fixtures, cached. */
 static struct { char name[64]; L2Image img; } cache[128];
 static int ncache;
@@ -67,7 +94,9 @@ static const L2Image *fixture(const char *name)
 	char path[256], err[256];
 	snprintf(path, sizeof path, FIXDIR "%s", name);
 	L2Image img;
-	if (l2_image_load(path, &img, err, sizeof err)) {
+	if (!strncmp(name, "synth:", 6)) {
+		synth_image(name, &img);
+	} else if (l2_image_load(path, &img, err, sizeof err)) {
 		printf("# %s: %s\n", name, err);
 		return NULL;
 	}
@@ -168,6 +197,14 @@ static int run_op(const char *op)
 			CHECK_MSG(same_as_ref(c, x, sizeof(float) * 3 * res * res), "clip %s %d", c->fix, res);
 			free(x);
 			continue;
+		} else if (!strcmp(op, "bilinh")) {
+			int oh = c->a[0], ow = c->a[1];
+			float *x = malloc(sizeof(float) * 3 * im->w * im->h), *y = malloc(sizeof(float) * 3 * oh * ow);
+			l2_image_rgb_to_chw(im, x);
+			l2_resize_bilinear_f32(x, 3, im->h, im->w, y, oh, ow);
+			CHECK_MSG(same_as_ref(c, y, sizeof(float) * 3 * oh * ow), "bilinear %s %dx%d: not bit-exact", c->fix, oh, ow);
+			free(x), free(y);
+			continue;
 		} else if (!strcmp(op, "bilin") || !strcmp(op, "bilins")) {
 			int oh = c->a[0], ow = c->a[1];
 			L2Image rgb;
@@ -217,7 +254,7 @@ static int run_op(const char *op)
 		printf("# %d '%s' cases\n", n, op);                           \
 		CHECK(n >= (min));                                            \
 	}
-GOLDEN_TEST(test_decode_modes_as_pil, "load", 30)
+GOLDEN_TEST(test_decode_modes_as_pil, "load", 40)
 GOLDEN_TEST(test_convert_rgb_as_pil, "rgb", 30)
 GOLDEN_TEST(test_resize_bicubic_as_pil, "resize", 180)
 GOLDEN_TEST(test_resize_short_side_as_torchvision, "short", 90)
@@ -226,6 +263,7 @@ GOLDEN_TEST(test_clip_preprocess_as_torchvision, "clip", 90)
 GOLDEN_TEST(test_alpha_over, "over", 6)
 GOLDEN_TEST(test_bilinear_as_torch, "bilin", 3)
 GOLDEN_TEST(test_bilinear_sampled_as_torch, "bilins", 10)
+GOLDEN_TEST(test_bilinear_299_as_torch, "bilinh", 1)
 GOLDEN_TEST(test_refuses_what_pil_refuses, "bad", 8)
 
 /* ---- error paths ------------------------------------------------------------------ */
@@ -469,6 +507,7 @@ int main(void)
 	RUN(test_alpha_over);
 	RUN(test_bilinear_as_torch);
 	RUN(test_bilinear_sampled_as_torch);
+	RUN(test_bilinear_299_as_torch);
 	RUN(test_refuses_what_pil_refuses);
 	RUN(test_errors);
 	RUN(test_truncations_and_flips);

@@ -25,7 +25,10 @@ SHA-256 of the reference bytes, used for the large 224x224 results):
                                 ToTensor(convert('RGB')), f32 (C, OH, OW)
   bilins FIX OH OW REF          the same, 400 random elements: REF holds
                                 (u32 flat index, f32 value) pairs
+  bilinh FIX OH OW REF          the same, compared by checksum (bit-exact)
   bad   FIX                     PIL refuses it; so must we
+FIX "synth:MODE:WxH" is a larger image made from the integer formula of
+synth() below (test_image.c rebuilds it), for large down-scales.
 Mode I results are clipped to 0..65535 (lib/image.h stores PIL's 32-bit I
 as uint16; after convert('RGB') clips to 0..255 the result is the same).
 """
@@ -51,7 +54,7 @@ cases = []
 def ref(name, data, big=3000):
     """Store reference bytes, or their SHA-256 when large."""
     data = bytes(data)
-    if len(data) > big:
+    if len(data) > big or not name:
         return "sha256:" + hashlib.sha256(data).hexdigest()
     with open(os.path.join(OUT, name + ".bin"), "wb") as f:
         f.write(data)
@@ -255,6 +258,114 @@ def make_jpegs():
     return made
 
 
+def synth(mode, w, h):
+    """A larger image from an integer formula that tests/c/test_image.c
+    rebuilds (synth_image): smooth ramps, bands with sharp edges, hash noise;
+    RGBA/LA alpha with opaque and transparent stripes."""
+    nch = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}[mode]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.int64)
+    out = np.empty((h, w, nch), np.uint8)
+    for c in range(nch):
+        hs = ((xx * 73856093) ^ (yy * 19349663) ^ (c * 83492791)) & 0xFFFFFFFF
+        hs = ((hs ^ (hs >> 13)) * 0x5BD1E995) & 0xFFFFFFFF
+        hs ^= hs >> 15
+        noise = hs >> 24
+        if mode in ("LA", "RGBA") and c == nch - 1:
+            a = noise.copy()
+            a[yy < h // 4] = 255
+            a[(yy >= h // 4) & (yy < h // 3)] = 0
+            out[..., c] = a
+            continue
+        smooth = (xx * 255 // (w - 1) * (c + 1) + yy * 255 // (h - 1) * (3 - c)) // 4
+        band = np.where((xx // 9 + yy // 13 + c) % 4 == 0, 255 - smooth, smooth)
+        out[..., c] = (band * 3 + noise) // 4
+    return Image.fromarray(out if nch > 1 else out[..., 0], mode)
+
+
+SYNTH = (("RGB", 640, 480), ("RGBA", 333, 517), ("L", 401, 299), ("LA", 150, 1000))
+
+
+def synth_references():
+    for mode, w, h in SYNTH:
+        im = synth(mode, w, h)
+        name = "synth:%s:%dx%d" % (mode, w, h)
+        cases.append("load %s %s %d %d %s" % (name, mode, w, h, ref("", native(im).tobytes())))
+        for tw, th in ((224, 224), (100, 37), (41, h), (w, 77), (w * 3 // 2, h + 1)):
+            r = im.resize((tw, th), Image.BICUBIC)
+            cases.append("resize %s %d %d %s" % (name, tw, th, ref("", native(r).tobytes())))
+        r = T.Resize(224, interpolation=T.InterpolationMode.BICUBIC)(im)
+        cases.append("short %s 224 %d %d %s" % (name, r.size[0], r.size[1], ref("", native(r).tobytes())))
+        for n in (224, 32):
+            x = clip_transform(n)(im).numpy().astype("<f4")
+            cases.append("clip %s %d %s" % (name, n, ref("", x.tobytes(), 0)))
+        if mode == "RGB":
+            x = T.ToTensor()(im)[None]
+            y = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)[0].numpy().astype("<f4")
+            cases.append("bilinh %s 299 299 %s" % (name, ref("", y.tobytes(), 0)))
+
+
+YCCK_C = r"""
+/* Writes a YCCK JPEG (Adobe transform 2) from a CMYK formula: PIL cannot. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <jpeglib.h>
+int main(int argc, char **argv)
+{
+	int w = 45, h = 29, progressive = argc > 2;
+	struct jpeg_compress_struct c;
+	struct jpeg_error_mgr e;
+	FILE *f = fopen(argv[1], "wb");
+	if (!f) return 1;
+	c.err = jpeg_std_error(&e);
+	jpeg_create_compress(&c);
+	jpeg_stdio_dest(&c, f);
+	c.image_width = w;
+	c.image_height = h;
+	c.input_components = 4;
+	c.in_color_space = JCS_CMYK;
+	jpeg_set_defaults(&c);
+	jpeg_set_colorspace(&c, JCS_YCCK);
+	jpeg_set_quality(&c, 90, TRUE);
+	if (progressive) jpeg_simple_progression(&c);
+	jpeg_start_compress(&c, TRUE);
+	unsigned char row[45 * 4];
+	for (int y = 0; y < h; y++) {
+		for (int x = 0; x < w; x++)
+			for (int k = 0; k < 4; k++) {
+				unsigned v = (unsigned)(x * 97 + y * 57 + k * 71) * 2654435761u;
+				row[4 * x + k] = (unsigned char)(((x * 255 / (w - 1)) * (k + 1) / 4 + (v >> 27) * 4 + ((x / 6 + y / 5 + k) % 3 ? 0 : 90)) & 255);
+			}
+		JSAMPROW r = row;
+		jpeg_write_scanlines(&c, &r, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	return fclose(f) != 0;
+}
+"""
+
+
+def make_ycck():
+    """YCCK JPEGs (libjpeg turns them into CMYK; PIL then inverts, as for all
+    4-component JPEGs), written by a small libjpeg program compiled here."""
+    import subprocess
+    import tempfile
+    made = []
+    with tempfile.TemporaryDirectory() as td:
+        src, exe = os.path.join(td, "ycck.c"), os.path.join(td, "ycck")
+        with open(src, "w") as f:
+            f.write(YCCK_C)
+        try:
+            subprocess.run(["cc", "-O1", src, "-o", exe, "-ljpeg"], check=True)
+        except (OSError, subprocess.CalledProcessError):
+            print("make_image: no C compiler or libjpeg headers; YCCK fixtures not made")
+            return made
+        subprocess.run([exe, os.path.join(FIX, "jycck.jpg")], check=True)
+        subprocess.run([exe, os.path.join(FIX, "jycckprog.jpg"), "progressive"], check=True)
+        made += ["jycck.jpg", "jycckprog.jpg"]
+    return made
+
+
 def make_bad():
     """Damaged files: each must be refused (PIL refuses them too)."""
     bad = []
@@ -365,7 +476,7 @@ def main():
     for d in (FIX, OUT):
         for f in os.listdir(d):
             os.remove(os.path.join(d, f))
-    good = make_pngs() + make_jpegs()
+    good = make_pngs() + make_jpegs() + make_ycck()
     bad = make_bad()
     # a PNG whose IDAT CRC is wrong (PIL does not check IDAT CRCs)
     p = bytearray(open(os.path.join(FIX, "rgb8.png"), "rb").read())
@@ -384,6 +495,7 @@ def main():
         else:
             raise SystemExit("PIL accepted %s" % name)
     references(good)
+    synth_references()
     with open(os.path.join(OUT, "cases.txt"), "w") as f:
         f.write("# made by tests/ref/make_image.py; see its docstring\n")
         f.write("\n".join(cases) + "\n")
