@@ -1,0 +1,182 @@
+# demo.mk — the bundled default, end to end on the emoji set (run by `make demo`).
+#
+#   make demo                                   everything, report in demo/out/report.html
+#   make -f pipelines/demo.mk BUILD=build       the same without the dependency check
+#   make -f pipelines/demo.mk CLIP_STEPS=3000   a longer CLIP training (its own cache entry)
+#   make -f pipelines/demo.mk clean-out         forget the outputs (keeps the cache)
+#
+# Steps (each prints "demo: [n] ..." and its tool's progress):
+#   1 dataset    pipelines/emoji.sh: npm package -> demo/cache/emoji.lmdb (schemas/dataset.md)
+#   2 clip       l2-train-clip on the train split -> demo/cache/clip-SETTINGS/ (reused when the
+#                same settings were trained before)
+#   3 encode     l2-dataset export-images (RGB over white, as the trainer sees them), then
+#                l2-encode-images for test and train images; l2-encode-text for the test
+#                captions and for the whole corpus (captions + WordNet distractors)
+#   4 index      l2-build-index of the test captions and of the corpus
+#   5 retrieve   l2-retrieve held-out images against both; l2-dataset eval-retrieval scores
+#                top-1/top-5 against chance
+#   6 pseudo     l2-retrieve train images against the corpus, l2-optimize-pseudo in the modes
+#                optimize, retrieve, gaussian (--report-file), stored into the dataset
+#   7 report     pipelines/report.sh -> demo/out/report.html
+# Hook for the image half (issue #8): DEMO_EXTRA names more targets that run after
+# step 6 and before the report; whatever they write as $(OUT)/extra/*.html is
+# included in the report, in name order.
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -o pipefail -ec
+.DELETE_ON_ERROR:
+.SUFFIXES:
+# keep every intermediate file (exports, streams, indexes): a rerun redoes only what changed
+.SECONDARY:
+
+BUILD        ?= build
+BIN          ?= $(abspath $(BUILD))/bin
+CACHE        ?= demo/cache
+OUT          ?= demo/out
+export L2_CACHE := $(abspath $(CACHE))
+export L2_BIN   := $(BIN)
+
+# dataset
+TEST_FRACTION ?= 0.1
+SEED         ?= 0
+DISTRACTORS  ?= 20000
+SKIN_TONES   ?= 1
+DATASET      ?= $(CACHE)/emoji.lmdb
+
+# the small CLIP (l2-train-clip); its cache entry is named after these settings
+CLIP_STEPS   ?= 1500
+CLIP_FLAGS   ?= --steps $(CLIP_STEPS) --seed $(SEED)
+CLIP_ID      := $(shell printf '%s' '$(CLIP_FLAGS) $(TEST_FRACTION) $(SEED) $(DISTRACTORS) $(SKIN_TONES)' | md5sum | cut -c1-10)
+CLIP_DIR     ?= $(CACHE)/clip-$(CLIP_ID)
+MODEL        ?= $(CLIP_DIR)/clip.safetensors
+
+# retrieval and pseudo features
+K            ?= 10
+PSEUDO_K     ?= 8
+MODES        ?= optimize retrieve gaussian
+PSEUDO_FLAGS ?= --seed $(SEED)
+SAMPLES      ?= 24
+DEMO_EXTRA   ?=
+PROGRESS     ?= --progress
+
+W            := $(OUT)/work
+step          = @printf '\ndemo: [%s] %s\n' '$(1)' '$(2)' >&2
+# time a command into $(W)/timings.tsv: $(call timed,NAME,COMMAND)
+timed         = t0=$$(date +%s.%N); $(2); awk -v a=$$t0 -v b=$$(date +%s.%N) 'BEGIN { printf "%s\t%.1f\n", "$(1)", b - a }' >> $(W)/timings.tsv
+
+.PHONY: all dataset clip encode index retrieve pseudo report clean-out check-tools experiment-fewshot
+all: report
+
+check-tools:
+	@for t in l2-dataset l2-train-clip l2-encode-images l2-encode-text l2-build-index l2-retrieve l2-optimize-pseudo; do \
+		[ -x $(BIN)/$$t ] || { echo "demo: $(BIN)/$$t is missing (make BUILD=$(BUILD) first)" >&2; exit 1; }; done
+
+$(W)/.dir:
+	@mkdir -p $(W) $(OUT)/img && touch $@
+
+# ---- 1 dataset ------------------------------------------------------------------------
+dataset: $(DATASET)/.complete
+$(DATASET)/.complete: | $(W)/.dir check-tools
+	$(call step,1/7,emoji dataset -> $(DATASET))
+	$(call timed,dataset,TEST_FRACTION=$(TEST_FRACTION) SEED=$(SEED) DISTRACTORS=$(DISTRACTORS) SKIN_TONES=$(SKIN_TONES) pipelines/emoji.sh $(DATASET))
+	$(BIN)/l2-dataset stats $(DATASET) > $(W)/dataset-stats.tsv
+	touch $@
+
+# ---- 2 the small CLIP ---------------------------------------------------------------------
+clip: $(MODEL)
+$(MODEL): | $(DATASET)/.complete
+	$(call step,2/7,training the small CLIP ($(CLIP_FLAGS)) -> $(CLIP_DIR))
+	mkdir -p $(CLIP_DIR)
+	$(call timed,train-clip,$(BIN)/l2-train-clip $(PROGRESS) $(CLIP_FLAGS) -o $(MODEL) $(DATASET) 2>&1 | tee $(CLIP_DIR)/train.log >&2)
+
+# ---- 3 encode --------------------------------------------------------------------------------
+# images exported as RGB over the dataset's background: the pixels l2-train-clip saw
+$(W)/images-%/.done: $(DATASET)/.complete | $(W)/.dir
+	rm -rf $(W)/images-$*
+	$(BIN)/l2-dataset export-images --quiet --rgb --split $* -o $(W)/images-$* $(DATASET)
+	touch $@
+
+$(W)/%-images.l2f: $(W)/images-%/.done $(MODEL)
+	$(call step,3/7,encoding $* images)
+	$(call timed,encode-$*-images,$(BIN)/l2-encode-images $(PROGRESS) -m $(MODEL) $(W)/images-$* > $@.tmp)
+	mv $@.tmp $@
+
+$(W)/test-captions.txt: $(DATASET)/.complete | $(W)/.dir
+	$(BIN)/l2-dataset captions --unique --split test $(DATASET) > $@.tmp && mv $@.tmp $@
+$(W)/corpus.txt: $(DATASET)/.complete | $(W)/.dir
+	$(BIN)/l2-dataset corpus $(DATASET) > $@.tmp && mv $@.tmp $@
+
+$(W)/%.txt.l2f: $(W)/%.txt $(MODEL)
+	$(call step,3/7,encoding $(shell wc -l < $< 2>/dev/null) texts of $*)
+	$(call timed,encode-$*,$(BIN)/l2-encode-text $(PROGRESS) -m $(MODEL) $< > $@.tmp)
+	mv $@.tmp $@
+
+encode: $(W)/test-images.l2f $(W)/train-images.l2f $(W)/test-captions.txt.l2f $(W)/corpus.txt.l2f
+
+# ---- 4 index ------------------------------------------------------------------------------------
+$(W)/%.idx/.done: $(W)/%.txt.l2f
+	$(call step,4/7,indexing $*)
+	rm -rf $(W)/$*.idx $(W)/$*.idx.tmp
+	$(call timed,index-$*,$(BIN)/l2-build-index --quiet -o $(W)/$*.idx.tmp $<)
+	mv $(W)/$*.idx.tmp $(W)/$*.idx
+	touch $@
+
+index: $(W)/test-captions.idx/.done $(W)/corpus.idx/.done
+
+# ---- 5 retrieve and score held-out images ----------------------------------------------------------
+$(W)/test-vs-%.nb.l2f: $(W)/test-images.l2f $(W)/%.idx/.done
+	$(call step,5/7,retrieving held-out images from $*)
+	$(call timed,retrieve-test-$*,$(BIN)/l2-retrieve -i $(W)/$*.idx -k $(K) $< > $@.tmp)
+	mv $@.tmp $@
+
+$(W)/eval-test-captions.tsv: $(W)/test-vs-test-captions.nb.l2f
+	$(BIN)/l2-dataset eval-retrieval --split test $(DATASET) $< > $@.tmp && mv $@.tmp $@
+	@sed 's/^/demo:   /' $@ >&2
+$(W)/eval-corpus.tsv: $(W)/test-vs-corpus.nb.l2f $(W)/corpus.txt
+	$(BIN)/l2-dataset eval-retrieval --split test --candidates $$(wc -l < $(W)/corpus.txt) $(DATASET) $< > $@.tmp && mv $@.tmp $@
+
+$(W)/%.nb.tsv: $(W)/%.nb.l2f
+	$(BIN)/l2-cat -f tsv $< > $@.tmp && mv $@.tmp $@
+
+retrieve: $(W)/eval-test-captions.tsv $(W)/eval-corpus.tsv $(W)/test-vs-test-captions.nb.tsv $(W)/test-vs-corpus.nb.tsv
+
+# ---- 6 pseudo text features for the train images ------------------------------------------------------
+$(W)/train-vs-corpus.nb.l2f: $(W)/train-images.l2f $(W)/corpus.idx/.done
+	$(call step,6/7,retrieving train images from the corpus)
+	$(call timed,retrieve-train,$(BIN)/l2-retrieve -i $(W)/corpus.idx -k $(PSEUDO_K) $< > $@.tmp)
+	mv $@.tmp $@
+
+$(W)/pseudo-gaussian.l2f: $(W)/train-vs-corpus.nb.l2f
+	$(call step,6/7,pseudo features: gaussian)
+	$(call timed,pseudo-gaussian,$(BIN)/l2-optimize-pseudo $(PROGRESS) --mode gaussian $(PSEUDO_FLAGS) --report-file $(W)/pseudo-gaussian.tsv $< > $@.tmp)
+	mv $@.tmp $@
+$(W)/pseudo-%.l2f: $(W)/train-vs-corpus.nb.l2f
+	$(call step,6/7,pseudo features: $*)
+	$(call timed,pseudo-$*,$(BIN)/l2-optimize-pseudo $(PROGRESS) --mode $* $(PSEUDO_FLAGS) --report-file $(W)/pseudo-$*.tsv $< > $@.tmp)
+	mv $@.tmp $@
+
+# stored in the dataset for the trainers: feat.image (all images), feat.caption (every
+# corpus line, so every caption, keyed by text), feat.pseudo (optimize), feat.pseudo-MODE
+$(W)/.stored: $(W)/train-images.l2f $(W)/test-images.l2f $(W)/corpus.txt.l2f $(MODES:%=$(W)/pseudo-%.l2f)
+	$(BIN)/l2-cat $(W)/train-images.l2f $(W)/test-images.l2f | $(BIN)/l2-dataset import-features --quiet -n image --model $(MODEL) $(DATASET)
+	$(BIN)/l2-dataset import-features --quiet -n caption --model $(MODEL) $(DATASET) $(W)/corpus.txt.l2f
+	$(foreach m,$(MODES),$(BIN)/l2-dataset import-features --quiet -n $(if $(filter optimize,$(m)),pseudo,pseudo-$(m)) --model $(MODEL) $(DATASET) $(W)/pseudo-$(m).l2f;)
+	touch $@
+
+pseudo: $(W)/.stored
+
+# ---- 7 report --------------------------------------------------------------------------------------------
+report: $(OUT)/report.html
+$(OUT)/report.html: retrieve pseudo $(DEMO_EXTRA) | $(W)/.dir
+	$(call step,7/7,report)
+	OUT=$(OUT) W=$(W) BIN=$(BIN) DATASET=$(DATASET) MODEL=$(MODEL) CLIP_FLAGS='$(CLIP_FLAGS)' \
+		MODES='$(MODES)' SAMPLES=$(SAMPLES) K=$(K) PSEUDO_K=$(PSEUDO_K) pipelines/report.sh
+	@printf '\ndemo: done -> %s\n' '$(OUT)/report.html' >&2
+	@sed 's/^/demo:   /' $(W)/eval-test-captions.tsv >&2
+
+clean-out:
+	rm -rf $(OUT)
+
+# issue #8 (image half) adds its targets through DEMO_EXTRA and this one
+experiment-fewshot:
+	@echo "demo: experiment-fewshot needs l2-train-gan (issue #8), not built yet" >&2; exit 1
