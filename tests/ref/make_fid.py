@@ -253,9 +253,12 @@ def main():
     with open(os.path.join(OUT, "fid_cases.txt"), "w") as f:
         f.write("\n".join(cases) + "\n")
 
-    # 4. KID on whole sets (1 subset of min(N1, N2) rows: the first rows)
+    # 4. KID on whole sets (1 subset of min(N1, N2) rows: the first rows);
+    #    kid_a / kid_b have equal sizes so the tool sees whole sets too
+    np.save(os.path.join(OUT, "sets", "kid_a.npy"), (rng.standard_normal((60, 32)) * 1.5).astype(np.float32))
+    np.save(os.path.join(OUT, "sets", "kid_b.npy"), (rng.standard_normal((60, 32)) + 0.2).astype(np.float32))
     with open(os.path.join(OUT, "kid_cases.txt"), "w") as f:
-        for a, b in (("full_a", "full_b"), ("pos_a", "pos_b")):
+        for a, b in (("kid_a", "kid_b"), ("full_a", "full_b"), ("pos_a", "pos_b")):
             fa = np.load(os.path.join(OUT, "sets", a + ".npy"))
             fb = np.load(os.path.join(OUT, "sets", b + ".npy"))
             f.write("%s %s %.17g\n" % (a, b, kid_full(fa, fb)))
@@ -266,6 +269,9 @@ def main():
     np.savez_compressed(os.path.join(OUT, "stats_compressed.npz"), mu=mu, sigma=sigma)
     np.savez(os.path.join(OUT, "stats_stored.npz"), mu=mu, sigma=sigma)
     np.savez(os.path.join(OUT, "stats_f32.npz"), mu=mu.astype(np.float32), sigma=sigma.astype(np.float32))
+    # malformed statistics for the error tests
+    np.savez(os.path.join(OUT, "bad_nosigma.npz"), mu=np.zeros(4))
+    np.savez(os.path.join(OUT, "bad_shape.npz"), mu=np.zeros(4), sigma=np.zeros((3, 3)))
 
 
 if __name__ == "__main__":
