@@ -330,3 +330,23 @@ PY
 	assert_failure
 	assert_output --partial "refusing to write binary output to a terminal"
 }
+
+@test "matches the PyTorch float64 reference (tests/ref/make_pseudo.py) to 2e-6" {
+	ref=$L2_ROOT/tests/ref/pseudo
+	while read -r name k tr tau lambda steps lr batch; do
+		l2-optimize-pseudo -k "$k" --retrieval-temp "$tr" --tau "$tau" --lambda "$lambda" --steps "$steps" \
+			--lr "$lr" --batch "$batch" "$ref/neighbors.l2f" > "$name.l2f"
+		python3 - "$name.l2f" "$ref/$name.npy" <<'PY'
+import ast, struct, sys
+import l2f
+_, d, _, recs = l2f.read(sys.argv[1])
+b = open(sys.argv[2], "rb").read()
+hl = struct.unpack_from("<H", b, 8)[0]
+hdr = ast.literal_eval(b[10:10 + hl].decode())
+assert hdr["descr"] == "<f8" and hdr["shape"] == (len(recs), d), hdr
+ref = struct.unpack_from("<%dd" % (len(recs) * d), b, 10 + hl)
+worst = max(abs(x - ref[i * d + j]) for i, (_, v, _) in enumerate(recs) for j, x in enumerate(v))
+assert worst < 2e-6, (sys.argv[1], worst)
+PY
+	done < "$ref/cases.txt"
+}

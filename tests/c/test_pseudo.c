@@ -4,7 +4,9 @@
  * baseline, the counter-based generator, and that optimisation raises
  * in-batch accuracy over retrieval alone on synthetic modality-gap features. */
 #include "check.h"
+#include "npy.h"
 #include "pseudo.h"
+#include "stream.h"
 #include "util.h"
 
 static double *rand_d(size_t n)
@@ -272,6 +274,93 @@ static void test_optimisation_helps(void)
 	free(f), free(ts), free(cp), free(idx), free(sc), free(t);
 }
 
+/* tests/ref/make_pseudo.py: torch autograd + torch.optim.Adam in float64.
+ * The double path must agree to rounding; the float path (what the tool
+ * runs) to float32 accuracy. */
+static void test_torch_goldens(void)
+{
+	const char *dir = "tests/ref/pseudo";
+	char path[256], name[64];
+	snprintf(path, sizeof path, "%s/cases.txt", dir);
+	FILE *cf = fopen(path, "r");
+	CHECK_MSG(cf != NULL, "%s missing (run from the repository root)", path);
+	if (!cf) return;
+	int k, steps, batch, ncase = 0;
+	double tr, tau, lambda, lr;
+	while (fscanf(cf, "%63s %d %lf %lf %lf %d %lf %d", name, &k, &tr, &tau, &lambda, &steps, &lr, &batch) == 8) {
+		ncase++;
+		L2Npy ref, rl;
+		snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+		l2_npy_read(path, &ref);
+		snprintf(path, sizeof path, "%s/%s.loss.npy", dir, name);
+		l2_npy_read(path, &rl);
+		CHECK(ref.is_f64 && ref.ndim == 2);
+		int N = (int)ref.shape[0], D = (int)ref.shape[1];
+		const double *want = ref.data, *wl = rl.data;
+		L2PseudoOptions o;
+		l2_pseudo_defaults(&o);
+		o.k = k, o.retrieval_temp = tr, o.tau = tau, o.lambda = lambda, o.steps = steps, o.lr = lr, o.batch = batch;
+		snprintf(path, sizeof path, "%s/neighbors.l2f", dir);
+		L2StreamReader *r = l2_stream_open(path);
+		L2PseudoBatch *b = l2_pseudo_batch_new(&o, D, k);
+		float *got = malloc((size_t)N * D * sizeof *got);
+		double *fd = malloc((size_t)N * D * sizeof *fd), *h0d = malloc((size_t)N * D * sizeof *h0d);
+		L2Record rec;
+		int n = 0, more = 1, nb = 0;
+		while (more) {
+			more = l2_stream_next(r, &rec);
+			if (more) {
+				l2_pseudo_batch_add(b, &rec);
+				/* the double path's inputs: the float32 features, in double */
+				double sc[8], mx = -1e300, z = 0;
+				for (int j = 0; j < k; j++) mx = fmax(mx, rec.nscore[j] / tr);
+				for (int j = 0; j < k; j++) z += sc[j] = exp(rec.nscore[j] / tr - mx);
+				double nf = 0, nh = 0;
+				for (int d = 0; d < D; d++) nf += (double)rec.vec[d] * rec.vec[d];
+				for (int d = 0; d < D; d++) fd[(size_t)n * D + d] = rec.vec[d] / sqrt(nf), h0d[(size_t)n * D + d] = 0;
+				for (int j = 0; j < k; j++) {
+					const float *t = rec.nvec + (size_t)j * D;
+					double nt = 0;
+					for (int d = 0; d < D; d++) nt += (double)t[d] * t[d];
+					for (int d = 0; d < D; d++) h0d[(size_t)n * D + d] += sc[j] / z * t[d] / sqrt(nt);
+				}
+				for (int d = 0; d < D; d++) nh += h0d[(size_t)n * D + d] * h0d[(size_t)n * D + d];
+				for (int d = 0; d < D; d++) h0d[(size_t)n * D + d] /= sqrt(nh);
+				n++;
+			}
+			if (b->n == batch || (!more && b->n)) {
+				l2_pseudo_batch_process(b);
+				memcpy(got + (size_t)b->first * D, b->h, (size_t)b->n * D * sizeof(float));
+				CHECK_CLOSE(b->loss0, wl[2 * nb], 1e-5, 1e-5);
+				CHECK_CLOSE(b->loss1, wl[2 * nb + 1], 1e-5, 1e-5);
+				/* double path on the same batch */
+				int B = b->n;
+				double *hd = malloc((size_t)B * D * sizeof *hd),
+				       *w = malloc(l2_pseudo_opt_work_size(B, D) * sizeof(double)), l0, l1;
+				l2_pseudo_optimize_d(hd, fd + (size_t)b->first * D, h0d + (size_t)b->first * D, B, D, &o, w, &l0, &l1);
+				CHECK_CLOSE(l0, wl[2 * nb], 1e-12, 1e-12);
+				CHECK_CLOSE(l1, wl[2 * nb + 1], 1e-12, 1e-12);
+				double worst = 0;
+				for (size_t e = 0; e < (size_t)B * D; e++)
+					worst = fmax(worst, fabs(hd[e] - want[(size_t)b->first * D + e]));
+				CHECK_MSG(worst < 1e-12, "%s batch %d: double path differs from torch by %g", name, nb, worst);
+				free(hd), free(w);
+				nb++;
+				l2_pseudo_batch_clear(b);
+			}
+		}
+		CHECK(n == N && 2 * nb == (int)l2_npy_count(&rl));
+		CHECK_ARRAY_CLOSE_D(got, want, (size_t)N * D, 2e-6, 0); /* measured: 5e-7 */
+		l2_stream_close(r);
+		l2_pseudo_batch_free(b);
+		free(got), free(fd), free(h0d);
+		l2_npy_free(&ref);
+		l2_npy_free(&rl);
+	}
+	fclose(cf);
+	CHECK(ncase == 4);
+}
+
 static void test_modes_parse(void)
 {
 	CHECK(l2_pseudo_mode_parse("optimize") == L2_PSEUDO_OPTIMIZE);
@@ -290,6 +379,7 @@ int main(void)
 	RUN(test_gaussian);
 	RUN(test_normal_generator);
 	RUN(test_optimisation_helps);
+	RUN(test_torch_goldens);
 	RUN(test_modes_parse);
 	return check_done();
 }
