@@ -254,14 +254,20 @@ def ftfy_unescape(m):
 
 
 def ftfy_subset(text):
-    if "<" not in text:
-        text = FTFY_ENT_RE.sub(ftfy_unescape, text)
-    text = ANSI_RE.sub("", text)
-    text = text.translate(LIGATURES).translate(WIDTH)
-    text = regex.sub("[\u02bc\u2018-\u201b]", "'", text)
-    text = regex.sub("[\u201c-\u201f]", '"', text)
-    text = text.translate(CONTROL)
-    return unicodedata.normalize("NFC", text)
+    # ftfy's fix_segment repeats its steps until the text stops changing
+    unescape = "<" not in text
+    while True:
+        orig = text
+        if unescape:
+            text = FTFY_ENT_RE.sub(ftfy_unescape, text)
+        text = ANSI_RE.sub("", text)
+        text = text.translate(LIGATURES).translate(WIDTH)
+        text = regex.sub("[\u02bc\u2018-\u201b]", "'", text)
+        text = regex.sub("[\u201c-\u201f]", '"', text)
+        text = text.translate(CONTROL)
+        text = unicodedata.normalize("NFC", text)
+        if text == orig:
+            return text
 
 
 class SimpleTokenizer:
@@ -344,7 +350,12 @@ TRICKY = [
     "中文字符 日本語のテキスト 한국어 텍스트",
     "Ελληνικά Русский текст עברית العربية हिन्दी ไทย",
     "html &amp; entities &lt;b&gt; &quot;quoted&quot; &#39;x&#39; &#x263A; &eacute; &amp;amp;",
-    "with a < sign &amp;amp; stays once-unescaped",
+    "with a < sign &amp;amp;amp; unescaped twice only",
+    "&AMP; &EACUTE; &Eacute; &amp;amp;amp;amp; &#128512; &#0; &#x110000; &#65534; &#150; &notit; &amp",
+    "ﾊﾝｶｸ half-width katakana ￥￦ ￣",
+    "Σ ΑΣ. όσος ΟΔΟΣ'Σ ΣΑΣ",
+    "\u0345 iota subscript \u1fb3 \u0391\u0345",
+    "Hangul jamo \u1100\u1161\u11a8 and \u0041\u030a\u0301 and \u1e0b\u0323",
     "curly ‘quotes’ “double” don’t",
     "ligatures ﬁne ﬂour ﬀ and fullwidth ＡＢＣ１２３！ and\u3000ideographic space",
     "control\x07chars\x1b[31mred\x1b[0m zero\u200bwidth \ufeffbom",

@@ -1,0 +1,827 @@
+/* bpe.c — CLIP's tokenizer (see bpe.h): text clean-up on code points, the
+ * split pattern, and ranked byte-level BPE merges. */
+#include "bpe.h"
+
+#include "unicode_tables.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define NMERGES (49152 - 256 - 2)
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- code point vectors ------------------------------------------------------- */
+
+typedef struct {
+	uint32_t *v;
+	size_t n, cap;
+} U32;
+
+static void u_push(U32 *u, uint32_t c)
+{
+	if (u->n == u->cap) {
+		u->cap = u->cap ? 2 * u->cap : 64;
+		u->v = l2_realloc(u->v, u->cap * sizeof(uint32_t));
+	}
+	u->v[u->n++] = c;
+}
+
+static void u_push_utf8(U32 *u, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		uint32_t c;
+		if (*p < 0x80) c = *p++;
+		else if (*p < 0xE0) { c = (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F); p += 2; }
+		else if (*p < 0xF0) { c = (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F); p += 3; }
+		else { c = (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 | (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F); p += 4; }
+		u_push(u, c);
+	}
+}
+
+/* strict UTF-8 (no surrogates, no overlongs); -1 when invalid */
+static int utf8_decode(const char *s, size_t len, U32 *u)
+{
+	const unsigned char *p = (const unsigned char *)s, *e = p + len;
+	while (p < e) {
+		uint32_t c = *p;
+		int n = c < 0x80 ? 0 : c >= 0xC2 && c < 0xE0 ? 1 : c >= 0xE0 && c < 0xF0 ? 2 : c >= 0xF0 && c < 0xF5 ? 3 : -1;
+		if (n < 0 || e - p <= n) return -1;
+		if (n) c &= 0x3F >> n;
+		for (int i = 1; i <= n; i++) {
+			if ((p[i] & 0xC0) != 0x80) return -1;
+			c = c << 6 | (p[i] & 0x3F);
+		}
+		if ((n == 2 && c < 0x800) || (n == 3 && (c < 0x10000 || c > 0x10FFFF)) || (c >= 0xD800 && c <= 0xDFFF)) return -1;
+		u_push(u, c);
+		p += n + 1;
+	}
+	return 0;
+}
+
+static size_t utf8_put(uint32_t c, char *o)
+{
+	if (c < 0x80) { o[0] = (char)c; return 1; }
+	if (c < 0x800) { o[0] = (char)(0xC0 | c >> 6); o[1] = (char)(0x80 | (c & 0x3F)); return 2; }
+	if (c < 0x10000) {
+		o[0] = (char)(0xE0 | c >> 12); o[1] = (char)(0x80 | (c >> 6 & 0x3F)); o[2] = (char)(0x80 | (c & 0x3F));
+		return 3;
+	}
+	o[0] = (char)(0xF0 | c >> 18); o[1] = (char)(0x80 | (c >> 12 & 0x3F));
+	o[2] = (char)(0x80 | (c >> 6 & 0x3F)); o[3] = (char)(0x80 | (c & 0x3F));
+	return 4;
+}
+
+static char *u_to_utf8(const uint32_t *v, size_t n)
+{
+	char *s = l2_malloc(n * 4 + 1), *o = s;
+	for (size_t i = 0; i < n; i++) o += utf8_put(v[i], o);
+	*o = 0;
+	return s;
+}
+
+/* ---- table look-ups --------------------------------------------------------------- */
+
+static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t m = (lo + hi) / 2;
+		if (c < r[m][0]) hi = m;
+		else if (c > r[m][1]) lo = m + 1;
+		else return 1;
+	}
+	return 0;
+}
+#define IN(tab, c) in_ranges(tab, NELEM(tab), c)
+
+static int is_letter(uint32_t c) { return IN(uni_letter, c); }
+static int is_number(uint32_t c) { return IN(uni_number, c); }
+static int is_space(uint32_t c) { return IN(uni_space, c); }
+static int is_other(uint32_t c)
+{
+	for (size_t i = 0; i < NELEM(uni_other_exceptions); i++)
+		if (uni_other_exceptions[i][0] == c) return (int)uni_other_exceptions[i][1];
+	return !is_letter(c) && !is_number(c) && !is_space(c);
+}
+
+/* does text code point c match pattern letter a under IGNORECASE? */
+static int fold_eq(uint32_t c, char a)
+{
+	if (c == (uint32_t)a) return 1;
+	for (size_t i = 0; i < NELEM(uni_fold_equiv); i++)
+		if (uni_fold_equiv[i][0] == (uint32_t)a)
+			return c == uni_fold_equiv[i][1] || c == uni_fold_equiv[i][2] || c == uni_fold_equiv[i][3];
+	return 0;
+}
+
+static int pair_lookup(const uint32_t (*t)[2], size_t n, uint32_t c, uint32_t *out)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t m = (lo + hi) / 2;
+		if (t[m][0] < c) lo = m + 1;
+		else hi = m;
+	}
+	if (lo < n && t[lo][0] == c) { *out = t[lo][1]; return 1; }
+	return 0;
+}
+
+static int ccc_of(uint32_t c)
+{
+	size_t lo = 0, hi = NELEM(uni_ccc);
+	while (lo < hi) {
+		size_t m = (lo + hi) / 2;
+		if (c < uni_ccc[m][0]) hi = m;
+		else if (c > uni_ccc[m][1]) lo = m + 1;
+		else return (int)uni_ccc[m][2];
+	}
+	return 0;
+}
+
+/* ---- NFC ------------------------------------------------------------------------------ */
+
+#define SBASE 0xAC00u
+#define LBASE 0x1100u
+#define VBASE 0x1161u
+#define TBASE 0x11A7u
+#define LCOUNT 19u
+#define VCOUNT 21u
+#define TCOUNT 28u
+#define NCOUNT (VCOUNT * TCOUNT)
+#define SCOUNT (LCOUNT * NCOUNT)
+
+static void decompose(uint32_t c, U32 *o)
+{
+	if (c >= SBASE && c < SBASE + SCOUNT) {
+		uint32_t s = c - SBASE;
+		u_push(o, LBASE + s / NCOUNT);
+		u_push(o, VBASE + s % NCOUNT / TCOUNT);
+		if (s % TCOUNT) u_push(o, TBASE + s % TCOUNT);
+		return;
+	}
+	size_t lo = 0, hi = NELEM(uni_decomp);
+	while (lo < hi) {
+		size_t m = (lo + hi) / 2;
+		if (uni_decomp[m][0] < c) lo = m + 1;
+		else hi = m;
+	}
+	if (lo < NELEM(uni_decomp) && uni_decomp[lo][0] == c) {
+		for (int i = 1; i <= 4 && uni_decomp[lo][i]; i++) u_push(o, uni_decomp[lo][i]);
+		return;
+	}
+	u_push(o, c);
+}
+
+static uint32_t compose(uint32_t a, uint32_t b)
+{
+	if (a >= LBASE && a < LBASE + LCOUNT && b >= VBASE && b < VBASE + VCOUNT)
+		return SBASE + ((a - LBASE) * VCOUNT + (b - VBASE)) * TCOUNT;
+	if (a >= SBASE && a < SBASE + SCOUNT && (a - SBASE) % TCOUNT == 0 && b > TBASE && b < TBASE + TCOUNT)
+		return a + (b - TBASE);
+	size_t lo = 0, hi = NELEM(uni_comp);
+	while (lo < hi) {
+		size_t m = (lo + hi) / 2;
+		if (uni_comp[m][0] < a || (uni_comp[m][0] == a && uni_comp[m][1] < b)) lo = m + 1;
+		else hi = m;
+	}
+	if (lo < NELEM(uni_comp) && uni_comp[lo][0] == a && uni_comp[lo][1] == b) return uni_comp[lo][2];
+	return 0;
+}
+
+static void nfc(U32 *u)
+{
+	U32 d = {0};
+	for (size_t i = 0; i < u->n; i++) decompose(u->v[i], &d);
+	/* canonical order: stable sort of each run of non-starters */
+	for (size_t i = 0; i < d.n;) {
+		if (!ccc_of(d.v[i])) { i++; continue; }
+		size_t j = i;
+		while (j < d.n && ccc_of(d.v[j])) j++;
+		for (size_t a = i + 1; a < j; a++)
+			for (size_t b = a; b > i && ccc_of(d.v[b - 1]) > ccc_of(d.v[b]); b--) {
+				uint32_t t = d.v[b]; d.v[b] = d.v[b - 1]; d.v[b - 1] = t;
+			}
+		i = j;
+	}
+	u->n = 0;
+	long starter = -1;
+	int prev = -1; /* ccc of the last character after the starter; -1: adjacent */
+	for (size_t i = 0; i < d.n; i++) {
+		uint32_t c = d.v[i];
+		int cc = ccc_of(c);
+		if (starter >= 0 && (prev == -1 || (prev != 0 && prev < cc))) {
+			uint32_t k = compose(u->v[starter], c);
+			if (k) { u->v[starter] = k; continue; }
+		}
+		if (cc == 0) { starter = (long)u->n; prev = -1; }
+		else prev = cc;
+		u_push(u, c);
+	}
+	free(d.v);
+}
+
+/* ---- html.unescape ------------------------------------------------------------------ */
+
+static const char *entity(const char *name, size_t n, int upper_too)
+{
+	size_t lo = 0, hi = NELEM(html5_entities);
+	while (lo < hi) {
+		size_t m = (lo + hi) / 2;
+		int r = strncmp(html5_entities[m].name, name, n);
+		if (r == 0 && html5_entities[m].name[n]) r = 1;
+		if (r < 0) lo = m + 1;
+		else if (r > 0) hi = m;
+		else return html5_entities[m].value;
+	}
+	if (!upper_too) return NULL;
+	lo = 0, hi = NELEM(ftfy_upper_entities);
+	while (lo < hi) {
+		size_t m = (lo + hi) / 2;
+		int r = strncmp(ftfy_upper_entities[m].name, name, n);
+		if (r == 0 && ftfy_upper_entities[m].name[n]) r = 1;
+		if (r < 0) lo = m + 1;
+		else if (r > 0) hi = m;
+		else return ftfy_upper_entities[m].value;
+	}
+	return NULL;
+}
+
+static int is_digit(uint32_t c) { return c >= '0' && c <= '9'; }
+static int is_hex(uint32_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+static int is_alnum(uint32_t c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+/* Python's html._replace_charref for a numeric reference */
+static void numeric_ref(uint64_t num, U32 *o)
+{
+	uint32_t r;
+	if (num <= 0xFFFFFFFFu && pair_lookup(html_invalid_charrefs, NELEM(html_invalid_charrefs), (uint32_t)num, &r)) {
+		u_push(o, r);
+		return;
+	}
+	if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF) { u_push(o, 0xFFFD); return; }
+	if (IN(html_invalid_codepoints, (uint32_t)num)) return;
+	u_push(o, (uint32_t)num);
+}
+
+/* Try a reference at t[i] == '&' as html.unescape's regex does:
+ * &(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?).
+ * Appends the replacement to o and returns the length consumed, or 0. */
+static size_t html_ref(const uint32_t *t, size_t n, size_t i, U32 *o)
+{
+	size_t j = i + 1;
+	if (j < n && t[j] == '#') {
+		int hex = j + 1 < n && (t[j + 1] == 'x' || t[j + 1] == 'X');
+		size_t k = j + 1 + hex, s = k;
+		uint64_t num = 0;
+		while (k < n && (hex ? is_hex(t[k]) : is_digit(t[k]))) {
+			uint32_t c = t[k];
+			int v = is_digit(c) ? (int)(c - '0') : (int)((c | 0x20) - 'a' + 10);
+			if (num < (1ull << 40)) num = num * (hex ? 16 : 10) + (uint64_t)v;
+			k++;
+		}
+		if (k == s) return 0;
+		if (k < n && t[k] == ';') k++;
+		numeric_ref(num, o);
+		return k - i;
+	}
+	size_t k = j;
+	while (k < n && k - j < 32 && t[k] != '\t' && t[k] != '\n' && t[k] != '\f' && t[k] != ' ' && t[k] != '<' &&
+	       t[k] != '&' && t[k] != '#' && t[k] != ';')
+		k++;
+	if (k == j) return 0;
+	if (k < n && t[k] == ';') k++;
+	/* s = t[j..k): whole name, else the longest prefix of >= 2 chars */
+	size_t len = k - j;
+	char name[40] = {0};
+	for (size_t a = 0; a < len; a++) {
+		if (t[j + a] >= 0x80) { len = a; break; } /* entity names are ASCII */
+		name[a] = (char)t[j + a];
+	}
+	if (len == k - j) {
+		const char *v = entity(name, len, 0);
+		if (v) { u_push_utf8(o, v); return k - i; }
+	}
+	for (size_t x = (k - j) - 1; x > 1; x--) {
+		if (x > len) continue;
+		const char *v = entity(name, x, 0);
+		if (v) {
+			u_push_utf8(o, v);
+			for (size_t a = j + x; a < k; a++) u_push(o, t[a]);
+			return k - i;
+		}
+	}
+	u_push(o, '&');
+	for (size_t a = j; a < k; a++) u_push(o, t[a]);
+	return k - i;
+}
+
+static void html_unescape(U32 *u)
+{
+	U32 o = {0};
+	for (size_t i = 0; i < u->n;) {
+		if (u->v[i] == '&') {
+			size_t m = html_ref(u->v, u->n, i, &o);
+			if (m) { i += m; continue; }
+		}
+		u_push(&o, u->v[i++]);
+	}
+	free(u->v);
+	*u = o;
+}
+
+/* ftfy's unescape_html: only "&#?[0-9A-Za-z]{1,24};" */
+static void ftfy_unescape(U32 *u)
+{
+	U32 o = {0};
+	for (size_t i = 0; i < u->n;) {
+		if (u->v[i] == '&') {
+			size_t j = i + 1;
+			int num = j < u->n && u->v[j] == '#';
+			j += num;
+			size_t s = j;
+			while (j < u->n && j - s < 24 && is_alnum(u->v[j])) j++;
+			if (j > s && j < u->n && u->v[j] == ';') {
+				size_t end = j + 1;
+				char name[32];
+				size_t len = end - (i + 1);
+				for (size_t a = 0; a < len; a++) name[a] = (char)u->v[i + 1 + a];
+				const char *v = num ? NULL : entity(name, len, 1);
+				if (v) u_push_utf8(&o, v);
+				else if (num) {
+					U32 r = {0};
+					size_t m = html_ref(u->v, end, i, &r);
+					int semi = 0;
+					for (size_t a = 0; a < r.n; a++) semi |= r.v[a] == ';';
+					if (m == end - i && !semi) for (size_t a = 0; a < r.n; a++) u_push(&o, r.v[a]);
+					else for (size_t a = i; a < end; a++) u_push(&o, u->v[a]);
+					free(r.v);
+				} else {
+					for (size_t a = i; a < end; a++) u_push(&o, u->v[a]);
+				}
+				i = end;
+				continue;
+			}
+		}
+		u_push(&o, u->v[i++]);
+	}
+	free(u->v);
+	*u = o;
+}
+
+/* ---- ftfy subset ------------------------------------------------------------------------- */
+
+static const struct { uint32_t c; const char *s; } ligatures[] = {
+	{0x132, "IJ"}, {0x133, "ij"}, {0x149, "\xca\xbcn"}, {0x1C4, "D\xc5\xbd"}, {0x1C5, "D\xc5\xbe"},
+	{0x1C6, "d\xc5\xbe"}, {0x1C7, "LJ"}, {0x1C8, "Lj"}, {0x1C9, "lj"}, {0x1CA, "NJ"}, {0x1CB, "Nj"},
+	{0x1CC, "nj"}, {0x1F1, "DZ"}, {0x1F2, "Dz"}, {0x1F3, "dz"}, {0xFB00, "ff"}, {0xFB01, "fi"},
+	{0xFB02, "fl"}, {0xFB03, "ffi"}, {0xFB04, "ffl"}, {0xFB05, "\xc5\xbft"}, {0xFB06, "st"},
+};
+
+static int is_control(uint32_t c)
+{
+	return c <= 8 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F || (c >= 0x206A && c <= 0x206F) ||
+	       c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFC);
+}
+
+static void ftfy_steps(U32 *u, int unescape)
+{
+	if (unescape) ftfy_unescape(u);
+	U32 o = {0};
+	for (size_t i = 0; i < u->n; i++) {
+		uint32_t c = u->v[i];
+		/* terminal escapes: ESC [ [0-9;]* [A-Za-z] */
+		if (c == 0x1B && i + 1 < u->n && u->v[i + 1] == '[') {
+			size_t j = i + 2;
+			while (j < u->n && (is_digit(u->v[j]) || u->v[j] == ';')) j++;
+			if (j < u->n && ((u->v[j] | 0x20) >= 'a' && (u->v[j] | 0x20) <= 'z')) { i = j; continue; }
+		}
+		u_push(&o, c);
+	}
+	u->n = 0;
+	for (size_t i = 0; i < o.n; i++) {
+		uint32_t c = o.v[i], w;
+		int done = 0;
+		for (size_t k = 0; k < NELEM(ligatures); k++)
+			if (ligatures[k].c == c) { u_push_utf8(u, ligatures[k].s); done = 1; break; }
+		if (done) continue;
+		if (c >= 0xFF01 && c <= 0xFFEF) {
+			for (size_t k = 0; k < NELEM(ftfy_width); k++)
+				if (ftfy_width[k][0] == c) {
+					u_push(u, ftfy_width[k][1]);
+					if (ftfy_width[k][2]) u_push(u, ftfy_width[k][2]);
+					done = 1;
+					break;
+				}
+			if (done) continue;
+		}
+		if (c == 0x3000) { u_push(u, ' '); continue; }
+		(void)w;
+		if (c == 0x2BC || (c >= 0x2018 && c <= 0x201B)) c = '\'';
+		else if (c >= 0x201C && c <= 0x201F) c = '"';
+		if (is_control(c)) continue;
+		u_push(u, c);
+	}
+	free(o.v);
+	nfc(u);
+}
+
+static void ftfy_fix(U32 *u)
+{
+	int unescape = 1;
+	for (size_t i = 0; i < u->n; i++)
+		if (u->v[i] == '<') unescape = 0;
+	for (int round = 0; round < 100; round++) {
+		U32 before = {l2_malloc(u->n * sizeof(uint32_t) + 4), u->n, u->n};
+		memcpy(before.v, u->v, u->n * sizeof(uint32_t));
+		ftfy_steps(u, unescape);
+		int same = before.n == u->n && !memcmp(before.v, u->v, u->n * sizeof(uint32_t));
+		free(before.v);
+		if (same) break;
+	}
+}
+
+/* ---- whitespace and lower() ---------------------------------------------------------------- */
+
+static int isspace_py(uint32_t c) { return IN(uni_isspace, c); }
+
+static void strip(U32 *u)
+{
+	size_t a = 0, b = u->n;
+	while (a < b && isspace_py(u->v[a])) a++;
+	while (b > a && isspace_py(u->v[b - 1])) b--;
+	memmove(u->v, u->v + a, (b - a) * sizeof(uint32_t));
+	u->n = b - a;
+}
+
+static void whitespace_clean(U32 *u)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < u->n;) {
+		if (is_space(u->v[i])) {
+			while (i < u->n && is_space(u->v[i])) i++;
+			u->v[o++] = ' ';
+		} else {
+			u->v[o++] = u->v[i++];
+		}
+	}
+	u->n = o;
+	strip(u);
+}
+
+static void lower(U32 *u)
+{
+	U32 o = {0};
+	for (size_t i = 0; i < u->n; i++) {
+		uint32_t c = u->v[i], l;
+		if (c == 0x3A3) { /* Final_Sigma, as str.lower() decides it */
+			long j = (long)i - 1;
+			while (j >= 0 && IN(uni_case_ignorable, u->v[j])) j--;
+			int fin = j >= 0 && IN(uni_cased, u->v[j]);
+			if (fin) {
+				size_t k = i + 1;
+				while (k < u->n && IN(uni_case_ignorable, u->v[k])) k++;
+				fin = k == u->n || !IN(uni_cased, u->v[k]);
+			}
+			u_push(&o, fin ? 0x3C2 : 0x3C3);
+			continue;
+		}
+		if (pair_lookup(uni_lower1, NELEM(uni_lower1), c, &l)) { u_push(&o, l); continue; }
+		int two = 0;
+		for (size_t k = 0; k < NELEM(uni_lower2); k++)
+			if (uni_lower2[k][0] == c) { u_push(&o, uni_lower2[k][1]); u_push(&o, uni_lower2[k][2]); two = 1; }
+		if (!two) u_push(&o, c);
+	}
+	free(u->v);
+	*u = o;
+}
+
+static int clean(const char *text, size_t len, U32 *u)
+{
+	if (utf8_decode(text, len, u)) return -1;
+	ftfy_fix(u);
+	html_unescape(u);
+	html_unescape(u);
+	strip(u);
+	whitespace_clean(u);
+	lower(u);
+	return 0;
+}
+
+char *l2_tok_clean(const char *text, size_t len)
+{
+	U32 u = {0};
+	if (clean(text, len, &u)) { free(u.v); return NULL; }
+	char *s = u_to_utf8(u.v, u.n);
+	free(u.v);
+	return s;
+}
+
+/* ---- the vocabulary ----------------------------------------------------------------------- */
+
+typedef struct {
+	char **key;
+	int *val;
+	size_t cap, n;
+} Map;
+
+static uint64_t hash_str(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 0x100000001b3ull; }
+	return h;
+}
+
+static void map_init(Map *m, size_t n)
+{
+	m->cap = 1;
+	while (m->cap < 2 * n) m->cap <<= 1;
+	m->key = l2_calloc(m->cap, sizeof(char *));
+	m->val = l2_calloc(m->cap, sizeof(int));
+}
+
+/* later puts overwrite earlier ones, as dict(zip(...)) does */
+static void map_put(Map *m, char *k, int v)
+{
+	size_t n = strlen(k), i = hash_str(k, n) & (m->cap - 1);
+	while (m->key[i] && strcmp(m->key[i], k)) i = (i + 1) & (m->cap - 1);
+	if (m->key[i]) free(k);
+	else { m->key[i] = k; m->n++; }
+	m->val[i] = v;
+}
+
+static int map_get(const Map *m, const char *k, size_t n)
+{
+	size_t i = hash_str(k, n) & (m->cap - 1);
+	while (m->key[i]) {
+		if (strlen(m->key[i]) == n && !memcmp(m->key[i], k, n)) return m->val[i];
+		i = (i + 1) & (m->cap - 1);
+	}
+	return -1;
+}
+
+static void map_free(Map *m)
+{
+	for (size_t i = 0; i < m->cap; i++) free(m->key[i]);
+	free(m->key);
+	free(m->val);
+}
+
+struct L2Tokenizer {
+	Map vocab, ranks;
+	int size, sot, eot;
+	char byte_enc[256][3]; /* UTF-8 of bytes_to_unicode()[b] */
+};
+
+static char *read_maybe_gz(const char *path, size_t *len)
+{
+	gzFile g = gzopen(path, "rb");
+	if (!g) l2_die_errno("%s", path);
+	size_t cap = 1 << 20, n = 0;
+	char *buf = l2_malloc(cap);
+	for (;;) {
+		if (n + 65536 + 1 > cap) buf = l2_realloc(buf, cap *= 2);
+		int r = gzread(g, buf + n, 65536);
+		if (r < 0) {
+			int e;
+			const char *msg = gzerror(g, &e);
+			l2_die("%s: %s", path, e == Z_ERRNO ? strerror(errno) : msg);
+		}
+		if (r == 0) break;
+		n += (size_t)r;
+	}
+	gzclose(g);
+	buf[n] = 0;
+	*len = n;
+	return buf;
+}
+
+L2Tokenizer *l2_tok_load(const char *path)
+{
+	if (l2_is_dir(path)) l2_die("%s: is a directory, not a BPE vocabulary", path);
+	size_t len;
+	char *buf = read_maybe_gz(path, &len);
+	if (memchr(buf, 0, len)) l2_die("%s: not a BPE vocabulary (binary data)", path);
+	L2Tokenizer *b = l2_calloc(1, sizeof *b);
+	/* bytes_to_unicode */
+	int cs[256], n = 0, is_bs[256] = {0};
+	for (int c = '!'; c <= '~'; c++) is_bs[c] = 1;
+	for (int c = 0xA1; c <= 0xAC; c++) is_bs[c] = 1;
+	for (int c = 0xAE; c <= 0xFF; c++) is_bs[c] = 1;
+	for (int c = 0; c < 256; c++) cs[c] = is_bs[c] ? c : 256 + n++;
+	int order[256], k = 0; /* vocabulary order: bs list first, then the others */
+	for (int c = 0; c < 256; c++) if (is_bs[c]) order[k++] = c;
+	for (int c = 0; c < 256; c++) if (!is_bs[c]) order[k++] = c;
+	for (int c = 0; c < 256; c++) b->byte_enc[c][utf8_put((uint32_t)cs[c], b->byte_enc[c])] = 0;
+
+	map_init(&b->vocab, 2 * 49408);
+	map_init(&b->ranks, 2 * NMERGES);
+	int id = 0;
+	for (int i = 0; i < 256; i++) map_put(&b->vocab, l2_strdup(b->byte_enc[order[i]]), id++);
+	for (int i = 0; i < 256; i++) {
+		char t[16];
+		snprintf(t, sizeof t, "%s</w>", b->byte_enc[order[i]]);
+		map_put(&b->vocab, l2_strdup(t), id++);
+	}
+	/* merges: lines 1 .. NMERGES after the header line */
+	char *p = buf;
+	char *nl = strchr(p, '\n');
+	/* OpenAI's first line is "bpe_simple_vocab_16e6.txt#version: 0.2", HF's "#version: 0.2" */
+	if (nl) *nl = 0;
+	int header = strstr(p, "#version") != NULL;
+	if (nl) *nl = '\n';
+	if (!header) l2_die("%s: not a BPE vocabulary (no \"#version\" first line)", path);
+	p = nl ? nl + 1 : p + strlen(p);
+	int lineno = 1, nm = 0;
+	while (*p && nm < NMERGES) {
+		lineno++;
+		nl = strchr(p, '\n');
+		size_t ll = nl ? (size_t)(nl - p) : strlen(p);
+		char *line = l2_malloc(ll + 1);
+		memcpy(line, p, ll);
+		line[ll] = 0;
+		if (ll && line[ll - 1] == '\r') line[--ll] = 0;
+		char *sv, *a = strtok_r(line, " \t", &sv), *c = a ? strtok_r(NULL, " \t", &sv) : NULL;
+		if (!a || !c || strtok_r(NULL, " \t", &sv))
+			l2_die("%s: line %d: not a BPE merge (expected two symbols)", path, lineno);
+		size_t la = strlen(a), lc = strlen(c);
+		char *joined = l2_malloc(la + lc + 1), *pair = l2_malloc(la + lc + 2);
+		memcpy(joined, a, la);
+		memcpy(joined + la, c, lc + 1);
+		memcpy(pair, a, la);
+		pair[la] = ' ';
+		memcpy(pair + la + 1, c, lc + 1);
+		map_put(&b->vocab, joined, id++);
+		map_put(&b->ranks, pair, nm++);
+		free(line);
+		p = nl ? nl + 1 : p + ll;
+	}
+	if (nm == 0) l2_die("%s: not a BPE vocabulary (no merges)", path);
+	b->sot = id;
+	map_put(&b->vocab, l2_strdup("<|startoftext|>"), id++);
+	b->eot = id;
+	map_put(&b->vocab, l2_strdup("<|endoftext|>"), id++);
+	b->size = id;
+	free(buf);
+	return b;
+}
+
+void l2_tok_free(L2Tokenizer *b)
+{
+	if (!b) return;
+	map_free(&b->vocab);
+	map_free(&b->ranks);
+	free(b);
+}
+
+int l2_tok_vocab_size(const L2Tokenizer *b) { return b->size; }
+int l2_tok_sot(const L2Tokenizer *b) { return b->sot; }
+int l2_tok_eot(const L2Tokenizer *b) { return b->eot; }
+
+/* ---- BPE over one pre-token ---------------------------------------------------------------- */
+
+static void push_id(int32_t **ids, size_t *cap, size_t *n, int32_t v)
+{
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 64;
+		*ids = l2_realloc(*ids, *cap * sizeof(int32_t));
+	}
+	(*ids)[(*n)++] = v;
+}
+
+static void bpe_word(const L2Tokenizer *b, const unsigned char *tok, size_t len, int32_t **ids, size_t *cap, size_t *n)
+{
+	/* symbols: byte-encoded characters, the last with "</w>" */
+	size_t ns = len;
+	char **sym = l2_malloc(ns * sizeof(char *));
+	for (size_t i = 0; i < len; i++) {
+		const char *e = b->byte_enc[tok[i]];
+		size_t el = strlen(e);
+		sym[i] = l2_malloc(el + 5);
+		memcpy(sym[i], e, el + 1);
+		if (i == len - 1) strcat(sym[i], "</w>");
+	}
+	char *key = NULL;
+	size_t keycap = 0;
+	while (ns > 1) {
+		int best = -1;
+		size_t bi = 0;
+		for (size_t i = 0; i + 1 < ns; i++) {
+			size_t la = strlen(sym[i]), lb = strlen(sym[i + 1]);
+			if (la + lb + 2 > keycap) key = l2_realloc(key, keycap = 2 * (la + lb + 2));
+			memcpy(key, sym[i], la);
+			key[la] = ' ';
+			memcpy(key + la + 1, sym[i + 1], lb + 1);
+			int r = map_get(&b->ranks, key, la + lb + 1);
+			if (r >= 0 && (best < 0 || r < best)) { best = r; bi = i; }
+		}
+		if (best < 0) break;
+		/* merge every occurrence of that pair, left to right */
+		char *first = l2_strdup(sym[bi]), *second = l2_strdup(sym[bi + 1]);
+		size_t o = 0;
+		for (size_t i = 0; i < ns;) {
+			if (i + 1 < ns && !strcmp(sym[i], first) && !strcmp(sym[i + 1], second)) {
+				size_t la = strlen(sym[i]), lb = strlen(sym[i + 1]);
+				char *m = l2_malloc(la + lb + 1);
+				memcpy(m, sym[i], la);
+				memcpy(m + la, sym[i + 1], lb + 1);
+				free(sym[i]);
+				free(sym[i + 1]);
+				sym[o++] = m;
+				i += 2;
+			} else {
+				sym[o++] = sym[i++];
+			}
+		}
+		ns = o;
+		free(first);
+		free(second);
+	}
+	for (size_t i = 0; i < ns; i++) {
+		int v = map_get(&b->vocab, sym[i], strlen(sym[i]));
+		if (v < 0) l2_die("BPE vocabulary: no token for symbol \"%s\" (truncated vocabulary file?)", sym[i]);
+		push_id(ids, cap, n, v);
+		free(sym[i]);
+	}
+	free(sym);
+	free(key);
+}
+
+/* ---- the split pattern ------------------------------------------------------------------------- */
+
+static size_t match_literal(const uint32_t *t, size_t n, size_t i, const char *lit)
+{
+	size_t k = 0;
+	for (; lit[k]; k++)
+		if (i + k >= n || !fold_eq(t[i + k], lit[k])) return 0;
+	return k;
+}
+
+long l2_tok_encode(const L2Tokenizer *b, const char *text, size_t len, int32_t **ids, size_t *cap)
+{
+	U32 u = {0};
+	if (clean(text, len, &u)) { free(u.v); return -1; }
+	static const char *const alts[] = {"<|startoftext|>", "<|endoftext|>", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
+	size_t n = 0;
+	char *buf = l2_malloc(u.n * 4 + 1);
+	for (size_t i = 0; i < u.n;) {
+		size_t m = 0;
+		for (size_t a = 0; a < NELEM(alts) && !m; a++) m = match_literal(u.v, u.n, i, alts[a]);
+		if (!m && is_letter(u.v[i]))
+			while (i + m < u.n && is_letter(u.v[i + m])) m++;
+		if (!m && is_number(u.v[i])) m = 1;
+		if (!m && is_other(u.v[i]))
+			while (i + m < u.n && is_other(u.v[i + m])) m++;
+		if (!m) { i++; continue; }
+		size_t bl = 0;
+		for (size_t k = 0; k < m; k++) bl += utf8_put(u.v[i + k], buf + bl);
+		buf[bl] = 0;
+		if (!strcmp(buf, "<|startoftext|>")) push_id(ids, cap, &n, b->sot);
+		else if (!strcmp(buf, "<|endoftext|>")) push_id(ids, cap, &n, b->eot);
+		else bpe_word(b, (const unsigned char *)buf, bl, ids, cap, &n);
+		i += m;
+	}
+	free(buf);
+	free(u.v);
+	return (long)n;
+}
+
+int l2_tok_tokenize(const L2Tokenizer *b, const char *text, size_t len, int context, int32_t *out)
+{
+	int32_t *ids = NULL;
+	size_t cap = 0;
+	long n = l2_tok_encode(b, text, len, &ids, &cap);
+	if (n < 0) { free(ids); return -1; }
+	memset(out, 0, (size_t)context * sizeof(int32_t));
+	int k = 0;
+	out[k++] = b->sot;
+	for (long i = 0; i < n && k < context; i++) out[k++] = ids[i];
+	if (k < context) out[k++] = b->eot;
+	else out[context - 1] = b->eot;
+	free(ids);
+	return k;
+}
+
+char *l2_tok_find_vocab(const char *opt, const char *weights)
+{
+	if (opt) return l2_strdup(opt);
+	const char *env = getenv("L2_CLIP_VOCAB");
+	if (env && *env) return l2_strdup(env);
+	static const char *const names[] = {"bpe_simple_vocab_16e6.txt.gz", "merges.txt", "vocab.txt.gz"};
+	if (weights) {
+		const char *sl = strrchr(weights, '/');
+		size_t dl = sl ? (size_t)(sl - weights) + 1 : 0;
+		for (size_t i = 0; i < NELEM(names); i++) {
+			char *p = l2_malloc(dl + strlen(names[i]) + 1);
+			memcpy(p, weights, dl);
+			strcpy(p + dl, names[i]);
+			if (l2_file_exists(p)) return p;
+			free(p);
+		}
+	}
+	l2_die("no CLIP vocabulary: give --vocab FILE, set L2_CLIP_VOCAB, or put bpe_simple_vocab_16e6.txt.gz "
+	       "beside the weights");
+}

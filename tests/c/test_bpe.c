@@ -1,0 +1,112 @@
+/* test_bpe.c — CLIP tokenizer (lib/bpe.c) against tests/ref/make_clip.py's
+ * re-implementation of OpenAI's SimpleTokenizer (tokens.jsonl), plus the
+ * pieces that need no vocabulary (clean-up, NFC, HTML entities, lower).
+ * The vocabulary is $L2_TEST_VOCAB or ../shared/data/clip/ beside the
+ * checkout; without it the vocabulary tests are skipped. */
+#include "bpe.h"
+#include "check.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <unistd.h>
+
+static const char *vocab_path(void)
+{
+	const char *v = getenv("L2_TEST_VOCAB");
+	if (v && *v && access(v, R_OK) == 0) return v;
+	v = "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz";
+	return access(v, R_OK) == 0 ? v : NULL;
+}
+
+static L2Tokenizer *tok;
+
+static void test_goldens(void)
+{
+	json_error_t err;
+	FILE *f = fopen("tests/ref/clip/tokens.jsonl", "r");
+	CHECK(f != NULL);
+	if (!f) return;
+	char line[1 << 16];
+	int n = 0;
+	while (fgets(line, sizeof line, f)) {
+		json_t *j = json_loads(line, 0, &err);
+		CHECK(j != NULL);
+		if (!j) continue;
+		json_t *jt = json_object_get(j, "text"), *ji = json_object_get(j, "ids");
+		const char *text = json_string_value(jt);
+		size_t len = json_string_length(jt);
+		int32_t out[77];
+		int k = l2_tok_tokenize(tok, text, len, 77, out);
+		int ok = k == (int)json_array_size(ji);
+		for (int i = 0; ok && i < k; i++) ok = out[i] == json_integer_value(json_array_get(ji, (size_t)i));
+		for (int i = k; i < 77 && k >= 0; i++) ok &= out[i] == 0;
+		CHECK_MSG(ok, "tokens of \"%s\" differ (got %d tokens, want %zu)", text, k, json_array_size(ji));
+		if (!ok) {
+			printf("#   got ");
+			for (int i = 0; i < k; i++) printf(" %d", out[i]);
+			printf("\n#   want");
+			for (size_t i = 0; i < json_array_size(ji); i++) printf(" %lld", json_integer_value(json_array_get(ji, i)));
+			printf("\n");
+		}
+		json_decref(j);
+		n++;
+	}
+	fclose(f);
+	CHECK(n >= 20);
+}
+
+static void test_vocab_shape(void)
+{
+	CHECK(l2_tok_vocab_size(tok) == 49408);
+	CHECK(l2_tok_sot(tok) == 49406 && l2_tok_eot(tok) == 49407);
+	int32_t out[5];
+	/* truncation keeps the end token last */
+	CHECK(l2_tok_tokenize(tok, "one two three four five six", 27, 5, out) == 5);
+	CHECK(out[0] == 49406 && out[4] == 49407);
+	CHECK(l2_tok_tokenize(tok, "\xff bad", 5, 5, out) == -1);
+	CHECK(l2_tok_tokenize(tok, "\xed\xa0\x80", 3, 5, out) == -1); /* a surrogate */
+	CHECK(l2_tok_tokenize(tok, "\xc0\xaf", 2, 5, out) == -1);     /* overlong */
+}
+
+static void check_clean(const char *in, const char *want)
+{
+	char *got = l2_tok_clean(in, strlen(in));
+	CHECK_MSG(got && !strcmp(got, want), "clean(\"%s\") = \"%s\", want \"%s\"", in, got ? got : "(null)", want);
+	free(got);
+}
+
+static void test_clean(void)
+{
+	check_clean("  Hello   World\t\n", "hello world");
+	check_clean("&amp;amp;amp;amp;", "&");
+	check_clean("< &amp;amp;amp;", "< &amp;");
+	check_clean("caf\xc3\xa9", "caf\xc3\xa9");          /* precomposed stays */
+	check_clean("cafe\xcc\x81", "caf\xc3\xa9");          /* NFC composes */
+	check_clean("\xe1\x84\x80\xe1\x85\xa1", "\xea\xb0\x80"); /* Hangul L V -> syllable */
+	check_clean("\xef\xbc\xa1\xef\xbd\x82", "ab");       /* fullwidth */
+	check_clean("\xef\xac\x81ne", "fine");               /* ligature */
+	check_clean("don\xe2\x80\x99t", "don't");            /* curly quote */
+	check_clean("\xce\xa3\xce\x91\xce\xa3", "\xcf\x83\xce\xb1\xcf\x82"); /* final sigma */
+	check_clean("\xc4\xb0", "i\xcc\x87");                /* dotted capital I */
+	check_clean("a\x1b[31mb\x07" "c", "abc");               /* terminal escape, control */
+	check_clean("&#x263A; &#0; &#150;", "\xe2\x98\xba \xef\xbf\xbd \xe2\x80\x93");
+	check_clean("&notit; &amp", "\xc2\xacit; &");
+	check_clean("", "");
+}
+
+int main(int argc, char **argv)
+{
+	l2_init(argc, argv);
+	RUN(test_clean);
+	const char *v = vocab_path();
+	if (!v) {
+		printf("ok 2 - test_goldens # SKIP no CLIP vocabulary (set L2_TEST_VOCAB)\n");
+		check_test_no++;
+		return check_done();
+	}
+	tok = l2_tok_load(v);
+	RUN(test_vocab_shape);
+	RUN(test_goldens);
+	l2_tok_free(tok);
+	return check_done();
+}
