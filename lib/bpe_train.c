@@ -463,7 +463,7 @@ L2BpeVocab *l2_bpe_read(const char *path)
 		if (e) *e = 0;
 		lineno++;
 		if (lineno == 1) {
-			if (strncmp(p, "#version", 8)) l2_die("%s: line 1: expected '#version: ...', not a BPE vocabulary", path);
+			if (!strstr(p, "#version")) l2_die("%s: line 1: expected '#version: ...', not a BPE vocabulary", path);
 		} else if (*p) {
 			char *sp = strchr(p, ' ');
 			if (!sp || strchr(sp + 1, ' ')) l2_die("%s: line %d: expected two symbols separated by a space", path, lineno);

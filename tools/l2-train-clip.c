@@ -495,8 +495,8 @@ int main(int argc, char **argv)
 	if (!l2_quiet)
 		l2_info("training CLIP: %d train / %d held-out images, vocab %d, %d parameters tensors, batch %d, steps %lld..%ld",
 			tr.n, te.n, c->vocab, m->np, B, (long long)st.step, o.stop_after);
-	double t0 = l2_now(), loss_avg = 0;
-	long n_avg = 0, start_step = st.step;
+	double t0 = l2_now(), loss_avg = 0, t_first = 0;
+	long n_avg = 0, start_step = st.step, max_t = 0;
 	while (st.step < o.stop_after && !stop_signal) {
 		if (st.data_pos + (uint64_t)B > (uint64_t)tr.n) {
 			st.data_epoch++;
@@ -519,6 +519,8 @@ int main(int argc, char **argv)
 		AdTensor *X = ad_input(g, 4, (int[]){B, 3, R, R}, px);
 		AdTensor *fi = l2_cliptr_encode_image(g, m, X);
 		AdTensor *ft = l2_cliptr_encode_text(g, m, tok, B);
+		for (int b = 0; b < B * C; b++)
+			if (tok[b] == l2_bpe_eot(voc) && b % C + 1 > max_t) max_t = b % C + 1;
 		AdTensor *loss = l2_cliptr_loss(g, m, fi, ft);
 		ad_zero_grads(m->p, m->np);
 		ad_backward(g, loss);
@@ -531,6 +533,7 @@ int main(int argc, char **argv)
 		n_avg++;
 		st.step++;
 		st.data_pos += (uint64_t)B;
+		if (st.step == start_step + 1) t_first = l2_now();
 		if (o.log_every && (st.step % o.log_every == 0 || st.step == o.stop_after) && !l2_quiet) {
 			double dt = l2_now() - t0, rate = (double)(st.step - start_step) * B / dt;
 			char eta[32];
@@ -544,6 +547,12 @@ int main(int argc, char **argv)
 		if (o.save_every && st.step % o.save_every == 0 && st.step < o.stop_after)
 			save_all(&o, m, opt, ema, &st, state_path, base_name(vocab_path));
 		if (o.eval_every && st.step % o.eval_every == 0 && st.step < o.stop_after) evaluate(g, m, &te, B, (long)st.step);
+	}
+	if (st.step > start_step + 1 && !l2_quiet) {
+		double dt = l2_now() - t_first;
+		long n = (long)(st.step - start_step - 1);
+		l2_info("timing: %ld steps in %.3f s after the first: %.4f steps/s, %.1f GFLOP/s (batch %d, text length %ld)", n, dt,
+			n / dt, 3 * l2_cliptr_flops(c, B, (int)max_t) * n / dt * 1e-9, B, max_t);
 	}
 	save_all(&o, m, opt, ema, &st, state_path, base_name(vocab_path));
 	if (stop_signal) {

@@ -1,0 +1,151 @@
+/* test_clip_train.c — the training CLIP (lib/clip_train.c) against
+ * PyTorch goldens (tests/ref/make_train.py: OpenAI's model.py in float64):
+ * features, symmetric InfoNCE loss and every parameter's gradient; and the
+ * BPE learner/tokenizer (lib/bpe_train.c), against OpenAI's vocabulary
+ * when ../shared/data/clip has it. */
+#include "bpe_train.h"
+#include "check.h"
+#include "ckpt.h"
+#include "clip_train.h"
+#include "safetensors.h"
+#include "util.h"
+
+#include <unistd.h>
+
+#define REF "tests/ref/train/"
+
+static double *load_f64(const L2Safetensors *st, const char *name, size_t *n)
+{
+	const L2Tensor *t = l2_st_find(st, name);
+	if (!t) l2_die("golden lacks %s", name);
+	double *d = l2_malloc(t->nelem * sizeof *d);
+	if (t->dtype == L2_ST_F64) memcpy(d, t->data, t->nelem * 8);
+	else {
+		float *f = l2_malloc(t->nelem * sizeof *f);
+		l2_st_to_f32(st, t, f);
+		for (size_t i = 0; i < t->nelem; i++) d[i] = f[i];
+		free(f);
+	}
+	*n = t->nelem;
+	return d;
+}
+
+static void test_matches_pytorch(void)
+{
+	L2ClipTrainConfig c = {.res = 16, .patch = 8, .width = 32, .layers = 2, .heads = 1, .context = 8, .vocab = 40,
+			       .twidth = 32, .tlayers = 2, .theads = 1, .embed = 24};
+	L2ClipTrain *m = l2_cliptr_new(&c, 1);
+	l2_ckpt_load_weights(REF "clip_tiny.safetensors", m->p, m->np);
+	L2Safetensors *io = l2_st_open(REF "clip_tiny_io.safetensors");
+	size_t n;
+	double *px64 = load_f64(io, "px", &n);
+	float *px = l2_malloc(n * sizeof *px);
+	for (size_t i = 0; i < n; i++) px[i] = (float)px64[i];
+	const L2Tensor *tt = l2_st_find(io, "tokens");
+	CHECK(tt && tt->dtype == L2_ST_I32 && tt->nelem == 4 * 8);
+	int32_t tok[32];
+	memcpy(tok, tt->data, sizeof tok);
+
+	AdGraph *g = ad_graph_new();
+	AdTensor *X = ad_input(g, 4, (int[]){4, 3, 16, 16}, px);
+	AdTensor *fi = l2_cliptr_encode_image(g, m, X), *ft = l2_cliptr_encode_text(g, m, tok, 4);
+	AdTensor *loss = l2_cliptr_loss(g, m, fi, ft);
+	ad_zero_grads(m->p, m->np);
+	ad_backward(g, loss);
+
+	double *rfi = load_f64(io, "image_features", &n);
+	CHECK_ARRAY_CLOSE_D(fi->v, rfi, n, 2e-5, 1e-4);
+	double *rft = load_f64(io, "text_features", &n);
+	CHECK_ARRAY_CLOSE_D(ft->v, rft, n, 2e-5, 1e-4);
+	double *rl = load_f64(io, "loss", &n);
+	CHECK_CLOSE(loss->v[0], rl[0], 1e-5, 1e-5);
+	for (int i = 0; i < m->np; i++) {
+		char name[300];
+		snprintf(name, sizeof name, "grad.%s", m->p[i]->name);
+		double *rg = load_f64(io, name, &n);
+		CHECK(n == m->p[i]->n);
+		double mx = 0;
+		for (size_t k = 0; k < n; k++) mx = fmax(mx, fabs(rg[k]));
+		if (!check_arrays_close(m->p[i]->g, rg, NULL, n, 1e-4 * mx + 1e-7, 1e-3, m->p[i]->name, __FILE__, __LINE__))
+			break;
+		free(rg);
+	}
+	free(rfi);
+	free(rft);
+	free(rl);
+	free(px64);
+	free(px);
+	ad_graph_free(g);
+	l2_st_close(io);
+	l2_cliptr_free(m);
+}
+
+static void test_config_checks(void)
+{
+	L2ClipTrainConfig c = {.res = 32, .patch = 8, .width = 128, .layers = 2, .heads = 2, .context = 16, .vocab = 600,
+			       .twidth = 128, .tlayers = 2, .theads = 2, .embed = 64};
+	CHECK(l2_cliptr_check(&c) == NULL);
+	c.heads = 4;
+	CHECK(l2_cliptr_check(&c) != NULL); /* the encoders infer width / 64 */
+	c.heads = 2;
+	c.res = 30;
+	CHECK(l2_cliptr_check(&c) != NULL);
+	CHECK(l2_cliptr_heads_for(32) == 1 && l2_cliptr_heads_for(512) == 8);
+}
+
+static void test_bpe_learn_roundtrip(void)
+{
+	char *texts[] = {"a red circle", "a big red square", "Red circles don't roll", "the 42 circles!!", "red red red"};
+	L2BpeVocab *v = l2_bpe_learn(texts, 5, 540);
+	CHECK(l2_bpe_merges(v) > 10 && l2_bpe_size(v) <= 540);
+	int32_t a[16], b[16];
+	int n = l2_bpe_tokenize(v, "A red   circle don't", a, 16);
+	CHECK(a[0] == l2_bpe_sot(v) && a[n - 1] == l2_bpe_eot(v));
+	/* frequent words became single tokens */
+	const char *s1 = l2_bpe_token_str(v, a[2]);
+	CHECK_MSG(s1 && !strcmp(s1, "red</w>"), "token 2 is %s", s1 ? s1 : "(null)");
+	char path[] = "/tmp/l2-test-bpe-XXXXXX";
+	int fd = mkstemp(path);
+	close(fd);
+	char gz[64];
+	snprintf(gz, sizeof gz, "%s.txt.gz", path);
+	l2_bpe_write(v, gz);
+	L2BpeVocab *w = l2_bpe_read(gz);
+	CHECK(l2_bpe_size(w) == l2_bpe_size(v));
+	int m2 = l2_bpe_tokenize(w, "A red   circle don't", b, 16);
+	CHECK(m2 == n && !memcmp(a, b, sizeof a));
+	/* truncation keeps the end token */
+	int32_t c3[4];
+	CHECK(l2_bpe_tokenize(w, "red circle big square", c3, 4) == 4 && c3[3] == l2_bpe_eot(w));
+	unlink(gz);
+	unlink(path);
+	l2_bpe_free(v);
+	l2_bpe_free(w);
+}
+
+static void test_bpe_openai_vocab(void)
+{
+	const char *p = "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz";
+	if (access(p, R_OK)) {
+		printf("# skip: %s not present\n", p);
+		return;
+	}
+	L2BpeVocab *v = l2_bpe_read(p);
+	CHECK(l2_bpe_size(v) == 49408 && l2_bpe_sot(v) == 49406 && l2_bpe_eot(v) == 49407);
+	/* clip.tokenize("a photo of a cat") and a contraction + digits */
+	int32_t t[16];
+	l2_bpe_tokenize(v, "a photo of a cat", t, 16);
+	int32_t want[] = {49406, 320, 1125, 539, 320, 2368, 49407, 0};
+	CHECK(!memcmp(t, want, sizeof want));
+	l2_bpe_free(v);
+}
+
+int main(void)
+{
+	if (access(REF "clip_tiny.safetensors", R_OK) && chdir("../..")) {}
+	RUN(test_matches_pytorch);
+	RUN(test_config_checks);
+	RUN(test_bpe_learn_roundtrip);
+	RUN(test_bpe_openai_vocab);
+	return check_done();
+}
