@@ -29,7 +29,7 @@ typedef struct {
 	int ncorpus;
 	double test_fraction;
 	uint64_t seed;
-	long max_lines, candidates;
+	long max_lines, candidates, checkpoint;
 	int source_given, resume, force, skip_bad, unique, primary, with_keys, rgb, long_list, no_skin_tones;
 	L2Split split;
 } Options;
@@ -59,6 +59,7 @@ static void usage(FILE *f)
 		"      --corpus FILE       add FILE's lines to the caption corpus (repeatable)\n"
 		"      --source TAG        corpus source tag for --corpus / add-corpus lines (default extra)\n"
 		"      --resume            continue an interrupted build (DATASET.partial)\n"
+		"      --checkpoint N      commit every N images, the most a killed build loses (256)\n"
 		"      --force             replace an existing DATASET\n"
 		"      --skip-bad          skip unreadable or corrupt images with a warning (default: stop)\n"
 		"      --no-skin-tones     emoji: leave out the skin-tone variants\n"
@@ -85,7 +86,7 @@ static void usage(FILE *f)
 
 enum { OPT_CAPTIONS = L2_OPT_COMMON_END, OPT_TEST_FRACTION, OPT_SEED, OPT_CORPUS, OPT_SOURCE, OPT_RESUME, OPT_FORCE,
        OPT_SKIP_BAD, OPT_SPLIT, OPT_UNIQUE, OPT_PRIMARY, OPT_KEYS, OPT_RGB, OPT_MODEL, OPT_CANDIDATES, OPT_MAX,
-       OPT_NO_SKIN };
+       OPT_NO_SKIN, OPT_CHECKPOINT };
 
 static const char *const COMMANDS[] = {"build", "emoji", "add-corpus", "list", "captions", "corpus", "stats",
 				       "export-images", "import-features", "export-features", "eval-retrieval",
@@ -117,9 +118,11 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"model", required_argument, 0, OPT_MODEL},
 		{"candidates", required_argument, 0, OPT_CANDIDATES},
 		{"max", required_argument, 0, OPT_MAX},
+		{"checkpoint", required_argument, 0, OPT_CHECKPOINT},
 		{0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->test_fraction = 0.1;
+	o->checkpoint = 256;
 	o->source = "extra";
 	o->corpus = l2_calloc((size_t)argc + 1, sizeof *o->corpus);
 	/* the subcommand comes first; -h / --version work without one */
@@ -162,6 +165,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case 'n': o->name = optarg; break;
 		case OPT_MODEL: o->model = optarg; break;
 		case OPT_CANDIDATES: o->candidates = l2_parse_long(optarg, "--candidates", 1, 1L << 40); break;
+		case OPT_CHECKPOINT: o->checkpoint = l2_parse_long(optarg, "--checkpoint", 1, 1L << 30); break;
 		case OPT_MAX: o->max_lines = l2_parse_long(optarg, "--max", 0, 1L << 40); break;
 		default: l2_usage_error(usage, "unknown option");
 		}
@@ -245,7 +249,17 @@ typedef struct {
 	char *final, *partial;
 	L2Dataset *ds;
 	uint64_t added, kept, bad, captions_added, uncaptioned, corpus_added, corpus_long;
+	long since_commit;
 } Build;
+
+/* After an image and its captions: a durable point every --checkpoint images. */
+static void build_tick(Build *b, const Options *o)
+{
+	if (++b->since_commit >= o->checkpoint) {
+		l2_store_commit(l2_dataset_store(b->ds));
+		b->since_commit = 0;
+	}
+}
 
 static void build_open(Build *b, const Options *o, const char *out, const char *source, const char *root)
 {
@@ -466,6 +480,7 @@ static void cmd_build(const Options *o, const char *out, const char *dir)
 			if (!nc) b.uncaptioned++;
 			l2_dataset_free_strings(cv, nc);
 		}
+		if (r > 0) build_tick(&b, o);
 		l2_progress_add(&p, 1);
 	}
 	l2_progress_end(&p);
@@ -608,6 +623,7 @@ static void cmd_emoji(const Options *o, const char *out, const char *pkg)
 		} else if (build_image(&b, o, imgdir, img, NULL) >= 0) {
 			emoji_captions(&b, img, e, NULL);
 			emoji_attrs(&b, img, e, e);
+			build_tick(&b, o);
 		}
 		if (o->no_skin_tones) continue;
 		const char *tk;
@@ -632,6 +648,7 @@ static void cmd_emoji(const Options *o, const char *out, const char *pkg)
 			else if (build_image(&b, o, imgdir, vimg, img) >= 0) {
 				emoji_captions(&b, vimg, e, suffix);
 				emoji_attrs(&b, vimg, e, var);
+				build_tick(&b, o);
 			}
 			free(suffix);
 		}
