@@ -237,30 +237,44 @@ static int round_half_even_div2(int d)
 	return k % 2 == 0 ? k : k + 1;
 }
 
-void l2_image_center_crop(const L2Image *in, int w, int h, L2Image *out)
+/* torchvision CenterCrop's window for an (iw, ih) image: the crop origin,
+ * negative where it pads with zeros (left/top get the smaller half). */
+static void center_crop_origin(int iw, int ih, int w, int h, int *left, int *top)
 {
-	int iw = in->w, ih = in->h, left = 0, top = 0;
-	/* torchvision pads with zeros first (left/top get the smaller half) */
+	int l = 0, t = 0;
 	if (w > iw || h > ih) {
 		int pl = w > iw ? (w - iw) / 2 : 0, pt = h > ih ? (h - ih) / 2 : 0;
 		int pr = w > iw ? (w - iw + 1) / 2 : 0, pb = h > ih ? (h - ih + 1) / 2 : 0;
-		left = -pl;
-		top = -pt;
+		l = -pl;
+		t = -pt;
 		iw += pl + pr;
 		ih += pt + pb;
 	}
-	left += round_half_even_div2(iw - w);
-	top += round_half_even_div2(ih - h);
+	*left = l + round_half_even_div2(iw - w);
+	*top = t + round_half_even_div2(ih - h);
+}
+
+void l2_image_center_crop(const L2Image *in, int w, int h, L2Image *out)
+{
+	int left, top;
+	center_crop_origin(in->w, in->h, w, h, &left, &top);
 	l2_image_crop(in, left, top, w, h, out);
+}
+
+/* torchvision Resize(size)'s output size. */
+static void short_side_size(int w, int h, int size, int *nw, int *nh)
+{
+	int sh = w <= h ? w : h, lg = w <= h ? h : w;
+	int nlong = (int)((double)size * (double)lg / (double)sh); /* int(size * long / short) */
+	*nw = w <= h ? size : nlong;
+	*nh = w <= h ? nlong : size;
 }
 
 void l2_image_resize_short_side(const L2Image *in, int size, L2Image *out)
 {
-	int w = in->w, h = in->h;
-	int sh = w <= h ? w : h, lg = w <= h ? h : w;
-	int nlong = (int)((double)size * (double)lg / (double)sh); /* int(size * long / short) */
-	int nw = w <= h ? size : nlong, nh = w <= h ? nlong : size;
-	if (nw == w && nh == h) {
+	int nw, nh;
+	short_side_size(in->w, in->h, size, &nw, &nh);
+	if (nw == in->w && nh == in->h) {
 		l2_image_copy(in, out);
 		return;
 	}
@@ -271,10 +285,13 @@ void l2_image_resize_short_side(const L2Image *in, int size, L2Image *out)
 
 void l2_clip_preprocess_image(const L2Image *img, int res, const uint8_t *bg, float *out)
 {
-	L2Image r, c, rgb;
-	l2_image_resize_short_side(img, res, &r);
-	l2_image_center_crop(&r, res, res, &c);
-	l2_image_free(&r);
+	/* Resize(res) then CenterCrop(res), computing only the crop */
+	L2Image c, rgb;
+	int nw, nh, left, top;
+	short_side_size(img->w, img->h, res, &nw, &nh);
+	center_crop_origin(nw, nh, res, res, &left, &top);
+	if (nw == img->w && nh == img->h) l2_image_crop(img, left, top, res, res, &c);
+	else l2_image_resize_crop_pil(img, nw, nh, left, top, res, res, &c);
 	if (bg) l2_image_to_rgb_over(&c, bg, &rgb);
 	else l2_image_to_rgb(&c, &rgb);
 	l2_image_free(&c);

@@ -97,6 +97,9 @@ void l2_image_crop(const L2Image *in, int x, int y, int w, int h, L2Image *out);
 /* Image.resize((w, h), NEAREST) as PIL does it (ImagingScaleAffine,
  * accumulated double coordinates); any mode. */
 void l2_image_resize_nearest_pil(const L2Image *in, int w, int h, L2Image *out);
+/* Image.resize((w, h), BICUBIC).crop((x, y, x + cw, y + ch)), computing
+ * only the cropped pixels when the window lies inside (same values). */
+void l2_image_resize_crop_pil(const L2Image *in, int w, int h, int x, int y, int cw, int ch, L2Image *out);
 /* l2_clip_preprocess from an image already decoded. */
 void l2_clip_preprocess_image(const L2Image *img, int res, const uint8_t *bg, float *out);
 

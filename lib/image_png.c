@@ -116,15 +116,6 @@ int l2_image_png_decode(const unsigned char *buf, size_t len, L2Image *img, char
 	png_set_interlace_handling(png);
 	png_read_update_info(png, info);
 	size_t rowbytes = png_get_rowbytes(png, info);
-	src.raw = malloc(rowbytes * h + 1);
-	src.rows = malloc(sizeof(png_bytep) * (h ? h : 1));
-	if (!src.raw || !src.rows) {
-		snprintf(src.err, errlen, "out of memory");
-		png_longjmp(png, 1);
-	}
-	for (png_uint_32 y = 0; y < h; y++) src.rows[y] = src.raw + y * rowbytes;
-	png_read_image(png, src.rows);
-
 	/* The mode PIL gives (see the header comment). */
 	L2ImageMode mode;
 	switch (ctype) {
@@ -135,8 +126,23 @@ int l2_image_png_decode(const unsigned char *buf, size_t len, L2Image *img, char
 	default: mode = L2_MODE_P; break;
 	}
 	l2_image_alloc(img, (int)w, (int)h, mode);
-	size_t n = (size_t)w * h;
-	if (mode == L2_MODE_I16) {
+	int direct = depth <= 8; /* libpng's rows are already our layout */
+	src.rows = malloc(sizeof(png_bytep) * (h ? h : 1));
+	if (!direct) src.raw = malloc(rowbytes * h + 1);
+	if (!src.rows || (!direct && !src.raw)) {
+		snprintf(src.err, errlen, "out of memory");
+		png_longjmp(png, 1);
+	}
+	if (direct && rowbytes != (size_t)w * img->channels) {
+		snprintf(src.err, errlen, "unexpected row size");
+		png_longjmp(png, 1);
+	}
+	for (png_uint_32 y = 0; y < h; y++) src.rows[y] = direct ? img->data + y * rowbytes : src.raw + y * rowbytes;
+	png_read_image(png, src.rows);
+
+	if (direct) {
+		/* done */
+	} else if (mode == L2_MODE_I16) {
 		for (png_uint_32 y = 0; y < h; y++)
 			for (png_uint_32 x = 0; x < w; x++)
 				img->data16[(size_t)y * w + x] = (uint16_t)(src.rows[y][2 * x] << 8 | src.rows[y][2 * x + 1]);
@@ -151,11 +157,7 @@ int l2_image_png_decode(const unsigned char *buf, size_t len, L2Image *img, char
 				else for (int c = 0; c < sc; c++) o[c] = r[2 * c];
 			}
 		}
-	} else {
-		size_t rb = (size_t)w * img->channels;
-		for (png_uint_32 y = 0; y < h; y++) memcpy(img->data + y * rb, src.rows[y], rb);
 	}
-	(void)n;
 
 	/* palette and transparency */
 	if (is_palette) {

@@ -96,8 +96,10 @@ static inline uint8_t clip8(int v)
 	return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-/* 8-bit, nch interleaved channels.  in: (rows of in_w), rows y0.. of it. */
-static void horiz_8(const uint8_t *in, int in_w, int nch, int y0, int rows, uint8_t *out, int out_w, const Coeffs *c)
+/* 8-bit, nch interleaved channels.  in: (rows of in_w), rows y0.. of it.
+ * Inlined per channel count so that the inner loop is unrolled. */
+static inline __attribute__((always_inline)) void horiz_8_n(const uint8_t *in, int in_w, const int nch, int y0, int rows,
+							     uint8_t *out, int out_w, const Coeffs *c)
 {
 	for (int yy = 0; yy < rows; yy++) {
 		const uint8_t *src = in + (size_t)(yy + y0) * in_w * nch;
@@ -114,17 +116,28 @@ static void horiz_8(const uint8_t *in, int in_w, int nch, int y0, int rows, uint
 	}
 }
 
-static void vert_8(const uint8_t *in, int w, int nch, uint8_t *out, int out_h, const Coeffs *c, int shift)
+static void horiz_8(const uint8_t *in, int in_w, int nch, int y0, int rows, uint8_t *out, int out_w, const Coeffs *c)
+{
+	switch (nch) {
+	case 1: horiz_8_n(in, in_w, 1, y0, rows, out, out_w, c); break;
+	case 2: horiz_8_n(in, in_w, 2, y0, rows, out, out_w, c); break;
+	case 3: horiz_8_n(in, in_w, 3, y0, rows, out, out_w, c); break;
+	default: horiz_8_n(in, in_w, 4, y0, rows, out, out_w, c); break;
+	}
+}
+
+/* in: rows of in_stride bytes, the first w * nch of each used. */
+static void vert_8(const uint8_t *in, size_t in_stride, int w, int nch, uint8_t *out, int out_h, const Coeffs *c, int shift)
 {
 	size_t stride = (size_t)w * nch;
-	int *ss = l2_malloc(stride * sizeof(int));
+	int *ss = l2_malloc(stride * sizeof(int) + 1);
 	for (int yy = 0; yy < out_h; yy++) {
 		int ymin = c->bounds[2 * yy] - shift, ymax = c->bounds[2 * yy + 1];
 		const int32_t *k = c->ik + (size_t)yy * c->ksize;
 		for (size_t i = 0; i < stride; i++) ss[i] = 1 << (PRECISION_BITS - 1);
 		/* row by row: the same integer sums in the same order per pixel */
 		for (int y = 0; y < ymax; y++) {
-			const uint8_t *s = in + (size_t)(y + ymin) * stride;
+			const uint8_t *s = in + (size_t)(y + ymin) * in_stride;
 			int32_t kv = k[y];
 			for (size_t i = 0; i < stride; i++) ss[i] += s[i] * kv;
 		}
@@ -164,26 +177,40 @@ static void vert_32(const int32_t *in, int w, int32_t *out, int out_h, const Coe
 	}
 }
 
-/* ImagingResampleInner for 8-bit data. */
-static void resample_8(const uint8_t *in, int iw, int ih, int nch, uint8_t *out, int ow, int oh)
+/* A view of coefficients starting at output index `first`. */
+static Coeffs coeffs_from(const Coeffs *c, int first)
+{
+	Coeffs v = *c;
+	v.bounds += 2 * first;
+	v.kk += (size_t)first * c->ksize;
+	v.ik += (size_t)first * c->ksize;
+	return v;
+}
+
+/* ImagingResampleInner for 8-bit data, computing only the window
+ * (wx, wy, ww, wh) of the (ow, oh) result.  Every output pixel's value does
+ * not depend on which others are computed, so the window is exact. */
+static void resample_8(const uint8_t *in, int iw, int ih, int nch, uint8_t *out, int ow, int oh, int wx, int wy, int ww, int wh)
 {
 	int need_h = ow != iw, need_v = oh != ih;
 	Coeffs ch, cv;
 	precompute(iw, ow, &ch);
 	precompute(ih, oh, &cv);
-	int yfirst = cv.bounds[0], ylast = cv.bounds[2 * oh - 2] + cv.bounds[2 * oh - 1];
+	Coeffs hv = coeffs_from(&ch, wx), vv = coeffs_from(&cv, wy);
+	int yfirst = vv.bounds[0], ylast = vv.bounds[2 * wh - 2] + vv.bounds[2 * wh - 1];
+	size_t istride = (size_t)iw * nch;
 	if (need_h && need_v) {
-		uint8_t *tmp = l2_malloc(l2_mul_size(l2_mul_size((size_t)ow, (size_t)(ylast - yfirst)), (size_t)nch) + 1);
-		horiz_8(in, iw, nch, yfirst, ylast - yfirst, tmp, ow, &ch);
-		vert_8(tmp, ow, nch, out, oh, &cv, yfirst);
+		uint8_t *tmp = l2_malloc(l2_mul_size(l2_mul_size((size_t)ww, (size_t)(ylast - yfirst)), (size_t)nch) + 1);
+		horiz_8(in, iw, nch, yfirst, ylast - yfirst, tmp, ww, &hv);
+		vert_8(tmp, (size_t)ww * nch, ww, nch, out, wh, &vv, yfirst);
 		free(tmp);
 	} else if (need_h) {
 		/* PIL crops to rows [yfirst, ylast): all of them at an unchanged height */
-		horiz_8(in, iw, nch, 0, ih, out, ow, &ch);
+		horiz_8(in, iw, nch, wy, wh, out, ww, &hv);
 	} else if (need_v) {
-		vert_8(in, iw, nch, out, oh, &cv, 0);
+		vert_8(in + (size_t)wx * nch, istride, ww, nch, out, wh, &vv, 0);
 	} else {
-		memcpy(out, in, (size_t)iw * ih * nch);
+		for (int y = 0; y < wh; y++) memcpy(out + (size_t)y * ww * nch, in + (size_t)(y + wy) * istride + (size_t)wx * nch, (size_t)ww * nch);
 	}
 	coeffs_free(&ch);
 	coeffs_free(&cv);
@@ -264,32 +291,18 @@ void l2_image_resize_nearest_pil(const L2Image *in, int w, int h, L2Image *out)
 	*out = o;
 }
 
-void l2_image_resize_bicubic_pil(const L2Image *in, int w, int h, L2Image *out)
+/* Image.resize((w, h), BICUBIC).crop((wx, wy, wx + ww, wy + wh)) with the
+ * window inside the result, computed over the window only. */
+static void resize_window(const L2Image *in, int w, int h, int wx, int wy, int ww, int wh, L2Image *out)
 {
-	if (w < 1 || h < 1) l2_die("resize: height and width must be > 0 (got %dx%d)", w, h);
-	if (w == in->w && h == in->h) {
-		l2_image_copy(in, out);
-		return;
-	}
-	if (in->mode == L2_MODE_P || in->mode == L2_MODE_1) {
-		l2_image_resize_nearest_pil(in, w, h, out);
-		return;
-	}
 	L2Image o;
-	l2_image_alloc(&o, w, h, in->mode);
+	l2_image_alloc(&o, ww, wh, in->mode);
 	memcpy(o.palette, in->palette, sizeof o.palette);
 	o.palette_len = in->palette_len;
 	o.has_trns = in->has_trns;
 	memcpy(o.trns_color, in->trns_color, sizeof o.trns_color);
-	size_t n = (size_t)in->w * in->h, on = (size_t)w * h;
-	if (in->mode == L2_MODE_I16) {
-		int32_t *a = l2_malloc(n * sizeof(int32_t) + 1), *b = l2_malloc(on * sizeof(int32_t) + 1);
-		for (size_t i = 0; i < n; i++) a[i] = in->data16[i];
-		resample_32(a, in->w, in->h, b, w, h);
-		for (size_t i = 0; i < on; i++) o.data16[i] = (uint16_t)(b[i] < 0 ? 0 : b[i] > 65535 ? 65535 : b[i]);
-		free(a);
-		free(b);
-	} else if (in->mode == L2_MODE_RGBA || in->mode == L2_MODE_LA) {
+	size_t n = (size_t)in->w * in->h, on = (size_t)ww * wh;
+	if (in->mode == L2_MODE_RGBA || in->mode == L2_MODE_LA) {
 		int nch = in->channels, na = nch - 1;
 		uint8_t *pre = l2_malloc(n * nch + 1);
 		for (size_t i = 0; i < n; i++) { /* rgbA2rgba / lA2la */
@@ -298,7 +311,7 @@ void l2_image_resize_bicubic_pil(const L2Image *in, int w, int h, L2Image *out)
 			for (int c = 0; c < na; c++) pre[i * nch + c] = (uint8_t)muldiv255(s[c], a);
 			pre[i * nch + na] = (uint8_t)a;
 		}
-		resample_8(pre, in->w, in->h, nch, o.data, w, h);
+		resample_8(pre, in->w, in->h, nch, o.data, w, h, wx, wy, ww, wh);
 		free(pre);
 		for (size_t i = 0; i < on; i++) { /* rgba2rgbA / la2lA */
 			uint8_t *d = o.data + i * nch;
@@ -310,9 +323,52 @@ void l2_image_resize_bicubic_pil(const L2Image *in, int w, int h, L2Image *out)
 			}
 		}
 	} else {
-		resample_8(in->data, in->w, in->h, in->channels, o.data, w, h);
+		resample_8(in->data, in->w, in->h, in->channels, o.data, w, h, wx, wy, ww, wh);
 	}
 	*out = o;
+}
+
+void l2_image_resize_bicubic_pil(const L2Image *in, int w, int h, L2Image *out)
+{
+	if (w < 1 || h < 1) l2_die("resize: height and width must be > 0 (got %dx%d)", w, h);
+	if (w == in->w && h == in->h) {
+		l2_image_copy(in, out);
+		return;
+	}
+	if (in->mode == L2_MODE_P || in->mode == L2_MODE_1) {
+		l2_image_resize_nearest_pil(in, w, h, out);
+		return;
+	}
+	if (in->mode != L2_MODE_I16) {
+		resize_window(in, w, h, 0, 0, w, h, out);
+		return;
+	}
+	L2Image o;
+	l2_image_alloc(&o, w, h, in->mode);
+	o.has_trns = in->has_trns;
+	memcpy(o.trns_color, in->trns_color, sizeof o.trns_color);
+	size_t n = (size_t)in->w * in->h, on = (size_t)w * h;
+	int32_t *a = l2_malloc(n * sizeof(int32_t) + 1), *b = l2_malloc(on * sizeof(int32_t) + 1);
+	for (size_t i = 0; i < n; i++) a[i] = in->data16[i];
+	resample_32(a, in->w, in->h, b, w, h);
+	for (size_t i = 0; i < on; i++) o.data16[i] = (uint16_t)(b[i] < 0 ? 0 : b[i] > 65535 ? 65535 : b[i]);
+	free(a);
+	free(b);
+	*out = o;
+}
+
+void l2_image_resize_crop_pil(const L2Image *in, int w, int h, int x, int y, int cw, int ch, L2Image *out)
+{
+	if (w < 1 || h < 1) l2_die("resize: height and width must be > 0 (got %dx%d)", w, h);
+	int inside = x >= 0 && y >= 0 && cw >= 1 && ch >= 1 && x + cw <= w && y + ch <= h;
+	if (inside && !(w == in->w && h == in->h) && in->mode != L2_MODE_P && in->mode != L2_MODE_1 && in->mode != L2_MODE_I16) {
+		resize_window(in, w, h, x, y, cw, ch, out);
+		return;
+	}
+	L2Image r;
+	l2_image_resize_bicubic_pil(in, w, h, &r);
+	l2_image_crop(&r, x, y, cw, ch, out);
+	l2_image_free(&r);
 }
 
 /* ---- torch bilinear ------------------------------------------------------------------ */
