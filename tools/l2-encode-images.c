@@ -1,0 +1,275 @@
+/* l2-encode-images — CLIP image features of image files.
+ *
+ *   l2-encode-images -m ViT-B-32.safetensors photos/ > img.l2f
+ *   find . -name '*.jpg' | l2-encode-images -m W.safetensors - > img.l2f
+ *   l2-encode-images -m W.safetensors --store data.lmdb images/
+ *
+ * Preprocessing is CLIP's (lib/image.h l2_clip_preprocess), the encoder
+ * lib/clip.c.  Images are read and encoded `--batch` at a time, so memory
+ * stays flat however many there are.  Output: an image-feature stream
+ * (schemas/l2fs.md), L2-normalised unless --raw. */
+#include "clip.h"
+#include "dataset.h"
+#include "device.h"
+#include "image.h"
+#include "nn.h"
+#include "stream.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+	const char *model, *out, *store, *name;
+	int batch, raw, keep_going, has_bg;
+	uint8_t bg[3];
+} Options;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: l2-encode-images -m WEIGHTS [options] PATH...\n"
+		"CLIP image features of images: PATH is a PNG/JPEG file, a directory (walked recursively,\n"
+		"sorted, keys relative to it) or - (image paths, one per line, on standard input).\n"
+		"Writes an image-feature stream (schemas/l2fs.md) to standard output.\n\n"
+		"  -m, --model FILE       CLIP weights (.safetensors, OpenAI or Hugging Face layout)\n"
+		"  -o, --output FILE      write the stream here instead of standard output (atomically)\n"
+		"  -b, --batch N          images per forward pass (default 32)\n"
+		"      --raw              do not L2-normalise the features\n"
+		"      --store DB         also put the features into the dataset store DB (feature set --name)\n"
+		"      --name NAME        feature set name in the store (default image)\n"
+		"      --background R,G,B composite transparent images over this colour (default: drop alpha,\n"
+		"                         as PIL's convert('RGB'))\n"
+		"  -k, --keep-going       skip unreadable images (reported on stderr; exit status 1 at the end)\n"
+		"      --threads N        CPU threads (default: all)\n"
+		"      --device DEV       cpu (default) or cuda\n"
+		"      --progress         progress on stderr even when it is not a terminal\n"
+		"      --quiet            no informational messages\n"
+		"  -h, --help             this help\n"
+		"      --version          print the version\n"
+		"See l2-encode-images(1).\n");
+}
+
+enum { OPT_RAW = L2_OPT_COMMON_END, OPT_STORE, OPT_NAME, OPT_BG };
+
+static void parse_bg(const char *s, uint8_t bg[3])
+{
+	char *e;
+	const char *p = s;
+	for (int i = 0; i < 3; i++) {
+		errno = 0;
+		long v = strtol(p, &e, 10);
+		if (e == p || errno || v < 0 || v > 255 || (i < 2 && *e != ',') || (i == 2 && *e))
+			l2_usage_error(usage, "invalid value for --background: '%s' (expected R,G,B with 0..255)", s);
+		bg[i] = (uint8_t)v;
+		p = e + 1;
+	}
+}
+
+static void parse_options(int argc, char **argv, Options *o)
+{
+	static const struct option longopts[] = {
+		L2_COMMON_LONGOPTS,
+		L2_DEVICE_LONGOPT,
+		{"model", required_argument, 0, 'm'},
+		{"output", required_argument, 0, 'o'},
+		{"batch", required_argument, 0, 'b'},
+		{"keep-going", no_argument, 0, 'k'},
+		{"raw", no_argument, 0, OPT_RAW},
+		{"store", required_argument, 0, OPT_STORE},
+		{"name", required_argument, 0, OPT_NAME},
+		{"background", required_argument, 0, OPT_BG},
+		{0, 0, 0, 0}};
+	memset(o, 0, sizeof *o);
+	o->out = "-";
+	o->batch = 32;
+	o->name = "image";
+	int c;
+	while ((c = getopt_long(argc, argv, "hm:o:b:k", longopts, NULL)) != -1) {
+		if (l2_common_option(c, optarg, usage)) continue;
+		switch (c) {
+		case 'm': o->model = optarg; break;
+		case 'o': o->out = optarg; break;
+		case 'b': o->batch = (int)l2_parse_long(optarg, "--batch", 1, 4096); break;
+		case 'k': o->keep_going = 1; break;
+		case OPT_RAW: o->raw = 1; break;
+		case OPT_STORE: o->store = optarg; break;
+		case OPT_NAME: o->name = optarg; break;
+		case OPT_BG: parse_bg(optarg, o->bg); o->has_bg = 1; break;
+		default: l2_usage_error(usage, "unknown option");
+		}
+	}
+	if (!o->model) l2_usage_error(usage, "missing -m WEIGHTS");
+	if (optind >= argc) l2_usage_error(usage, "no PATH given (a file, a directory, or - for a list on stdin)");
+	if (!l2_feature_name_ok(o->name)) l2_usage_error(usage, "invalid --name '%s' (expected [a-z0-9_-]{1,32})", o->name);
+}
+
+/* ---- the inputs, one (key, path) at a time ------------------------------------- */
+
+typedef struct {
+	char **argv;
+	int argc, arg;
+	char **dir;       /* listing of the current directory argument */
+	size_t ndir, idir;
+	const char *root;
+	int stdin_used, in_stdin;
+	char *line;
+	size_t linecap;
+	long lineno;
+} Inputs;
+
+/* Next input: *key and *path are malloc'd.  0 at the end. */
+static int next_input(Inputs *in, char **key, char **path)
+{
+	for (;;) {
+		if (in->dir) {
+			if (in->idir < in->ndir) {
+				char *rel = in->dir[in->idir++];
+				size_t rl = strlen(in->root);
+				int slash = rl && in->root[rl - 1] == '/';
+				*path = l2_malloc(rl + strlen(rel) + 2);
+				sprintf(*path, "%s%s%s", in->root, slash ? "" : "/", rel);
+				*key = rel;
+				return 1;
+			}
+			free(in->dir);
+			in->dir = NULL;
+		}
+		if (in->in_stdin) {
+			ssize_t n = getline(&in->line, &in->linecap, stdin);
+			if (n >= 0) {
+				in->lineno++;
+				while (n && (in->line[n - 1] == '\n' || in->line[n - 1] == '\r')) in->line[--n] = 0;
+				if (!n) continue;
+				*key = l2_strdup(in->line);
+				*path = l2_strdup(in->line);
+				return 1;
+			}
+			if (ferror(stdin)) l2_die_errno("standard input");
+			in->in_stdin = 0;
+		}
+		if (in->arg >= in->argc) return 0;
+		const char *a = in->argv[in->arg++];
+		if (!strcmp(a, "-")) {
+			if (in->stdin_used) l2_die("-: standard input given twice");
+			in->stdin_used = in->in_stdin = 1;
+			continue;
+		}
+		if (l2_is_dir(a)) {
+			size_t skipped = 0;
+			in->ndir = l2_image_list_dir(a, &in->dir, &skipped);
+			in->idir = 0;
+			in->root = a;
+			if (!in->ndir) l2_warn("%s: no PNG or JPEG images in this directory", a);
+			continue;
+		}
+		if (!l2_file_exists(a)) l2_die("%s: %s", a, strerror(ENOENT));
+		*key = l2_strdup(a);
+		*path = l2_strdup(a);
+		return 1;
+	}
+}
+
+/* ---- batched preprocessing on threads ---------------------------------------- */
+
+typedef struct {
+	char **path;
+	float *px;   /* (n, 3, R, R) */
+	int *ok;
+	char (*err)[256];
+	int res;
+	const uint8_t *bg;
+} Prep;
+
+static void prep_range(void *p, size_t i0, size_t i1)
+{
+	Prep *c = p;
+	size_t sz = (size_t)3 * c->res * c->res;
+	for (size_t i = i0; i < i1; i++)
+		c->ok[i] = l2_clip_preprocess(c->path[i], c->res, c->bg, c->px + i * sz, c->err[i], sizeof c->err[i]) == 0;
+}
+
+int main(int argc, char **argv)
+{
+	l2_init(argc, argv);
+	Options o;
+	parse_options(argc, argv, &o);
+	if (l2_device == L2_DEVICE_CUDA && !l2_cuda_available())
+		l2_die("--device cuda: %s", l2_cuda_status());
+
+	L2Clip *m = l2_clip_load(o.model, L2_CLIP_VISION);
+	const L2ClipConfig *cfg = l2_clip_config(m);
+	int R = cfg->res, E = cfg->embed, B = o.batch;
+	size_t sz = (size_t)3 * R * R;
+
+	L2Dataset *ds = NULL;
+	if (o.store) {
+		ds = l2_dataset_open(o.store, L2_STORE_CREATE);
+		L2FeatureInfo fi = {.dim = (uint32_t)E, .normalized = !o.raw};
+		snprintf(fi.kind, sizeof fi.kind, "%s", L2_KIND_IMAGE);
+		l2_dataset_feature_declare(ds, o.name, &fi);
+		char mk[64];
+		snprintf(mk, sizeof mk, "feat.%s.model", o.name);
+		const char *base = strrchr(o.model, '/');
+		l2_store_set_meta(l2_dataset_store(ds), mk, base ? base + 1 : o.model);
+	}
+	L2StreamWriter *w = l2_stream_create(o.out, L2_KIND_IMAGE, (uint32_t)E, o.raw ? 0 : L2FS_NORMALIZED, 0, L2FS_UNTIL_END);
+
+	Inputs in = {.argv = argv + optind, .argc = argc - optind};
+	char **keys = l2_calloc((size_t)B, sizeof(char *)), **paths = l2_calloc((size_t)B, sizeof(char *));
+	float *px = l2_malloc_aligned(l2_mul_size((size_t)B, sz * sizeof(float)));
+	float *feat = l2_malloc(l2_mul_size((size_t)B * E, sizeof(float)));
+	int *ok = l2_calloc((size_t)B, sizeof(int));
+	char (*err)[256] = l2_calloc((size_t)B, sizeof *err);
+	char **okkeys = l2_calloc((size_t)B, sizeof(char *));
+	uint64_t failed = 0, done = 0;
+	L2Progress prog;
+	l2_progress_start(&prog, "images", "img", 0);
+	for (int more = 1; more;) {
+		int n = 0;
+		while (n < B && (more = next_input(&in, &keys[n], &paths[n]))) n++;
+		if (!n) break;
+		Prep pc = {paths, px, ok, err, R, o.has_bg ? o.bg : NULL};
+		l2_nn_parallel((size_t)n, 1, prep_range, &pc);
+		int k = 0;
+		for (int i = 0; i < n; i++) {
+			if (!ok[i]) {
+				if (!o.keep_going) l2_die("%s: %s", paths[i], err[i]);
+				l2_warn("%s: %s (skipped)", paths[i], err[i]);
+				failed++;
+				continue;
+			}
+			if (k != i) memmove(px + (size_t)k * sz, px + (size_t)i * sz, sz * sizeof(float));
+			okkeys[k++] = keys[i];
+		}
+		if (k) {
+			l2_clip_encode_images(m, px, k, feat);
+			if (!o.raw) l2_normalize_rows(feat, (size_t)k, (size_t)E);
+			for (int i = 0; i < k; i++) {
+				l2_stream_write(w, okkeys[i], feat + (size_t)i * E);
+				if (ds) l2_dataset_put_feature(ds, o.name, okkeys[i], feat + (size_t)i * E);
+			}
+		}
+		done += (uint64_t)k;
+		l2_progress_add(&prog, (uint64_t)n);
+		for (int i = 0; i < n; i++) {
+			free(keys[i]);
+			free(paths[i]);
+		}
+	}
+	l2_progress_end(&prog);
+	l2_stream_writer_close(w);
+	if (ds) l2_dataset_close(ds);
+	if (failed) l2_warn("%llu image(s) could not be read; %llu encoded", (unsigned long long)failed, (unsigned long long)done);
+	free(in.line);
+	free(keys);
+	free(paths);
+	free(okkeys);
+	free(ok);
+	free(err);
+	free(feat);
+	l2_free_aligned(px);
+	l2_clip_free(m);
+	return failed ? L2_EXIT_FAIL : 0;
+}
