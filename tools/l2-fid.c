@@ -9,6 +9,7 @@
  *
  * Prints "FID: <value>" first, then N of each side, the mode and the
  * weights' SHA-256.  Method: lib/fid.h; network: lib/inception.h. */
+#include "conv.h"
 #include "fid.h"
 #include "image.h"
 #include "inception.h"
@@ -285,6 +286,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&p->lock);
 	}
 	l2_free_aligned(x);
+	l2_conv_scratch_free(); /* this thread's im2col buffer */
 	return NULL;
 }
 
