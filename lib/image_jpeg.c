@@ -13,7 +13,9 @@
  * too) and "corrupt data" warnings are tolerated as PIL tolerates them, but a
  * file that ends before its end-of-image marker (libjpeg's "premature end"
  * warning, after which it would pad with grey) is refused: PIL refuses those
- * ("image file is truncated"), including files that lack only the EOI. */
+ * ("image file is truncated"), including files that lack only the EOI.
+ * EXIF orientation is not applied (Image.open does not apply it either);
+ * 12-bit JPEGs are refused (PIL: "cannot handle 12-bit layers"). */
 #include "image_priv.h"
 #include "util.h"
 

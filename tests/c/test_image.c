@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define FIXDIR "tests/fixtures/images/"
 #define REFDIR "tests/ref/image/"
@@ -295,6 +296,32 @@ static void test_errors(void)
 	free(b);
 }
 
+/* PIL's decompression-bomb limit (2 * MAX_IMAGE_PIXELS) is refused before
+ * any pixel memory is touched. */
+static void test_bomb(void)
+{
+	unsigned char png[8 + 25 + 12 + 12];
+	memcpy(png, "\x89PNG\r\n\x1a\n", 8);
+	unsigned char ihdr[17] = {'I', 'H', 'D', 'R', 0, 0, 0x4e, 0x20, 0, 0, 0x4e, 0x20, 8, 2, 0, 0, 0}; /* 20000 x 20000 RGB */
+	memcpy(png + 8, "\0\0\0\x0d", 4);
+	memcpy(png + 12, ihdr, 17);
+	unsigned long c = crc32(0L, ihdr, 17);
+	unsigned char be[4] = {(unsigned char)(c >> 24), (unsigned char)(c >> 16), (unsigned char)(c >> 8), (unsigned char)c};
+	memcpy(png + 29, be, 4);
+	memcpy(png + 33, "\0\0\0\0IDAT\x35\xaf\x06\x1e", 12);
+	memcpy(png + 45, "\0\0\0\0IEND\xae\x42\x60\x82", 12);
+	L2Image img;
+	char err[256] = "";
+	CHECK(l2_image_load_mem(png, sizeof png, &img, err, sizeof err) == -1);
+	CHECK_MSG(strstr(err, "too large") != NULL, "got: %s", err);
+	/* the same header at 100 x 100 decodes up to the missing image data */
+	png[14] = 0, png[15] = 100, png[18] = 0, png[19] = 100;
+	c = crc32(0L, png + 12, 17);
+	png[29] = (unsigned char)(c >> 24), png[30] = (unsigned char)(c >> 16), png[31] = (unsigned char)(c >> 8), png[32] = (unsigned char)c;
+	CHECK(l2_image_load_mem(png, sizeof png, &img, err, sizeof err) == -1);
+	CHECK_MSG(strstr(err, "too large") == NULL && err[0], "got: %s", err);
+}
+
 /* Every prefix of a PNG and of a (progressive) JPEG is refused cleanly, and
  * random byte flips never crash (run this under ASan). */
 static void test_truncations_and_flips(void)
@@ -544,6 +571,7 @@ int main(void)
 	RUN(test_bilinear_299_as_torch);
 	RUN(test_refuses_what_pil_refuses);
 	RUN(test_errors);
+	RUN(test_bomb);
 	RUN(test_truncations_and_flips);
 	RUN(test_png_roundtrip);
 	RUN(test_tensors);
