@@ -214,6 +214,11 @@ def make_pngs():
     mk("p8t1.png", S1, 3, 8, content(*S1, 1, 199), plte=plte, trns=b"\xff" * 7 + b"\x00")
     # indices beyond a short PLTE: PIL shows its grey ramp there
     mk("p4short.png", S1, 3, 4, content(*S1, 1, 15), plte=rng.integers(0, 256, (9, 3)))
+    # tiny images: one-pixel rows and columns at every step
+    mk("t1x1.png", (1, 1), 2, 8, np.array([[[200, 10, 99]]]))
+    mk("t3x1.png", (1, 3), 6, 8, np.array([[[250, 0, 120, 255], [3, 200, 90, 128], [40, 60, 80, 0]]]))
+    mk("t1x4.png", (4, 1), 3, 8, np.array([[[0]], [[1]], [[2]], [[1]]]), plte=[[255, 0, 0], [0, 255, 0], [0, 0, 255]])
+    mk("t2x5.png", (5, 2), 0, 8, np.array([[[0], [255]], [[255], [0]], [[17], [240]], [[128], [127]], [[1], [254]]]))
     return made
 
 
@@ -437,12 +442,14 @@ def references(good):
         cases.append("rgb %s %d %d %s" % (name, w, h, ref(stem + ".rgb", np.asarray(rgb).tobytes())))
         # plain resizes in the image's own mode: down, up, one axis only, tiny
         for tw, th in ((w // 2 + 3, h // 3 + 1), (w * 2 + 1, h + 13), (w, h // 2), (w // 3, h), (3, 2), (1, 1)):
+            tw, th = max(tw, 1), max(th, 1)
             r = im.resize((tw, th), Image.BICUBIC)
             cases.append("resize %s %d %d %s" % (name, tw, th, ref("%s.resize%dx%d" % (stem, tw, th), native(r).tobytes())))
         for s in (7, 16, 224):
             r = T.Resize(s, interpolation=T.InterpolationMode.BICUBIC)(im)
             cases.append("short %s %d %d %d %s" % (name, s, r.size[0], r.size[1], ref("%s.short%d" % (stem, s), native(r).tobytes())))
         for cw, ch in ((w - 5, h - 4), (w - 4, h - 3), (w + 5, h + 2), (w // 2, h + 4)):
+            cw, ch = max(cw, 1), max(ch, 1)
             r = T.CenterCrop((ch, cw))(im)
             cases.append("crop %s %d %d %s" % (name, cw, ch, ref("%s.crop%dx%d" % (stem, cw, ch), native(r).tobytes())))
         for n in (7, 16, 224):
