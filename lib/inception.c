@@ -237,7 +237,7 @@ void l2_inception_free(L2Inception *net)
 		free(net->conv[i].b);
 	}
 	free(net);
-	l2_conv_scratch_free();
+	l2_inception_thread_cleanup();
 }
 
 int l2_inception_dims_ok(int dims) { return dims == 64 || dims == 192 || dims == 768 || dims == 2048; }
@@ -250,16 +250,46 @@ typedef struct {
 	int c, b, h, w;
 } Act;
 
+/* Activation buffers are kept per thread and reused by exact size: every
+ * forward pass of a batch asks for the same sizes again, and fresh memory
+ * would cost a page fault per 4 KiB each time. */
+enum { CACHE_SLOTS = 48 };
+static __thread struct { float *p; size_t n; } cache[CACHE_SLOTS];
+
 static Act act_new(int c, int b, int h, int w)
 {
-	Act a = {l2_malloc_aligned(l2_mul_size(l2_mul_size((size_t)c * b, (size_t)h * w), sizeof(float))), c, b, h, w};
+	size_t n = l2_mul_size(l2_mul_size((size_t)c * b, (size_t)h * w), sizeof(float));
+	Act a = {NULL, c, b, h, w};
+	for (int i = 0; i < CACHE_SLOTS; i++)
+		if (cache[i].p && cache[i].n == n) {
+			a.d = cache[i].p;
+			cache[i].p = NULL;
+			return a;
+		}
+	a.d = l2_malloc_aligned(n);
 	return a;
 }
 
 static void act_free(Act *a)
 {
+	size_t n = l2_mul_size(l2_mul_size((size_t)a->c * a->b, (size_t)a->h * a->w), sizeof(float));
+	for (int i = 0; i < CACHE_SLOTS && a->d; i++)
+		if (!cache[i].p) {
+			cache[i].p = a->d;
+			cache[i].n = n;
+			a->d = NULL;
+		}
 	l2_free_aligned(a->d);
 	a->d = NULL;
+}
+
+void l2_inception_thread_cleanup(void)
+{
+	for (int i = 0; i < CACHE_SLOTS; i++) {
+		l2_free_aligned(cache[i].p);
+		cache[i].p = NULL;
+	}
+	l2_conv_scratch_free();
 }
 
 /* Run conv `*ci` (then advance it) on x into a fresh activation. */

@@ -45,7 +45,11 @@ typedef void (*L2InceptionGetFn)(void *ctx, const char *name, int ndim, const in
 L2Inception *l2_inception_load(L2InceptionGetFn get, void *ctx);
 /* Build it from l2_inception_random_param(seed, ...). */
 L2Inception *l2_inception_random(uint64_t seed);
+/* Also releases the calling thread's buffers (see below). */
 void l2_inception_free(L2Inception *net);
+/* Free the calling thread's cached activation and im2col buffers; call it
+ * at the end of every thread that ran l2_inception_forward(). */
+void l2_inception_thread_cleanup(void);
 
 /* 1 if dims is 64, 192, 768 or 2048. */
 int l2_inception_dims_ok(int dims);

@@ -286,7 +286,13 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&p->lock);
 	}
 	l2_free_aligned(x);
-	l2_conv_scratch_free(); /* this thread's im2col buffer */
+	return NULL;
+}
+
+static void *worker_thread(void *arg)
+{
+	worker(arg);
+	l2_inception_thread_cleanup(); /* this thread's buffers */
 	return NULL;
 }
 
@@ -301,7 +307,7 @@ static void image_features(const Options *o, const L2Inception *net, Side *s, L2
 	L2FidStats st;
 	l2_fid_stats_init(&st, s->dim);
 	int threads = l2_threads > 0 ? l2_threads : 1;
-	size_t chunk = (size_t)threads * o->batch * 16;
+	size_t chunk = (size_t)threads * o->batch * 64; /* threads (and their buffers) live per chunk */
 	Pool p = {.net = net, .root = s->path, .paths = paths, .batch = o->batch, .dims = o->dims};
 	pthread_mutex_init(&p.lock, NULL);
 	p.feat = l2_malloc(l2_mul_size(chunk, (size_t)o->dims) * sizeof(float));
@@ -318,7 +324,7 @@ static void image_features(const Options *o, const L2Inception *net, Side *s, L2
 		if ((size_t)nt > batches) nt = (int)batches;
 		pthread_t *th = l2_malloc((size_t)nt * sizeof *th);
 		for (int t = 1; t < nt; t++)
-			if (pthread_create(&th[t], NULL, worker, &p)) l2_die("cannot start a thread");
+			if (pthread_create(&th[t], NULL, worker_thread, &p)) l2_die("cannot start a thread");
 		worker(&p);
 		for (int t = 1; t < nt; t++) pthread_join(th[t], NULL);
 		free(th);
