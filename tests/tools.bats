@@ -1,0 +1,102 @@
+#!/usr/bin/env bats
+# tools.bats — what every l2 tool shares (README "Common tool behaviour"):
+# -h/--help prints usage to standard output and exits 0, --version, an
+# unknown option is a usage error (exit 2, nothing on standard output), and
+# a man page man/TOOL.1 with the standard sections that renders.  Tools are
+# found at run time ($L2_BUILD/bin/l2-*, tools/l2-*.sh), so every tool added
+# later is covered without editing this file.
+load test_helper
+
+# all_tools — names of the built tools and scripts, one per line
+all_tools() {
+	local t
+	for t in "$L2_BUILD"/bin/l2-* "$L2_ROOT"/tools/l2-*.sh; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
+		case $t in *.d | *.o | *.tmp.*) continue ;; esac
+		basename "$t"
+	done
+}
+
+# report FAILURES... — fail the test listing what failed, one per line
+report() {
+	[ $# -eq 0 ] && return 0
+	printf '%s\n' "$@" >&2
+	return 1
+}
+
+@test "tools are found" {
+	run all_tools
+	assert_success
+	assert_line "l2-cat"
+	assert_line "l2-store"
+}
+
+@test "every tool: -h prints usage to standard output and exits 0" {
+	local bad=() t out err
+	for t in $(all_tools); do
+		for opt in -h; do
+			out=$("$t" $opt 2>err.txt) || { bad+=("$t $opt: exit status $?"); continue; }
+			err=$(cat err.txt)
+			[[ "$out" == *[Uu]sage:* ]] || bad+=("$t $opt: no 'usage:' on standard output")
+			[[ "$out" == *"$t"* ]] || bad+=("$t $opt: usage does not name the tool")
+			[ -z "$err" ] || bad+=("$t $opt: wrote to standard error: $err")
+		done
+	done
+	report "${bad[@]}"
+}
+
+@test "every tool: --version prints 'TOOL (l2) VERSION' and exits 0" {
+	local bad=() t out
+	for t in $(all_tools); do
+		out=$("$t" --version 2>/dev/null) || { bad+=("$t --version: exit status $?"); continue; }
+		[[ "$out" =~ ^$t\ \(l2\)\ [0-9]+\.[0-9]+ ]] || bad+=("$t --version: printed '$out'")
+	done
+	report "${bad[@]}"
+}
+
+@test "every tool: an unknown option is a usage error (exit 2, message on standard error only)" {
+	local bad=() t rc out
+	for t in $(all_tools); do
+		rc=0
+		out=$("$t" --no-such-option-l2 2>err.txt) || rc=$?
+		[ $rc -eq 2 ] || bad+=("$t --no-such-option-l2: exit status $rc, expected 2")
+		[ -z "$out" ] || bad+=("$t --no-such-option-l2: wrote to standard output")
+		grep -q -- "--no-such-option-l2" err.txt || bad+=("$t: the error does not name the option: $(head -1 err.txt)")
+		grep -q "^$t: " err.txt || bad+=("$t: the error does not start with '$t: '")
+	done
+	report "${bad[@]}"
+}
+
+@test "every tool has a man page with the standard sections" {
+	local bad=() t page s
+	for t in $(all_tools); do
+		page=$L2_ROOT/man/${t%.sh}.1
+		[ -f "$page" ] || { bad+=("$t: man/${t%.sh}.1 is missing"); continue; }
+		for s in NAME SYNOPSIS DESCRIPTION OPTIONS FORMAT "EXIT STATUS" EXAMPLES "SEE ALSO"; do
+			grep -Eq "^\.SH \"?$s\"?\$" "$page" || bad+=("man/${t%.sh}.1: no $s section")
+		done
+		grep -q "schemas/" "$page" || bad+=("man/${t%.sh}.1: does not point to schemas/")
+	done
+	report "${bad[@]}"
+}
+
+@test "every man page renders with man -l" {
+	command -v man >/dev/null || skip "man is not installed"
+	local bad=() p out
+	for p in "$L2_ROOT"/man/*.1; do
+		out=$(MANWIDTH=80 man -l "$p" 2>err.txt) || { bad+=("$(basename "$p"): man -l failed: $(head -1 err.txt)"); continue; }
+		[[ "$out" == *NAME* && "$out" == *SYNOPSIS* ]] || bad+=("$(basename "$p"): rendered without NAME/SYNOPSIS")
+		if grep -q "warning" err.txt; then bad+=("$(basename "$p"): $(grep warning err.txt | head -1)"); fi
+	done
+	report "${bad[@]}"
+}
+
+@test "every man page belongs to a tool" {
+	local bad=() p name
+	local have=" $(all_tools | sed 's/\.sh$//' | tr '\n' ' ') "
+	for p in "$L2_ROOT"/man/*.1; do
+		name=$(basename "$p" .1)
+		[[ "$have" == *" $name "* ]] || bad+=("man/$name.1: no tool $name is built")
+	done
+	report "${bad[@]}"
+}
