@@ -81,8 +81,12 @@ void l2_resize_bilinear_f32(const float *in, int c, int h, int w, float *out, in
 void l2_image_save_png(const char *path, const L2Image *img);
 /* float (3, H, W) in [lo, hi] -> RGB 8-bit (round, clip). */
 void l2_image_from_chw(const float *chw, int w, int h, float lo, float hi, L2Image *out);
+/*   v = (x - lo) * (255 / (hi - lo)) in float, then (uint8)(v + 0.5) clipped
+ *   to 0..255 (NaN -> 0): for [0, 1] this is torchvision's save_image. */
 /* Tile n RGB images (all w x h) into a grid of `cols` columns with `pad`
- * pixels of background between them. */
+ * pixels of background between them (and around the border, as
+ * torchvision's make_grid: width pad + cols * (w + pad)).  Other modes are
+ * converted with l2_image_to_rgb. */
 void l2_image_grid(const L2Image *imgs, int n, int cols, int pad, const uint8_t bg[3], L2Image *out);
 
 /* ---- additions (lib/image.c, lib/resample.c) ---- */
