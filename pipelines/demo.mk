@@ -49,6 +49,8 @@ CLIP_FLAGS   ?= --steps $(CLIP_STEPS) --seed $(SEED)
 CLIP_ID      := $(shell printf '%s' '$(CLIP_FLAGS) $(TEST_FRACTION) $(SEED) $(DISTRACTORS) $(SKIN_TONES)' | md5sum | cut -c1-10)
 CLIP_DIR     ?= $(CACHE)/clip-$(CLIP_ID)
 MODEL        ?= $(CLIP_DIR)/clip.safetensors
+# l2-train-clip writes its BPE vocabulary beside the weights as STEM.vocab.txt.gz
+VOCAB        ?= $(MODEL:.safetensors=.vocab.txt.gz)
 
 # retrieval and pseudo features
 K            ?= 10
@@ -87,7 +89,7 @@ clip: $(MODEL)
 $(MODEL): | $(DATASET)/.complete
 	$(call step,2/7,training the small CLIP ($(CLIP_FLAGS)) -> $(CLIP_DIR))
 	mkdir -p $(CLIP_DIR)
-	$(call timed,train-clip,$(BIN)/l2-train-clip $(PROGRESS) $(CLIP_FLAGS) -o $(MODEL) $(DATASET) 2>&1 | tee $(CLIP_DIR)/train.log >&2)
+	$(call timed,train-clip,$(BIN)/l2-train-clip $(CLIP_FLAGS) -d $(DATASET) -o $(MODEL) 2>&1 | tee $(CLIP_DIR)/train.log >&2)
 
 # ---- 3 encode --------------------------------------------------------------------------------
 # images exported as RGB over the dataset's background: the pixels l2-train-clip saw
@@ -108,7 +110,7 @@ $(W)/corpus.txt: $(DATASET)/.complete | $(W)/.dir
 
 $(W)/%.txt.l2f: $(W)/%.txt $(MODEL)
 	$(call step,3/7,encoding $(shell wc -l < $< 2>/dev/null) texts of $*)
-	$(call timed,encode-$*,$(BIN)/l2-encode-text $(PROGRESS) -m $(MODEL) $< > $@.tmp)
+	$(call timed,encode-$*,$(BIN)/l2-encode-text $(PROGRESS) -m $(MODEL) --vocab $(VOCAB) $< > $@.tmp)
 	mv $@.tmp $@
 
 encode: $(W)/test-images.l2f $(W)/train-images.l2f $(W)/test-captions.txt.l2f $(W)/corpus.txt.l2f
