@@ -129,9 +129,32 @@ void l2_conv2d(const L2Conv *c, const float *x, int B, int H, int W, float *y, i
 	}
 }
 
+/* max with PyTorch's NaN rule: a NaN wins */
+#define MAXNAN(m, v) do { float v_ = (v); if (v_ > (m) || v_ != v_) (m) = v_; } while (0)
+
+/* 3x3 window at (y0, x0), all inside */
+static inline float max9(const float *in, int W, int y0, int x0)
+{
+	const float *r = in + (size_t)y0 * W + x0;
+	float m = r[0];
+	MAXNAN(m, r[1]); MAXNAN(m, r[2]);
+	MAXNAN(m, r[W]); MAXNAN(m, r[W + 1]); MAXNAN(m, r[W + 2]);
+	MAXNAN(m, r[2 * W]); MAXNAN(m, r[2 * W + 1]); MAXNAN(m, r[2 * W + 2]);
+	return m;
+}
+
 void l2_maxpool2d(const float *x, size_t planes, int H, int W, int k, int s, int p, float *y)
 {
 	int Ho = l2_conv_out_size(H, k, s, p), Wo = l2_conv_out_size(W, k, s, p);
+	if (k == 3 && p == 0) { /* every window inside: no bounds to check */
+		for (size_t pl = 0; pl < planes; pl++) {
+			const float *in = x + pl * H * W;
+			float *out = y + pl * Ho * Wo;
+			for (int oy = 0; oy < Ho; oy++)
+				for (int ox = 0; ox < Wo; ox++) out[oy * Wo + ox] = max9(in, W, oy * s, ox * s);
+		}
+		return;
+	}
 	for (size_t pl = 0; pl < planes; pl++) {
 		const float *in = x + pl * H * W;
 		float *out = y + pl * Ho * Wo;
@@ -158,10 +181,40 @@ void l2_maxpool2d(const float *x, size_t planes, int H, int W, int k, int s, int
 void l2_avgpool2d(const float *x, size_t planes, int H, int W, int k, int s, int p, int count_include_pad, float *y)
 {
 	int Ho = l2_conv_out_size(H, k, s, p), Wo = l2_conv_out_size(W, k, s, p);
+	/* 3x3 stride 1 pad 1 (every Inception block): interior cells without
+	 * bounds checks, summed in the same row-major order as PyTorch */
+	int fast = k == 3 && s == 1 && p == 1 && H >= 3 && W >= 3;
 	for (size_t pl = 0; pl < planes; pl++) {
 		const float *in = x + pl * H * W;
 		float *out = y + pl * Ho * Wo;
 		for (int oy = 0; oy < Ho; oy++) {
+			if (fast && oy > 0 && oy < Ho - 1) {
+				const float *r0 = in + (size_t)(oy - 1) * W, *r1 = r0 + W, *r2 = r1 + W;
+				float *o = out + (size_t)oy * Wo;
+				for (int ox = 1; ox < Wo - 1; ox++) {
+					float sum = r0[ox - 1];
+					sum += r0[ox];
+					sum += r0[ox + 1];
+					sum += r1[ox - 1];
+					sum += r1[ox];
+					sum += r1[ox + 1];
+					sum += r2[ox - 1];
+					sum += r2[ox];
+					sum += r2[ox + 1];
+					o[ox] = sum / 9.0f;
+				}
+				/* the two border columns below */
+				for (int e = 0; e < 2; e++) {
+					int ox = e ? Wo - 1 : 0, x0 = ox - 1, x1 = ox + 2;
+					if (x0 < 0) x0 = 0;
+					if (x1 > W) x1 = W;
+					float sum = 0;
+					for (int iy = oy - 1; iy <= oy + 1; iy++)
+						for (int ix = x0; ix < x1; ix++) sum += in[iy * W + ix];
+					o[ox] = sum / (float)(count_include_pad ? 9 : 3 * (x1 - x0));
+				}
+				continue;
+			}
 			/* PyTorch: the padded window size, then clipped to the image */
 			int y0 = oy * s - p, y1 = y0 + k;
 			if (y1 > H + p) y1 = H + p;
