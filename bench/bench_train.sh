@@ -22,9 +22,9 @@ make -s --no-print-directory BUILD="$BUILD" \
 	"$BUILD/bench/sgemm_peak" 2>&1 | grep -v '^[✓✗]' >&2 || true
 
 peak=$("$BUILD/bench/sgemm_peak" 1024 "$TH" | awk '{print $2}')
-# ours: the timing line covers the steps after the first (warm arena)
+# ours: the timing line covers the steps after the first two (settled arena)
 line=$("$BUILD/bin/l2-train-clip" --synthetic $((B * 4)) --resolution $R --patch $P --width $W --layers $L \
-	--context $CTX --embed-dim $E --vocab-size $VS --batch "$B" --steps $((STEPS + 1)) --log-every 0 \
+	--context $CTX --embed-dim $E --vocab-size $VS --batch "$B" --steps $((STEPS + 2)) --log-every 0 \
 	--threads "$TH" -o "$out/bench.safetensors" 2>&1 | grep 'timing:')
 ours=$(echo "$line" | sed -n 's/.*: \([0-9.]*\) steps\/s.*/\1/p')
 gflops=$(echo "$line" | sed -n 's/.*steps\/s, \([0-9.]*\) GFLOP\/s.*/\1/p')

@@ -152,6 +152,30 @@ static adr *G(AdGraph *g, AdTensor *t)
 	return t->g;
 }
 
+/* The gradient buffer of t for an op that writes all of it: *fresh = 1 when
+ * it was just allocated (uninitialised: write, do not add), else 0. */
+static adr *Gf(AdGraph *g, AdTensor *t, int *fresh)
+{
+	*fresh = 0;
+	if (!t || !t->rg) return NULL;
+	if (!t->g) {
+		t->g = ad_scratch(g, t->n * sizeof(adr));
+		*fresh = 1;
+	}
+	return t->g;
+}
+
+/* For ops whose local Jacobian is the identity: the input's gradient can be
+ * the output's buffer itself when nothing has flowed into it yet (every
+ * consumer of the output ran earlier in the backward pass, so that buffer
+ * is final and no longer read).  Returns 1 when aliased. */
+static int alias_grad(AdTensor *x, AdTensor *y)
+{
+	if (!x->rg || x->g || x->n != y->n) return 0;
+	x->g = y->g;
+	return 1;
+}
+
 void ad_backward_seed(AdGraph *g, AdTensor *out, const adr *seed)
 {
 	if (!out->rg) l2_die("ad_backward: the output does not depend on any parameter");
@@ -303,8 +327,9 @@ static void linear_bw(AdGraph *g, AdNode *nd)
 	AdTensor *x = nd->in[0], *W = nd->in[1], *b = nd->in[2], *y = nd->out;
 	int in = W->shape[1], out = W->shape[0];
 	int rows = (int)(x->n / in);
-	adr *dy = y->g, *dx = G(g, x), *dW = G(g, W), *db = G(g, b);
-	if (dx) ad_gemm(0, 0, rows, in, out, 1, dy, out, W->v, in, 1, dx, in);
+	int fr;
+	adr *dy = y->g, *dx = Gf(g, x, &fr), *dW = G(g, W), *db = G(g, b);
+	if (dx) ad_gemm(0, 0, rows, in, out, 1, dy, out, W->v, in, fr ? 0 : 1, dx, in);
 	if (dW) ad_gemm(1, 0, out, in, rows, 1, dy, out, x->v, in, 1, dW, in);
 	if (db)
 		for (int r = 0; r < rows; r++)
@@ -335,20 +360,22 @@ static void matmul_bw(AdGraph *g, AdNode *nd)
 {
 	AdTensor *a = nd->in[0], *b = nd->in[1], *c = nd->out;
 	int B = nd->ip[0], m = nd->ip[1], n = nd->ip[2], k = nd->ip[3], ta = nd->ip[4], tb = nd->ip[5], sh = nd->ip[6];
-	adr *da = G(g, a), *db = G(g, b);
+	int fa, fb;
+	adr *da = Gf(g, a, &fa), *db = Gf(g, b, &fb);
 	int lda = ta ? m : k, ldb = tb ? k : n;
 	for (int i = 0; i < B; i++) {
+		adr ba = fa ? 0 : 1, bb = fb && (!sh || i == 0) ? 0 : 1;
 		const adr *A = a->v + (size_t)i * m * k, *Bm = b->v + (sh ? 0 : (size_t)i * k * n);
 		const adr *dC = c->g + (size_t)i * m * n;
 		if (da) {
 			adr *dA = da + (size_t)i * m * k;
-			if (!ta) ad_gemm(0, !tb, m, k, n, 1, dC, n, Bm, ldb, 1, dA, lda);   /* dA = dC B^T */
-			else ad_gemm(tb, 1, k, m, n, 1, Bm, ldb, dC, n, 1, dA, lda);       /* dA^T... = B dC^T */
+			if (!ta) ad_gemm(0, !tb, m, k, n, 1, dC, n, Bm, ldb, ba, dA, lda);   /* dA = dC B^T */
+			else ad_gemm(tb, 1, k, m, n, 1, Bm, ldb, dC, n, ba, dA, lda);       /* dA^T... = B dC^T */
 		}
 		if (db) {
 			adr *dB = db + (sh ? 0 : (size_t)i * k * n);
-			if (!tb) ad_gemm(!ta, 0, k, n, m, 1, A, lda, dC, n, 1, dB, ldb);   /* dB = A^T dC */
-			else ad_gemm(1, ta, n, k, m, 1, dC, n, A, lda, 1, dB, ldb);        /* dB = dC^T A */
+			if (!tb) ad_gemm(!ta, 0, k, n, m, 1, A, lda, dC, n, bb, dB, ldb);   /* dB = A^T dC */
+			else ad_gemm(1, ta, n, k, m, 1, dC, n, A, lda, bb, dB, ldb);        /* dB = dC^T A */
 		}
 	}
 }
@@ -429,7 +456,8 @@ static void layernorm_bw(AdGraph *g, AdNode *nd)
 	AdTensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
 	int rows = nd->ip[0], D = nd->ip[1];
 	const adr *mean = nd->aux, *rstd = mean + rows;
-	adr *dx = G(g, x), *dw = G(g, w), *db = G(g, b);
+	int fr;
+	adr *dx = Gf(g, x, &fr), *dw = G(g, w), *db = G(g, b);
 	for (int r = 0; r < rows; r++) {
 		const adr *xr = x->v + (size_t)r * D, *dy = y->g + (size_t)r * D;
 		adr mu = mean[r], rs = rstd[r];
@@ -448,7 +476,8 @@ static void layernorm_bw(AdGraph *g, AdNode *nd)
 			for (int j = 0; j < D; j++) {
 				adr xh = (xr[j] - mu) * rs;
 				adr dxh = dy[j] * (w ? w->v[j] : 1);
-				d[j] += rs * (dxh - m1 - xh * m2);
+				adr v = rs * (dxh - m1 - xh * m2);
+				d[j] = fr ? v : d[j] + v;
 			}
 		}
 	}
@@ -648,13 +677,17 @@ static void attention_bw(AdGraph *g, AdNode *nd)
 	int BH = nd->ip[0], Tq = nd->ip[1], Tk = nd->ip[2], D = nd->ip[3];
 	adr scale = (adr)nd->fp[0];
 	const adr *P = nd->aux;
-	adr *dq = G(g, q), *dk = G(g, k), *dv = G(g, v);
+	int fq, fk, fv;
+	adr *dq = Gf(g, q, &fq), *dk = Gf(g, k, &fk), *dv = Gf(g, v, &fv);
 	adr *dP = ad_scratch(g, (size_t)Tq * Tk * sizeof(adr));
 	adr *dS = ad_scratch(g, (size_t)Tq * Tk * sizeof(adr));
 	for (int h = 0; h < BH; h++) {
 		const adr *Ph = P + (size_t)h * Tq * Tk, *dO = o->g + (size_t)h * Tq * D;
 		const adr *qh = q->v + (size_t)h * Tq * D, *kh = k->v + (size_t)h * Tk * D, *vh = v->v + (size_t)h * Tk * D;
-		if (dv) ad_gemm(1, 0, Tk, D, Tq, 1, Ph, Tk, dO, D, 1, dv + (size_t)h * Tk * D, D);
+		if (dv) ad_gemm(1, 0, Tk, D, Tq, 1, Ph, Tk, dO, D, fv ? 0 : 1, dv + (size_t)h * Tk * D, D);
+		if (!dq && !dk) continue;
+		if (fq) memset(dq + (size_t)h * Tq * D, 0, (size_t)Tq * D * sizeof(adr));
+		if (fk) memset(dk + (size_t)h * Tk * D, 0, (size_t)Tk * D * sizeof(adr));
 		if (!dq && !dk) continue;
 		ad_gemm(0, 1, Tq, Tk, D, 1, dO, D, vh, D, 0, dP, Tk);
 		memset(dS, 0, (size_t)Tq * Tk * sizeof(adr));
@@ -800,9 +833,14 @@ static void binary_bw(AdGraph *g, AdNode *nd)
 	AdTensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
 	Bcast bc;
 	bcast_setup(&bc, a, b);
-	adr *da = G(g, a), *db = G(g, b);
+	int op = nd->ip[0];
 	const adr *dy = y->g, *av = a->v, *bv = b->v;
-	switch (nd->ip[0]) {
+	/* residual connections: a's gradient is the output's buffer itself
+	 * (when b is the same tensor, G(b) then returns that buffer and the
+	 * in-place db[i] += dy[i] doubles it, as it should) */
+	int a_done = (op == BIN_ADD || op == BIN_SUB) && a->n == y->n && alias_grad(a, y);
+	adr *da = a_done ? NULL : G(g, a), *db = G(g, b);
+	switch (op) {
 	case BIN_ADD:
 		if (da) BCAST_LOOP(&bc, da[ia] += dy[io]);
 		if (db) BCAST_LOOP(&bc, db[ib] += dy[io]);
@@ -862,6 +900,12 @@ AdTensor *ad_div(AdGraph *g, AdTensor *a, AdTensor *b) { return binary(g, a, b, 
 enum { U_AFFINE, U_GELU, U_QGELU, U_SILU, U_SIGMOID, U_TANH, U_RELU, U_LEAKY, U_EXP, U_LOG, U_SQRT, U_SQUARE,
        U_SOFTPLUS, U_POW };
 
+#ifdef L2_AD_DOUBLE
+#define AD_EXP exp
+#else
+#define AD_EXP expf
+#endif
+
 static inline double sigm(double x) { return 1 / (1 + exp(-x)); }
 
 static double unary_f(int op, double x, double p0, double p1)
@@ -910,10 +954,26 @@ static double unary_df(int op, double x, double y, double p0)
 static void unary_bw(AdGraph *g, AdNode *nd)
 {
 	AdTensor *x = nd->in[0], *y = nd->out;
-	adr *dx = G(g, x);
-	int op = nd->ip[0];
+	int fr, op = nd->ip[0];
+	adr *dx = Gf(g, x, &fr);
+	const adr *xv = x->v, *dy = y->g;
 	double p0 = nd->fp[0];
-	for (size_t i = 0; i < x->n; i++) dx[i] += (adr)(y->g[i] * unary_df(op, x->v[i], y->v[i], p0));
+	size_t n = x->n;
+	if (op == U_QGELU) {
+		for (size_t i = 0; i < n; i++) {
+			adr sg = 1 / (1 + AD_EXP((adr)-1.702 * xv[i]));
+			adr d = dy[i] * (sg + (adr)1.702 * xv[i] * sg * (1 - sg));
+			dx[i] = fr ? d : dx[i] + d;
+		}
+	} else if (op == U_AFFINE) {
+		adr a = (adr)p0;
+		for (size_t i = 0; i < n; i++) dx[i] = fr ? a * dy[i] : dx[i] + a * dy[i];
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			adr d = (adr)(dy[i] * unary_df(op, xv[i], y->v[i], p0));
+			dx[i] = fr ? d : dx[i] + d;
+		}
+	}
 }
 
 static AdTensor *unary(AdGraph *g, AdTensor *x, int op, double p0, double p1)
@@ -927,7 +987,7 @@ static AdTensor *unary(AdGraph *g, AdTensor *x, int op, double p0, double p1)
 		adr s = (adr)p0, c = (adr)p1;
 		for (size_t i = 0; i < n; i++) yv[i] = s * xv[i] + c;
 	} else if (op == U_QGELU) {
-		for (size_t i = 0; i < n; i++) yv[i] = xv[i] / (1 + (adr)exp(-1.702 * xv[i]));
+		for (size_t i = 0; i < n; i++) yv[i] = xv[i] / (1 + AD_EXP((adr)-1.702 * xv[i]));
 	} else {
 		for (size_t i = 0; i < n; i++) yv[i] = (adr)unary_f(op, xv[i], p0, p1);
 	}
@@ -1016,6 +1076,7 @@ AdTensor *ad_mean_all(AdGraph *g, AdTensor *x) { return reduce(g, flat(g, x), 0,
 
 static void reshape_bw(AdGraph *g, AdNode *nd)
 {
+	if (alias_grad(nd->in[0], nd->out)) return;
 	adr *dx = G(g, nd->in[0]);
 	const adr *dy = nd->out->g;
 	for (size_t i = 0; i < nd->out->n; i++) dx[i] += dy[i];
@@ -1082,7 +1143,10 @@ static void permute_run(const AdTensor *x, const AdTensor *y, const int *perm, c
 static void permute_bw(AdGraph *g, AdNode *nd)
 {
 	AdTensor *x = nd->in[0];
-	permute_run(x, nd->out, nd->ip, nd->out->g, G(g, x), 1);
+	int fr;
+	adr *dx = Gf(g, x, &fr);
+	if (fr) memset(dx, 0, x->n * sizeof(adr));
+	permute_run(x, nd->out, nd->ip, nd->out->g, dx, 1);
 }
 
 AdTensor *ad_permute(AdGraph *g, AdTensor *x, const int *perm)

@@ -533,7 +533,7 @@ int main(int argc, char **argv)
 		n_avg++;
 		st.step++;
 		st.data_pos += (uint64_t)B;
-		if (st.step == start_step + 1) t_first = l2_now();
+		if (st.step == start_step + 2) t_first = l2_now(); /* arena settled */
 		if (o.log_every && (st.step % o.log_every == 0 || st.step == o.stop_after) && !l2_quiet) {
 			double dt = l2_now() - t0, rate = (double)(st.step - start_step) * B / dt;
 			char eta[32];
@@ -548,10 +548,10 @@ int main(int argc, char **argv)
 			save_all(&o, m, opt, ema, &st, state_path, base_name(vocab_path));
 		if (o.eval_every && st.step % o.eval_every == 0 && st.step < o.stop_after) evaluate(g, m, &te, B, (long)st.step);
 	}
-	if (st.step > start_step + 1 && !l2_quiet) {
+ 	if (st.step > start_step + 2 && !l2_quiet) {
 		double dt = l2_now() - t_first;
-		long n = (long)(st.step - start_step - 1);
-		l2_info("timing: %ld steps in %.3f s after the first: %.4f steps/s, %.1f GFLOP/s (batch %d, text length %ld)", n, dt,
+		long n = (long)(st.step - start_step - 2);
+		l2_info("timing: %ld steps in %.3f s after the first two: %.4f steps/s, %.1f GFLOP/s (batch %d, text length %ld)", n, dt,
 			n / dt, 3 * l2_cliptr_flops(c, B, (int)max_t) * n / dt * 1e-9, B, max_t);
 	}
 	save_all(&o, m, opt, ema, &st, state_path, base_name(vocab_path));

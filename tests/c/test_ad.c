@@ -445,6 +445,25 @@ static void test_block(void)
 	free_params(p, 6);
 }
 
+/* Gradient buffers passed through (residual adds, reshapes) when the
+ * operands are intermediates: a + a, a - a, chains, reuse after a reshape. */
+static AdTensor *f_alias(AdGraph *g, AdTensor **p)
+{
+	AdTensor *h = ad_tanh(g, p[0]);                       /* [2, 3] */
+	AdTensor *y = ad_add(g, h, h);                        /* 2h */
+	AdTensor *z = ad_sub(g, ad_mul(g, y, p[1]), h);       /* 2h*b - h */
+	AdTensor *r = ad_reshape(g, z, 1, (int[]){6});
+	AdTensor *w = ad_add(g, r, ad_reshape(g, h, 1, (int[]){6}));
+	AdTensor *u = ad_sub(g, w, w);                        /* zero, gradient 0 */
+	return ad_add(g, ad_add(g, w, u), ad_reshape(g, ad_square(g, y), 1, (int[]){6}));
+}
+static void test_alias(void)
+{
+	AdTensor *p[2] = {MKP("x", 1, 0, 2, 3), MKP("b", 1, 0, 2, 3)};
+	gradcheck("alias", f_alias, 2, p);
+	free_params(p, 2);
+}
+
 /* Steady steps reuse one arena chunk: no allocation after the first. */
 static void test_arena_reuse(void)
 {
@@ -487,6 +506,7 @@ int main(void)
 	RUN(test_resample);
 	RUN(test_modconv);
 	RUN(test_block);
+	RUN(test_alias);
 	RUN(test_arena_reuse);
 	ad_graph_free(G0);
 	return check_done();
