@@ -260,6 +260,13 @@ def make_jpegs():
         f.write(strip_app14(d))
     made.append("jcmyk_noadobe.jpg")
     save("jcmykprog.jpg", content(*S2, 4, 255), "CMYK", progressive=True)
+    # damage PIL tolerates (libjpeg warns "extraneous bytes before marker"),
+    # and junk after the end-of-image marker
+    with open(os.path.join(FIX, "jrgb444.jpg"), "rb") as f:
+        d = f.read()
+    with open(os.path.join(FIX, "jextra.jpg"), "wb") as f:
+        f.write(d[:-2] + b"\x12\x34\x56\xff\xd9" + b"trailing junk")
+    made.append("jextra.jpg")
     return made
 
 
