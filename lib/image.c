@@ -110,7 +110,8 @@ int l2_image_load(const char *path, L2Image *img, char *err, size_t errlen)
 		return -1;
 	}
 	struct stat st;
-	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+	if (fstat(fd, &st)) memset(&st, 0, sizeof st);
+	if (S_ISDIR(st.st_mode)) {
 		close(fd);
 		snprintf(err, errlen, "is a directory");
 		return -1;
