@@ -288,6 +288,11 @@ static void test_errors(void)
 	CHECK(b && l2_image_load_mem(b, len, &img, err, sizeof err) == 0);
 	if (b) l2_image_free(&img);
 	free(b);
+	/* "-" reads standard input */
+	if (freopen(FIXDIR "p8t.png", "rb", stdin)) {
+		CHECK(l2_image_load("-", &img, err, sizeof err) == 0 && img.mode == L2_MODE_P && img.w == 50);
+		l2_image_free(&img);
+	}
 	b = read_all(FIXDIR "bad_trunc.png", &len);
 	CHECK(b && l2_image_load_mem(b, len, &img, err, sizeof err) == -1 && !strcmp(err, "truncated PNG file"));
 	free(b);
