@@ -27,12 +27,10 @@ make -s --no-print-directory BUILD="$BUILD" \
 	"$BUILD/bench/pseudo_synth" "$BUILD/bench/sgemm_peak" 2>&1 | grep -v '^[✓✗]' >&2 || true
 SYN=$BUILD/bench/pseudo_synth
 
-secs() { # secs CMD... : wall seconds of one run, output discarded
-	local t0 t1
-	t0=$(date +%s.%N)
-	"$@" > /dev/null
-	t1=$(date +%s.%N)
-	echo "$t1 - $t0" | bc -l
+secs() { # secs CMD... : "WALL CPU" seconds of one run (CPU = user + sys), output discarded
+	local TIMEFORMAT='%R %U %S' t
+	t=$({ time "$@" > /dev/null; } 2>&1 | tail -n 1)
+	awk '{ printf "%s %.3f\n", $1, $2 + $3 }' <<<"$t"
 }
 
 # the input stream: POOL real synthetic records (exact top-k among CORPUS
@@ -56,22 +54,25 @@ fi
 peak2=$("$BUILD/bench/sgemm_peak" 1024 "$TH" | awk '{print $2}') # the load may change: take the better
 peak=$(echo "if ($peak2 > $peak) $peak2 else $peak" | bc -l)
 
-awk -v n="$N" -v B=$B -v D=$D -v K=$K -v S=$STEPS -v to="$t_opt" -v tr="$t_ret" -v tg="$t_gau" -v tc="$t_cat" \
+load=$(cut -d' ' -f1 /proc/loadavg)
+awk -v n="$N" -v B=$B -v D=$D -v K=$K -v S=$STEPS -v to="$t_opt" -v tr="$t_ret" -v tg="$t_gau" -v tc="$t_cat" -v load="$load" \
 	-v torch="$torch" -v tn="$TORCH_N" -v peak="$peak" -v shape="$shape" -v size="$size" -v th="$TH" 'BEGIN {
 	# GEMM FLOPs per image: per Adam step S = U F^T and G = P F (2 B D each),
 	# the final loss (2 B D), and the before/after accuracy GEMMs (2 x 2 B D)
 	gemm = (4 * S + 2 + 4) * B * D
 	other = S * (B * 6 + D * 20) + 8 * K * D
-	ips = n / to
+	split(to, o, " "); split(tr, r, " "); split(tg, g, " "); split(tc, c, " ")
+	ips = n / o[1]
 	printf "## l2-optimize-pseudo: %d images, D = %d, k = %d, batch %d, %d Adam steps, %d threads\n\n", n, D, K, B, S, th
 	printf "Input stream %.0f MB from the page cache. FLOPs per image: %.2f M in GEMMs + %.2f M elementwise.\n", size / 1e6, gemm / 1e6, other / 1e6
-	printf "SGEMM rate in this run: %.1f GFLOP/s (1024^3), %.1f GFLOP/s (the B x B x D pair of one step).\n\n", peak, shape
-	printf "| what | images/s | GFLOP/s | share of SGEMM peak |\n|---|---:|---:|---:|\n"
-	printf "| l2-optimize-pseudo (optimize, defaults) | %.0f | %.1f | %.0f%% |\n", ips, ips * gemm / 1e9, 100 * ips * gemm / 1e9 / peak
-	if (torch != "NA") printf "| PyTorch, same algorithm (%d images, no I/O) | %.0f | %.1f | %.0f%% |\n", tn, torch, torch * gemm / 1e9, 100 * torch * gemm / 1e9 / peak
-	if (torch != "NA") printf "| **ratio l2 / PyTorch** | **%.1fx** | | |\n", ips / torch
-	printf "| l2-optimize-pseudo --mode retrieve | %.0f | | |\n", n / tr
-	printf "| l2-optimize-pseudo --mode gaussian | %.0f | | |\n", n / tg
-	printf "| l2-cat (reading the stream only) | %.0f | | |\n", n / tc
-	printf "\nOptimisation alone (optimize minus retrieve): %.0f images/s, %.1f GFLOP/s in GEMMs = %.0f%% of the SGEMM peak.\n", n / (to - tr), n / (to - tr) * gemm / 1e9, 100 * n / (to - tr) * gemm / 1e9 / peak
+	printf "SGEMM rate in this run: %.1f GFLOP/s (1024^3), %.1f GFLOP/s (the B x B x D pair of one step). Load average %s.\n", peak, shape, load
+	printf "CPU-s: user + system seconds of the process (all threads); on a busy machine images per CPU-second is the steadier figure.\n\n"
+	printf "| what | images/s (wall) | images per CPU-s | GFLOP/s (wall) | share of SGEMM peak |\n|---|---:|---:|---:|---:|\n"
+	printf "| l2-optimize-pseudo (optimize, defaults) | %.0f | %.0f | %.1f | %.0f%% |\n", ips, n / o[2], ips * gemm / 1e9, 100 * ips * gemm / 1e9 / peak
+	if (torch != "NA") printf "| PyTorch, same algorithm (%d images, no I/O) | %.0f | | %.1f | %.0f%% |\n", tn, torch, torch * gemm / 1e9, 100 * torch * gemm / 1e9 / peak
+	if (torch != "NA") printf "| **ratio l2 / PyTorch** | **%.1fx** | | | |\n", ips / torch
+	printf "| l2-optimize-pseudo --mode retrieve | %.0f | %.0f | | |\n", n / r[1], n / r[2]
+	printf "| l2-optimize-pseudo --mode gaussian | %.0f | %.0f | | |\n", n / g[1], n / g[2]
+	printf "| l2-cat (reading and writing the stream only) | %.0f | %.0f | | |\n", n / c[1], n / c[2]
+	printf "\nOptimisation alone (optimize minus retrieve, wall): %.0f images/s, %.1f GFLOP/s in GEMMs = %.0f%% of the SGEMM peak.\n", n / (o[1] - r[1]), n / (o[1] - r[1]) * gemm / 1e9, 100 * n / (o[1] - r[1]) * gemm / 1e9 / peak
 }'

@@ -66,10 +66,10 @@ double l2_pseudo_normal(uint64_t seed, uint64_t stream, uint64_t counter)
 	return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
 }
 
-void l2_pseudo_gaussian(const float *f, int D, double xi, uint64_t seed, uint64_t index, float *out)
+/* eps: (D) scratch */
+static void gaussian_into(const float *f, int D, double xi, uint64_t seed, uint64_t index, float *out, double *eps)
 {
 	double nf = 0, ne = 0;
-	double *eps = l2_malloc((size_t)D * sizeof *eps);
 	for (int d = 0; d < D; d++) {
 		eps[d] = l2_pseudo_normal(seed, index, (uint64_t)d);
 		ne += eps[d] * eps[d];
@@ -82,15 +82,22 @@ void l2_pseudo_gaussian(const float *f, int D, double xi, uint64_t seed, uint64_
 	}
 	double inv = nn > 0 ? 1 / sqrt(nn) : 0;
 	for (int d = 0; d < D; d++) out[d] = (float)(eps[d] * inv);
+}
+
+void l2_pseudo_gaussian(const float *f, int D, double xi, uint64_t seed, uint64_t index, float *out)
+{
+	double *eps = l2_malloc((size_t)D * sizeof *eps);
+	gaussian_into(f, D, xi, seed, index, out, eps);
 	free(eps);
 }
 
 /* ---- retrieval combine ---------------------------------------------------------- */
 
-void l2_pseudo_combine(const float *score, const float *t, int K, int D, double temp, float *h0)
+/* acc: (D) scratch */
+static void combine_into(const float *score, const float *t, int K, int D, double temp, float *h0, double *acc)
 {
-	double *acc = l2_calloc((size_t)D, sizeof *acc);
 	double mx = -INFINITY, z = 0;
+	memset(acc, 0, (size_t)D * sizeof *acc);
 	for (int j = 0; j < K; j++)
 		if (score[j] / temp > mx) mx = score[j] / temp;
 	for (int j = 0; j < K; j++) z += exp(score[j] / temp - mx);
@@ -105,6 +112,12 @@ void l2_pseudo_combine(const float *score, const float *t, int K, int D, double 
 	for (int d = 0; d < D; d++) n += acc[d] * acc[d];
 	double inv = n > 0 ? 1 / sqrt(n) : 0;
 	for (int d = 0; d < D; d++) h0[d] = (float)(acc[d] * inv);
+}
+
+void l2_pseudo_combine(const float *score, const float *t, int K, int D, double temp, float *h0)
+{
+	double *acc = l2_malloc((size_t)D * sizeof *acc);
+	combine_into(score, t, K, D, temp, h0, acc);
 	free(acc);
 }
 
@@ -143,11 +156,10 @@ size_t l2_pseudo_opt_work_size(int B, int D) { return l2_pseudo_work_size(B, D) 
 
 /* ---- diagnostics -------------------------------------------------------------------- */
 
-void l2_pseudo_stats_add(L2PseudoStats *s, const float *h, const float *fn, const float *t, int B, int K, int D)
+/* u: (B, D), sim: (B, B) scratch */
+static void stats_into(L2PseudoStats *s, const float *h, const float *fn, const float *t, int B, int K, int D, float *u,
+		       float *sim)
 {
-	if (B <= 0) return;
-	float *u = l2_malloc(l2_mul_size(l2_mul_size((size_t)B, D), sizeof *u));
-	float *sim = l2_malloc(l2_mul_size(l2_mul_size((size_t)B, B), sizeof *sim));
 	memcpy(u, h, (size_t)B * D * sizeof *u);
 	l2_normalize_rows(u, B, D);
 	/* sim (B, B) = u fn^T */
@@ -174,6 +186,14 @@ void l2_pseudo_stats_add(L2PseudoStats *s, const float *h, const float *fn, cons
 		}
 	}
 	s->n += B;
+}
+
+void l2_pseudo_stats_add(L2PseudoStats *s, const float *h, const float *fn, const float *t, int B, int K, int D)
+{
+	if (B <= 0) return;
+	float *u = l2_malloc(l2_mul_size(l2_mul_size((size_t)B, D), sizeof *u));
+	float *sim = l2_malloc(l2_mul_size(l2_mul_size((size_t)B, B), sizeof *sim));
+	stats_into(s, h, fn, t, B, K, D, u, sim);
 	free(u);
 	free(sim);
 }
@@ -197,6 +217,10 @@ L2PseudoBatch *l2_pseudo_batch_new(const L2PseudoOptions *o, int D, int K)
 	}
 	if (o->mode == L2_PSEUDO_OPTIMIZE)
 		b->work = l2_malloc_aligned(l2_pseudo_opt_work_size(o->batch, D) * sizeof(float));
+	/* scratch of the diagnostics (u, sim) and of combine/gaussian, made once:
+	 * per-batch allocations of this size cost page faults every batch */
+	b->scratch = l2_malloc_aligned((BD + l2_mul_size(B, B)) * sizeof(float));
+	b->dscratch = l2_malloc_aligned((size_t)D * sizeof(double));
 	return b;
 }
 
@@ -226,20 +250,20 @@ void l2_pseudo_batch_process(L2PseudoBatch *b)
 	if (B == 0) return;
 	if (b->opt.mode == L2_PSEUDO_GAUSSIAN) {
 		for (int i = 0; i < B; i++)
-			l2_pseudo_gaussian(b->f + (size_t)i * D, D, b->opt.xi, b->opt.seed, b->first + (uint64_t)i,
-					   b->h + (size_t)i * D);
-		l2_pseudo_stats_add(&b->before, b->h, b->f, b->t, B, K, D);
+			gaussian_into(b->f + (size_t)i * D, D, b->opt.xi, b->opt.seed, b->first + (uint64_t)i,
+				      b->h + (size_t)i * D, b->dscratch);
+		stats_into(&b->before, b->h, b->f, b->t, B, K, D, b->scratch, b->scratch + BD);
 		b->after = b->before;
 		return;
 	}
 	for (int i = 0; i < B; i++)
-		l2_pseudo_combine(b->score + (size_t)i * K, b->t + (size_t)i * K * D, K, D, b->opt.retrieval_temp,
-				  b->h0 + (size_t)i * D);
-	l2_pseudo_stats_add(&b->before, b->h0, b->f, b->t, B, K, D);
+		combine_into(b->score + (size_t)i * K, b->t + (size_t)i * K * D, K, D, b->opt.retrieval_temp,
+			     b->h0 + (size_t)i * D, b->dscratch);
+	stats_into(&b->before, b->h0, b->f, b->t, B, K, D, b->scratch, b->scratch + BD);
 	memcpy(b->h, b->h0, BD * sizeof(float));
 	if (b->opt.mode == L2_PSEUDO_OPTIMIZE) {
 		l2_pseudo_optimize_f(b->h, b->f, b->h0, B, D, &b->opt, b->work, &b->loss0, &b->loss1);
-		l2_pseudo_stats_add(&b->after, b->h, b->f, b->t, B, K, D);
+		stats_into(&b->after, b->h, b->f, b->t, B, K, D, b->scratch, b->scratch + BD);
 	} else {
 		b->after = b->before;
 	}
@@ -266,6 +290,8 @@ void l2_pseudo_batch_free(L2PseudoBatch *b)
 	free(b->score);
 	l2_free_aligned(b->t);
 	l2_free_aligned(b->work);
+	l2_free_aligned(b->scratch);
+	l2_free_aligned(b->dscratch);
 	free(b);
 }
 

@@ -114,7 +114,9 @@ typedef struct {
 	float *t;           /* (batch, K, D) unit text features */
 	float *h0;          /* (batch, D) */
 	float *h;           /* (batch, D) the result */
-	float *work;
+	float *work;        /* optimisation workspace */
+	float *scratch;     /* (batch, D) + (batch, batch): diagnostics */
+	double *dscratch;   /* (D): combine, gaussian */
 	L2PseudoStats before, after; /* of the last processed batch */
 	double loss0, loss1;
 } L2PseudoBatch;
