@@ -157,7 +157,7 @@ int main(int argc, char **argv)
 	float *bf = E ? l2_malloc(l2_mul_size((size_t)B * E, sizeof(float))) : NULL;
 	char *line = NULL;
 	size_t cap = 0;
-	long lineno = 0;
+	long lineno = 0, not_stored = 0;
 	int eof = 0;
 	L2Progress prog;
 	l2_progress_start(&prog, "texts", "txt", 0);
@@ -202,7 +202,10 @@ int main(int argc, char **argv)
 			if (!o.raw) l2_normalize_rows(feat, (size_t)n, (size_t)E);
 			for (int i = 0; i < n; i++) {
 				l2_stream_write(w, items[i].text, feat + (size_t)i * E);
-				if (ds) l2_dataset_put_feature(ds, o.name, items[i].text, feat + (size_t)i * E);
+				size_t kl = strlen(items[i].text);
+				if (ds && kl >= 1 && kl <= L2_DATASET_MAX_KEY)
+					l2_dataset_put_feature(ds, o.name, items[i].text, feat + (size_t)i * E);
+				else if (ds) not_stored++;
 			}
 		}
 		for (int i = 0; i < n; i++) free(items[i].text);
@@ -213,6 +216,9 @@ int main(int argc, char **argv)
 	if (txt) l2_ofile_commit(txt);
 	if (w) l2_stream_writer_close(w);
 	if (ds) l2_dataset_close(ds);
+	if (not_stored)
+		l2_warn("%s: %ld empty or over-long (> %d bytes) text(s) are in the stream but not in the store",
+			o.store, not_stored, L2_DATASET_MAX_KEY);
 	free(line);
 	free(items);
 	free(ids);
