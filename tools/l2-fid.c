@@ -383,6 +383,18 @@ static void side_free(Side *s)
 
 /* ---- main ---------------------------------------------------------------------------------------- */
 
+typedef struct {
+	const char *path;
+	char *hex;
+} HashJob;
+
+static void *hash_file(void *arg)
+{
+	HashJob *j = arg;
+	l2_sha256_file(j->path, j->hex);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	l2_init(argc, argv);
@@ -413,13 +425,22 @@ int main(int argc, char **argv)
 		if (side[i].kind == SIDE_STATS) load_stats(&side[i]);
 	char hash[65] = "";
 	L2Inception *net = NULL;
+	pthread_t hash_thread;
+	HashJob hj;
+	int hashing = 0;
 	if (need_net) {
 		for (int i = 0; i < nin; i++)
 			if (side[i].kind == SIDE_STATS && side[i].dim != o.dims)
 				l2_die("%s: statistics of dimension %d, but Inception features have %d%s", side[i].path, side[i].dim,
 				       o.dims, l2_inception_dims_ok(side[i].dim) && !o.dims_set ? " (use --dims to match)" : "");
-		l2_sha256_file(o.model, hash);
-		L2Safetensors *st = l2_st_open(o.model);
+		L2Safetensors *st = l2_st_open(o.model); /* validates the file first */
+		/* hash the 95 MB file beside the work instead of before it */
+		if (!o.features && !o.save_stats) { /* only the FID report names the weights */
+			hj.path = o.model;
+			hj.hex = hash;
+			if (pthread_create(&hash_thread, NULL, hash_file, &hj)) l2_die("cannot start a thread");
+			hashing = 1;
+		}
 		net = l2_inception_load(st_get, st);
 		l2_st_close(st);
 	}
@@ -441,6 +462,7 @@ int main(int argc, char **argv)
 				side[i].path, (unsigned long long)side[i].n, side[i].dim);
 	}
 	l2_inception_free(net);
+	if (hashing) pthread_join(hash_thread, NULL);
 
 	if (o.save_stats) {
 		Side *s = &side[0];
