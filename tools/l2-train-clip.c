@@ -6,9 +6,11 @@
  *   l2-train-clip --synthetic 600 -o tiny.safetensors --steps 100
  *
  * Writes OUT (weights, OpenAI state-dict names: l2-encode-images and
- * l2-encode-text load it), OUT's stem + .vocab.txt.gz (the BPE vocabulary)
- * and + .state (optimizer moments, step, RNG, data position: --resume).
+ * l2-encode-text load it), OUT's stem + .vocab.txt.gz and vocab.txt.gz
+ * beside OUT (the BPE vocabulary; the encoders look for the latter), and
+ * OUT's stem + .state (optimizer moments, step, RNG, data position: --resume).
  * Layouts: schemas/dataset.md (input), lib/ckpt.h (state). */
+#include "bpe.h"
 #include "bpe_train.h"
 #include "ckpt.h"
 #include "clip_train.h"
@@ -38,8 +40,8 @@ static void usage(FILE *f)
 		"usage: l2-train-clip (-d DATASET | --synthetic N) [-o OUT.safetensors] [options]\n"
 		"Train a small CLIP (ViT image tower + causal text transformer, OpenAI's architecture)\n"
 		"with the symmetric InfoNCE loss on the train split of an l2 dataset.  Writes OUT (weights\n"
-		"for l2-encode-images / l2-encode-text), OUT's stem + .vocab.txt.gz (BPE vocabulary) and\n"
-		"+ .state (training state for --resume).\n\n"
+		"for l2-encode-images / l2-encode-text), OUT's stem + .vocab.txt.gz and vocab.txt.gz beside\n"
+		"OUT (BPE vocabulary) and OUT's stem + .state (training state for --resume).\n\n"
 		"Data:\n"
 		"  -d, --dataset PATH     l2 dataset (LMDB, schemas/dataset.md) with captioned images\n"
 		"      --synthetic N      N generated images of coloured shapes with captions instead\n"
@@ -271,10 +273,13 @@ static void synthetic(int n, int R, uint64_t seed, Split *tr, Split *te)
 	}
 }
 
-static void tokenize_split(Split *s, const L2BpeVocab *v, int C)
+/* With lib/bpe.h, the tokenizer l2-encode-text runs (clip.tokenize exactly). */
+static void tokenize_split(Split *s, const L2Tokenizer *t, int C, const char *src)
 {
 	s->tok = l2_malloc(l2_mul_size((size_t)(s->ncaps ? s->ncaps : 1), (size_t)C * sizeof(int32_t)));
-	for (int i = 0; i < s->ncaps; i++) l2_bpe_tokenize(v, s->caps[i], s->tok + (size_t)i * C, C);
+	for (int i = 0; i < s->ncaps; i++)
+		if (l2_tok_tokenize(t, s->caps[i], strlen(s->caps[i]), C, s->tok + (size_t)i * C) < 0)
+			l2_die("%s: caption '%s' is not valid UTF-8", src, s->caps[i]);
 }
 
 static void free_split(Split *s)
@@ -455,14 +460,31 @@ int main(int argc, char **argv)
 		o.batch = tr.n;
 	}
 
-	/* vocabulary: given, saved by the run being resumed, or learned */
-	L2BpeVocab *voc;
-	if (o.vocab_in) voc = l2_bpe_read(o.vocab_in);
-	else if (o.resume && l2_file_exists(vocab_path)) voc = l2_bpe_read(vocab_path);
-	else voc = l2_bpe_learn(tr.caps, tr.ncaps, o.vocab_size);
-	c->vocab = l2_bpe_size(voc);
-	tokenize_split(&tr, voc, c->context);
-	tokenize_split(&te, voc, c->context);
+	/* vocabulary: given, saved by the run being resumed, or learned; it is
+	 * written as OUT-stem.vocab.txt.gz and as vocab.txt.gz beside OUT,
+	 * where l2-encode-text looks (lib/bpe.h l2_tok_find_vocab) */
+	char *vocab_bytes;
+	size_t vocab_len;
+	const char *vsrc = o.vocab_in ? o.vocab_in : o.resume && l2_file_exists(vocab_path) ? vocab_path : NULL;
+	if (vsrc) vocab_bytes = l2_read_file(vsrc, &vocab_len);
+	else {
+		L2BpeVocab *learned = l2_bpe_learn(tr.caps, tr.ncaps, o.vocab_size);
+		char *tmp = with_suffix(o.out, ".vocab-learn.tmp.gz");
+		l2_bpe_write(learned, tmp);
+		vocab_bytes = l2_read_file(tmp, &vocab_len);
+		remove(tmp);
+		free(tmp);
+		l2_bpe_free(learned);
+	}
+	{
+		L2OFile *vf = l2_ofile_open(vocab_path, 1);
+		l2_ofile_write(vf, vocab_bytes, vocab_len);
+		l2_ofile_commit(vf);
+	}
+	L2Tokenizer *voc = l2_tok_load(vocab_path);
+	c->vocab = l2_tok_vocab_size(voc);
+	tokenize_split(&tr, voc, c->context, o.synthetic ? "--synthetic" : o.dataset);
+	tokenize_split(&te, voc, c->context, o.synthetic ? "--synthetic" : o.dataset);
 
 	L2ClipTrain *m = l2_cliptr_new(c, o.seed);
 	L2Adam *opt = l2_adam_new(m->p, m->np, o.beta1, o.beta2, o.eps, o.wd);
@@ -482,7 +504,19 @@ int main(int argc, char **argv)
 			l2_info("%s: already at step %lld of %ld", state_path, (long long)st.step, o.stop_after);
 		}
 	}
-	l2_bpe_write(voc, vocab_path);
+	{
+		/* the copy the encoders find: vocab.txt.gz in OUT's directory */
+		char *dir = l2_strdup(o.out), *sl = strrchr(dir, '/');
+		if (sl) sl[1] = 0;
+		else dir[0] = 0;
+		char *beside = l2_malloc(strlen(dir) + 16);
+		sprintf(beside, "%svocab.txt.gz", dir);
+		L2OFile *vf = l2_ofile_open(beside, 1);
+		l2_ofile_write(vf, vocab_bytes, vocab_len);
+		l2_ofile_commit(vf);
+		free(beside);
+		free(dir);
+	}
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -520,7 +554,7 @@ int main(int argc, char **argv)
 		AdTensor *fi = l2_cliptr_encode_image(g, m, X);
 		AdTensor *ft = l2_cliptr_encode_text(g, m, tok, B);
 		for (int b = 0; b < B * C; b++)
-			if (tok[b] == l2_bpe_eot(voc) && b % C + 1 > max_t) max_t = b % C + 1;
+			if (tok[b] == l2_tok_eot(voc) && b % C + 1 > max_t) max_t = b % C + 1;
 		AdTensor *loss = l2_cliptr_loss(g, m, fi, ft);
 		ad_zero_grads(m->p, m->np);
 		ad_backward(g, loss);
@@ -572,7 +606,8 @@ int main(int argc, char **argv)
 	l2_ema_free(ema);
 	l2_adam_free(opt);
 	l2_cliptr_free(m);
-	l2_bpe_free(voc);
+	l2_tok_free(voc);
+	free(vocab_bytes);
 	free_split(&tr);
 	free_split(&te);
 	free(state_path);

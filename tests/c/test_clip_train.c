@@ -3,7 +3,9 @@
  * features, symmetric InfoNCE loss and every parameter's gradient; and the
  * BPE learner/tokenizer (lib/bpe_train.c), against OpenAI's vocabulary
  * when ../shared/data/clip has it. */
+#include "bpe.h"
 #include "bpe_train.h"
+#include "clip.h"
 #include "check.h"
 #include "ckpt.h"
 #include "clip_train.h"
@@ -140,6 +142,66 @@ static void test_bpe_openai_vocab(void)
 	l2_bpe_free(v);
 }
 
+/* What l2-train-clip writes is what l2-encode-images / l2-encode-text run:
+ * lib/clip.c on the saved weights gives the training forward's features,
+ * and lib/bpe.c tokenizes with the learned vocabulary as bpe_train does. */
+static void test_encoders_agree(void)
+{
+	L2ClipTrainConfig c = {.res = 16, .patch = 4, .width = 128, .layers = 2, .heads = 2, .context = 10, .vocab = 0,
+			       .twidth = 64, .tlayers = 1, .theads = 1, .embed = 32};
+	char *texts[] = {"a big red circle", "a small blue square", "two red circles don't roll", "the 42nd square!",
+			 "smiling face with open mouth"};
+	L2BpeVocab *v = l2_bpe_learn(texts, 5, 560);
+	c.vocab = l2_bpe_size(v);
+	char dir[] = "/tmp/l2-test-cliptr-XXXXXX";
+	if (!mkdtemp(dir)) return;
+	char wpath[128], vpath[128];
+	snprintf(wpath, sizeof wpath, "%s/m.safetensors", dir);
+	snprintf(vpath, sizeof vpath, "%s/vocab.txt.gz", dir);
+	l2_bpe_write(v, vpath);
+	L2ClipTrain *m = l2_cliptr_new(&c, 11);
+	/* non-trivial gains and biases, as after training */
+	for (int i = 0; i < m->np; i++)
+		if (m->p[i]->ndim == 1 && strcmp(m->p[i]->name, "logit_scale"))
+			for (size_t k = 0; k < m->p[i]->n; k++) m->p[i]->v[k] += (float)(0.1 * check_normal());
+	l2_ckpt_save_weights(wpath, m->p, m->np, NULL);
+	L2Clip *ref = l2_clip_load(wpath, L2_CLIP_VISION | L2_CLIP_TEXT);
+	const L2ClipConfig *rc = l2_clip_config(ref);
+	CHECK(rc->width == 128 && rc->heads == 2 && rc->patch == 4 && rc->res == 16 && rc->twidth == 64 &&
+	      rc->context == 10 && rc->vocab == c.vocab && rc->embed == 32);
+
+	int n = 3;
+	float *px = l2_malloc((size_t)n * 3 * 16 * 16 * sizeof(float)), fr[3 * 32], ft_ref[5 * 32];
+	for (int i = 0; i < n * 3 * 16 * 16; i++) px[i] = (float)check_normal();
+	l2_clip_encode_images(ref, px, n, fr);
+	AdGraph *g = ad_graph_new();
+	ad_graph_set_grad(g, 0);
+	AdTensor *fi = l2_cliptr_encode_image(g, m, ad_input(g, 4, (int[]){n, 3, 16, 16}, px));
+	CHECK_ARRAY_CLOSE_F(fi->v, fr, (size_t)n * 32, 1e-5, 1e-4);
+
+	L2Tokenizer *tk = l2_tok_load(vpath);
+	CHECK(l2_tok_vocab_size(tk) == l2_bpe_size(v));
+	int32_t ours[5 * 10], theirs[5 * 10];
+	for (int i = 0; i < 5; i++) {
+		l2_bpe_tokenize(v, texts[i], ours + i * 10, 10);
+		l2_tok_tokenize(tk, texts[i], strlen(texts[i]), 10, theirs + i * 10);
+	}
+	CHECK(!memcmp(ours, theirs, sizeof ours));
+	l2_clip_encode_text(ref, theirs, 5, ft_ref);
+	AdTensor *ft = l2_cliptr_encode_text(g, m, theirs, 5);
+	CHECK_ARRAY_CLOSE_F(ft->v, ft_ref, 5 * 32, 1e-5, 1e-4);
+
+	ad_graph_free(g);
+	l2_tok_free(tk);
+	l2_clip_free(ref);
+	l2_cliptr_free(m);
+	l2_bpe_free(v);
+	free(px);
+	unlink(wpath);
+	unlink(vpath);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	if (access(REF "clip_tiny.safetensors", R_OK) && chdir("../..")) {}
@@ -147,5 +209,6 @@ int main(void)
 	RUN(test_config_checks);
 	RUN(test_bpe_learn_roundtrip);
 	RUN(test_bpe_openai_vocab);
+	RUN(test_encoders_agree);
 	return check_done();
 }
