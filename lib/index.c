@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #if defined(__AVX2__) || defined(__AVX512F__) || defined(__F16C__)
@@ -128,18 +129,36 @@ typedef struct {
 	uint32_t *n; /* (nq) */
 } Pools;
 
-static void pools_init(Pools *p, size_t nq, uint32_t P)
+/* Per-thread scratch kept from one search to the next: fresh pages cost a
+ * fault each (dear in a VM), and a tool searches batch after batch.  So a
+ * search is not reentrant: one at a time per process. */
+typedef struct {
+	void *p;
+	size_t cap;
+} Buf;
+static void *buf_get(Buf *b, size_t n)
+{
+	if (n > b->cap) {
+		l2_free_aligned(b->p);
+		b->p = l2_malloc_aligned(n);
+		b->cap = n;
+	}
+	return b->p;
+}
+typedef struct {
+	Buf C, X, Q, pv, pid, pn;
+} Scratch;
+#define MAX_THREADS 1024
+static Scratch scratch[MAX_THREADS], probe_scratch;
+
+/* Pools in scratch s (not to be freed). */
+static void pools_scratch(Pools *p, Scratch *s, size_t nq, uint32_t P)
 {
 	p->P = P;
-	p->v = l2_malloc(l2_mul_size(l2_mul_size(nq, P), sizeof(float)));
-	p->id = l2_malloc(l2_mul_size(l2_mul_size(nq, P), sizeof(uint64_t)));
-	p->n = l2_calloc(nq ? nq : 1, sizeof(uint32_t));
-}
-static void pools_free(Pools *p)
-{
-	free(p->v);
-	free(p->id);
-	free(p->n);
+	p->v = buf_get(&s->pv, l2_mul_size(l2_mul_size(nq, P), sizeof(float)));
+	p->id = buf_get(&s->pid, l2_mul_size(l2_mul_size(nq, P), sizeof(uint64_t)));
+	p->n = buf_get(&s->pn, (nq ? nq : 1) * sizeof(uint32_t));
+	memset(p->n, 0, (nq ? nq : 1) * sizeof(uint32_t));
 }
 
 static inline int worse(float a, uint64_t ia, float b, uint64_t ib) { return a < b || (a == b && ia > ib); }
@@ -362,8 +381,8 @@ static void exact_worker(void *vctx, int tid)
 	const Rows *R = c->R;
 	size_t d = R->d;
 	Pools *pool = &c->pools[tid];
-	float *C = l2_malloc_aligned((size_t)QTILE * TILE * sizeof(float));
-	float *conv = R->f16 ? l2_malloc_aligned((size_t)TILE * d * sizeof(float)) : NULL;
+	float *C = buf_get(&scratch[tid].C, (size_t)QTILE * TILE * sizeof(float));
+	float *conv = R->f16 ? buf_get(&scratch[tid].X, (size_t)TILE * d * sizeof(float)) : NULL;
 	for (;;) {
 		size_t t = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
 		if (t >= c->ntasks) break;
@@ -382,8 +401,6 @@ static void exact_worker(void *vctx, int tid)
 			for (size_t i = 0; i < nqt; i++) scan_row(pool, q0 + i, C + i * nr, nr, id0, NULL);
 		}
 	}
-	l2_free_aligned(C);
-	l2_free_aligned(conv);
 }
 
 static void search_exact(const Rows *R, const float *q, size_t nq, uint32_t k, uint64_t *ids, float *scores)
@@ -401,14 +418,13 @@ static void search_exact(const Rows *R, const float *q, size_t nq, uint32_t k, u
 	if (nt < 1) nt = 1;
 	uint32_t P = pool_size(k, R->count);
 	Pools *pools = l2_malloc(nt * sizeof *pools);
-	for (int t = 0; t < nt; t++) pools_init(&pools[t], nq, P);
+	for (int t = 0; t < nt; t++) pools_scratch(&pools[t], &scratch[t], nq, P);
 	c.pools = pools;
 	run_parallel(nt, exact_worker, &c);
 	unsigned char *short_ = l2_malloc(nq);
 	size_t nshort = merge_pools(R, q, nq, k, pools, nt, ids, scores, short_);
 	if (nshort) l2_die("internal error: exact search found fewer than %u rows", k);
 	free(short_);
-	for (int t = 0; t < nt; t++) pools_free(&pools[t]);
 	free(pools);
 	free(c.task_id);
 	free(c.task_rows);
@@ -446,9 +462,9 @@ static void ivf_worker(void *vctx, int tid)
 	const Rows *R = c->R;
 	size_t d = R->d;
 	Pools *pool = &c->pools[tid];
-	float *C = l2_malloc_aligned((size_t)QTILE * TILE * sizeof(float));
-	float *X = l2_malloc_aligned((size_t)TILE * d * sizeof(float));
-	float *Q = l2_malloc_aligned((size_t)QTILE * d * sizeof(float));
+	float *C = buf_get(&scratch[tid].C, (size_t)QTILE * TILE * sizeof(float));
+	float *X = buf_get(&scratch[tid].X, (size_t)TILE * d * sizeof(float));
+	float *Q = buf_get(&scratch[tid].Q, (size_t)QTILE * d * sizeof(float));
 	for (;;) {
 		size_t t = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
 		if (t >= c->ntasks) break;
@@ -469,9 +485,30 @@ static void ivf_worker(void *vctx, int tid)
 			}
 		}
 	}
-	l2_free_aligned(C);
-	l2_free_aligned(X);
-	l2_free_aligned(Q);
+}
+
+typedef struct {
+	const float *q;
+	size_t nq, d;
+	const float *cent;
+	uint32_t nlist;
+	Pools *probe;
+	size_t next;
+} ProbeCtx;
+
+/* Query-centroid scores a tile of queries at a time, into the probe pools. */
+static void probe_worker(void *vctx, int tid)
+{
+	ProbeCtx *c = vctx;
+	float *S = buf_get(&scratch[tid].C, (size_t)QTILE * c->nlist * sizeof(float));
+	for (;;) {
+		size_t q0 = __atomic_fetch_add(&c->next, QTILE, __ATOMIC_RELAXED);
+		if (q0 >= c->nq) break;
+		size_t nqt = c->nq - q0 < QTILE ? c->nq - q0 : QTILE;
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nqt, (int)c->nlist, (int)c->d, 1.0f,
+			    c->q + q0 * c->d, (int)c->d, c->cent, (int)c->d, 0.0f, S, (int)c->nlist);
+		for (size_t i = 0; i < nqt; i++) scan_row(c->probe, q0 + i, S + i * c->nlist, c->nlist, 0, NULL);
+	}
 }
 
 static const uint64_t *sort_key_off; /* for ordering tasks by work (single use, main thread) */
@@ -493,13 +530,11 @@ static void search_ivf(const Rows *R, const float *cent, uint32_t nlist, const u
 	size_t d = R->d;
 	if (nprobe > nlist) nprobe = nlist;
 	/* the nprobe best lists of each query */
-	float *S = l2_malloc(l2_mul_size(l2_mul_size(nq, nlist), sizeof(float)));
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nlist, (int)d, 1.0f, q, (int)d, cent, (int)d,
-		    0.0f, S, (int)nlist);
 	Pools probe;
-	pools_init(&probe, nq, nprobe);
-	for (size_t i = 0; i < nq; i++) scan_row(&probe, i, S + i * nlist, nlist, 0, NULL);
-	free(S);
+	pools_scratch(&probe, &probe_scratch, nq, nprobe);
+	ProbeCtx pc = {q, nq, d, cent, nlist, &probe, 0};
+	int npt = l2_threads < (int)((nq + QTILE - 1) / QTILE) ? l2_threads : (int)((nq + QTILE - 1) / QTILE);
+	run_parallel(npt, probe_worker, &pc);
 	size_t *ql_off = l2_calloc(nlist + 1, sizeof(size_t));
 	for (size_t i = 0; i < nq; i++)
 		for (uint32_t j = 0; j < probe.n[i]; j++) ql_off[probe.id[i * nprobe + j] + 1]++;
@@ -510,7 +545,6 @@ static void search_ivf(const Rows *R, const float *cent, uint32_t nlist, const u
 	for (size_t i = 0; i < nq; i++) /* queries in increasing order within each list */
 		for (uint32_t j = 0; j < probe.n[i]; j++) ql[fill[probe.id[i * nprobe + j]]++] = (uint32_t)i;
 	free(fill);
-	pools_free(&probe);
 	uint32_t *tasks = l2_malloc(nlist * sizeof(uint32_t));
 	size_t ntasks = 0;
 	for (uint32_t l = 0; l < nlist; l++)
@@ -522,7 +556,7 @@ static void search_ivf(const Rows *R, const float *cent, uint32_t nlist, const u
 	if (nt < 1) nt = 1;
 	uint32_t P = pool_size(k, R->count);
 	Pools *pools = l2_malloc(nt * sizeof *pools);
-	for (int t = 0; t < nt; t++) pools_init(&pools[t], nq, P);
+	for (int t = 0; t < nt; t++) pools_scratch(&pools[t], &scratch[t], nq, P);
 	IvfCtx c = {R, q, nq, list_off, list_ids, ql_off, ql, tasks, ntasks, pools, 0};
 	run_parallel(nt, ivf_worker, &c);
 	unsigned char *short_ = l2_malloc(nq);
@@ -547,7 +581,6 @@ static void search_ivf(const Rows *R, const float *cent, uint32_t nlist, const u
 		free(s2);
 	}
 	free(short_);
-	for (int t = 0; t < nt; t++) pools_free(&pools[t]);
 	free(pools);
 	free(tasks);
 	free(ql);
@@ -1308,6 +1341,23 @@ struct L2Index {
 	uint64_t *list_off, *list_ids;
 };
 
+/* Map the pages in now, when the index fits comfortably in memory: a search
+ * would otherwise take a page fault per 4 KiB (or 64 KiB) on its first pass. */
+static void prefault_map(MDB_env *env)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_env_info(env, &info);
+	mdb_env_stat(env, &st);
+	size_t used = (size_t)(info.me_last_pgno + 1) * st.ms_psize;
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || psz <= 0 || used > (size_t)pages * (size_t)psz / 2) return;
+#ifdef MADV_POPULATE_READ
+	if (!madvise(info.me_mapaddr, used, MADV_POPULATE_READ)) return;
+#endif
+	madvise(info.me_mapaddr, used, MADV_WILLNEED);
+}
+
 L2Index *l2_index_open(const char *path)
 {
 	check_store_files(path);
@@ -1370,6 +1420,7 @@ L2Index *l2_index_open(const char *path)
 	mdb_cursor_close(cur);
 	if (rc != MDB_NOTFOUND) mdb_ok(rc, path, "reading vectors");
 	if (b != R->nblocks) l2_die("%s: corrupt index: %zu vector blocks for %llu rows", path, b, (unsigned long long)R->count);
+	prefault_map(ix->env);
 	if (ix->nlist) {
 		if (ix->nlist > R->count) l2_die("%s: corrupt index: %u IVF lists for %llu rows", path, ix->nlist, (unsigned long long)R->count);
 		MDB_dbi cdb = dbi_open(ix->txn, path, DB_CENTROIDS, 0), ldb = dbi_open(ix->txn, path, DB_LISTS, 0);

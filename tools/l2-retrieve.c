@@ -9,9 +9,11 @@
 #include "stream.h"
 #include "util.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(FILE *f)
 {
@@ -32,6 +34,7 @@ static void usage(FILE *f)
 		"                      against a cosine index)\n"
 		"      --batch N       queries searched together (default 4096)\n"
 		"      --info          print the index's metadata (name<TAB>value) and exit\n"
+		"      --stats         report search time and queries/s on stderr\n"
 		"      --threads N     search threads (default: all cores)\n"
 		"      --progress      progress on stderr even when it is not a terminal\n"
 		"      --quiet         no recall line\n"
@@ -40,7 +43,7 @@ static void usage(FILE *f)
 		"Formats: schemas/index.md, schemas/l2fs.md; see l2-retrieve(1).\n");
 }
 
-enum { OPT_NPROBE = L2_OPT_COMMON_END, OPT_RECALL, OPT_NORMALIZE, OPT_BATCH, OPT_INFO };
+enum { OPT_NPROBE = L2_OPT_COMMON_END, OPT_RECALL, OPT_NORMALIZE, OPT_BATCH, OPT_INFO, OPT_STATS };
 
 typedef struct {
 	L2Index *ix;
@@ -57,8 +60,16 @@ typedef struct {
 	uint64_t *eids;
 	float *escores, *nvec;
 	const char **nkeys;
-	uint64_t hits, total;
+	uint64_t hits, total, queries;
+	double search_s, search_cpu;
 } Ctx;
+
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static void put_key(FILE *f, const char *k)
 {
@@ -75,7 +86,11 @@ static void flush_batch(Ctx *c)
 {
 	if (!c->n) return;
 	uint32_t k = c->k;
+	double t0 = l2_now(), c0 = cpu_now();
 	l2_index_search(c->ix, c->q, c->n, k, c->nprobe, c->ids, c->scores);
+	c->search_s += l2_now() - t0;
+	c->search_cpu += cpu_now() - c0;
+	c->queries += c->n;
 	if (c->recall) {
 		l2_index_search(c->ix, c->q, c->n, k, 0, c->eids, c->escores);
 		for (size_t i = 0; i < c->n; i++)
@@ -114,6 +129,10 @@ static void print_meta(void *ctx, const char *name, const char *value)
 int main(int argc, char **argv)
 {
 	l2_init(argc, argv);
+	/* batch after batch allocates the same sizes: keep freed memory mapped
+	 * rather than fault it in again each time */
+	mallopt(M_MMAP_THRESHOLD, 256 << 20);
+	mallopt(M_TRIM_THRESHOLD, 512 << 20);
 	static const struct option longopts[] = {
 		L2_COMMON_LONGOPTS,
 		{"index", required_argument, 0, 'i'},
@@ -125,12 +144,14 @@ int main(int argc, char **argv)
 		{"normalize", no_argument, 0, OPT_NORMALIZE},
 		{"batch", required_argument, 0, OPT_BATCH},
 		{"info", no_argument, 0, OPT_INFO},
+		{"stats", no_argument, 0, OPT_STATS},
 		{0, 0, 0, 0}};
 	const char *index = NULL, *out = "-";
 	Ctx c = {0};
 	c.k = 5;
 	size_t batch = 4096;
-	int normalize = 0, info = 0;
+	int normalize = 0, info = 0, stats = 0;
+	double t_start = l2_now();
 	int opt;
 	while ((opt = getopt_long(argc, argv, "hi:k:o:f:", longopts, NULL)) != -1) {
 		if (l2_common_option(opt, optarg, usage)) continue;
@@ -148,6 +169,7 @@ int main(int argc, char **argv)
 		case OPT_NORMALIZE: normalize = 1; break;
 		case OPT_BATCH: batch = (size_t)l2_parse_long(optarg, "--batch", 1, 1 << 20); break;
 		case OPT_INFO: info = 1; break;
+		case OPT_STATS: stats = 1; break;
 		default: l2_usage_error(usage, "unknown option");
 		}
 	}
@@ -219,6 +241,10 @@ int main(int argc, char **argv)
 	if (c.recall && c.total)
 		l2_info("recall@%u of --nprobe %u against exact search: %.4f (%llu queries)", c.k, c.nprobe,
 			(double)c.hits / (double)c.total, (unsigned long long)(c.total / c.k));
+	if (stats)
+		fprintf(stderr, "%s: %llu queries, search %.3f s (%.1f queries/s), cpu %.3f s, total %.3f s\n",
+			l2_progname(), (unsigned long long)c.queries, c.search_s,
+			c.search_s > 0 ? (double)c.queries / c.search_s : 0.0, c.search_cpu, l2_now() - t_start);
 	l2_index_close(c.ix);
 	free(c.q);
 	free(c.keys);
