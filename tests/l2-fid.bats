@@ -184,6 +184,9 @@ PY
 	run l2-fid "$REF/bad_shape.npz" "$REF/bad_shape.npz"
 	assert_failure 1
 	assert_output --partial "'sigma' must be 4 x 4"
+	run l2-fid "$REF/bad_nan.npz" "$REF/bad_nan.npz"
+	assert_failure 1
+	assert_output --partial "bad_nan.npz: 'sigma' holds NaN or infinity"
 }
 
 @test "KID: unbiased polynomial MMD, whole sets equal the reference" {

@@ -19,6 +19,7 @@
 #include "stream.h"
 #include "util.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,9 @@ static void load_stats(Side *s)
 	for (size_t i = 0; i < d * d; i++) s->sigma[i] = sg.is_f64 ? ((double *)sg.data)[i] : ((float *)sg.data)[i];
 	l2_npy_free(&mu);
 	l2_npy_free(&sg);
+	for (size_t i = 0; i < d * d; i++)
+		if (!isfinite(s->sigma[i]) || (i < d && !isfinite(s->mu[i])))
+			l2_die("%s: '%s' holds NaN or infinity", s->path, i < d && !isfinite(s->mu[i]) ? "mu" : "sigma");
 	if (l2_npz_read(s->path, "n", &cnt)) { /* written by l2-fid --save-stats */
 		if (l2_npy_count(&cnt) == 1) s->n = (uint64_t)(cnt.is_f64 ? ((double *)cnt.data)[0] : ((float *)cnt.data)[0]);
 		l2_npy_free(&cnt);

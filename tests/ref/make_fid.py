@@ -272,6 +272,7 @@ def main():
     # malformed statistics for the error tests
     np.savez(os.path.join(OUT, "bad_nosigma.npz"), mu=np.zeros(4))
     np.savez(os.path.join(OUT, "bad_shape.npz"), mu=np.zeros(4), sigma=np.zeros((3, 3)))
+    np.savez(os.path.join(OUT, "bad_nan.npz"), mu=np.zeros(3), sigma=np.full((3, 3), np.nan))
 
 
 if __name__ == "__main__":
