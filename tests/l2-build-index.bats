@@ -245,3 +245,17 @@ with open('nan.l2f','wb') as f:
 	l2-retrieve -i b.idx -k 3 --nprobe 2 -f tsv q.l2f > b.tsv
 	cmp a.tsv b.tsv
 }
+
+@test "an interrupted build leaves no index and no temporary directory" {
+	text_stream t 20 4
+	l2-build-index -o x.idx < <(cat t.l2f; sleep 10) 2>/dev/null &
+	pid=$!
+	for i in $(seq 100); do [ -e x.idx.tmp-$pid ] && break; sleep 0.1; done
+	ls -d x.idx.tmp-$pid # it is under way
+	kill -TERM "$pid"
+	run wait "$pid"
+	[ "$status" -ne 0 ]
+	[ ! -e x.idx ]
+	run bash -c "ls -d x.idx.tmp-* 2>/dev/null"
+	assert_output ""
+}
