@@ -210,6 +210,7 @@ static void load_split(L2Dataset *ds, L2Split which, int R, Split *s, int *skipp
 		char **caps;
 		size_t nc = l2_dataset_captions(ds, keys[i], &caps);
 		if (!nc) {
+			l2_dataset_free_strings(caps, 0);
 			(*skipped)++;
 			continue;
 		}
