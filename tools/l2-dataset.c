@@ -426,22 +426,26 @@ static int cap_cmp(const void *a, const void *b)
 static void cmd_build(const Options *o, const char *out, const char *dir)
 {
 	if (!l2_is_dir(dir)) l2_die("%s: not a directory", dir);
-	CapLine *caps = NULL;
+	/* static: still reachable (not "leaked") when a later error exits */
+	static CapLine *caps;
+	static char **lines;
 	size_t ncap = 0;
 	if (o->captions) {
-		char **lines;
 		size_t n = read_lines(o->captions, &lines);
+		for (size_t i = 0; i < n; i++) { /* check every line before using any */
+			char *t = strchr(lines[i], '\t'), *p = lines[i];
+			if (!t && l2_caption_clean(lines[i]))
+				l2_die("%s: line %zu: expected 'relative/path<TAB>caption'", o->captions, i + 1);
+			while (t && p[0] == '.' && p[1] == '/') p += 2;
+			if (t && p == t) l2_die("%s: line %zu: empty path", o->captions, i + 1);
+		}
 		caps = l2_malloc((n ? n : 1) * sizeof *caps);
 		for (size_t i = 0; i < n; i++) {
 			char *t = strchr(lines[i], '\t');
-			if (!t) {
-				if (!l2_caption_clean(lines[i])) { free(lines[i]); continue; }
-				l2_die("%s: line %zu: expected 'relative/path<TAB>caption'", o->captions, i + 1);
-			}
+			if (!t) { free(lines[i]); continue; }
 			*t = 0;
 			char *p = lines[i];
 			while (p[0] == '.' && p[1] == '/') p += 2;
-			if (!*p) l2_die("%s: line %zu: empty path", o->captions, i + 1);
 			caps[ncap].path = l2_strdup(p);
 			caps[ncap].caption = l2_strdup(t + 1);
 			caps[ncap].line = i + 1;
@@ -449,6 +453,7 @@ static void cmd_build(const Options *o, const char *out, const char *dir)
 			free(lines[i]);
 		}
 		free(lines);
+		lines = NULL;
 		qsort(caps, ncap, sizeof *caps, cap_cmp);
 	}
 	char **paths;
