@@ -100,8 +100,8 @@ def block_tensors(prefix, W):
             ("mlp.c_proj.weight", (W, H), fan_exp(H)), ("mlp.c_proj.bias", (W,), 5)]
 
 
-def state_dict(c):
-    seed = c["seed"]
+def spec(c):
+    """(OpenAI key, shape, exponent) of every random tensor of config c."""
     W, P, E = c["width"], c["patch"], c["embed"]
     S = (c["res"] // P) ** 2 + 1
     spec = [("visual.conv1.weight", (W, 3, P, P), fan_exp(3 * P * P)),
@@ -117,8 +117,13 @@ def state_dict(c):
              ("ln_final.weight", (T,), -1), ("ln_final.bias", (T,), 4), ("text_projection", (T, E), fan_exp(T))]
     for l in range(c["tlayers"]):
         spec += [("transformer.resblocks.%d.%s" % (l, k), s, e) for k, s, e in block_tensors("", T)]
+    return spec
+
+
+def state_dict(c):
+    seed = c["seed"]
     sd = {}
-    for name, shape, e in spec:
+    for name, shape, e in spec(c):
         sd[name] = torch.from_numpy(rand_values(name, seed, e, int(np.prod(shape))).reshape(shape)).double()
     sd["logit_scale"] = torch.tensor(4.625, dtype=torch.float64)
     return sd
