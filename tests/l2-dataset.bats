@@ -256,8 +256,9 @@ for k in ["a.png", "c.png", "sub/b.png", "sub/deeper/d.png"]:
 	l2-dataset export-images --quiet -o out ds
 	diff -r imgs out
 	l2-dataset export-images --quiet --rgb -o rgb ds
-	run file rgb/sub/b.png
-	assert_output --partial "8-bit/color RGB,"
+	# IHDR: bit depth 8, colour type 2 (RGB)
+	assert_equal "$(od -An -tu1 -j24 -N2 rgb/sub/b.png | tr -s ' ')" " 8 2"
+	assert_equal "$(od -An -tu1 -j24 -N2 out/sub/b.png | tr -s ' ')" " 8 6"
 	run l2-dataset export-images ds
 	assert_failure 2
 }
