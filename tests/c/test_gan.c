@@ -1,0 +1,318 @@
+/* test_gan.c — lib/gan.c checked in float64: this file compiles the autodiff
+ * core and the GAN with -DL2_AD_DOUBLE.  Every new operation (modulated
+ * conv + demodulation inside the styled layers, the upfirdn2d up/down
+ * paths, minibatch std, noise injection, the contrastive loss, the crop +
+ * bilinear resize + CLIP normalisation view) and whole tiny G and D are
+ * checked against central finite differences; the R1 parameter gradient
+ * (a finite-difference Hessian-vector product) is checked against central
+ * differences of the exact penalty.  Inputs random, never zero. */
+#define L2_AD_DOUBLE 1
+#include "../../lib/ad.c"
+#include "../../lib/gan.c"
+
+#include "check.h"
+
+static double R_at(size_t i) { return sin(0.7 + 1.37 * (double)i) + 0.1; }
+
+typedef AdTensor *(*Fwd)(AdGraph *g, AdTensor **p);
+static AdGraph *G0;
+
+static double loss_of(Fwd f, AdTensor **p, int want_grad)
+{
+	ad_graph_reset(G0);
+	ad_graph_set_grad(G0, want_grad);
+	AdTensor *y = f(G0, p);
+	AdTensor *R = ad_tensor(G0, y->ndim, y->shape);
+	for (size_t i = 0; i < y->n; i++) R->v[i] = R_at(i);
+	AdTensor *l = ad_sum_all(G0, ad_mul(G0, y, R));
+	if (want_grad) ad_backward(G0, l);
+	ad_graph_set_grad(G0, 1);
+	return l->v[0];
+}
+
+static void gradcheck(const char *name, Fwd f, int np, AdTensor **p, double rtol)
+{
+	ad_zero_grads(p, np);
+	loss_of(f, p, 1);
+	double worst = 0;
+	int bad = 0;
+	size_t checked = 0;
+	for (int k = 0; k < np; k++)
+		for (size_t i = 0; i < p[k]->n; i++) {
+			double v = p[k]->v[i], h = 1e-6 * (fabs(v) > 1 ? fabs(v) : 1);
+			p[k]->v[i] = v + h;
+			double lp = loss_of(f, p, 0);
+			p[k]->v[i] = v - h;
+			double lm = loss_of(f, p, 0);
+			p[k]->v[i] = v;
+			double num = (lp - lm) / (2 * h), ana = p[k]->g[i];
+			double err = fabs(num - ana) / (1e-6 + fabs(num));
+			if (err > worst) worst = err;
+			checked++;
+			if (!(fabs(num - ana) <= 1e-6 + rtol * fabs(num)))
+				if (bad++ < 3) printf("# %s: %s [%zu]: analytic %.10g numeric %.10g\n", name, p[k]->name, i, ana, num);
+		}
+	printf("# %s: %zu entries, worst relative error %.2g\n", name, checked, worst);
+	CHECK_MSG(bad == 0, "%s: %d gradient entries off (worst rel %.3g)", name, bad, worst);
+}
+
+static AdTensor *P(const char *name, int ndim, const int *shape, double scale)
+{
+	AdTensor *t = ad_param_new(name, ndim, shape);
+	for (size_t i = 0; i < t->n; i++) {
+		double r = check_normal() * scale;
+		if (fabs(r) < 1e-3) r = 0.37;
+		t->v[i] = r;
+	}
+	return t;
+}
+
+static void randomize(AdTensor **p, int n, double scale)
+{
+	for (int k = 0; k < n; k++)
+		for (size_t i = 0; i < p[k]->n; i++) p[k]->v[i] += check_normal() * scale;
+}
+
+static void free_params(AdTensor **p, int n)
+{
+	for (int i = 0; i < n; i++) ad_param_free(p[i]);
+}
+
+#define SH(...) (int[]){__VA_ARGS__}
+
+/* ---- building blocks ---- */
+
+static AdTensor *f_mbstd4(AdGraph *g, AdTensor **p) { return l2_gan_mbstd(g, p[0], 4); }
+static AdTensor *f_mbstd2(AdGraph *g, AdTensor **p) { return l2_gan_mbstd(g, p[0], 2); }
+static void test_mbstd(void)
+{
+	AdTensor *p[1] = {P("x", 4, SH(8, 3, 2, 2), 1)};
+	gradcheck("mbstd N=8 G=4", f_mbstd4, 1, p, 1e-5);
+	gradcheck("mbstd N=8 G=2", f_mbstd2, 1, p, 1e-5);
+	/* value: against a direct float64 computation for N=8, G=4 (M=2) */
+	ad_graph_reset(G0);
+	AdTensor *y = l2_gan_mbstd(G0, p[0], 4);
+	CHECK(y->shape[1] == 4);
+	for (int m = 0; m < 2; m++) {
+		double acc = 0;
+		for (int c = 0; c < 12; c++) {
+			double mu = 0, var = 0;
+			for (int gi = 0; gi < 4; gi++) mu += p[0]->v[(size_t)(gi * 2 + m) * 12 + c];
+			mu /= 4;
+			for (int gi = 0; gi < 4; gi++) {
+				double d = p[0]->v[(size_t)(gi * 2 + m) * 12 + c] - mu;
+				var += d * d;
+			}
+			acc += sqrt(var / 4 + 1e-8);
+		}
+		acc /= 12;
+		for (int gi = 0; gi < 4; gi++) CHECK_CLOSE(y->v[(size_t)(gi * 2 + m) * 16 + 12], acc, 1e-12, 1e-12);
+	}
+	free_params(p, 1);
+}
+
+static adr NZ[2 * 3 * 3];
+static AdTensor *f_noise(AdGraph *g, AdTensor **p) { return l2_gan_noise(g, p[0], NZ, p[1]); }
+static void test_noise(void)
+{
+	for (int i = 0; i < 18; i++) NZ[i] = check_normal();
+	AdTensor *p[2] = {P("x", 4, SH(2, 2, 3, 3), 1), P("s", 1, SH(1), 1)};
+	gradcheck("noise", f_noise, 2, p, 1e-6);
+	free_params(p, 2);
+}
+
+static AdTensor *f_up(AdGraph *g, AdTensor **p) { return l2_gan_up2(g, p[0]); }
+static AdTensor *f_down(AdGraph *g, AdTensor **p) { return l2_gan_down2(g, p[0]); }
+static void test_updown(void)
+{
+	AdTensor *p[1] = {P("x", 4, SH(2, 2, 4, 4), 1)};
+	gradcheck("up2", f_up, 1, p, 1e-6);
+	gradcheck("down2", f_down, 1, p, 1e-6);
+	ad_graph_reset(G0);
+	AdTensor *u = l2_gan_up2(G0, p[0]), *d = l2_gan_down2(G0, p[0]);
+	CHECK(u->shape[2] == 8 && u->shape[3] == 8 && d->shape[2] == 2 && d->shape[3] == 2);
+	/* a constant image stays constant inside (gain: FIR sums to 1 per output phase) */
+	AdTensor *c = ad_param_new("c", 4, SH(1, 1, 8, 8));
+	for (size_t i = 0; i < c->n; i++) c->v[i] = 1.5;
+	AdTensor *cu = l2_gan_up2(G0, c), *cd = l2_gan_down2(G0, c);
+	CHECK_CLOSE(cu->v[(size_t)5 * 16 + 6], 1.5, 1e-12, 0);
+	CHECK_CLOSE(cd->v[(size_t)1 * 4 + 2], 1.5, 1e-12, 0);
+	ad_param_free(c);
+	free_params(p, 1);
+}
+
+static AdTensor *f_con(AdGraph *g, AdTensor **p) { return l2_gan_contrastive(g, p[0], p[1], 0.5); }
+static void test_contrastive(void)
+{
+	AdTensor *p[2] = {P("f", 2, SH(5, 6), 1), P("h", 2, SH(5, 6), 1)};
+	gradcheck("contrastive", f_con, 2, p, 1e-6);
+	/* value against a direct float64 formula */
+	ad_graph_reset(G0);
+	double got = l2_gan_contrastive(G0, p[0], p[1], 0.5)->v[0], ref = 0;
+	for (int i = 0; i < 5; i++) {
+		double s[5], mx = -1e300, z = 0;
+		for (int j = 0; j < 5; j++) {
+			double ff = 0, hh = 0, fh = 0;
+			for (int d = 0; d < 6; d++) {
+				double a = p[0]->v[j * 6 + d], b = p[1]->v[i * 6 + d];
+				ff += a * a, hh += b * b, fh += a * b;
+			}
+			s[j] = fh / sqrt(ff) / sqrt(hh) / 0.5;
+			if (s[j] > mx) mx = s[j];
+		}
+		for (int j = 0; j < 5; j++) z += exp(s[j] - mx);
+		ref += -0.5 * (s[i] - mx - log(z));
+	}
+	CHECK_CLOSE(got, ref / 5, 1e-12, 1e-12);
+	free_params(p, 2);
+}
+
+static int BOX[6] = {1, 2, 5, 0, 0, 8};
+static AdTensor *f_view(AdGraph *g, AdTensor **p) { return l2_gan_clip_view(g, p[0], BOX, 6); }
+static void test_clip_view(void)
+{
+	AdTensor *p[1] = {P("x", 4, SH(2, 3, 8, 8), 0.6)};
+	gradcheck("crop+resize+normalise", f_view, 1, p, 1e-6);
+	ad_graph_reset(G0);
+	AdTensor *y = l2_gan_clip_view(G0, p[0], BOX, 6);
+	CHECK(y->shape[0] == 2 && y->shape[2] == 6);
+	/* sample 1 is the whole image: compare with lib/image's bilinear resize + normalisation */
+	float in[3 * 64], out[3 * 36];
+	for (int i = 0; i < 3 * 64; i++) in[i] = (float)((p[0]->v[3 * 64 + i] + 1) / 2);
+	l2_resize_bilinear_f32(in, 3, 8, 8, out, 6, 6);
+	for (int c = 0; c < 3; c++)
+		for (int i = 0; i < 36; i++)
+			CHECK_CLOSE(y->v[3 * 36 + c * 36 + i], (out[c * 36 + i] - L2_CLIP_MEAN[c]) / L2_CLIP_STD[c], 1e-5, 1e-5);
+	free_params(p, 1);
+}
+
+/* ---- whole networks ---- */
+
+static L2GanConfig CFG = {.res = 8, .cdim = 3, .zdim = 4, .wdim = 4, .map_layers = 2, .cbase = 24, .cmax = 3, .chid = 3};
+static L2GanG *GG;
+static L2GanD *DD;
+static AdTensor *ZIN, *HIN, *XIN;
+
+static AdTensor *f_gen(AdGraph *g, AdTensor **p)
+{
+	L2Rng r;
+	l2_rng_init(&r, 7, 1);
+	return l2_gan_g_forward(g, GG, ZIN, HIN, 0.7, &r, 0);
+}
+
+static void test_generator(void)
+{
+	GG = l2_gan_g_new(&CFG, 1);
+	int np;
+	AdTensor **gp = l2_gan_g_params(GG, &np);
+	randomize(gp, np, 0.3); /* noise strengths, biases and w_avg away from 0 */
+	ZIN = P("z", 2, SH(2, 4), 1);
+	HIN = P("h", 2, SH(2, 3), 1);
+	/* every tensor but w_avg, a buffer the truncation uses as a constant */
+	AdTensor **all = l2_malloc((np + 2) * sizeof *all);
+	int na = 0;
+	for (int k = 0; k < np; k++)
+		if (gp[k] != l2_gan_g_wavg(GG)) all[na++] = gp[k];
+	CHECK(na == np - 1);
+	all[na++] = ZIN, all[na++] = HIN;
+	gradcheck("generator (mapping, cond MLPs, modconv+demod, noise, up FIR, toRGB skip, truncation)", f_gen,
+		  na, all, 1e-5);
+	ad_graph_reset(G0);
+	AdTensor *img = f_gen(G0, NULL);
+	CHECK(img->ndim == 4 && img->shape[0] == 2 && img->shape[1] == 3 && img->shape[2] == 8 && img->shape[3] == 8);
+	free(all);
+	ad_param_free(ZIN);
+	ad_param_free(HIN);
+	l2_gan_g_free(GG);
+}
+
+static AdTensor *f_disc(AdGraph *g, AdTensor **p)
+{
+	AdTensor *fs;
+	AdTensor *l = l2_gan_d_forward(g, DD, XIN, HIN, &fs);
+	return ad_concat(g, (AdTensor *[]){ad_reshape(g, l, 2, (int[]){l->shape[0], 1}), fs}, 2, 1);
+}
+
+static void test_discriminator(void)
+{
+	DD = l2_gan_d_new(&CFG, 2);
+	int np;
+	AdTensor **dp = l2_gan_d_params(DD, &np);
+	randomize(dp, np, 0.2);
+	XIN = P("x", 4, SH(4, 3, 8, 8), 0.7);
+	HIN = P("h", 2, SH(4, 3), 1);
+	AdTensor **all = l2_malloc((np + 2) * sizeof *all);
+	memcpy(all, dp, np * sizeof *all);
+	all[np] = XIN, all[np + 1] = HIN;
+	gradcheck("discriminator (residual, down FIR, mbstd, f_d + <h, f_s>)", f_disc, np + 2, all, 1e-5);
+	free(all);
+
+	/* R1: the finite-difference HVP against central differences of the exact penalty */
+	int nx = (int)XIN->n;
+	ad_zero_grads(dp, np);
+	double pen = l2_gan_r1(G0, DD, XIN->v, HIN->v, 4, 10, 1, 1e-5);
+	CHECK(pen > 0 && isfinite(pen));
+	size_t tot = 0;
+	for (int k = 0; k < np; k++) tot += dp[k]->n;
+	double *ana = l2_malloc(tot * sizeof(double));
+	for (int k = 0, o = 0; k < np; o += (int)dp[k]->n, k++) memcpy(ana + o, dp[k]->g, dp[k]->n * sizeof(double));
+	int bad = 0;
+	double worst = 0;
+	for (int k = 0, o = 0; k < np; o += (int)dp[k]->n, k++)
+		for (size_t i = 0; i < dp[k]->n; i++) {
+			double v = dp[k]->v[i], h = 1e-5 * (fabs(v) > 1 ? fabs(v) : 1);
+			dp[k]->v[i] = v + h;
+			double lp = l2_gan_r1(G0, DD, XIN->v, HIN->v, 4, 10, 1, 1e-5);
+			dp[k]->v[i] = v - h;
+			double lm = l2_gan_r1(G0, DD, XIN->v, HIN->v, 4, 10, 1, 1e-5);
+			dp[k]->v[i] = v;
+			double num = (lp - lm) / (2 * h), a = ana[o + i];
+			double err = fabs(num - a) / (1e-6 + fabs(num));
+			if (err > worst) worst = err;
+			if (!(fabs(num - a) <= 1e-5 + 1e-4 * fabs(num)))
+				if (bad++ < 3) printf("# R1: %s [%zu]: fd-hvp %.10g numeric %.10g\n", dp[k]->name, i, a, num);
+		}
+	printf("# R1 parameter gradient: %zu entries, worst relative error %.2g (penalty %.6g)\n", tot, worst, pen);
+	CHECK_MSG(bad == 0, "R1: %d entries off", bad);
+	/* scale multiplies, and what was in .g stays added */
+	ad_zero_grads(dp, np);
+	for (size_t i = 0; i < dp[0]->n; i++) dp[0]->g[i] = 1;
+	double pen2 = l2_gan_r1(G0, DD, XIN->v, HIN->v, 4, 10, 16, 1e-5);
+	CHECK_CLOSE(pen2, 16 * pen, 1e-9, 1e-9);
+	CHECK_CLOSE(dp[0]->g[0], 1 + 16 * ana[0], 1e-6, 1e-5);
+	(void)nx;
+	free(ana);
+	ad_param_free(XIN);
+	ad_param_free(HIN);
+	l2_gan_d_free(DD);
+}
+
+static void test_config(void)
+{
+	char buf[256];
+	L2GanConfig c2;
+	l2_gan_config_str(&CFG, buf, sizeof buf);
+	CHECK(l2_gan_config_parse(buf, &c2) == 0);
+	CHECK(!memcmp(&c2, &CFG, sizeof c2));
+	CHECK(l2_gan_config_parse("res=12 cdim=3 zdim=4 wdim=4 map_layers=2 cbase=24 cmax=3 chid=3", &c2) == -1);
+	CHECK(l2_gan_check(&CFG) == NULL);
+	CHECK(l2_gan_channels(&CFG, 4) == 3 && l2_gan_channels(&CFG, 8) == 3);
+	L2GanConfig c3 = CFG;
+	c3.res = 6;
+	CHECK(l2_gan_check(&c3) != NULL);
+}
+
+int main(void)
+{
+	G0 = ad_graph_new();
+	RUN(test_config);
+	RUN(test_mbstd);
+	RUN(test_noise);
+	RUN(test_updown);
+	RUN(test_contrastive);
+	RUN(test_clip_view);
+	RUN(test_generator);
+	RUN(test_discriminator);
+	ad_graph_free(G0);
+	return check_done();
+}
