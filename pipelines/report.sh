@@ -25,7 +25,7 @@ K=${K:-10}
 esc() { sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g'; }
 # value of a "name<TAB>value" line
 val() { awk -F'\t' -v k="$2" '$1 == k { print $2; exit }' "$1" 2>/dev/null; }
-pct() { awk -v x="$1" 'BEGIN { if (x == "") print "–"; else printf "%.1f%%", 100 * x }'; }
+pct() { awk -v x="$1" 'BEGIN { if (x == "") print "–"; else if (100 * x < 1) printf "%.2f%%", 100 * x; else printf "%.1f%%", 100 * x }'; }
 
 mkdir -p "$OUT/img"
 tmp=$(mktemp "$OUT/.report.XXXXXX")
@@ -100,7 +100,7 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em;
 h1 { font-size: 1.5em } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd }
 table { border-collapse: collapse; margin: .5em 0 } td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: right }
 td:first-child, th:first-child { text-align: left }
-.grid { display: flex; flex-wrap: wrap; gap: .8em }
+.grid { display: flex; flex-wrap: wrap; gap: .8em; align-items: flex-start }
 figure { margin: 0; width: 16em; border: 1px solid #ddd; padding: .5em; display: flex; gap: .5em; background: #fafafa }
 figure img { image-rendering: pixelated; flex: none; background: #fff }
 figcaption { font-size: .82em } figcaption ol { margin: .2em 0; padding-left: 1.3em }
