@@ -13,6 +13,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -267,6 +268,44 @@ void l2_pseudo_batch_process(L2PseudoBatch *b)
 	} else {
 		b->after = b->before;
 	}
+}
+
+typedef struct {
+	L2PseudoBatch **b;
+	int n, next;
+	pthread_mutex_t mu;
+} BatchQueue;
+
+static void *batch_worker(void *arg)
+{
+	BatchQueue *q = arg;
+	for (;;) {
+		pthread_mutex_lock(&q->mu);
+		int i = q->next++;
+		pthread_mutex_unlock(&q->mu);
+		if (i >= q->n) return NULL;
+		l2_pseudo_batch_process(q->b[i]);
+	}
+}
+
+void l2_pseudo_batches_process(L2PseudoBatch **b, int n, int threads)
+{
+	if (threads > n) threads = n;
+	if (threads <= 1) {
+		for (int i = 0; i < n; i++) l2_pseudo_batch_process(b[i]);
+		return;
+	}
+	BatchQueue q = {.b = b, .n = n, .next = 0};
+	pthread_mutex_init(&q.mu, NULL);
+	pthread_t *tid = l2_malloc((size_t)threads * sizeof *tid);
+	int started = 0;
+	for (int t = 1; t < threads; t++)
+		if (pthread_create(&tid[t], NULL, batch_worker, &q) == 0) started = t;
+		else break;
+	batch_worker(&q); /* the calling thread works too */
+	for (int t = 1; t <= started; t++) pthread_join(tid[t], NULL);
+	free(tid);
+	pthread_mutex_destroy(&q.mu);
 }
 
 void l2_pseudo_batch_clear(L2PseudoBatch *b)

@@ -129,6 +129,11 @@ void l2_pseudo_batch_add(L2PseudoBatch *b, const L2Record *rec);
  * batch ready to be written; l2_pseudo_batch_clear() starts the next. */
 void l2_pseudo_batch_process(L2PseudoBatch *b);
 void l2_pseudo_batch_clear(L2PseudoBatch *b);
+/* Process n batches on up to `threads` threads, one batch per thread at a
+ * time.  Call with OpenBLAS set to one thread: each batch is then computed
+ * by the same single-threaded code whatever `threads` is, so the result is
+ * bit-identical for every thread count (OpenBLAS's own threading is not). */
+void l2_pseudo_batches_process(L2PseudoBatch **b, int n, int threads);
 void l2_pseudo_batch_free(L2PseudoBatch *b);
 
 /* ---- synthetic data (tests, tuning, benchmarks) ------------------------------------- */

@@ -350,3 +350,24 @@ assert worst < 2e-6, (sys.argv[1], worst)
 PY
 	done < "$ref/cases.txt"
 }
+
+@test "constant memory: 200x the input, about the same peak RSS" {
+	neighbors nb.l2f 64 200 32 4
+	for i in $(seq 200); do cat nb.l2f; done > big.l2f
+	python3 - <<'PY'
+import resource, subprocess
+def peak(path):
+    # fresh interpreter per run so the children's maximum is this run's
+    out = subprocess.run(["python3", "-c", """
+import resource, subprocess, sys
+subprocess.run(["l2-optimize-pseudo", "--threads", "1", "--batch", "64", "-o", "/dev/null", sys.argv[1]], check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+""", path], check=True, capture_output=True, text=True).stdout
+    return int(out)
+small, big = peak("nb.l2f"), peak("big.l2f")
+print("peak RSS KiB:", small, big)
+assert big < small + 4096, (small, big)
+PY
+	run l2-cat --count big.l2f
+	assert_output "12800"
+}

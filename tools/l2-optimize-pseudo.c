@@ -13,6 +13,7 @@
 #include "stream.h"
 #include "util.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,8 @@ static void usage(FILE *f)
 		"  -o, --output FILE       write here instead of standard output (atomically)\n"
 		"      --report            per-batch and overall diagnostics on standard error\n"
 		"      --report-file FILE  the same diagnostics as TSV\n"
-		"      --threads N         BLAS threads (default: all cores)\n"
+		"      --threads N         batches computed in parallel (default: all cores; the\n"
+		"                          output is the same for every N)\n"
 		"      --progress          progress on stderr even when it is not a terminal\n"
 		"      --quiet             no informational messages\n"
 		"  -h, --help              this help\n"
@@ -180,19 +182,34 @@ int main(int argc, char **argv)
 					  "cos_text_after\tacc_before\tacc_after\tloss_before\tloss_after\n");
 	}
 	L2StreamWriter *w = l2_stream_create(o.out, L2_KIND_PSEUDO, (uint32_t)D, L2FS_NORMALIZED, 0, L2FS_UNTIL_END);
-	L2PseudoBatch *b = l2_pseudo_batch_new(&o.p, D, K);
+	/* Parallel over whole batches, each computed single-threaded: the output
+	 * is then the same bytes for every --threads (OpenBLAS's own threading
+	 * changes the rounding).  Memory: nthr batches in flight. */
+	int nthr = l2_threads < 1 ? 1 : l2_threads > 32 ? 32 : l2_threads;
+	openblas_set_num_threads(1);
+	L2PseudoBatch **bs = l2_calloc((size_t)nthr, sizeof *bs);
+	for (int t = 0; t < nthr; t++) bs[t] = l2_pseudo_batch_new(&o.p, D, K);
 	L2PseudoStats tb = {0}, ta = {0};
 	double lsum0 = 0, lsum1 = 0;
 	long nbatch = 0;
+	uint64_t next_first = 0;
 	L2Progress prog;
 	l2_progress_start(&prog, "pseudo features", "img", 0);
 	L2Record rec;
 	int more = 1;
 	while (more) {
-		more = l2_stream_next(r, &rec);
-		if (more) l2_pseudo_batch_add(b, &rec);
-		if (b->n == o.p.batch || (!more && b->n > 0)) {
-			l2_pseudo_batch_process(b);
+		int nb = 0;
+		while (nb < nthr && more) {
+			L2PseudoBatch *b = bs[nb];
+			b->first = next_first;
+			while (b->n < o.p.batch && (more = l2_stream_next(r, &rec))) l2_pseudo_batch_add(b, &rec);
+			if (b->n == 0) break;
+			next_first += (uint64_t)b->n;
+			nb++;
+		}
+		l2_pseudo_batches_process(bs, nb, nthr);
+		for (int t = 0; t < nb; t++) {
+			L2PseudoBatch *b = bs[t];
 			for (int i = 0; i < b->n; i++) l2_stream_write(w, b->key[i], b->h + (size_t)i * D);
 			nbatch++;
 			stats_sum(&tb, &b->before);
@@ -214,6 +231,7 @@ int main(int argc, char **argv)
 	l2_stream_close(r);
 	l2_stream_writer_close(w);
 	if (tsv) l2_ofile_commit(tsv);
-	l2_pseudo_batch_free(b);
+	for (int t = 0; t < nthr; t++) l2_pseudo_batch_free(bs[t]);
+	free(bs);
 	return 0;
 }

@@ -361,6 +361,48 @@ static void test_torch_goldens(void)
 	CHECK(ncase == 4);
 }
 
+extern void openblas_set_num_threads(int);
+
+/* Whole batches in parallel, each single-threaded: the same bytes for any
+ * thread count.  (OpenBLAS's own threading is not bit-stable: 1 vs 2 BLAS
+ * threads differ in the last bits, which is why the tool does not use it.) */
+static void test_threads_deterministic(void)
+{
+	int N = 1000, D = 512, K = 4;
+	float *f = malloc((size_t)N * D * 4), *t = malloc((size_t)N * K * D * 4), sc[4] = {0.4f, 0.35f, 0.3f, 0.2f};
+	for (size_t e = 0; e < (size_t)N * D; e++) f[e] = (float)check_normal();
+	for (size_t e = 0; e < (size_t)N * K * D; e++) t[e] = (float)check_normal();
+	L2PseudoOptions o;
+	l2_pseudo_defaults(&o);
+	o.steps = 3;
+	o.batch = 300;
+	float *out[3];
+	openblas_set_num_threads(1);
+	for (int run = 0; run < 3; run++) {
+		int thr = run + 1, nb = 0;
+		L2PseudoBatch *b[4];
+		for (int i = 0; i < 4; i++) b[i] = l2_pseudo_batch_new(&o, D, K);
+		for (int i = 0; i < N; i++) {
+			if (b[nb]->n == o.batch) nb++;
+			if (b[nb]->n == 0) b[nb]->first = (uint64_t)i;
+			L2Record r = {.key = "k", .key_len = 1, .vec = f + (size_t)i * D, .k = K, .nscore = sc,
+				      .nvec = t + (size_t)i * K * D};
+			l2_pseudo_batch_add(b[nb], &r);
+		}
+		l2_pseudo_batches_process(b, nb + 1, thr);
+		out[run] = malloc((size_t)N * D * 4);
+		for (int i = 0; i <= nb; i++) {
+			memcpy(out[run] + b[i]->first * D, b[i]->h, (size_t)b[i]->n * D * 4);
+			l2_pseudo_batch_free(b[i]);
+		}
+		for (int i = nb + 1; i < 4; i++) l2_pseudo_batch_free(b[i]);
+	}
+	CHECK(!memcmp(out[0], out[1], (size_t)N * D * 4));
+	CHECK(!memcmp(out[0], out[2], (size_t)N * D * 4));
+	for (int run = 0; run < 3; run++) free(out[run]);
+	free(f), free(t);
+}
+
 static void test_modes_parse(void)
 {
 	CHECK(l2_pseudo_mode_parse("optimize") == L2_PSEUDO_OPTIMIZE);
@@ -380,6 +422,7 @@ int main(void)
 	RUN(test_normal_generator);
 	RUN(test_optimisation_helps);
 	RUN(test_torch_goldens);
+	RUN(test_threads_deterministic);
 	RUN(test_modes_parse);
 	return check_done();
 }
