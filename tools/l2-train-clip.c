@@ -71,6 +71,7 @@ static void usage(FILE *f)
 		"      --eval-every N     held-out image->caption top-1/top-5 every N steps (and at the end)\n"
 		"      --log-every N      a progress line every N steps (default 50)\n"
 		"      --threads N        BLAS threads (results are bit-identical for the same N)\n"
+		"      --device cpu|cuda  cuda: large matrix products on the GPU (CUDA builds)\n"
 		"      --quiet            no progress lines\n"
 		"  -h, --help             this help\n"
 		"      --version          print the version\n"
@@ -86,7 +87,7 @@ enum {
 static void parse_options(int argc, char **argv, Options *o)
 {
 	static const struct option longopts[] = {
-		L2_COMMON_LONGOPTS,
+		L2_COMMON_LONGOPTS, L2_DEVICE_LONGOPT,
 		{"dataset", required_argument, 0, 'd'}, {"output", required_argument, 0, 'o'},
 		{"synthetic", required_argument, 0, O_SYN}, {"vocab", required_argument, 0, O_VOCAB},
 		{"vocab-size", required_argument, 0, O_VOCAB_SIZE}, {"resolution", required_argument, 0, O_RES},
