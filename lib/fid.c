@@ -144,14 +144,14 @@ double l2_fid_trace_sqrt_product(const double *s1, const double *s2, int d, int 
 			v[(size_t)j * d + i] = v[(size_t)i * d + j] = m;
 		}
 	syevd(v, d, w, 0);
-	double tr = 0;
-	for (int i = 0; i < d; i++) tr += sqrt(w[i] > 0 ? w[i] : 0);
-	if (singular) {
-		/* singular S2 too? cheap enough to ask LAPACK once more */
-		memcpy(v, s2, dd * sizeof(double));
-		syevd(v, d, w, 0);
-		*singular = sing || singular_spectrum(w, d);
-	}
+	/* eigenvalues within rounding of zero are zero: with N < d most are, and
+	 * the square roots of their rounding noise would add up to a visible
+	 * bias (a set against itself would not give 0) */
+	double top = fabs(w[d - 1]) > fabs(w[0]) ? fabs(w[d - 1]) : fabs(w[0]);
+	double floor = (double)d * DBL_EPSILON * top, tr = 0;
+	for (int i = 0; i < d; i++) tr += w[i] > floor ? sqrt(w[i]) : 0;
+	/* R S2 R is singular when S2 is (R = S1^(1/2) is too when S1 is) */
+	if (singular) *singular = sing || w[0] <= floor;
 	free(v), free(w), free(r), free(t);
 	return tr;
 }
