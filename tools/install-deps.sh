@@ -22,6 +22,8 @@ esac
 
 missing=
 for p in $want; do
+	# npm also comes with nodejs builds that conflict with Debian's npm package
+	[ "$p" = npm ] && command -v npm >/dev/null 2>&1 && continue
 	s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
 	case $s in *" installed") ;; *) missing="$missing $p" ;; esac
 done
