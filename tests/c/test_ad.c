@@ -7,6 +7,9 @@
 #include "../../lib/ad.c"
 
 #include "check.h"
+#include "safetensors.h"
+
+#include <unistd.h>
 
 static double R_at(size_t i) { return sin(0.7 + 1.37 * (double)i) + 0.1; }
 
@@ -464,6 +467,51 @@ static void test_alias(void)
 	free_params(p, 2);
 }
 
+/* Forward values against PyTorch / StyleGAN2 reference code in float64
+ * (tests/ref/make_train.py -> tests/ref/train/ops.safetensors). */
+static L2Safetensors *OPS;
+static AdTensor *golden(AdGraph *g, const char *name)
+{
+	const L2Tensor *t = l2_st_find(OPS, name);
+	if (!t || t->dtype != L2_ST_F64) l2_die("ops golden lacks f64 %s", name);
+	int shape[AD_MAXDIM];
+	for (int i = 0; i < t->ndim; i++) shape[i] = (int)t->shape[i];
+	return ad_input(g, t->ndim, shape, t->data);
+}
+static void same(AdTensor *got, AdTensor *want, const char *what)
+{
+	char s1[64], s2[64];
+	CHECK_MSG(ad_same_shape(got, want), "%s: shape %s, expected %s", what, ad_shape_str(got, s1, 64), ad_shape_str(want, s2, 64));
+	if (!ad_same_shape(got, want)) return;
+	double worst = 0;
+	for (size_t i = 0; i < got->n; i++) worst = fmax(worst, fabs(got->v[i] - want->v[i]));
+	CHECK_MSG(worst < 1e-12, "%s: max |difference| %.3g", what, worst);
+}
+static void test_ops_vs_torch(void)
+{
+	OPS = l2_st_open("tests/ref/train/ops.safetensors");
+	AdGraph *g = ad_graph_new();
+	AdTensor *x = golden(g, "x");
+	same(ad_resize_bilinear(g, x, 9, 7), golden(g, "bilinear_9x7"), "bilinear up");
+	same(ad_resize_bilinear(g, x, 4, 3), golden(g, "bilinear_4x3"), "bilinear down");
+	double f[16], f4[16];
+	for (int i = 0; i < 4; i++)
+		for (int j = 0; j < 4; j++) f[i * 4 + j] = fir[i] * fir[j] / 64, f4[i * 4 + j] = 4 * f[i * 4 + j];
+	same(ad_upfirdn2d(g, x, f4, 4, 4, 2, 1, 2, 1, 2, 1), golden(g, "up2"), "upfirdn2d up");
+	same(ad_upfirdn2d(g, x, f, 4, 4, 1, 2, 1, 1, 1, 1), golden(g, "down2"), "upfirdn2d down");
+	same(ad_upfirdn2d(g, x, f, 4, 4, 1, 1, -1, 2, 1, -1), golden(g, "crop"), "upfirdn2d crop");
+	same(ad_groupnorm(g, golden(g, "xg"), 3, golden(g, "gw"), golden(g, "gb"), 1e-5), golden(g, "groupnorm"), "groupnorm");
+	same(ad_modconv(g, x, golden(g, "mw"), golden(g, "ms"), 1, 1), golden(g, "modconv_demod"), "modconv demod");
+	same(ad_modconv(g, x, golden(g, "mw"), golden(g, "ms"), 0, 0), golden(g, "modconv"), "modconv");
+	AdTensor *xs[2] = {x, x};
+	same(ad_conv2d(g, ad_concat(g, xs, 2, 1), golden(g, "cw"), NULL, 2, 1, 3), golden(g, "conv_s2_g3"), "conv2d s2 g3");
+	same(ad_gelu(g, x), golden(g, "gelu"), "gelu");
+	same(ad_silu(g, x), golden(g, "silu"), "silu");
+	same(ad_leaky_relu(g, x, 0.2), golden(g, "leaky"), "leaky_relu");
+	ad_graph_free(g);
+	l2_st_close(OPS);
+}
+
 /* Steady steps reuse one arena chunk: no allocation after the first. */
 static void test_arena_reuse(void)
 {
@@ -489,6 +537,7 @@ static void test_arena_reuse(void)
 
 int main(void)
 {
+	if (access("tests/ref/train/ops.safetensors", R_OK) && chdir("../..")) {}
 	G0 = ad_graph_new();
 	RUN(test_linear);
 	RUN(test_matmul);
@@ -508,6 +557,7 @@ int main(void)
 	RUN(test_block);
 	RUN(test_alias);
 	RUN(test_arena_reuse);
+	RUN(test_ops_vs_torch);
 	ad_graph_free(G0);
 	return check_done();
 }

@@ -98,8 +98,61 @@ def encode_text(p, tok):
     return x[torch.arange(x.shape[0]), tok.argmax(-1)] @ p["text_projection"]
 
 
+def upfirdn2d_ref(x, f, up, down, px0, px1, py0, py1):
+    """StyleGAN2's upfirdn2d_ref (torch_utils/ops/upfirdn2d.py, impl='ref')."""
+    N, C, H, W = x.shape
+    x = x.reshape(N, C, H, 1, W, 1)
+    x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+    x = x.reshape(N, C, H * up, W * up)
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    w = f.flip([0, 1])[None, None].repeat(C, 1, 1, 1)
+    x = F.conv2d(x, w, groups=C)
+    return x[:, :, ::down, ::down]
+
+
+def modconv_ref(x, w, s, demod, pad):
+    """StyleGAN2 modulated_conv2d (fused_modconv=True path)."""
+    N = x.shape[0]
+    O, C, kh, kw = w.shape
+    ww = w[None] * s.reshape(N, 1, C, 1, 1)
+    if demod:
+        ww = ww * (ww.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(N, O, 1, 1, 1)
+    y = F.conv2d(x.reshape(1, N * C, *x.shape[2:]), ww.reshape(N * O, C, kh, kw), padding=pad, groups=N)
+    return y.reshape(N, O, *y.shape[2:])
+
+
+def ops_goldens(g):
+    """Forward values of image ops the GAN uses, against PyTorch/StyleGAN2 references."""
+    d = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).float().double()
+    x = d(2, 3, 6, 5)
+    f1 = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.float64)
+    f = torch.outer(f1, f1) / 64
+    io = {"x": x}
+    io["bilinear_9x7"] = F.interpolate(x, size=(9, 7), mode="bilinear", align_corners=False)
+    io["bilinear_4x3"] = F.interpolate(x, size=(4, 3), mode="bilinear", align_corners=False)
+    io["up2"] = upfirdn2d_ref(x, f * 4, 2, 1, 2, 1, 2, 1)
+    io["down2"] = upfirdn2d_ref(x, f, 1, 2, 1, 1, 1, 1)
+    io["crop"] = upfirdn2d_ref(x, f, 1, 1, -1, 2, 1, -1)
+    xg = d(2, 6, 4, 3)
+    io.update(xg=xg, gw=d(6), gb=d(6))
+    io["groupnorm"] = F.group_norm(xg, 3, io["gw"], io["gb"], 1e-5)
+    w, s = d(4, 3, 3, 3), d(2, 3)
+    io.update(mw=w, ms=s)
+    io["modconv_demod"] = modconv_ref(x, w, s, True, 1)
+    io["modconv"] = modconv_ref(x, w, s, False, 0)
+    cw = d(6, 2, 3, 3)
+    io["cw"] = cw
+    io["conv_s2_g3"] = F.conv2d(torch.cat([x, x], 1), cw, stride=2, padding=1, groups=3)
+    io["gelu"] = F.gelu(x)
+    io["silu"] = F.silu(x)
+    io["leaky"] = F.leaky_relu(x, 0.2)
+    write_st(os.path.join(OUT, "ops.safetensors"), {k: (v.numpy(), "F64") for k, v in io.items() if v is not None})
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    ops_goldens(torch.Generator().manual_seed(11))
     g = torch.Generator().manual_seed(7)
     p = params(g)
     for v in p.values():
