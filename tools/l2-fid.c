@@ -232,7 +232,8 @@ static void load_stats(Side *s)
 		if (!isfinite(s->sigma[i]) || (i < d && !isfinite(s->mu[i])))
 			l2_die("%s: '%s' holds NaN or infinity", s->path, i < d && !isfinite(s->mu[i]) ? "mu" : "sigma");
 	if (l2_npz_read(s->path, "n", &cnt)) { /* written by l2-fid --save-stats */
-		if (l2_npy_count(&cnt) == 1) s->n = (uint64_t)(cnt.is_f64 ? ((double *)cnt.data)[0] : ((float *)cnt.data)[0]);
+		double v = l2_npy_count(&cnt) == 1 ? (cnt.is_f64 ? ((double *)cnt.data)[0] : ((float *)cnt.data)[0]) : -1;
+		if (v >= 1 && v < 9e18) s->n = (uint64_t)v; /* anything else: unknown */
 		l2_npy_free(&cnt);
 	}
 	snprintf(s->desc, sizeof s->desc, "statistics");
