@@ -346,6 +346,7 @@ make_emoji_pkg() {
 	 {"name":"NO GOOGLE IMAGE","unified":"1F999","image":"1f999.png","short_names":["x"],"category":"Symbols","has_img_google":false}]
 	EOF
 	echo '{"name":"emoji-datasource-google","version":"9.9.9"}' > pkg/package.json
+	echo 'MIT' > pkg/LICENSE
 }
 
 @test "emoji: captions, skin tones, split by emoji, attributes, corpus" {
@@ -411,4 +412,26 @@ make_emoji_pkg() {
 	assert_equal "$(printf '%s\n' "$a" | wc -l)" 2
 	run l2-dataset glosses nowhere
 	assert_failure 1
+}
+
+@test "pipelines/emoji.sh: from a cached package tarball, with WordNet distractors, resumable" {
+	make_emoji_pkg
+	mkdir -p cache wn
+	tar -czf cache/emoji-datasource-google-9.9.9.tgz --transform 's,^pkg,package,' pkg
+	printf '00001740 03 n 01 entity 0 | that which is perceived to exist\n00002137 03 n 01 thing 0 | a separate and self-contained entity\n' > wn/data.noun
+	: > wn/data.verb; : > wn/data.adj; : > wn/data.adv
+	export L2_CACHE=$PWD/cache EMOJI_VERSION=9.9.9 WORDNET=$PWD/wn DISTRACTORS=1 L2_BIN=$L2_BUILD/bin
+	run "$L2_ROOT/pipelines/emoji.sh" out.lmdb
+	assert_success
+	assert_output --partial "5 images"
+	run l2-dataset stats out.lmdb
+	assert_line "corpus.wordnet	1"
+	assert_line "background	ffffff"
+	assert [ -f cache/emoji-datasource-google-9.9.9/package/emoji.json ]
+	# a second run reuses the unpacked package and rebuilds the dataset the same way
+	rm cache/emoji-datasource-google-9.9.9.tgz
+	l2-dataset list -l out.lmdb > before.txt
+	run "$L2_ROOT/pipelines/emoji.sh" out.lmdb
+	assert_success
+	diff before.txt <(l2-dataset list -l out.lmdb)
 }
