@@ -531,3 +531,40 @@ double l2_gan_d_flops(const L2GanConfig *c)
 	f += 9.0 * (c4 + 1) * c4 * 16 + 16.0 * c4 * c4 + (double)c4 * (1 + c->cdim);
 	return f;
 }
+
+/* ---- files ----------------------------------------------------------------------------- */
+#ifndef L2_AD_DOUBLE
+#include "ckpt.h"
+#include "safetensors.h"
+
+void l2_gan_save(const char *path, AdTensor **p, int n, const L2GanConfig *c, const char *net, int64_t step)
+{
+	char cfg[256], st[32];
+	l2_gan_config_str(c, cfg, sizeof cfg);
+	snprintf(st, sizeof st, "%lld", (long long)step);
+	const char *meta[] = {"l2.model", "lafite-gan", "l2.gan.net", net, "l2.gan.config", cfg, "l2.step", st, NULL};
+	l2_ckpt_save_weights(path, p, n, meta);
+}
+
+void l2_gan_read_config(const char *path, L2GanConfig *c, char *net, size_t netlen)
+{
+	L2Safetensors *st = l2_st_open(path);
+	const char *m = l2_st_metadata(st, "l2.model"), *cf = l2_st_metadata(st, "l2.gan.config");
+	const char *nt = l2_st_metadata(st, "l2.gan.net");
+	if (!m || strcmp(m, "lafite-gan") || !cf || !nt) l2_die("%s: not an l2 GAN weights file (no lafite-gan metadata)", path);
+	if (l2_gan_config_parse(cf, c)) l2_die("%s: bad GAN config '%s'", path, cf);
+	if (net) snprintf(net, netlen, "%s", nt);
+	l2_st_close(st);
+}
+
+L2GanG *l2_gan_g_load(const char *path)
+{
+	L2GanConfig c;
+	char net[16];
+	l2_gan_read_config(path, &c, net, sizeof net);
+	if (net[0] != 'G') l2_die("%s: holds the %s network, not a generator", path, net);
+	L2GanG *G = l2_gan_g_new(&c, 0);
+	l2_ckpt_load_weights(path, G->pl.p, G->pl.n);
+	return G;
+}
+#endif

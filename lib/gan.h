@@ -124,3 +124,16 @@ double l2_gan_g_flops(const L2GanConfig *c);
 double l2_gan_d_flops(const L2GanConfig *c);
 
 #endif
+
+/* ---- files (float build only) ----------------------------------------------------
+ * A weights file holds one network's tensors under their names with
+ * __metadata__ "l2.model" = "lafite-gan", "l2.gan.net" = "G" | "G_ema" | "D",
+ * "l2.gan.config" = l2_gan_config_str, "l2.step". */
+#ifndef L2_AD_DOUBLE
+void l2_gan_save(const char *path, AdTensor **p, int n, const L2GanConfig *c, const char *net, int64_t step);
+/* Reads the config of a weights file ("PATH: not an l2 GAN weights file"
+ * otherwise); *net (may be NULL) gets the stored net name (static). */
+void l2_gan_read_config(const char *path, L2GanConfig *c, char *net, size_t netlen);
+/* A generator from G.safetensors or G_ema.safetensors. */
+L2GanG *l2_gan_g_load(const char *path);
+#endif
