@@ -38,7 +38,8 @@ TEXT_FEATURES  ?=
 STORE        ?= $(if $(IMAGES),1,0)
 DATASET      ?= $(OUT)/dataset.lmdb
 
-ENC_FLAGS    := -m $(MODEL) $(if $(VOCAB),--vocab $(VOCAB))
+IMG_FLAGS    := -m $(MODEL)
+TXT_FLAGS    := -m $(MODEL) $(if $(VOCAB),--vocab $(VOCAB))
 feat_name     = $(if $(filter optimize,$(1)),pseudo,pseudo-$(1))
 
 .PHONY: all features store check-vars
@@ -61,7 +62,7 @@ else
 $(OUT)/captions.l2f: $(CAPTIONS) $(MODEL) | $(OUT)/.dir
 	@$(if $(CAPTIONS),,echo "pseudo.mk: set CAPTIONS=FILE (or TEXT_FEATURES=STREAM)" >&2; exit 2)
 	@$(if $(MODEL),,echo "pseudo.mk: set MODEL=WEIGHTS for l2-encode-text" >&2; exit 2)
-	$(BIN)l2-encode-text $(ENC_FLAGS) $(CAPTIONS) > $@.tmp && mv $@.tmp $@
+	$(BIN)l2-encode-text $(TXT_FLAGS) $(CAPTIONS) > $@.tmp && mv $@.tmp $@
 endif
 
 $(OUT)/captions.idx/.built: $(OUT)/captions.l2f
@@ -77,7 +78,7 @@ $(OUT)/images.l2f: $(IMAGE_FEATURES) | check-vars $(OUT)/.dir
 else
 $(OUT)/images.l2f: $(if $(IMAGES),$(shell find $(IMAGES) -type f 2>/dev/null)) $(MODEL) | check-vars $(OUT)/.dir
 	@$(if $(MODEL),,echo "pseudo.mk: set MODEL=WEIGHTS for l2-encode-images" >&2; exit 2)
-	$(BIN)l2-encode-images $(ENC_FLAGS) $(IMAGES) > $@.tmp && mv $@.tmp $@
+	$(BIN)l2-encode-images $(IMG_FLAGS) $(IMAGES) > $@.tmp && mv $@.tmp $@
 endif
 
 # ---- pseudo text features ----------------------------------------------------------

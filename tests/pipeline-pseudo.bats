@@ -158,13 +158,27 @@ PY
 	assert_output --partial "unknown mode(s) bogus"
 }
 
-@test "pseudo.sh end to end with CLIP encoders (needs weights in L2_TEST_CLIP)" {
+@test "pseudo.sh end to end with the CLIP encoders (tiny random-weight model, or L2_TEST_CLIP)" {
 	need l2-encode-images l2-encode-text l2-build-index l2-retrieve l2-optimize-pseudo l2-dataset
-	[ -n "${L2_TEST_CLIP:-}" ] && [ -r "$L2_TEST_CLIP" ] || skip "no CLIP weights (set L2_TEST_CLIP)"
-	make_pngs imgs 5
-	printf 'a red square\na blue circle\na green triangle\na photo of a dog\n' > caps.txt
-	run "$PSEUDO_SH" imgs caps.txt -m "$L2_TEST_CLIP" -k 2 --mode all -o out
+	model=${L2_TEST_CLIP:-}
+	if [ -z "$model" ]; then
+		[ -x "$L2_BUILD/tests/test_clip" ] || skip "no CLIP weights (set L2_TEST_CLIP) and no test_clip to make tiny ones"
+		"$L2_BUILD/tests/test_clip" --write-models "$PWD" >/dev/null
+		model=$PWD/openai.safetensors
+	fi
+	[ -n "$L2_TEST_VOCAB" ] || skip "no CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz)"
+	cp "$L2_ROOT"/tests/ref/clip/img_*.png . 2>/dev/null && mkdir -p imgs && mv img_*.png imgs/ || make_pngs imgs 5
+	printf 'a red square\na blue circle\na green triangle\na photo of a dog\na grey cat\n' > caps.txt
+	run "$PSEUDO_SH" imgs caps.txt -m "$model" --vocab "$L2_TEST_VOCAB" -k 3 --mode all -o out
 	assert_success
-	run l2-dataset export-features -n pseudo out/dataset.lmdb
-	assert_success
+	n=$(ls imgs | wc -l)
+	for name in image pseudo pseudo-retrieve pseudo-gaussian; do
+		l2-dataset export-features -n $name out/dataset.lmdb > f.l2f
+		run l2-cat --count f.l2f
+		assert_output "$n"
+	done
+	run l2-cat --count out/captions.l2f
+	assert_output "5"
+	run l2-cat --header out/pseudo-optimize.l2f
+	assert_line "kind	pseudo-text-feature"
 }
