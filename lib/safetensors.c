@@ -55,7 +55,13 @@ struct L2Safetensors {
 	int *sorted;   /* (n) indices sorted by name, for l2_st_find */
 	int nmeta;
 	MetaEntry *meta;
+	json_t *root; /* while parsing */
+	L2Safetensors *next; /* live_st */
 };
+
+/* Every open file, so that one a tool dies holding stays reachable (no
+ * false leak reports from LeakSanitizer on error exits). */
+static L2Safetensors *live_st;
 
 static void load_file(L2Safetensors *st)
 {
@@ -194,6 +200,8 @@ static int by_offset(const void *a, const void *b)
 L2Safetensors *l2_st_open(const char *path)
 {
 	L2Safetensors *st = l2_calloc(1, sizeof *st);
+	st->next = live_st;
+	live_st = st;
 	st->path = l2_strdup(path);
 	load_file(st);
 	if (st->size < 8) l2_die("%s: truncated safetensors file (%zu bytes, the header length alone is 8)", path, st->size);
@@ -206,7 +214,7 @@ L2Safetensors *l2_st_open(const char *path)
 		       st->size);
 	if (hlen < 2 || st->base[8] != '{') l2_die("%s: header is not a JSON object (not a safetensors file?)", path);
 	json_error_t err;
-	json_t *root = json_loadb((const char *)st->base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &err);
+	json_t *root = st->root = json_loadb((const char *)st->base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &err);
 	if (!root) l2_die("%s: bad JSON header: %s (line %d, column %d)", path, err.text, err.line, err.column);
 	if (!json_is_object(root)) l2_die("%s: header is not a JSON object", path);
 	size_t data_len = st->size - 8 - (size_t)hlen;
@@ -214,6 +222,7 @@ L2Safetensors *l2_st_open(const char *path)
 	size_t cap = json_object_size(root);
 	st->t = l2_calloc(cap ? cap : 1, sizeof *st->t);
 	uint64_t(*span)[2] = l2_calloc(cap ? cap : 1, sizeof *span);
+	cmp_span = span; /* (also keeps it reachable if we die) */
 	const char *name;
 	json_t *v;
 	json_object_foreach(root, name, v)
@@ -240,6 +249,7 @@ L2Safetensors *l2_st_open(const char *path)
 		st->n++;
 	}
 	json_decref(root);
+	st->root = NULL;
 
 	/* no two tensors may share bytes */
 	int *ord = l2_malloc((size_t)(st->n ? st->n : 1) * sizeof *ord);
@@ -271,6 +281,8 @@ L2Safetensors *l2_st_open(const char *path)
 void l2_st_close(L2Safetensors *st)
 {
 	if (!st) return;
+	for (L2Safetensors **pp = &live_st; *pp; pp = &(*pp)->next)
+		if (*pp == st) { *pp = st->next; break; }
 	if (st->mapped) munmap(st->base, st->size);
 	else free(st->base);
 	for (int i = 0; i < st->n; i++) free((char *)st->t[i].name);
