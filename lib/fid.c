@@ -213,17 +213,28 @@ static void draw(size_t *idx, size_t n, size_t m, uint64_t *rng)
 	}
 }
 
-/* sum of (x.y/d + 1)^3 over g (m, m) = X Y^T; skip the diagonal when off */
-static double kernel_sum(const double *g, size_t m, int d, int offdiag)
+/* sum of (x.y/d + 1)^3 over g (m, m) = X Y^T */
+static double kernel_sum(const double *g, size_t m, int d)
 {
 	double s = 0;
 	for (size_t i = 0; i < m; i++)
 		for (size_t j = 0; j < m; j++) {
-			if (offdiag && i == j) continue;
 			double k = g[i * m + j] / d + 1;
 			s += k * k * k;
 		}
 	return s;
+}
+
+/* the same over the off-diagonal of a symmetric g given by its upper triangle */
+static double kernel_sum_upper(const double *g, size_t m, int d)
+{
+	double s = 0;
+	for (size_t i = 0; i < m; i++)
+		for (size_t j = i + 1; j < m; j++) {
+			double k = g[i * m + j] / d + 1;
+			s += k * k * k;
+		}
+	return 2 * s;
 }
 
 void l2_kid(const float *a, size_t n1, const float *b, size_t n2, int d, size_t subset_size, int subsets,
@@ -246,12 +257,12 @@ void l2_kid(const float *a, size_t n1, const float *b, size_t n2, int d, size_t 
 				x[i * d + j] = a[ia[i] * d + j];
 				y[i * d + j] = b[ib[i] * d + j];
 			}
-		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)m, d, 1.0, x, d, x, d, 0.0, g, (int)m);
-		double kxx = kernel_sum(g, m, d, 1);
-		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)m, d, 1.0, y, d, y, d, 0.0, g, (int)m);
-		double kyy = kernel_sum(g, m, d, 1);
+		cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)m, d, 1.0, x, d, 0.0, g, (int)m);
+		double kxx = kernel_sum_upper(g, m, d);
+		cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)m, d, 1.0, y, d, 0.0, g, (int)m);
+		double kyy = kernel_sum_upper(g, m, d);
 		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)m, d, 1.0, x, d, y, d, 0.0, g, (int)m);
-		double kxy = kernel_sum(g, m, d, 0);
+		double kxy = kernel_sum(g, m, d);
 		double mmd = (kxx + kyy) / ((double)m * (double)(m - 1)) - 2 * kxy / ((double)m * (double)m);
 		s += mmd;
 		s2 += mmd * mmd;
