@@ -225,6 +225,24 @@ static void test_inception_parity(void)
 	l2_inception_free(net);
 }
 
+/* the generator depends on the seed, and only on it */
+static void test_random_seed(void)
+{
+	float a[32], b[32], c[32];
+	float *full = l2_malloc(864 * sizeof(float)); /* Conv2d_1a_3x3.conv.weight; compare 32 */
+	l2_inception_random_param(1, 0, full);
+	memcpy(a, full, sizeof a);
+	l2_inception_random_param(1, 0, full);
+	memcpy(b, full, sizeof b);
+	l2_inception_random_param(2, 0, full);
+	memcpy(c, full, sizeof c);
+	free(full);
+	CHECK(!memcmp(a, b, sizeof a));
+	CHECK(memcmp(a, c, sizeof a));
+	double bound = sqrt(6.0 / 27);
+	for (int i = 0; i < 32; i++) CHECK(fabs(a[i]) <= bound && a[i] != 0);
+}
+
 static void test_flops(void)
 {
 	double f = l2_inception_flops(2048);
@@ -241,6 +259,7 @@ int main(void)
 	RUN(test_fold_bn);
 	RUN(test_pools);
 	RUN(test_param_names);
+	RUN(test_random_seed);
 	RUN(test_flops);
 	RUN(test_inception_parity);
 	return check_done();

@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <unistd.h>
+#include <zlib.h>
 
 #define REF "tests/ref/fid/"
 
@@ -86,8 +87,59 @@ static void test_roundtrip(void)
 	unlink(path);
 }
 
+/* A member described only by zip64 records: central directory sizes and
+ * offset 0xffffffff with the values in a zip64 extra field, and a zip64 end
+ * record (what zipfile writes for huge archives). */
+static void test_zip64_records(void)
+{
+	double v[7];
+	for (int i = 0; i < 7; i++) v[i] = check_normal();
+	size_t shape[1] = {7}, nlen;
+	unsigned char *npy = l2_npy_serialize(v, 1, 1, shape, &nlen);
+	uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), npy, (uInt)nlen);
+	unsigned char *z = l2_calloc(1, 4096), *p = z;
+	const char *name = "mu.npy";
+	/* local header with a zip64 extra (sizes) */
+	l2_put_le32(p, 0x04034b50), l2_put_le16(p + 4, 45), l2_put_le32(p + 14, crc);
+	l2_put_le32(p + 18, 0xffffffffu), l2_put_le32(p + 22, 0xffffffffu);
+	l2_put_le16(p + 26, 6), l2_put_le16(p + 28, 20);
+	memcpy(p + 30, name, 6);
+	l2_put_le16(p + 36, 1), l2_put_le16(p + 38, 16), l2_put_le64(p + 40, nlen), l2_put_le64(p + 48, nlen);
+	memcpy(p + 56, npy, nlen);
+	p += 56 + nlen;
+	size_t cd = (size_t)(p - z);
+	l2_put_le32(p, 0x02014b50), l2_put_le16(p + 4, 45), l2_put_le16(p + 6, 45), l2_put_le32(p + 16, crc);
+	l2_put_le32(p + 20, 0xffffffffu), l2_put_le32(p + 24, 0xffffffffu);
+	l2_put_le16(p + 28, 6), l2_put_le16(p + 30, 28), l2_put_le32(p + 42, 0xffffffffu);
+	memcpy(p + 46, name, 6);
+	l2_put_le16(p + 52, 1), l2_put_le16(p + 54, 24);
+	l2_put_le64(p + 56, nlen), l2_put_le64(p + 64, nlen), l2_put_le64(p + 72, 0);
+	p += 80;
+	size_t cdsize = (size_t)(p - z) - cd, e64 = (size_t)(p - z);
+	l2_put_le32(p, 0x06064b50), l2_put_le64(p + 4, 44), l2_put_le64(p + 24, 1), l2_put_le64(p + 32, 1);
+	l2_put_le64(p + 40, cdsize), l2_put_le64(p + 48, cd);
+	p += 56;
+	l2_put_le32(p, 0x07064b50), l2_put_le64(p + 8, e64), l2_put_le32(p + 16, 1);
+	p += 20;
+	l2_put_le32(p, 0x06054b50), l2_put_le16(p + 8, 0xffff), l2_put_le16(p + 10, 0xffff);
+	l2_put_le32(p + 12, 0xffffffffu), l2_put_le32(p + 16, 0xffffffffu);
+	p += 22;
+	char path[] = "/tmp/l2-test-zip64-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0 && write(fd, z, (size_t)(p - z)) == p - z);
+	close(fd);
+	L2Npy a;
+	CHECK(l2_npz_read(path, "mu", &a));
+	CHECK(a.ndim == 1 && a.shape[0] == 7 && a.is_f64 && !memcmp(a.data, v, sizeof v));
+	l2_npy_free(&a);
+	unlink(path);
+	free(z);
+	free(npy);
+}
+
 int main(void)
 {
+	RUN(test_zip64_records);
 	RUN(test_numpy_archives);
 	RUN(test_roundtrip);
 	return check_done();
