@@ -4,7 +4,7 @@
   index_faiss.py gen OUT_PREFIX N NQ D SEED uniform|clustered
       x.npy (N, D) and q.npy (NQ, D), float32, unit rows.  clustered: a
       mixture of Gaussians on the sphere (NC = N/50 centres, each row
-      normalize(centre + sigma_c * noise), cos(row, centre) 0.4 ... 0.7),
+      normalize(centre + sigma_c * noise), cos(row, centre) 0.53 ... 0.78),
       queries from the same mixture.
   index_faiss.py flat X.npy Q.npy K THREADS IDS_OUT.npy
       IndexFlatIP: prints "search_s S"; writes the top-K ids (NQ, K).
@@ -31,9 +31,9 @@ def gen(prefix, n, nq, d, seed, kind):
     else:
         nc = max(n // 50, 10)
         cent = unit(rng.standard_normal((nc, d), dtype=np.float32))
-        # per-cluster spread: noise norm 1 ... 2.2, cos(row, centre) 0.7 ... 0.4,
+        # per-cluster spread: noise norm 0.8 ... 1.6, cos(row, centre) 0.78 ... 0.53,
         # so near neighbours often sit in other clusters
-        sigma = (rng.uniform(1.0, 2.2, nc) / np.sqrt(d)).astype(np.float32)
+        sigma = (rng.uniform(0.8, 1.6, nc) / np.sqrt(d)).astype(np.float32)
         def sample(m):
             out = np.empty((m, d), np.float32)
             for i in range(0, m, 65536):

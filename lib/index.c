@@ -236,6 +236,7 @@ typedef struct {
 	uint32_t *blk_rows; /* (nblocks) */
 	uint64_t stride;    /* id = block * stride + row */
 	uint64_t count;
+	double max_norm;    /* bound on row norms (cos index), 0 if unknown */
 } Rows;
 
 static inline const void *row_ptr(const Rows *R, uint64_t id)
@@ -330,6 +331,16 @@ static void merge_worker(void *vctx, int tid)
 			qsort(cand, m, sizeof *cand, cand_by_f32);
 			if (m > P) m = P;
 			const float *qi = c->q + i * c->R->d;
+			if (c->R->max_norm > 0) {
+				/* |float32 score - exact| <= d 2^-24 |q| |x| (sums of d products);
+				 * a candidate more than twice that below the k-th float32 score
+				 * is provably outside the top k: leave it out of the rescoring. */
+				double qn = 0;
+				for (size_t j = 0; j < c->R->d; j++) qn += (double)qi[j] * qi[j];
+				double err = (double)c->R->d * 0x1p-23 * sqrt(qn) * c->R->max_norm;
+				double cut = cand[c->k - 1].f - 2 * err;
+				while (m > c->k && cand[m - 1].f < cut) m--;
+			}
 			for (size_t j = 0; j < m; j++) cand[j].s = dot_row_double(c->R, cand[j].id, qi);
 			qsort(cand, m, sizeof *cand, cand_by_f64);
 			for (uint32_t j = 0; j < c->k; j++) {
@@ -437,7 +448,7 @@ void l2_topk_exact(const float *x, size_t n, size_t d, const float *q, size_t nq
 	const void *blk[1] = {x};
 	uint32_t rows[1] = {(uint32_t)n};
 	if (n > UINT32_MAX) l2_die("internal error: too many rows for one block");
-	Rows R = {d, 0, 1, blk, rows, n, n};
+	Rows R = {d, 0, 1, blk, rows, n, n, 0};
 	search_exact(&R, q, nq, k, ids, scores);
 }
 
@@ -1383,6 +1394,7 @@ L2Index *l2_index_open(const char *path)
 	Rows *R = &ix->R;
 	R->f16 = !strcmp(dt, "f16");
 	ix->metric = !strcmp(me, "ip") ? L2_METRIC_IP : L2_METRIC_COS;
+	R->max_norm = ix->metric == L2_METRIC_COS ? 1 + 2 * NORM_TOL : 0;
 	free(kind);
 	free(dt);
 	free(me);
