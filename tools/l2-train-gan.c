@@ -18,6 +18,7 @@
 #include "image.h"
 #include "optim.h"
 #include "rng.h"
+#include "safetensors.h"
 #include "util.h"
 
 #include <math.h>
@@ -468,7 +469,18 @@ static L2ClipTrain *load_clip_train(const char *path, int dim)
 	const char *bad = l2_cliptr_check(&tc);
 	if (bad) l2_die("%s: %s", path, bad);
 	L2ClipTrain *m = l2_cliptr_new(&tc, 0);
-	l2_ckpt_load_weights(path, m->p, m->np);
+	/* only the image tower is used: load visual.* by name with exact shapes */
+	L2Safetensors *st = l2_st_open(path);
+	int n = 0;
+	for (int i = 0; i < m->np; i++) {
+		if (strncmp(m->p[i]->name, "visual.", 7)) continue;
+		int64_t sh[AD_MAXDIM];
+		for (int k = 0; k < m->p[i]->ndim; k++) sh[k] = m->p[i]->shape[k];
+		l2_st_load_f32_into(st, m->p[i]->name, m->p[i]->ndim, sh, m->p[i]->v);
+		n++;
+	}
+	l2_st_close(st);
+	if (!n) l2_die("%s: no visual.* tensors", path);
 	return m;
 }
 
