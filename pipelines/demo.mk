@@ -9,8 +9,8 @@
 #   1 dataset    pipelines/emoji.sh: npm package -> demo/cache/emoji.lmdb (schemas/dataset.md)
 #   2 clip       l2-train-clip on the train split -> demo/cache/clip-SETTINGS/ (reused when the
 #                same settings were trained before)
-#   3 encode     l2-dataset export-images (RGB over white, as the trainer sees them), then
-#                l2-encode-images for test and train images; l2-encode-text for the test
+#   3 encode     l2-dataset export-images, then l2-encode-images --background 255,255,255
+#                (the trainer's preprocessing) for test and train images; l2-encode-text for the test
 #                captions and for the whole corpus (captions + WordNet distractors)
 #   4 index      l2-build-index of the test captions and of the corpus
 #   5 retrieve   l2-retrieve held-out images against both; l2-dataset eval-retrieval scores
@@ -94,15 +94,17 @@ $(MODEL): | $(DATASET)/.complete
 	$(call timed,train-clip,$(BIN)/l2-train-clip $(CLIP_FLAGS) $(CLIP_LOG) -d $(DATASET) -o $(MODEL) 2>&1 | tee $(CLIP_DIR)/train.log >&2)
 
 # ---- 3 encode --------------------------------------------------------------------------------
-# images exported as RGB over the dataset's background: the pixels l2-train-clip saw
+# images exported as they are stored and encoded with alpha over the dataset's
+# background (white): the very preprocessing l2-train-clip applies
+BACKGROUND   ?= 255,255,255
 $(W)/images-%/.done: $(DATASET)/.complete | $(W)/.dir
 	rm -rf $(W)/images-$*
-	$(BIN)/l2-dataset export-images --quiet --rgb --split $* -o $(W)/images-$* $(DATASET)
+	$(BIN)/l2-dataset export-images --quiet --split $* -o $(W)/images-$* $(DATASET)
 	touch $@
 
 $(W)/%-images.l2f: $(W)/images-%/.done $(MODEL)
 	$(call step,3/7,encoding $* images)
-	$(call timed,encode-$*-images,$(BIN)/l2-encode-images $(PROGRESS) -m $(MODEL) $(W)/images-$* > $@.tmp)
+	$(call timed,encode-$*-images,$(BIN)/l2-encode-images $(PROGRESS) --background $(BACKGROUND) -m $(MODEL) $(W)/images-$* > $@.tmp)
 	mv $@.tmp $@
 
 $(W)/test-captions.txt: $(DATASET)/.complete | $(W)/.dir

@@ -87,7 +87,7 @@ timings_rows() {
 	[ -f "$W/timings.tsv" ] || return 0
 	awk -F'\t' '{ t[$1] = $2; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
 		END { for (i = 1; i <= n; i++) { printf "<tr><td>%s</td><td>%.1f s</td></tr>\n", order[i], t[order[i]]; s += t[order[i]] }
-		      printf "<tr><th>total</th><th>%.1f s</th></tr>\n", s }' "$W/timings.tsv"
+		      printf "<tr><th>timed steps together</th><th>%.1f s</th></tr>\n", s }' "$W/timings.tsv"
 }
 
 {
@@ -159,6 +159,7 @@ $(timings_rows)
 </body></html>
 EOF
 } > "$tmp"
+chmod 644 "$tmp"
 mv "$tmp" "$OUT/report.html"
 trap - EXIT
 echo "report.sh: $OUT/report.html" >&2
