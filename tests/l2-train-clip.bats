@@ -124,6 +124,22 @@ print(json.loads(f.read(n))['__metadata__']['step'])"
 	assert_output --partial "already at step 40"
 }
 
+@test "l2-train-clip: SIGTERM writes a checkpoint, exits 130, and the run resumes to the same weights" {
+	mkdir a t
+	l2-train-clip --synthetic 40 $TINY --steps 300 --seed 4 -o a/m.safetensors --quiet
+	l2-train-clip --synthetic 40 $TINY --steps 300 --seed 4 -o t/m.safetensors --quiet &
+	pid=$!
+	for i in $(seq 100); do [ -e t/vocab.txt.gz ] && break; sleep 0.1; done
+	sleep 0.5
+	kill -TERM $pid
+	rc=0
+	wait $pid || rc=$?
+	[ "$rc" -eq 130 ]
+	assert_file_exists t/m.state
+	l2-train-clip --synthetic 40 $TINY --steps 300 --seed 4 -o t/m.safetensors --quiet --resume
+	cmp a/m.safetensors t/m.safetensors
+}
+
 @test "l2-train-clip: corrupt, truncated and mismatched checkpoints are refused" {
 	l2-train-clip --synthetic 40 $TINY --steps 2 -o m.safetensors --quiet
 	cp m.state good.state
