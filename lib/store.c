@@ -458,6 +458,14 @@ L2Store *l2_store_open(const char *path, int mode)
 		mdb_die(s, "cannot size the map", rc);
 	unsigned flags = MDB_NOTLS | (mode == L2_STORE_RDONLY ? MDB_RDONLY : 0);
 	rc = mdb_env_open(s->env, path, flags, 0644);
+	if ((rc == EACCES || rc == EROFS) && mode == L2_STORE_RDONLY) {
+		/* a read-only directory: no lock file can be made; read without
+		 * one (safe while no writer runs, which such a store cannot have) */
+		mdb_env_close(s->env);
+		if ((rc = mdb_env_create(&s->env))) mdb_die(s, "cannot create an LMDB environment", rc);
+		mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
+		rc = mdb_env_open(s->env, path, flags | MDB_NOLOCK, 0644);
+	}
 	if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == EINVAL)
 		l2_die("%s: not a store, or corrupt (data.mdb: %s)", path, mdb_strerror(rc));
 	if (rc == EACCES || rc == EROFS || rc == ENOENT) l2_die("%s: cannot open store: %s", path, strerror(rc));
@@ -484,7 +492,8 @@ L2Store *l2_store_open(const char *path, int mode)
 		l2_store_commit(s);
 	} else if (!format) {
 		l2_die("%s: not an l2 store (LMDB environment without meta \"format\")", path);
-	} else if (strcmp(format, STORE_FORMAT)) {
+	} else if (strncmp(format, "l2-", 3)) {
+		/* "l2-store", or a kind with its own format name ("l2-index") */
 		l2_die("%s: not an l2 store (meta format \"%s\", expected \"%s\")", path, format, STORE_FORMAT);
 	}
 	free(format);
