@@ -12,7 +12,7 @@ setup_file() {
 import struct, sys, random
 out = sys.argv[1]
 for n, d, seed in [(300, 17, 1), (40, 5, 1), (30, 5, 2), (12, 4, 1), (4, 3, 1), (3, 4, 1), (5, 4, 1), (5, 4, 3),
-                   (5, 6, 3), (2, 3, 1), (2500, 8, 1), (950, 8, 1), (20, 4, 1), (20, 4, 2), (3, 2, 1), (500, 8, 1)]:
+                   (5, 6, 3), (2, 3, 1), (2500, 8, 1), (950, 8, 1), (20, 4, 1), (20, 4, 2), (3, 2, 1), (500, 8, 1), (30, 4, 1)]:
     rng = random.Random(seed)
     hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (n, d)
     hdr += " " * ((64 - (10 + len(hdr) + 1) % 64) % 64) + "\n"
@@ -345,4 +345,16 @@ PY
 	wait $writer
 	run l2-store info s.lmdb
 	assert_line "db	db	500"
+}
+
+@test "info and ls work on index stores too" {
+	command -v l2-build-index >/dev/null || skip "l2-build-index not built"
+	feats x 30 4 1 text-feature
+	l2-build-index -o t.idx x.l2f 2>/dev/null
+	run l2-store info t.idx
+	assert_success
+	assert_line "meta	format	l2-index"
+	assert_line "db	keys	30"
+	run l2-store get t.idx meta kind
+	assert_output "text-feature"
 }
