@@ -288,6 +288,37 @@ PY
 	assert_output --partial "got text-feature"
 }
 
+@test "non-finite values in the input are refused, naming the record" {
+	neighbors nb.l2f 6 30 8 3
+	python3 - <<'PY'
+import struct, l2f
+kind, d, k, recs = l2f.read("nb.l2f")
+def write(path, bad):
+    with open(path, "wb") as f:
+        f.write(l2f.header(kind, d, k))
+        for i, (key, v, nb) in enumerate(recs):
+            v = list(v)
+            if i == 4 and bad == "img": v[2] = float("nan")
+            f.write(l2f.rec(key, v))
+            for j, (nk, s, nv) in enumerate(nb):
+                nv = list(nv)
+                if i == 4 and j == 1 and bad == "txt": nv[0] = float("inf")
+                if i == 4 and j == 2 and bad == "score": s = float("nan")
+                f.write(l2f.rec(nk, [])[:4 + len(nk.encode())] + struct.pack("<f", s) + struct.pack("<%df" % d, *nv))
+for b in ("img", "txt", "score"): write(b + ".l2f", b)
+PY
+	run l2-optimize-pseudo -o out.l2f img.l2f
+	assert_failure 1
+	assert_output "l2-optimize-pseudo: img.l2f: img004.png: non-finite value in the image feature"
+	assert_file_not_exists out.l2f
+	run l2-optimize-pseudo txt.l2f
+	assert_failure 1
+	assert_output --partial "img004.png: non-finite value in the feature of neighbour 2"
+	run l2-optimize-pseudo score.l2f
+	assert_failure 1
+	assert_output --partial "img004.png: non-finite score of neighbour 3"
+}
+
 @test "--k larger than the stream's k is an error; the default adapts" {
 	neighbors nb.l2f 5 20 8 2
 	run l2-optimize-pseudo --k 5 nb.l2f

@@ -41,7 +41,7 @@ static void usage(FILE *f)
 		"      --lambda L          weight of the proximity term |h - h0|^2 (default %g)\n"
 		"      --steps N           Adam steps per batch (default %d)\n"
 		"      --lr R              Adam learning rate (default %g)\n"
-		"      --batch B           images optimised together (default %d)\n"
+		"      --batch B           images optimised together (default %d, at most 16384)\n"
 		"      --xi X              gaussian mode: noise level (default %g)\n"
 		"      --seed S            gaussian mode: noise seed (default 0)\n"
 		"  -o, --output FILE       write here instead of standard output (atomically)\n"
@@ -106,7 +106,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case OPT_LAMBDA: o->p.lambda = positive(optarg, "--lambda", 1); break;
 		case OPT_STEPS: o->p.steps = (int)l2_parse_long(optarg, "--steps", 0, 1000000); break;
 		case OPT_LR: o->p.lr = positive(optarg, "--lr", 0); break;
-		case OPT_BATCH: o->p.batch = (int)l2_parse_long(optarg, "--batch", 1, 65536); break;
+		case OPT_BATCH: o->p.batch = (int)l2_parse_long(optarg, "--batch", 1, 16384); break; /* B^2 buffers */
 		case OPT_XI: o->p.xi = positive(optarg, "--xi", 1); break;
 		case OPT_SEED: o->p.seed = l2_parse_u64(optarg, "--seed"); break;
 		case 'o': o->out = optarg; break;
@@ -141,6 +141,19 @@ static void report_tsv(FILE *f, const char *label, const L2PseudoStats *b, const
 	double ct0 = b->has_txt ? ratio(b->cos_txt, b->n) : NAN, ct1 = a->has_txt ? ratio(a->cos_txt, a->n) : NAN;
 	fprintf(f, "%s\t%.0f\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\n", label, b->n, ratio(b->cos_img, b->n),
 		ratio(a->cos_img, a->n), ct0, ct1, ratio(b->correct, b->n), ratio(a->correct, a->n), l0, l1);
+}
+
+/* NaN or infinity in the input would spread through a whole batch */
+static void check_finite(const char *name, const L2Record *rec, uint32_t D, int K)
+{
+	for (uint32_t d = 0; d < D; d++)
+		if (!isfinite(rec->vec[d])) l2_die("%s: %s: non-finite value in the image feature", name, rec->key);
+	for (int j = 0; j < K; j++) {
+		if (!isfinite(rec->nscore[j])) l2_die("%s: %s: non-finite score of neighbour %d", name, rec->key, j + 1);
+		for (uint32_t d = 0; d < D; d++)
+			if (!isfinite(rec->nvec[(size_t)j * D + d]))
+				l2_die("%s: %s: non-finite value in the feature of neighbour %d", name, rec->key, j + 1);
+	}
 }
 
 static void stats_sum(L2PseudoStats *t, const L2PseudoStats *s)
@@ -202,7 +215,10 @@ int main(int argc, char **argv)
 		while (nb < nthr && more) {
 			L2PseudoBatch *b = bs[nb];
 			b->first = next_first;
-			while (b->n < o.p.batch && (more = l2_stream_next(r, &rec))) l2_pseudo_batch_add(b, &rec);
+			while (b->n < o.p.batch && (more = l2_stream_next(r, &rec))) {
+				check_finite(name, &rec, (uint32_t)D, K);
+				l2_pseudo_batch_add(b, &rec);
+			}
 			if (b->n == 0) break;
 			next_first += (uint64_t)b->n;
 			nb++;
