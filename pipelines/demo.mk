@@ -83,8 +83,9 @@ dataset: $(DATASET)/.complete
 $(DATASET)/.complete: | $(W)/.dir check-tools
 	$(call step,1/7,emoji dataset -> $(DATASET))
 	$(call timed,dataset,TEST_FRACTION=$(TEST_FRACTION) SEED=$(SEED) DISTRACTORS=$(DISTRACTORS) SKIN_TONES=$(SKIN_TONES) pipelines/emoji.sh $(DATASET))
-	$(BIN)/l2-dataset stats $(DATASET) > $(W)/dataset-stats.tsv
 	touch $@
+$(W)/dataset-stats.tsv: $(DATASET)/.complete | $(W)/.dir
+	$(BIN)/l2-dataset stats $(DATASET) > $@.tmp && mv $@.tmp $@
 
 # ---- 2 the small CLIP ---------------------------------------------------------------------
 clip: $(MODEL)
@@ -173,7 +174,7 @@ pseudo: $(W)/.stored
 
 # ---- 7 report --------------------------------------------------------------------------------------------
 report: $(OUT)/report.html
-$(OUT)/report.html: retrieve pseudo $(DEMO_EXTRA) | $(W)/.dir
+$(OUT)/report.html: retrieve pseudo $(DEMO_EXTRA) $(W)/dataset-stats.tsv | $(W)/.dir
 	$(call step,7/7,report)
 	OUT=$(OUT) W=$(W) BIN=$(BIN) DATASET=$(DATASET) MODEL=$(MODEL) CLIP_FLAGS='$(CLIP_FLAGS)' \
 		MODES='$(MODES)' SAMPLES=$(SAMPLES) K=$(K) PSEUDO_K=$(PSEUDO_K) pipelines/report.sh
