@@ -34,28 +34,21 @@ trap 'rm -f "$tmp"' EXIT
 # ---- sample images: SAMPLES test images spread evenly over the split ----
 "$BIN/l2-dataset" list -l --split test "$DATASET" > "$W/test-list.tsv"
 ntest=$(wc -l < "$W/test-list.tsv")
-samples_html() { # $1: neighbours TSV, $2: how many to show
+samples_html() { # $1: neighbours TSV, $2: how many to show — one awk pass, however many samples
 	local nb=$1 show=$2
 	awk -F'\t' -v n="$ntest" -v s="$SAMPLES" 'BEGIN { step = n > s ? n / s : 1 }
-		{ if (NR - 1 >= next_pick && picked < s) { print NR "\t" $0; picked++; next_pick = picked * step } }' \
+		{ if (NR - 1 >= next_pick && picked < s) { print ++picked "\t" $0; next_pick = picked * step } }' \
 		"$W/test-list.tsv" > "$W/samples.tsv"
-	local i=0
-	while IFS=$'\t' read -r _ key _ primary; do
-		i=$((i + 1))
-		local img=img/sample-$i.png
-		cp "$W/images-test/$key" "$OUT/$img"
-		local truth
-		truth=$(awk -F'\t' -v k="$key" '$1 == k' "$W/test-captions-keyed.tsv" | cut -f2)
-		printf '<figure><img src="%s" width="64" height="64" alt=""><figcaption><b>%s</b><ol>' \
-			"$img" "$(printf '%s' "$primary" | esc)"
-		awk -F'\t' -v k="$key" -v show="$show" '$1 == k && $2 <= show { print $3 "\t" $4 }' "$nb" |
-			while IFS=$'\t' read -r cap score; do
-				local cls=
-				if printf '%s\n' "$truth" | grep -Fxq -- "$cap"; then cls=' class="hit"'; fi
-				printf '<li%s>%s <small>%.3f</small></li>' "$cls" "$(printf '%s' "$cap" | esc)" "$score"
-			done
-		printf '</ol></figcaption></figure>\n'
-	done < "$W/samples.tsv"
+	while IFS=$'\t' read -r i key _; do cp "$W/images-test/$key" "$OUT/img/sample-$i.png"; done < "$W/samples.tsv"
+	awk -F'\t' -v show="$show" '
+		function esc(x) { gsub(/&/, "\\&amp;", x); gsub(/</, "\\&lt;", x); gsub(/>/, "\\&gt;", x); gsub(/"/, "\\&quot;", x); return x }
+		FILENAME == ARGV[1] { order[++ns] = $2; idx[$2] = $1; primary[$2] = $4; next }
+		FILENAME == ARGV[2] { if ($1 in idx) truth[$1 SUBSEP $2] = 1; next }
+		($1 in idx) && $2 <= show { li[$1] = li[$1] sprintf("<li%s>%s <small>%.3f</small></li>",
+			(($1 SUBSEP $3) in truth) ? " class=\"hit\"" : "", esc($3), $4) }
+		END { for (j = 1; j <= ns; j++) { k = order[j]
+			printf "<figure><img src=\"img/sample-%d.png\" width=\"64\" height=\"64\" alt=\"\"><figcaption><b>%s</b><ol>%s</ol></figcaption></figure>\n",
+				idx[k], esc(primary[k]), li[k] } }' "$W/samples.tsv" "$W/test-captions-keyed.tsv" "$nb"
 }
 "$BIN/l2-dataset" captions --keys --split test "$DATASET" > "$W/test-captions-keyed.tsv"
 
