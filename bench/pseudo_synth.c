@@ -78,13 +78,10 @@ static Score run(const Data *x, const L2PseudoOptions *o)
 	L2PseudoBatch *b = l2_pseudo_batch_new(o, D, Kk);
 	float *tsb = l2_malloc((size_t)o->batch * D * 4);
 	double t0 = l2_now();
-	/* the batch keeps only Kk neighbours: lay them out per record */
-	float *tk = l2_malloc((size_t)Kk * D * 4);
 	for (int i = 0; i <= x->N; i++) {
 		if (i < x->N) {
 			L2Record r = {.key = "k", .key_len = 1, .vec = x->f + (size_t)i * D, .k = (uint32_t)Kk,
 				      .nscore = x->sc + (size_t)i * x->K, .nvec = x->t + (size_t)i * x->K * D};
-			(void)tk;
 			l2_pseudo_batch_add(b, &r);
 		}
 		if (b->n == o->batch || (i == x->N && b->n)) {
@@ -104,7 +101,6 @@ static Score run(const Data *x, const L2PseudoOptions *o)
 	s.acc_img /= x->N, s.acc_cap /= x->N, s.cos_img /= x->N, s.cos_txt /= x->N, s.cos_true /= x->N;
 	l2_pseudo_batch_free(b);
 	free(tsb);
-	free(tk);
 	return s;
 }
 

@@ -102,7 +102,8 @@ void l2_pseudo_stats_add(L2PseudoStats *s, const float *h, const float *fn, cons
 /* ---- batches -------------------------------------------------------------------- */
 
 /* A batch of up to o->batch images being collected from a stream, then
- * turned into pseudo features.  Memory: batch * (K + 3) * D floats. */
+ * turned into pseudo features.  Memory: about batch * ((K + 10) * D + 2 * batch)
+ * floats. */
 typedef struct {
 	L2PseudoOptions opt;
 	int D, K;           /* K: neighbours kept (0 for plain image-feature input) */
