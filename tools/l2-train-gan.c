@@ -258,7 +258,8 @@ static void load_data(L2Dataset *ds, const Options *o, L2Split split, int R, int
 	int test = split == L2_SPLIT_TEST;
 	int need_img = !test && (o->cond == COND_GAUSSIAN || o->cond == COND_MIXED);
 	int need_pseudo = !test && (o->cond == COND_PSEUDO || o->cond == COND_MIXED);
-	int has_cap = feat_dim(ds, o->cap_feat, 0, "");
+	/* caption features of another size (a set not in use) count as absent */
+	int has_cap = feat_dim(ds, o->cap_feat, 0, "") == dim;
 	float *capf = l2_malloc(l2_mul_size(nk ? nk : 1, dim * sizeof(float)));
 	unsigned char *hascap = l2_calloc(nk ? nk : 1, 1);
 	char **prim = l2_calloc(nk ? nk : 1, sizeof(char *));
