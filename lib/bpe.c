@@ -436,9 +436,9 @@ static void ftfy_fix(U32 *u)
 		if (u->v[i] == '<') unescape = 0;
 	for (int round = 0; round < 100; round++) {
 		U32 before = {l2_malloc(u->n * sizeof(uint32_t) + 4), u->n, u->n};
-		memcpy(before.v, u->v, u->n * sizeof(uint32_t));
+		if (u->n) memcpy(before.v, u->v, u->n * sizeof(uint32_t));
 		ftfy_steps(u, unescape);
-		int same = before.n == u->n && !memcmp(before.v, u->v, u->n * sizeof(uint32_t));
+		int same = before.n == u->n && (!u->n || !memcmp(before.v, u->v, u->n * sizeof(uint32_t)));
 		free(before.v);
 		if (same) break;
 	}
@@ -453,7 +453,7 @@ static void strip(U32 *u)
 	size_t a = 0, b = u->n;
 	while (a < b && isspace_py(u->v[a])) a++;
 	while (b > a && isspace_py(u->v[b - 1])) b--;
-	memmove(u->v, u->v + a, (b - a) * sizeof(uint32_t));
+	if (a && b > a) memmove(u->v, u->v + a, (b - a) * sizeof(uint32_t));
 	u->n = b - a;
 }
 
