@@ -60,7 +60,7 @@ PSEUDO_K     ?= 8
 MODES        ?= optimize retrieve gaussian
 PSEUDO_FLAGS ?= --seed $(SEED)
 SAMPLES      ?= 24
-DEMO_EXTRA   ?=
+DEMO_EXTRA   ?= gan
 PROGRESS     ?= --progress
 
 W            := $(OUT)/work
@@ -185,5 +185,7 @@ clean-out:
 	rm -rf $(OUT)
 
 # issue #8 (image half) adds its targets through DEMO_EXTRA and this one
-experiment-fewshot:
-	@echo "demo: experiment-fewshot needs l2-train-gan (issue #8), not built yet" >&2; exit 1
+experiment-fewshot: experiment-fewshot-gan
+
+# the image half: targets gan, gan-pre, gan-ft, experiment-fewshot-gan (issue #8)
+include pipelines/gan.mk

@@ -1,0 +1,117 @@
+# gan.mk — the demo's image half (issue #8), included by pipelines/demo.mk.
+#
+#   make demo                                     runs it through DEMO_EXTRA (demo.mk)
+#   make -f pipelines/demo.mk gan                 only this half (after the feature half)
+#   make -f pipelines/demo.mk gan GAN_PRE_STEPS=3000 GAN_FT_STEPS=1000   a longer run
+#   make -f pipelines/demo.mk experiment-fewshot  the few-shot table (long; not in tests)
+#
+# Steps:
+#   8 gan-pre     l2-train-gan language-free on the train images with the optimised pseudo
+#                 features (feat.pseudo)                         -> $(W)/gan-pre/
+#   9 gan-ft      fine-tune from it with 10% of the training pairs (--paired-only), L_ConG
+#                 through the demo's CLIP, FD every tick          -> $(W)/gan-ft/
+#  10 gan-sample  l2-sample G_ema on the held-out captions; CLIP features of the samples;
+#                 l2-fid (feature streams) against the held-out images; the HTML section
+#                 $(OUT)/extra/50-gan.html (prompt beside its images) for report.sh
+# Uses from demo.mk: BIN, W, OUT, DATASET, MODEL, VOCAB, SEED, step, timed, $(W)/.stored,
+# $(W)/test-captions.txt.l2f, $(W)/test-images.l2f.
+
+GAN_RES        ?= 32
+GAN_SIZE       ?= --resolution $(GAN_RES) --channel-base 1024 --channel-max 64 --z-dim 64 --w-dim 64 --cond-hidden 64 --map-layers 2
+GAN_BATCH      ?= 16
+GAN_PRE_STEPS  ?= 300
+GAN_FT_STEPS   ?= 100
+GAN_PAIRS      ?= 0.1
+GAN_TICK       ?= 50
+GAN_COMMON     ?= $(GAN_SIZE) --batch $(GAN_BATCH) --seed $(SEED) --tick $(GAN_TICK)
+GAN_SAMPLES    ?= 16
+GAN_N          ?= 4
+
+.PHONY: gan gan-pre gan-ft gan-sample
+gan: $(OUT)/extra/50-gan.html
+
+$(W)/gan-pre/.done: $(W)/.stored
+	$(call step,8/10,GAN pre-training language-free on pseudo features ($(GAN_PRE_STEPS) steps))
+	$(call timed,gan-pre,$(BIN)/l2-train-gan -d $(DATASET) -o $(W)/gan-pre --cond pseudo $(GAN_COMMON) --steps $(GAN_PRE_STEPS))
+	touch $@
+
+$(W)/gan-ft/.done: $(W)/gan-pre/.done $(MODEL)
+	$(call step,9/10,GAN fine-tuning with $(GAN_PAIRS) of the pairs ($(GAN_FT_STEPS) steps))
+	$(call timed,gan-ft,$(BIN)/l2-train-gan -d $(DATASET) -o $(W)/gan-ft --init $(W)/gan-pre --pairs-fraction $(GAN_PAIRS) --paired-only \
+		--gamma-con 5 --clip $(MODEL) --fid-every $(GAN_TICK) $(GAN_COMMON) --steps $(GAN_FT_STEPS))
+	touch $@
+gan-pre: $(W)/gan-pre/.done
+gan-ft: $(W)/gan-ft/.done
+
+# held-out captions -> one image each (for the FD) and a few with GAN_N images (for the report)
+$(W)/gan-samples/.done: $(W)/gan-ft/.done $(W)/test-captions.txt.l2f
+	$(call step,10/10,sampling the held-out captions)
+	rm -rf $(W)/gan-samples $(W)/gan-fd && mkdir -p $(W)/gan-samples
+	$(call timed,gan-sample,$(BIN)/l2-sample --quiet -m $(W)/gan-ft/G_ema.safetensors -n 1 -o $(W)/gan-fd $(W)/test-captions.txt.l2f)
+	head -n $(GAN_SAMPLES) $(W)/test-captions.txt > $(W)/gan-samples/prompts-in.txt
+	$(BIN)/l2-sample --quiet -m $(W)/gan-ft/G_ema.safetensors --clip $(MODEL) --vocab $(VOCAB) --prompts $(W)/gan-samples/prompts-in.txt \
+		-n $(GAN_N) -o $(W)/gan-samples
+	touch $@
+
+$(W)/gan-fd.txt: $(W)/gan-samples/.done $(W)/test-images.l2f
+	rm -f $(W)/gan-fd/prompts.txt
+	$(BIN)/l2-encode-images --quiet -m $(MODEL) $(W)/gan-fd > $(W)/gan-fd.l2f
+	$(BIN)/l2-fid $(W)/gan-fd.l2f $(W)/test-images.l2f > $@.tmp && mv $@.tmp $@
+
+$(OUT)/extra/50-gan.html: $(W)/gan-fd.txt
+	mkdir -p $(OUT)/extra $(OUT)/img/gan
+	cp $(W)/gan-samples/*.png $(OUT)/img/gan/
+	cp $(W)/gan-ft/grid.png $(OUT)/img/gan/train-grid.png
+	cp $(W)/gan-ft/loss.png $(OUT)/img/gan/ft-loss.png
+	cp $(W)/gan-pre/loss.png $(OUT)/img/gan/pre-loss.png
+	{ echo '<h2>Text to image (Lafite GAN)</h2>'; \
+	  echo "<p>Pre-trained language-free for $(GAN_PRE_STEPS) steps on the optimised pseudo text features, fine-tuned for $(GAN_FT_STEPS) steps on $(GAN_PAIRS) of the training pairs (batch $(GAN_BATCH), $(GAN_RES)&times;$(GAN_RES)). Held-out captions, G_ema, $(GAN_N) seeds each.</p>"; \
+	  echo "<p>CLIP-feature Fr&eacute;chet distance, one sample per held-out caption vs the held-out images: <b>$$(head -1 $(W)/gan-fd.txt | sed 's/^FID: //')</b></p>"; \
+	  echo '<table>'; \
+	  while IFS=$$'\t' read -r i p; do \
+	    printf '<tr><td>%s</td><td>' "$$(printf '%s' "$$p" | sed 's/&/\&amp;/g; s/</\&lt;/g')"; \
+	    for j in $$(seq 0 $$(($(GAN_N) - 1))); do printf '<img src="img/gan/%s-%02d.png" width="64" height="64"> ' "$$i" "$$j"; done; \
+	    echo '</td></tr>'; \
+	  done < $(W)/gan-samples/prompts.txt; \
+	  echo '</table>'; \
+	  echo '<p>Fine-tuning samples per tick (rows: held-out captions, real image first) and loss curves (red G, blue D):</p>'; \
+	  echo '<img src="img/gan/train-grid.png"> <img src="img/gan/pre-loss.png" width="320"> <img src="img/gan/ft-loss.png" width="320">'; \
+	} > $@.tmp && mv $@.tmp $@
+
+# ---- the few-shot experiment (long; not part of tests or the default demo) -------------------------
+# Four conditions with the same budget, each fine-tuned at 1% and 10% pairs and evaluated on the
+# held-out captions (CLIP-feature FD from the final tick of the fine-tuning log):
+#   none      no pre-training (fine-tune from scratch)
+#   gaussian  pre-trained on Gaussian pseudo features (Lafite)
+#   retrieve  pre-trained on retrieval-only pseudo features
+#   optimize  pre-trained on retrieval + optimisation (Lafite2)
+FS_PRE_STEPS  ?= 2000
+FS_FT_STEPS   ?= 500
+FS_DIR        ?= $(W)/fewshot
+FS_SETTINGS   := none gaussian retrieve optimize
+FS_FRACTIONS  := 0.01 0.1
+
+$(FS_DIR)/pre-%/.done: $(W)/.stored
+	$(BIN)/l2-train-gan -d $(DATASET) -o $(FS_DIR)/pre-$* --cond pseudo \
+		--pseudo-feature $(if $(filter optimize,$*),pseudo,pseudo-$*) $(GAN_COMMON) --steps $(FS_PRE_STEPS)
+	touch $@
+
+define fs_ft
+$(FS_DIR)/ft-$(1)-$(2)/.done: $(if $(filter none,$(1)),$(W)/.stored,$(FS_DIR)/pre-$(1)/.done)
+	$(BIN)/l2-train-gan -d $(DATASET) -o $(FS_DIR)/ft-$(1)-$(2) $(if $(filter none,$(1)),,--init $(FS_DIR)/pre-$(1)) \
+		--pairs-fraction $(2) --paired-only --gamma-con 5 --clip $(MODEL) --fid-every $(FS_FT_STEPS) $(GAN_COMMON) --steps $(FS_FT_STEPS)
+	touch $$@
+endef
+$(foreach s,$(FS_SETTINGS),$(foreach f,$(FS_FRACTIONS),$(eval $(call fs_ft,$(s),$(f)))))
+
+$(FS_DIR)/fewshot.tsv: $(foreach s,$(FS_SETTINGS),$(foreach f,$(FS_FRACTIONS),$(FS_DIR)/ft-$(s)-$(f)/.done))
+	{ printf 'setting\tpairs\tfd_clip\tpre_steps\tft_steps\n'; \
+	  for s in $(FS_SETTINGS); do for f in $(FS_FRACTIONS); do \
+	    printf '%s\t%s\t%s\t%s\t%s\n' $$s $$f "$$(tail -1 $(FS_DIR)/ft-$$s-$$f/log.tsv | cut -f7)" \
+	      "$$([ $$s = none ] && echo 0 || echo $(FS_PRE_STEPS))" $(FS_FT_STEPS); done; done; } > $@.tmp && mv $@.tmp $@
+
+experiment-fewshot-gan: $(FS_DIR)/fewshot.tsv
+	{ echo '<table><tr><th>setting</th><th>pairs</th><th>FD (CLIP features)</th><th>pre-training steps</th><th>fine-tuning steps</th></tr>'; \
+	  tail -n +2 $< | awk -F'\t' '{ printf "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", $$1, $$2, $$3, $$4, $$5 }'; \
+	  echo '</table>'; } > $(FS_DIR)/fewshot.html
+	cat $<
