@@ -403,7 +403,7 @@ static void ftfy_steps(U32 *u, int unescape)
 	}
 	u->n = 0;
 	for (size_t i = 0; i < o.n; i++) {
-		uint32_t c = o.v[i], w;
+		uint32_t c = o.v[i];
 		int done = 0;
 		for (size_t k = 0; k < NELEM(ligatures); k++)
 			if (ligatures[k].c == c) { u_push_utf8(u, ligatures[k].s); done = 1; break; }
@@ -419,7 +419,6 @@ static void ftfy_steps(U32 *u, int unescape)
 			if (done) continue;
 		}
 		if (c == 0x3000) { u_push(u, ' '); continue; }
-		(void)w;
 		if (c == 0x2BC || (c >= 0x2018 && c <= 0x201B)) c = '\'';
 		else if (c >= 0x201C && c <= 0x201F) c = '"';
 		if (is_control(c)) continue;
