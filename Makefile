@@ -53,11 +53,14 @@ LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 ifeq ($(CUDA),1)
 $(info ✓ nvcc found ($(NVCC)): building CUDA kernels (CUDA=0 to disable))
+# The kernels become libl2cuda.so beside the programs, loaded on first use
+# (lib/device.c), so tools start fast and run where CUDA is absent.
 CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_SRC     := $(wildcard lib/cuda/*.cu)
-LIB_OBJ    += $(CU_SRC:%.cu=$(BUILD)/%.o)
+CU_OBJ     := $(CU_SRC:%.cu=$(BUILD)/%.o)
+CUDA_SO    := $(BUILD)/bin/libl2cuda.so
 CPPFLAGS   += -DL2_CUDA
-LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+LDLIBS     += -ldl
 NVCCFLAGS  ?= -O2 -std=c++17 -arch=sm_90 -Xcompiler -fPIC
 else
 $(info ✗ CUDA off: CPU-only build (--device cuda will report that it is unavailable))
@@ -77,15 +80,19 @@ $(shell mkdir -p $(BUILD) && echo '$(FLAGS_NOW)' > $(BUILD)/.flags)
 endif
 
 .PHONY: all deps test check unit bats bench demo goldens install uninstall clean experiment-fewshot
-all: $(BUILD)/libl2.a $(BINS) $(TESTS)
+all: $(BUILD)/libl2.a $(BINS) $(TESTS) $(CUDA_SO)
 
 $(BUILD)/lib/%.o: lib/%.c $(BUILD)/.flags
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/lib/cuda/%.o: lib/cuda/%.cu lib/device.h $(BUILD)/.flags
+$(BUILD)/lib/cuda/%.o: lib/cuda/%.cu $(BUILD)/.flags
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -Ilib -c $< -o $@
+
+$(CUDA_SO): $(CU_OBJ)
+	@mkdir -p $(@D)
+	$(NVCC) -shared $^ -o $@ -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
 
 $(BUILD)/libl2.a: $(LIB_OBJ)
 	@rm -f $@
@@ -136,6 +143,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	$(if $(SCRIPTS),install -m 755 $(SCRIPTS) $(DESTDIR)$(PREFIX)/bin/)
+	$(if $(CUDA_SO),install -d $(DESTDIR)$(PREFIX)/lib/l2 && install -m 755 $(CUDA_SO) $(DESTDIR)$(PREFIX)/lib/l2/)
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 uninstall:

@@ -1,19 +1,15 @@
 /* device.cu — CUDA side of the device seam (see lib/device.h): device
  * discovery and a cuBLAS SGEMM on row-major host arrays.  Compiled only when
- * nvcc is present (CUDA=1). */
+ * nvcc is present (CUDA=1), into libl2cuda.so, which lib/device.c loads on
+ * first use so that tools start fast and run on machines without CUDA. */
 #include <cstdio>
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 
-extern "C" {
-#include "../device.h"
-}
 
 static char status_line[256];
 
-extern "C" int l2_cuda_built(void) { return 1; }
-
-extern "C" int l2_cuda_available(void)
+extern "C" int l2cu_available(void)
 {
 	int n = 0;
 	cudaError_t e = cudaGetDeviceCount(&n);
@@ -29,14 +25,14 @@ extern "C" int l2_cuda_available(void)
 	return 1;
 }
 
-extern "C" const char *l2_cuda_status(void)
+extern "C" const char *l2cu_status(void)
 {
-	if (!status_line[0]) l2_cuda_available();
+	if (!status_line[0]) l2cu_available();
 	return status_line;
 }
 
 /* Row-major C = A B is column-major C^T = B^T A^T: swap the operands. */
-extern "C" int l2_cuda_sgemm(int transa, int transb, int m, int n, int k, float alpha, const float *a,
+extern "C" int l2cu_sgemm(int transa, int transb, int m, int n, int k, float alpha, const float *a,
 			     int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
 	static cublasHandle_t h;
