@@ -811,6 +811,15 @@ char *l2_tok_find_vocab(const char *opt, const char *weights)
 	if (env && *env) return l2_strdup(env);
 	static const char *const names[] = {"bpe_simple_vocab_16e6.txt.gz", "merges.txt", "vocab.txt.gz"};
 	if (weights) {
+		/* STEM.vocab.txt.gz: what l2-train-clip writes beside STEM.safetensors,
+		 * so several models can share a directory */
+		size_t wl = strlen(weights), sl_len = strlen(".safetensors");
+		size_t stem = wl > sl_len && !strcmp(weights + wl - sl_len, ".safetensors") ? wl - sl_len : wl;
+		char *own = l2_malloc(stem + sizeof ".vocab.txt.gz");
+		memcpy(own, weights, stem);
+		strcpy(own + stem, ".vocab.txt.gz");
+		if (l2_file_exists(own)) return own;
+		free(own);
 		const char *sl = strrchr(weights, '/');
 		size_t dl = sl ? (size_t)(sl - weights) + 1 : 0;
 		for (size_t i = 0; i < NELEM(names); i++) {
