@@ -485,7 +485,7 @@ static L2ClipTrain *load_clip_train(const char *path, int dim)
 	return m;
 }
 
-/* Generated images [n, 3, R, R] in [-1, 1] -> CLIP features [n, embed] (inference). */
+/* Images [n, 3, R, R] in [-1, 1] -> unit CLIP features [n, embed] (inference). */
 static void clip_features(const L2Clip *clip, const float *img, int n, int R, float *out)
 {
 	int cr = l2_clip_config(clip)->res;
@@ -496,6 +496,8 @@ static void clip_features(const L2Clip *clip, const float *img, int n, int R, fl
 		for (int ch = 0; ch < 3; ch++)
 			for (int k = 0; k < cr * cr; k++) px[ch * cr * cr + k] = (px[ch * cr * cr + k] - L2_CLIP_MEAN[ch]) / L2_CLIP_STD[ch];
 		l2_clip_encode_images(clip, px, 1, out + (size_t)i * l2_clip_config(clip)->embed);
+		/* unit norm, as l2-encode-images writes them: FDs comparable with l2-fid on its streams */
+		normalize(out + (size_t)i * l2_clip_config(clip)->embed, l2_clip_config(clip)->embed);
 	}
 	free(px);
 	free(t);
