@@ -19,10 +19,10 @@
 GAN_RES        ?= 32
 GAN_SIZE       ?= --resolution $(GAN_RES) --channel-base 512 --channel-max 32 --z-dim 64 --w-dim 64 --cond-hidden 64 --map-layers 2
 GAN_BATCH      ?= 8
-GAN_PRE_STEPS  ?= 100
-GAN_FT_STEPS   ?= 40
+GAN_PRE_STEPS  ?= 200
+GAN_FT_STEPS   ?= 80
 GAN_PAIRS      ?= 0.1
-GAN_TICK       ?= 20
+GAN_TICK       ?= 40
 GAN_COMMON     ?= $(GAN_SIZE) --batch $(GAN_BATCH) --seed $(SEED) --tick $(GAN_TICK)
 GAN_SAMPLES    ?= 16
 GAN_N          ?= 4
