@@ -103,11 +103,11 @@ PY
 
 @test "l2-train-clip: a run killed with -9 resumes to the same weights" {
 	mkdir a k
-	l2-train-clip --synthetic 40 $TINY --steps 40 --seed 2 -o a/m.safetensors --quiet
-	l2-train-clip --synthetic 40 $TINY --steps 40 --seed 2 -o k/m.safetensors --quiet --save-every 1 &
+	l2-train-clip --synthetic 40 $TINY --steps 200 --seed 2 -o a/m.safetensors --quiet
+	l2-train-clip --synthetic 40 $TINY --steps 200 --seed 2 -o k/m.safetensors --quiet --save-every 1 &
 	pid=$!
-	for i in $(seq 100); do [ -e k/m.state ] && break; sleep 0.1; done
-	sleep 0.3
+	# kill as soon as the first checkpoint exists: the loop is running then
+	for i in $(seq 1000); do [ -e k/m.state ] && break; sleep 0.02; done
 	kill -9 $pid || true
 	wait $pid || true
 	assert_file_exists k/m.state
@@ -116,21 +116,21 @@ PY
 import json, struct; f = open('k/m.state', 'rb'); n = struct.unpack('<Q', f.read(8))[0]
 print(json.loads(f.read(n))['__metadata__']['step'])"
 	assert_success
-	[ "$output" -lt 40 ]
-	l2-train-clip --synthetic 40 $TINY --steps 40 --seed 2 -o k/m.safetensors --quiet --resume
+	[ "$output" -lt 200 ]
+	l2-train-clip --synthetic 40 $TINY --steps 200 --seed 2 -o k/m.safetensors --quiet --resume
 	cmp a/m.safetensors k/m.safetensors
-	run l2-train-clip --synthetic 40 $TINY --steps 40 --seed 2 -o k/m.safetensors --resume
+	run l2-train-clip --synthetic 40 $TINY --steps 200 --seed 2 -o k/m.safetensors --resume
 	assert_success
-	assert_output --partial "already at step 40"
+	assert_output --partial "already at step 200"
 }
 
 @test "l2-train-clip: SIGTERM writes a checkpoint, exits 130, and the run resumes to the same weights" {
 	mkdir a t
 	l2-train-clip --synthetic 40 $TINY --steps 300 --seed 4 -o a/m.safetensors --quiet
-	l2-train-clip --synthetic 40 $TINY --steps 300 --seed 4 -o t/m.safetensors --quiet &
+	l2-train-clip --synthetic 40 $TINY --steps 300 --seed 4 -o t/m.safetensors --quiet --save-every 1 &
 	pid=$!
-	for i in $(seq 100); do [ -e t/vocab.txt.gz ] && break; sleep 0.1; done
-	sleep 0.5
+	# the first checkpoint means the training loop (and its handler) is running
+	for i in $(seq 1000); do [ -e t/m.state ] && break; sleep 0.02; done
 	kill -TERM $pid
 	rc=0
 	wait $pid || rc=$?
