@@ -993,9 +993,9 @@ static void cmd_import_features(const Options *o, const char *dspath, const char
 		snprintf(k, sizeof k, "feat.%s.model", o->name);
 		l2_store_set_meta(l2_dataset_store(ds), k, o->model);
 	}
-	l2_stream_close(r);
 	l2_dataset_close(ds);
 	l2_info("%s: %llu %s vectors stored as '%s'", dspath, (unsigned long long)n, h->kind, o->name);
+	l2_stream_close(r); /* h points into the reader */
 }
 
 typedef struct {
