@@ -979,7 +979,7 @@ L2IndexWriter *l2_index_writer_open(const char *path, const L2IndexBuildOptions 
 		sprintf(w->dir, "%s.tmp-%ld", path, (long)getpid());
 		if (mkdir(w->dir, 0755)) l2_die_errno("%s", path);
 		tmp_dir_path = w->dir;
-		atexit(remove_tmp_dir);
+		l2_cleanup_register(remove_tmp_dir);
 		int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
 		for (int i = 0; i < 4; i++) prev_handler[sigs[i]] = signal(sigs[i], on_signal);
 	}

@@ -83,6 +83,9 @@ void l2_ofile_commit(L2OFile *o);
 void l2_ofile_abort(L2OFile *o);
 /* Remove every uncommitted temporary file now (also runs at exit). */
 void l2_ofile_cleanup_all(void);
+/* Run fn at exit, normal or through l2_die (which skips atexit handlers);
+ * fn must be safe to call more than once.  At most 16. */
+void l2_cleanup_register(void (*fn)(void));
 
 /* Make a directory and its parents (mkdir -p); dies on failure. */
 void l2_mkdir_p(const char *path);

@@ -591,16 +591,16 @@ int main(int argc, char **argv)
 			n / dt, 3 * l2_cliptr_flops(c, B, (int)max_t) * n / dt * 1e-9, B, max_t);
 	}
 	save_all(&o, m, opt, ema, &st, state_path, base_name(vocab_path));
+	int rc = 0;
 	if (stop_signal) {
 		l2_info("interrupted at step %lld: checkpoint written (continue with --resume)", (long long)st.step);
-		return 130;
-	}
-	if (o.eval_every) {
+		rc = 130;
+	} else if (o.eval_every) {
 		if (ema) l2_ema_swap(ema);
 		evaluate(g, m, &te, B, (long)st.step);
 		if (ema) l2_ema_swap(ema);
 	}
-	if (!l2_quiet) l2_info("wrote %s, %s, %s", o.out, vocab_path, state_path);
+	if (!l2_quiet && !rc) l2_info("wrote %s, %s, %s", o.out, vocab_path, state_path);
 	ad_graph_free(g);
 	free(perm);
 	free(px);
@@ -614,5 +614,5 @@ int main(int argc, char **argv)
 	free_split(&te);
 	free(state_path);
 	free(vocab_path);
-	return 0;
+	return rc;
 }
