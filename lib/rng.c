@@ -54,3 +54,11 @@ void l2_rng_fill_uniform(L2Rng *r, float *x, size_t n, double lo, double hi)
 {
 	for (size_t i = 0; i < n; i++) x[i] = (float)(lo + (hi - lo) * l2_rng_uniform(r));
 }
+
+void l2_rng_epoch_perm(int *perm, int n, uint64_t seed, uint64_t epoch)
+{
+	L2Rng pr;
+	l2_rng_init(&pr, seed, 0x65706f00 + epoch);
+	for (int i = 0; i < n; i++) perm[i] = i;
+	l2_rng_shuffle(&pr, perm, (size_t)n);
+}

@@ -22,6 +22,10 @@ double l2_rng_uniform(L2Rng *r);            /* [0, 1), 53 bits */
 double l2_rng_normal(L2Rng *r);             /* N(0, 1) */
 uint64_t l2_rng_below(L2Rng *r, uint64_t n); /* uniform in [0, n), unbiased */
 void l2_rng_shuffle(L2Rng *r, int *v, size_t n);
+/* The training data order of epoch `epoch` under `seed`: perm = a shuffle
+ * of 0..n-1 that depends on nothing else, so a resumed run (which knows only
+ * seed, epoch and position) sees the same order as an uninterrupted one. */
+void l2_rng_epoch_perm(int *perm, int n, uint64_t seed, uint64_t epoch);
 void l2_rng_fill_normal(L2Rng *r, float *x, size_t n, double mean, double std);
 void l2_rng_fill_uniform(L2Rng *r, float *x, size_t n, double lo, double hi);
 

@@ -539,10 +539,7 @@ int main(int argc, char **argv)
 			st.data_pos = 0;
 		}
 		if (perm_epoch != st.data_epoch) {
-			L2Rng pr;
-			l2_rng_init(&pr, o.seed, 0x65706f00 + st.data_epoch);
-			for (int i = 0; i < tr.n; i++) perm[i] = i;
-			l2_rng_shuffle(&pr, perm, tr.n);
+			l2_rng_epoch_perm(perm, tr.n, o.seed, st.data_epoch);
 			perm_epoch = st.data_epoch;
 		}
 		for (int b = 0; b < B; b++) {
