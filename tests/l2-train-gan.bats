@@ -44,7 +44,7 @@ setup_file() {
 		assert_file_exist "run/$f"
 	done
 	[ "$(wc -l < run/log.tsv)" = 3 ]
-	head -1 run/log.tsv | grep -q "^step	loss_G	loss_D	con_D	con_G	r1	fd_clip	images_per_s$"
+	head -1 run/log.tsv | grep -q "^step	loss_G	loss_D	con_D	con_G	r1	fd_clip	images_per_s	fid_inception$"
 	[ "$(head -c 8 run/grid.png | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ]
 	[ "$(head -c 8 run/loss.png | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ]
 	# no temporaries left
@@ -149,6 +149,26 @@ setup_file() {
 	assert_success
 	awk -F'\t' 'NR == 2 { fd0 = $7; c0 = $4; g0 = $5 } NR == 5 { fd1 = $7; c1 = $4 }
 		END { printf "FD %s -> %s, ConD %s -> %s, ConG %s\n", fd0, fd1, c0, c1, g0; exit !(fd1 < fd0 / 2 && c1 < c0 && g0 > 0) }' ov/log.tsv
+}
+
+@test "--inception: the Inception FID of the held-out samples in the log; bad weights refused" {
+	run l2-train-gan -d "$DS" --inception w.safetensors
+	assert_failure 2; assert_output --partial "--fid-every"
+	printf 'not safetensors' > bad.safetensors
+	run l2-train-gan -d "$DS" -o bad $GAN_TINY --steps 2 --fid-every 2 --clip "$CLIP" --inception bad.safetensors
+	assert_failure 1; assert_output --partial "bad.safetensors"
+	l2-fid --random-weights w.safetensors --seed 3
+	run l2-train-gan -d "$DS" -o inc $GAN_TINY --steps 6 --stop-after 4 --tick 2 --fid-every 2 --clip "$CLIP" --inception w.safetensors
+	assert_success; assert_output --partial "FID "
+	# fid_inception (column 9) finite and positive at both ticks; fd_clip there too
+	awk -F'\t' 'NR > 1 { n++; if (!($9 > 0) || !($7 > 0)) bad = 1 } END { exit bad || n != 2 }' inc/log.tsv
+	# the same run without --inception: same weights, fid_inception "nan"
+	l2-train-gan --quiet -d "$DS" -o noinc $GAN_TINY --steps 6 --stop-after 4 --tick 2 --fid-every 2 --clip "$CLIP"
+	cmp inc/G.safetensors noinc/G.safetensors
+	[ "$(cut -f9 noinc/log.tsv | tail -n +2 | sort -u)" = nan ]
+	# resume keeps the column
+	l2-train-gan --quiet -d "$DS" -o inc $GAN_TINY --steps 6 --tick 2 --fid-every 2 --clip "$CLIP" --inception w.safetensors --resume
+	awk -F'\t' 'NR > 1 { n++; if (!($9 > 0)) bad = 1 } END { exit bad || n != 3 }' inc/log.tsv
 }
 
 @test "unwritable output directory" {

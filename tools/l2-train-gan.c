@@ -13,8 +13,8 @@
 #include "clip.h"
 #include "clip_train.h"
 #include "dataset.h"
-#include "fid.h"
 #include "gan.h"
+#include "gan_eval.h"
 #include "image.h"
 #include "optim.h"
 #include "rng.h"
@@ -30,7 +30,7 @@ enum { COND_TEXT, COND_PSEUDO, COND_GAUSSIAN, COND_MIXED };
 static const char *cond_names[] = {"text", "pseudo", "gaussian", "mixed"};
 
 typedef struct {
-	const char *dataset, *out, *init, *clip;
+	const char *dataset, *out, *init, *clip, *inception;
 	const char *cap_feat, *pseudo_feat, *img_feat;
 	int cond, paired_only, resume, xflip;
 	double pairs, xi;
@@ -83,6 +83,8 @@ static void usage(FILE *f)
 		"      --tick N             every N steps: metrics line, grid, loss plot, log, checkpoint (default 100)\n"
 		"      --fid-every N        CLIP-feature Frechet distance on the held-out captions every N steps\n"
 		"                           (and at the end; needs --clip)\n"
+		"      --inception WEIGHTS  with --fid-every: also the Inception FID (l2-fid's -m file) of those\n"
+		"                           samples against the held-out images, at the training resolution\n"
 		"      --grid ROWSxCOLS     sample grid size (default 8x4)\n"
 		"      --resume             continue from RUNDIR/state.safetensors (bit-identical)\n"
 		"      --stop-after N       stop (with a checkpoint) after step N\n"
@@ -95,7 +97,7 @@ static void usage(FILE *f)
 enum {
 	O_COND = L2_OPT_COMMON_END, O_PAIRS, O_PONLY, O_CAPF, O_PSF, O_IMF, O_XI, O_RES, O_CB, O_CM, O_ML, O_ZD, O_WD, O_CH,
 	O_INIT, O_STEPS, O_BATCH, O_LR, O_LRG, O_LRD, O_B1, O_B2, O_GC, O_LC, O_TAU, O_CLIP, O_R1, O_R1E, O_EMA, O_EMAR,
-	O_NOFLIP, O_SEED, O_TICK, O_FID, O_GRID, O_RESUME, O_STOP
+	O_NOFLIP, O_SEED, O_TICK, O_FID, O_GRID, O_RESUME, O_STOP, O_INC
 };
 
 static void parse_options(int argc, char **argv, Options *o)
@@ -121,7 +123,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"no-xflip", no_argument, 0, O_NOFLIP}, {"seed", required_argument, 0, O_SEED},
 		{"tick", required_argument, 0, O_TICK}, {"fid-every", required_argument, 0, O_FID},
 		{"grid", required_argument, 0, O_GRID}, {"resume", no_argument, 0, O_RESUME},
-		{"stop-after", required_argument, 0, O_STOP}, {0, 0, 0, 0}};
+		{"stop-after", required_argument, 0, O_STOP}, {"inception", required_argument, 0, O_INC}, {0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->out = "gan-run";
 	o->cap_feat = "caption", o->pseudo_feat = "pseudo", o->img_feat = "image";
@@ -178,6 +180,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case O_SEED: o->seed = l2_parse_u64(optarg, "--seed"); break;
 		case O_TICK: o->tick = l2_parse_long(optarg, "--tick", 1, 1L << 40); break;
 		case O_FID: o->fid_every = l2_parse_long(optarg, "--fid-every", 0, 1L << 40); break;
+		case O_INC: o->inception = optarg; break;
 		case O_GRID:
 			if (sscanf(optarg, "%ldx%ld", &o->grid_rows, &o->grid_cols) != 2 || o->grid_rows < 1 || o->grid_cols < 1 ||
 			    o->grid_rows > 64 || o->grid_cols > 64)
@@ -199,6 +202,7 @@ static void parse_options(int argc, char **argv, Options *o)
 	if (o->c.res & (o->c.res - 1)) l2_usage_error(usage, "--resolution must be a power of two");
 	if (o->batch >= 4 && o->batch % 4) l2_usage_error(usage, "--batch must be below 4 or a multiple of 4 (minibatch std groups)");
 	if (o->fid_every && !o->clip) l2_usage_error(usage, "--fid-every needs --clip WEIGHTS");
+	if (o->inception && !o->fid_every) l2_usage_error(usage, "--inception needs --fid-every N");
 	if (!o->stop_after || o->stop_after > o->steps) o->stop_after = o->steps;
 }
 
@@ -370,7 +374,7 @@ static void draw_cond(const Data *d, const Options *o, int i, L2Rng *r, float *o
 
 typedef struct {
 	long step;
-	double lg, ld, cond, cong, r1, fd, ips;
+	double lg, ld, cond, cong, r1, fd, ips, fid; /* fd: CLIP features; fid: Inception (NAN: not taken) */
 } LogRow;
 
 static void draw_line(L2Image *im, int x0, int y0, int x1, int y1, const uint8_t col[3])
@@ -425,12 +429,14 @@ static void write_log(const char *path, const LogRow *rows, int n)
 {
 	L2OFile *f = l2_ofile_open(path, 0);
 	FILE *fp = l2_ofile_fp(f);
-	fprintf(fp, "step\tloss_G\tloss_D\tcon_D\tcon_G\tr1\tfd_clip\timages_per_s\n");
+	fprintf(fp, "step\tloss_G\tloss_D\tcon_D\tcon_G\tr1\tfd_clip\timages_per_s\tfid_inception\n");
 	for (int i = 0; i < n; i++) {
 		fprintf(fp, "%ld\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t", rows[i].step, rows[i].lg, rows[i].ld, rows[i].cond, rows[i].cong, rows[i].r1);
 		if (isfinite(rows[i].fd)) fprintf(fp, "%.6f", rows[i].fd);
 		else fprintf(fp, "nan");
-		fprintf(fp, "\t%.2f\n", rows[i].ips);
+		fprintf(fp, "\t%.2f\t", rows[i].ips);
+		if (isfinite(rows[i].fid)) fprintf(fp, "%.6f\n", rows[i].fid);
+		else fprintf(fp, "nan\n");
 	}
 	l2_ofile_commit(f);
 }
@@ -444,10 +450,13 @@ static int read_log(const char *path, LogRow **rows, long upto)
 	char line[1024];
 	while (fgets(line, sizeof line, f)) {
 		LogRow r;
-		char fd[64];
-		if (sscanf(line, "%ld\t%lf\t%lf\t%lf\t%lf\t%lf\t%63s\t%lf", &r.step, &r.lg, &r.ld, &r.cond, &r.cong, &r.r1, fd, &r.ips) != 8) continue;
+		char fd[64], fid[64] = "nan";
+		int k = sscanf(line, "%ld\t%lf\t%lf\t%lf\t%lf\t%lf\t%63s\t%lf\t%63s", &r.step, &r.lg, &r.ld, &r.cond, &r.cong, &r.r1,
+			       fd, &r.ips, fid);
+		if (k != 8 && k != 9) continue; /* logs before fid_inception have 8 columns */
 		if (r.step > upto) break;
 		r.fd = strcmp(fd, "nan") ? atof(fd) : NAN;
+		r.fid = strcmp(fid, "nan") ? atof(fid) : NAN;
 		if (n == cap) cap = cap ? 2 * cap : 64, *rows = l2_realloc(*rows, cap * sizeof **rows);
 		(*rows)[n++] = r;
 	}
@@ -522,20 +531,6 @@ static void generate(AdGraph *g, L2GanG *G, const float *h, int n, uint64_t seed
 	ad_graph_reset(g);
 	ad_graph_set_grad(g, 1);
 	free(z);
-}
-
-static double clip_fd(const float *a, int na, const float *b, int nb, int d)
-{
-	L2FidStats s1, s2;
-	l2_fid_stats_init(&s1, d), l2_fid_stats_init(&s2, d);
-	l2_fid_stats_add(&s1, a, na), l2_fid_stats_add(&s2, b, nb);
-	double *mu1 = l2_malloc(d * sizeof(double)), *mu2 = l2_malloc(d * sizeof(double));
-	double *S1 = l2_malloc((size_t)d * d * sizeof(double)), *S2 = l2_malloc((size_t)d * d * sizeof(double));
-	l2_fid_stats_finish(&s1, mu1, S1), l2_fid_stats_finish(&s2, mu2, S2);
-	double fd = l2_fid_frechet(mu1, S1, mu2, S2, d).fid;
-	l2_fid_stats_free(&s1), l2_fid_stats_free(&s2);
-	free(mu1), free(mu2), free(S1), free(S2);
-	return fd;
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------ */
@@ -729,6 +724,15 @@ int main(int argc, char **argv)
 			clip_features(clip_inf, te.px, te.n, R, real_feat);
 		}
 	}
+	/* Inception FID at the training resolution: the held-out images' features once */
+	L2Inception *inc = NULL;
+	float *real_inc = NULL, *gen_inc = NULL;
+	if (o.inception) {
+		inc = l2_gan_inception_open(o.inception);
+		real_inc = l2_malloc((size_t)te.n * 2048 * sizeof(float));
+		gen_inc = l2_malloc((size_t)te.n * 2048 * sizeof(float));
+		l2_gan_inception_features(inc, te.px, te.n, R, real_inc);
+	}
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -839,12 +843,16 @@ int main(int argc, char **argv)
 		if ((long)st.step % o.tick == 0 || last || stop_signal) {
 			double now = l2_now(), ips = (double)((long)st.step - tick_s0) * B / (now - tick_t0);
 			LogRow row = {(long)st.step, acc[0] / nacc, acc[1] / nacc, acc[2] / nacc, acc[3] / nacc,
-				      nr1 ? acc[4] / nr1 : 0, NAN, ips};
+				      nr1 ? acc[4] / nr1 : 0, NAN, ips, NAN};
 			l2_ema_swap(ema);
 			if (o.fid_every && ((long)st.step % o.fid_every == 0 || last)) {
 				generate(g, G, te.cond, te.n, o.seed ^ 0x666964, gen);
 				clip_features(clip_inf, gen, te.n, R, gen_feat);
-				row.fd = clip_fd(gen_feat, te.n, real_feat, te.n, dim);
+				row.fd = l2_gan_frechet(gen_feat, te.n, real_feat, te.n, dim);
+				if (inc) {
+					l2_gan_inception_features(inc, gen, te.n, R, gen_inc);
+					row.fid = l2_gan_frechet(gen_inc, te.n, real_inc, te.n, 2048);
+				}
 			}
 			/* grid: each row a fixed condition (real image first), columns fixed seeds */
 			generate(g, G, gh, grows * gcols, o.seed ^ 0x67726964, gen);
@@ -874,8 +882,9 @@ int main(int argc, char **argv)
 			save_all(&o, &ck, &st, G, o.out);
 			if (!l2_quiet) {
 				double eta = (double)(o.stop_after - (long)st.step) * B / (ips > 0 ? ips : 1);
-				char fd[32] = "";
+				char fd[64] = "";
 				if (isfinite(row.fd)) snprintf(fd, sizeof fd, "  FD %.4f", row.fd);
+				if (isfinite(row.fid)) snprintf(fd + strlen(fd), sizeof fd - strlen(fd), "  FID %.2f", row.fid);
 				l2_info("step %lld/%ld  G %.4f  D %.4f  ConD %.4f  ConG %.4f  R1 %.4f%s  %.1f img/s  ETA %ld:%02ld",
 					(long long)st.step, o.steps, row.lg, row.ld, row.cond, row.cong, row.r1, fd, ips,
 					(long)eta / 60, (long)eta % 60);
@@ -899,7 +908,8 @@ int main(int argc, char **argv)
 	}
 	ad_graph_free(g);
 	free(perm), free(xb), free(hb), free(zb), free(fake), free(gen), free(gen_feat), free(box), free(gh), free(rows);
-	free(real_feat), free(state_path), free(log_path);
+	free(real_feat), free(state_path), free(log_path), free(real_inc), free(gen_inc);
+	if (inc) l2_inception_free(inc);
 	free(ck.p), free(ck.m), free(ck.v), free(ck.w);
 	if (clip_tr) l2_cliptr_free(clip_tr);
 	if (clip_inf) l2_clip_free(clip_inf);
