@@ -1,17 +1,22 @@
 """bench_gan.py — the GAN l2-train-gan trains (lib/gan.h), in PyTorch (CPU,
 float32), for bench/bench_gan.sh: the same generator (mapping without the
 condition, per-layer A([MLP(h); w]) styles, modulated convs with demodulation
-as grouped convolutions, FIR [1,3,3,1] up/down, noise, skip toRGB) and
+in StyleGAN2's training form (x * s, one conv with the shared weight,
+demodulation of the output; --fused: per-sample weights in a grouped conv),
+FIR [1,3,3,1] up/down, noise, skip toRGB) and
 discriminator (residual, minibatch std, f_d + <h, f_s>), the same losses
 (non-saturating, L_ConD on fakes for G and reals for D; L_ConG off as in the
 bench), lazy R1 every 16 steps through a true double backward, Adam
-(0, 0.99) with the lazy-regularisation correction.  Prints "images/s X"."""
+(0, 0.99) with the lazy-regularisation correction.  Prints "images/s X
+images/cpu-s Y" (wall and process CPU time of the timed steps; the first two
+steps are not timed)."""
 import argparse, math, time
 import torch, torch.nn.functional as F
 
 ap = argparse.ArgumentParser()
 for k, v in dict(res=32, cbase=512, cmax=32, zdim=64, wdim=64, chid=64, cdim=128, maps=2, batch=8, steps=20, threads=2).items():
     ap.add_argument("--" + k, type=int, default=v)
+ap.add_argument("--fused", action="store_true", help="modulated conv as a grouped conv (default: StyleGAN2's training form)")
 a = ap.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(0)
 ch = lambda r: min(a.cbase // r, a.cmax)
@@ -44,9 +49,15 @@ class Styled(torch.nn.Module):
         if not s.demod: u = u / math.sqrt(s.ci * s.k * s.k)
         if s.up: x = fir(x, True)
         N, C, H, W = x.shape
-        wn = s.w[None] * u[:, None, :, None, None]
-        if s.demod: wn = wn * (wn.square().sum([2, 3, 4], keepdim=True) + 1e-8).rsqrt()
-        y = F.conv2d(x.reshape(1, N * C, H, W), wn.reshape(-1, C, s.k, s.k), padding=s.k // 2, groups=N).reshape(N, -1, H, W)
+        if a.fused:  # per-sample weights, grouped conv (StyleGAN2's fused_modconv=True, its inference form)
+            wn = s.w[None] * u[:, None, :, None, None]
+            if s.demod: wn = wn * (wn.square().sum([2, 3, 4], keepdim=True) + 1e-8).rsqrt()
+            y = F.conv2d(x.reshape(1, N * C, H, W), wn.reshape(-1, C, s.k, s.k), padding=s.k // 2, groups=N).reshape(N, -1, H, W)
+        else:  # StyleGAN2's training form (fused_modconv=False): scale x, shared-weight conv, demodulate y
+            y = F.conv2d(x * u[:, :, None, None], s.w, padding=s.k // 2)
+            if s.demod:
+                d = ((s.w[None] * u[:, None, :, None, None]).square().sum([2, 3, 4]) + 1e-8).rsqrt()
+                y = y * d[:, :, None, None]
         if s.noise is not None: y = y + torch.randn(N, 1, H, W) * s.noise
         y = y + s.b[None, :, None, None]
         return act(y) if s.demod else y
@@ -115,6 +126,7 @@ def step(i):
         od.zero_grad(); (gr.square().sum([1, 2, 3]).mean() * 5 * 16).backward(); od.step()
 
 for i in range(2): step(i)
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 for i in range(2, 2 + a.steps): step(i)
-print("images/s %.3f" % (a.steps * B / (time.perf_counter() - t)))
+t, c = time.perf_counter() - t, time.process_time() - c
+print("images/s %.3f images/cpu-s %.3f" % (a.steps * B / t, a.steps * B / c))

@@ -1270,13 +1270,28 @@ AdTensor *ad_expand(AdGraph *g, AdTensor *x, int ndim, const int *shape)
 
 /* ---- images --------------------------------------------------------------------------- */
 
-/* im2col for one image, one group: col[(c*kh + i)*kw + j][oy*OW + ox] */
-static void im2col(const adr *x, int C, int H, int W, int kh, int kw, int st, int pad, int OH, int OW, adr *col)
+/* The output columns [lo, hi) whose input column ox * st - pad + j lies in [0, W). */
+static void col_range(int W, int OW, int st, int pad, int j, int *lo, int *hi)
 {
-	for (int c = 0; c < C; c++)
-		for (int i = 0; i < kh; i++)
-			for (int j = 0; j < kw; j++) {
-				adr *row = col + (((size_t)c * kh + i) * kw + j) * OH * OW;
+	int a = pad - j > 0 ? (pad - j + st - 1) / st : 0;
+	int b = W - 1 + pad - j >= 0 ? (W - 1 + pad - j) / st + 1 : 0;
+	*lo = a < OW ? a : OW;
+	*hi = b < OW ? b : OW;
+	if (*hi < *lo) *hi = *lo;
+}
+
+/* im2col for one image, one group: col[(c*kh + i)*kw + j][oy*OW + ox], rows
+ * ld apart (ld = OH*OW for one image; N*OH*OW when a batch shares one GEMM
+ * and this image's columns start at col + n*OH*OW). */
+static void im2col(const adr *x, int C, int H, int W, int kh, int kw, int st, int pad, int OH, int OW, adr *col,
+		   size_t ld)
+{
+	for (int j = 0; j < kw; j++) {
+		int lo, hi;
+		col_range(W, OW, st, pad, j, &lo, &hi);
+		for (int c = 0; c < C; c++)
+			for (int i = 0; i < kh; i++) {
+				adr *row = col + (((size_t)c * kh + i) * kw + j) * ld;
 				const adr *xc = x + (size_t)c * H * W;
 				for (int oy = 0; oy < OH; oy++) {
 					int iy = oy * st - pad + i;
@@ -1285,37 +1300,121 @@ static void im2col(const adr *x, int C, int H, int W, int kh, int kw, int st, in
 						memset(r, 0, OW * sizeof(adr));
 						continue;
 					}
-					if (st == 1) {
-						for (int ox = 0; ox < OW; ox++) {
-							int ix = ox - pad + j;
-							r[ox] = ix >= 0 && ix < W ? xc[(size_t)iy * W + ix] : 0;
-						}
-					} else {
-						for (int ox = 0; ox < OW; ox++) {
-							int ix = ox * st - pad + j;
-							r[ox] = ix >= 0 && ix < W ? xc[(size_t)iy * W + ix] : 0;
-						}
-					}
+					const adr *xr = xc + (size_t)iy * W - pad + j;
+					for (int ox = 0; ox < lo; ox++) r[ox] = 0;
+					if (st == 1) memcpy(r + lo, xr + lo, (size_t)(hi - lo) * sizeof(adr));
+					else
+						for (int ox = lo; ox < hi; ox++) r[ox] = xr[(size_t)ox * st];
+					for (int ox = hi; ox < OW; ox++) r[ox] = 0;
 				}
 			}
+	}
 }
 
-static void col2im(const adr *col, int C, int H, int W, int kh, int kw, int st, int pad, int OH, int OW, adr *x)
+/* x += the transpose of im2col (same layout and ld as im2col). */
+static void col2im(const adr *col, int C, int H, int W, int kh, int kw, int st, int pad, int OH, int OW, adr *x,
+		   size_t ld)
 {
 	for (int c = 0; c < C; c++)
 		for (int i = 0; i < kh; i++)
 			for (int j = 0; j < kw; j++) {
-				const adr *row = col + (((size_t)c * kh + i) * kw + j) * OH * OW;
+				int lo, hi;
+				col_range(W, OW, st, pad, j, &lo, &hi);
+				const adr *row = col + (((size_t)c * kh + i) * kw + j) * ld;
 				adr *xc = x + (size_t)c * H * W;
 				for (int oy = 0; oy < OH; oy++) {
 					int iy = oy * st - pad + i;
 					if (iy < 0 || iy >= H) continue;
-					for (int ox = 0; ox < OW; ox++) {
-						int ix = ox * st - pad + j;
-						if (ix >= 0 && ix < W) xc[(size_t)iy * W + ix] += row[(size_t)oy * OW + ox];
-					}
+					adr *xr = xc + (size_t)iy * W - pad + j;
+					const adr *r = row + (size_t)oy * OW;
+					if (st == 1)
+						for (int ox = lo; ox < hi; ox++) xr[ox] += r[ox];
+					else
+						for (int ox = lo; ox < hi; ox++) xr[(size_t)ox * st] += r[ox];
 				}
 			}
+}
+
+/* ---- batched convolution core ----------------------------------------------------------
+ * One GEMM for the whole batch with a shared weight: col[K, N*P] (K = C*kh*kw,
+ * P = OH*OW, image n's columns at n*P), Z[O, N*P] = w[O, K] col.  Callers
+ * copy Z into [N, O, OH, OW]; the backward takes gZ in Z's layout. */
+typedef struct {
+	int N, C, H, W, O, kh, kw, st, pad, OH, OW;
+} ConvGeom;
+
+static size_t cg_K(const ConvGeom *c) { return (size_t)c->C * c->kh * c->kw; }
+static size_t cg_P(const ConvGeom *c) { return (size_t)c->OH * c->OW; }
+
+/* col = im2col over the batch (from the arena); Z = w col. */
+static adr *conv_core_fwd(AdGraph *g, const ConvGeom *c, const adr *x, const adr *w, adr *Z)
+{
+	size_t K = cg_K(c), P = cg_P(c), NP = (size_t)c->N * P;
+	adr *col = ad_scratch(g, K * NP * sizeof(adr));
+	for (int n = 0; n < c->N; n++)
+		im2col(x + (size_t)n * c->C * c->H * c->W, c->C, c->H, c->W, c->kh, c->kw, c->st, c->pad, c->OH, c->OW,
+		       col + (size_t)n * P, NP);
+	ad_gemm(0, 0, c->O, (int)NP, (int)K, 1, w, (int)K, col, (int)NP, 0, Z, (int)NP);
+	return col;
+}
+
+/* dw += gZ col^T; dx += col2im(w^T gZ) (either may be NULL). */
+static void conv_core_bw(AdGraph *g, const ConvGeom *c, const adr *col, const adr *w, const adr *gZ, adr *dw, adr *dx)
+{
+	size_t K = cg_K(c), P = cg_P(c), NP = (size_t)c->N * P;
+	if (dw) ad_gemm(0, 1, c->O, (int)K, (int)NP, 1, gZ, (int)NP, col, (int)NP, 1, dw, (int)K);
+	if (dx) {
+		adr *dcol = ad_scratch(g, K * NP * sizeof(adr));
+		ad_gemm(1, 0, (int)K, (int)NP, c->O, 1, w, (int)K, gZ, (int)NP, 0, dcol, (int)NP);
+		for (int n = 0; n < c->N; n++)
+			col2im(dcol + (size_t)n * P, c->C, c->H, c->W, c->kh, c->kw, c->st, c->pad, c->OH, c->OW,
+			       dx + (size_t)n * c->C * c->H * c->W, NP);
+	}
+}
+
+/* Z[O, N*P] -> y[N, O, P] (+ b[o]). */
+static void conv_scatter(const ConvGeom *c, const adr *Z, const adr *b, adr *y)
+{
+	size_t P = cg_P(c), NP = (size_t)c->N * P;
+	for (int n = 0; n < c->N; n++)
+		for (int o = 0; o < c->O; o++) {
+			const adr *z = Z + (size_t)o * NP + (size_t)n * P;
+			adr *yo = y + ((size_t)n * c->O + o) * P;
+			if (b) {
+				adr bo = b[o];
+				for (size_t p = 0; p < P; p++) yo[p] = z[p] + bo;
+			} else
+				memcpy(yo, z, P * sizeof(adr));
+		}
+}
+
+/* y[N, O, P] -> gZ[O, N*P] (the gradient in Z's layout), and db[o] += sum. */
+static adr *conv_gather(AdGraph *g, const ConvGeom *c, const adr *gy, adr *db)
+{
+	size_t P = cg_P(c), NP = (size_t)c->N * P;
+	adr *gZ = ad_scratch(g, (size_t)c->O * NP * sizeof(adr));
+	for (int n = 0; n < c->N; n++)
+		for (int o = 0; o < c->O; o++) {
+			const adr *s = gy + ((size_t)n * c->O + o) * P;
+			memcpy(gZ + (size_t)o * NP + (size_t)n * P, s, P * sizeof(adr));
+			if (db) {
+				double a = 0;
+				for (size_t p = 0; p < P; p++) a += s[p];
+				db[o] += (adr)a;
+			}
+		}
+	return gZ;
+}
+
+/* groups == 1: ip as conv_bw; aux: col (NULL when w needs no gradient). */
+static void conv1_bw(AdGraph *g, AdNode *nd)
+{
+	AdTensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
+	const int *ip = nd->ip;
+	ConvGeom c = {ip[0], ip[1], ip[2], ip[3], ip[4], ip[5], ip[6], ip[7], ip[8], ip[10], ip[11]};
+	adr *dx = G(g, x), *dw = G(g, w), *db = G(g, b);
+	adr *gZ = conv_gather(g, &c, y->g, db);
+	conv_core_bw(g, &c, nd->aux, w->v, gZ, dw, dx);
 }
 
 /* ip: N, C, H, W, O, kh, kw, stride, pad, groups, OH, OW */
@@ -1343,7 +1442,7 @@ static void conv_bw(AdGraph *g, AdNode *nd)
 			if (dw) {
 				const adr *c = xs;
 				if (!direct) {
-					im2col(xs, cg, H, W, kh, kw, st, pad, OH, OW, col);
+					im2col(xs, cg, H, W, kh, kw, st, pad, OH, OW, col, (size_t)P);
 					c = col;
 				}
 				ad_gemm(0, 1, og, K, P, 1, dy, P, c, P, 1, dw + (size_t)gi * og * K, K);
@@ -1353,7 +1452,7 @@ static void conv_bw(AdGraph *g, AdNode *nd)
 				if (direct) ad_gemm(1, 0, K, P, og, 1, wg, K, dy, P, 1, dxs, P);
 				else {
 					ad_gemm(1, 0, K, P, og, 1, wg, K, dy, P, 0, dcol, P);
-					col2im(dcol, cg, H, W, kh, kw, st, pad, OH, OW, dxs);
+					col2im(dcol, cg, H, W, kh, kw, st, pad, OH, OW, dxs, (size_t)P);
 				}
 			}
 		}
@@ -1375,13 +1474,27 @@ AdTensor *ad_conv2d(AdGraph *g, AdTensor *x, AdTensor *w, AdTensor *b, int strid
 	int cg = C / groups, og = O / groups, K = cg * kh * kw, P = OH * OW;
 	int direct = kh == 1 && kw == 1 && stride == 1 && pad == 0;
 	AdTensor *y = ad_tensor(g, 4, (int[]){N, O, OH, OW});
+	if (groups == 1 && N > 1) {
+		/* the whole batch in one GEMM; the columns are kept for dw */
+		ConvGeom c = {N, C, H, W, O, kh, kw, stride, pad, OH, OW};
+		adr *Z = ad_scratch(g, (size_t)O * N * P * sizeof(adr));
+		adr *col = conv_core_fwd(g, &c, x->v, w->v, Z);
+		conv_scatter(&c, Z, b ? b->v : NULL, y->v);
+		if (needs(g, y, x, w, b)) {
+			AdNode *nd = record(g, conv1_bw, y, x, w, b);
+			int ip[12] = {N, C, H, W, O, kh, kw, stride, pad, groups, OH, OW};
+			memcpy(nd->ip, ip, sizeof ip);
+			nd->aux = col;
+		}
+		return y;
+	}
 	adr *col = direct ? NULL : ad_scratch(g, (size_t)K * P * sizeof(adr));
 	for (int n = 0; n < N; n++)
 		for (int gi = 0; gi < groups; gi++) {
 			const adr *xs = x->v + ((size_t)n * C + (size_t)gi * cg) * H * W, *c = xs;
 			adr *ys = y->v + ((size_t)n * O + (size_t)gi * og) * P;
 			if (!direct) {
-				im2col(xs, cg, H, W, kh, kw, stride, pad, OH, OW, col);
+				im2col(xs, cg, H, W, kh, kw, stride, pad, OH, OW, col, (size_t)P);
 				c = col;
 			}
 			if (b)
@@ -1519,41 +1632,76 @@ AdTensor *ad_resize_bilinear(AdGraph *g, AdTensor *x, int OH, int OW)
 	return y;
 }
 
-/* ip: fh, fw, up, down, px0, py0; aux: f[fh*fw] */
-static void upfirdn_run(const AdTensor *x, const AdTensor *y, const int *ip, const adr *f, const adr *src, adr *dst,
-			int back)
+/* The taps of upfirdn2d along one axis: output o reads input idx[o][t] with
+ * filter index fi[o][t] (flipped: a true convolution), t < cnt[o] <= nf.
+ * Precomputed so the inner loops have no division or bounds test. */
+typedef struct {
+	int *cnt, *idx, *fi;
+} Taps;
+
+static void taps_make(AdGraph *g, int in, int out, int nf, int up, int down, int p0, Taps *t)
 {
-	int fh = ip[0], fw = ip[1], up = ip[2], down = ip[3], px0 = ip[4], py0 = ip[5];
+	t->cnt = ad_scratch(g, (size_t)out * (1 + 2 * (size_t)nf) * sizeof(int));
+	t->idx = t->cnt + out;
+	t->fi = t->idx + (size_t)out * nf;
+	for (int o = 0; o < out; o++) {
+		int c = 0;
+		for (int i = 0; i < nf; i++) {
+			int u = o * down + i - p0; /* coordinate in the upsampled signal */
+			if (u < 0 || u >= in * up || u % up) continue;
+			t->idx[(size_t)o * nf + c] = u / up;
+			t->fi[(size_t)o * nf + c] = nf - 1 - i;
+			c++;
+		}
+		t->cnt[o] = c;
+	}
+}
+
+typedef struct {
+	adr *f;     /* [fh * fw] */
+	int fh, fw;
+	Taps ty, tx;
+} Upfirdn;
+
+static void upfirdn_run(const AdTensor *x, const AdTensor *y, const Upfirdn *u, const adr *src, adr *dst, int back)
+{
 	int H = x->shape[2], W = x->shape[3], OH = y->shape[2], OW = y->shape[3];
+	int fh = u->fh, fw = u->fw;
 	size_t planes = x->n / ((size_t)H * W);
 	for (size_t p = 0; p < planes; p++) {
 		const adr *xs = back ? NULL : src + p * H * W;
 		adr *dxs = back ? dst + p * H * W : NULL;
-		for (int oy = 0; oy < OH; oy++)
+		for (int oy = 0; oy < OH; oy++) {
+			int ny = u->ty.cnt[oy];
+			const int *iy = u->ty.idx + (size_t)oy * fh, *fy = u->ty.fi + (size_t)oy * fh;
 			for (int ox = 0; ox < OW; ox++) {
-				adr acc = 0, gy = back ? src[(p * OH + oy) * OW + ox] : 0;
-				for (int i = 0; i < fh; i++) {
-					int u = oy * down + i - py0; /* coordinate in the upsampled image */
-					if (u < 0 || u >= H * up || u % up) continue;
-					int iy = u / up;
-					for (int j = 0; j < fw; j++) {
-						int uu = ox * down + j - px0;
-						if (uu < 0 || uu >= W * up || uu % up) continue;
-						int ix = uu / up;
-						adr fv = f[(size_t)(fh - 1 - i) * fw + (fw - 1 - j)];
-						if (back) dxs[(size_t)iy * W + ix] += gy * fv;
-						else acc += xs[(size_t)iy * W + ix] * fv;
+				int nx = u->tx.cnt[ox];
+				const int *ix = u->tx.idx + (size_t)ox * fw, *fx = u->tx.fi + (size_t)ox * fw;
+				if (back) {
+					adr gy = src[(p * OH + oy) * OW + ox];
+					for (int a = 0; a < ny; a++) {
+						adr *dr = dxs + (size_t)iy[a] * W;
+						const adr *fr = u->f + (size_t)fy[a] * fw;
+						for (int b = 0; b < nx; b++) dr[ix[b]] += gy * fr[fx[b]];
 					}
+				} else {
+					adr acc = 0;
+					for (int a = 0; a < ny; a++) {
+						const adr *xr = xs + (size_t)iy[a] * W;
+						const adr *fr = u->f + (size_t)fy[a] * fw;
+						for (int b = 0; b < nx; b++) acc += xr[ix[b]] * fr[fx[b]];
+					}
+					dst[(p * OH + oy) * OW + ox] = acc;
 				}
-				if (!back) dst[(p * OH + oy) * OW + ox] = acc;
 			}
+		}
 	}
 }
 
 static void upfirdn_bw(AdGraph *g, AdNode *nd)
 {
 	AdTensor *x = nd->in[0];
-	upfirdn_run(x, nd->out, nd->ip, nd->aux, nd->out->g, G(g, x), 1);
+	upfirdn_run(x, nd->out, nd->aux, nd->out->g, G(g, x), 1);
 }
 
 AdTensor *ad_upfirdn2d(AdGraph *g, AdTensor *x, const adr *f, int fh, int fw, int up, int down, int px0, int px1,
@@ -1565,33 +1713,158 @@ AdTensor *ad_upfirdn2d(AdGraph *g, AdTensor *x, const adr *f, int fh, int fw, in
 	if (H * up + py0 + py1 < fh || W * up + px0 + px1 < fw || OH < 1 || OW < 1)
 		shape_die("upfirdn2d", "filter larger than the padded input");
 	AdTensor *y = ad_tensor(g, 4, (int[]){x->shape[0], x->shape[1], OH, OW});
-	adr *fc = ad_scratch(g, (size_t)fh * fw * sizeof(adr));
-	memcpy(fc, f, (size_t)fh * fw * sizeof(adr));
-	int ip[6] = {fh, fw, up, down, px0, py0};
-	upfirdn_run(x, y, ip, fc, x->v, y->v, 0);
-	if (needs(g, y, x, NULL, NULL)) {
-		AdNode *nd = record(g, upfirdn_bw, y, x, NULL, NULL);
-		memcpy(nd->ip, ip, sizeof ip);
-		nd->aux = fc;
-	}
+	Upfirdn *u = ad_scratch(g, sizeof *u);
+	u->f = ad_scratch(g, (size_t)fh * fw * sizeof(adr));
+	memcpy(u->f, f, (size_t)fh * fw * sizeof(adr));
+	u->fh = fh, u->fw = fw;
+	taps_make(g, H, OH, fh, up, down, py0, &u->ty);
+	taps_make(g, W, OW, fw, up, down, px0, &u->tx);
+	upfirdn_run(x, y, u, x->v, y->v, 0);
+	if (needs(g, y, x, NULL, NULL)) record(g, upfirdn_bw, y, x, NULL, NULL)->aux = u;
 	return y;
+}
+
+/* ---- modulated convolution ---------------------------------------------------------------
+ * StyleGAN2's training form (fused_modconv=False):
+ *     y[n, o] = d[n, o] * (w * (x[n] . s[n]))[o],
+ *     d[n, o] = (sum_c s[n, c]^2 W2[o, c] + 1e-8)^-1/2,  W2[o, c] = sum_ij w[o, c, i, j]^2
+ * (d = 1 without demodulation): one GEMM for the batch with the shared
+ * weight instead of a grouped convolution with per-sample weights.
+ * Backward, with gZ = d gy and q = sum_c s^2 W2 (dd/dq = -d^3 / 2):
+ *     gd[n, o]  = sum_p gy[n, o, p] Z[n, o, p],   gq = -gd d^3 / 2
+ *     gxs = conv^T(gZ),  dx = gxs s,  ds[n, c] = sum_p gxs x + 2 s[n, c] sum_o gq[n, o] W2[o, c]
+ *     dw = gZ (x s)^T-conv + 2 w[o, c, i, j] sum_n gq[n, o] s[n, c]^2 */
+typedef struct {
+	adr *col, *Z;     /* im2col of x s [K, N*P]; w * (x s) [O, N*P] */
+	adr *d, *W2;      /* [N, O], [O, C] (demod only) */
+} ModconvAux;
+
+/* ip: N, C, H, W, O, kh, kw, 1, pad, demod, OH, OW */
+static void modconv_bw(AdGraph *g, AdNode *nd)
+{
+	AdTensor *x = nd->in[0], *w = nd->in[1], *s = nd->in[2], *y = nd->out;
+	const int *ip = nd->ip;
+	ConvGeom c = {ip[0], ip[1], ip[2], ip[3], ip[4], ip[5], ip[6], ip[7], ip[8], ip[10], ip[11]};
+	int demod = ip[9], N = c.N, C = c.C, O = c.O;
+	const ModconvAux *a = nd->aux;
+	size_t P = cg_P(&c), NP = (size_t)N * P, HW = (size_t)c.H * c.W, K2 = (size_t)c.kh * c.kw;
+	adr *dx = G(g, x), *dw = G(g, w), *ds = G(g, s);
+	adr *gZ = ad_scratch(g, (size_t)O * NP * sizeof(adr));
+	double *gq = demod ? ad_scratch(g, (size_t)N * O * sizeof(double)) : NULL;
+	for (int n = 0; n < N; n++)
+		for (int o = 0; o < O; o++) {
+			const adr *gy = y->g + ((size_t)n * O + o) * P;
+			const adr *z = a->Z + (size_t)o * NP + (size_t)n * P;
+			adr *gz = gZ + (size_t)o * NP + (size_t)n * P;
+			if (demod) {
+				adr dv = a->d[(size_t)n * O + o];
+				double gd = 0;
+				for (size_t p = 0; p < P; p++) {
+					gd += (double)gy[p] * z[p];
+					gz[p] = gy[p] * dv;
+				}
+				gq[(size_t)n * O + o] = -0.5 * gd * (double)dv * dv * dv;
+			} else
+				memcpy(gz, gy, P * sizeof(adr));
+		}
+	adr *gxs = NULL;
+	if (dx || ds) gxs = scratch_zero(g, (size_t)N * C * HW);
+	conv_core_bw(g, &c, a->col, w->v, gZ, dw, gxs);
+	if (gxs)
+		for (int n = 0; n < N; n++)
+			for (int ci = 0; ci < C; ci++) {
+				size_t off = ((size_t)n * C + ci) * HW;
+				adr sv = s->v[(size_t)n * C + ci];
+				if (dx)
+					for (size_t p = 0; p < HW; p++) dx[off + p] += gxs[off + p] * sv;
+				if (ds) {
+					double acc = 0;
+					for (size_t p = 0; p < HW; p++) acc += (double)gxs[off + p] * x->v[off + p];
+					ds[(size_t)n * C + ci] += (adr)acc;
+				}
+			}
+	if (!demod) return;
+	if (ds)
+		for (int n = 0; n < N; n++)
+			for (int ci = 0; ci < C; ci++) {
+				double acc = 0;
+				for (int o = 0; o < O; o++) acc += gq[(size_t)n * O + o] * a->W2[(size_t)o * C + ci];
+				ds[(size_t)n * C + ci] += (adr)(2 * s->v[(size_t)n * C + ci] * acc);
+			}
+	if (dw)
+		for (int o = 0; o < O; o++)
+			for (int ci = 0; ci < C; ci++) {
+				double acc = 0;
+				for (int n = 0; n < N; n++) {
+					double sv = s->v[(size_t)n * C + ci];
+					acc += gq[(size_t)n * O + o] * sv * sv;
+				}
+				adr f = (adr)(2 * acc);
+				const adr *wr = w->v + ((size_t)o * C + ci) * K2;
+				adr *dr = dw + ((size_t)o * C + ci) * K2;
+				for (size_t k = 0; k < K2; k++) dr[k] += f * wr[k];
+			}
 }
 
 AdTensor *ad_modconv(AdGraph *g, AdTensor *x, AdTensor *w, AdTensor *s, int demod, int pad)
 {
 	char s1[64], s2[64];
+	if (x->ndim != 4 || w->ndim != 4 || s->ndim != 2 || w->shape[1] != x->shape[1] || s->shape[0] != x->shape[0] ||
+	    s->shape[1] != x->shape[1])
+		shape_die("modconv", "x %s, w %s and styles do not match", ad_shape_str(x, s1, 64), ad_shape_str(w, s2, 64));
 	int N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
 	int O = w->shape[0], kh = w->shape[2], kw = w->shape[3];
-	if (w->ndim != 4 || w->shape[1] != C || s->ndim != 2 || s->shape[0] != N || s->shape[1] != C)
-		shape_die("modconv", "x %s, w %s and styles do not match", ad_shape_str(x, s1, 64), ad_shape_str(w, s2, 64));
-	/* w'[n, o, c, i, j] = w[o, c, i, j] s[n, c] */
-	AdTensor *wn = ad_mul(g, ad_reshape(g, w, 5, (int[]){1, O, C, kh, kw}), ad_reshape(g, s, 5, (int[]){N, 1, C, 1, 1}));
+	if (pad < 0) shape_die("modconv", "pad %d", pad);
+	int OH = H + 2 * pad - kh + 1, OW = W + 2 * pad - kw + 1;
+	if (OH < 1 || OW < 1) shape_die("modconv", "kernel larger than the padded input");
+	ConvGeom c = {N, C, H, W, O, kh, kw, 1, pad, OH, OW};
+	size_t P = cg_P(&c), NP = (size_t)N * P, HW = (size_t)H * W, K2 = (size_t)kh * kw;
+	ModconvAux *a = ad_scratch(g, sizeof *a);
+	/* x s */
+	adr *xs = ad_scratch(g, x->n * sizeof(adr));
+	for (int n = 0; n < N; n++)
+		for (int ci = 0; ci < C; ci++) {
+			size_t off = ((size_t)n * C + ci) * HW;
+			adr sv = s->v[(size_t)n * C + ci];
+			for (size_t p = 0; p < HW; p++) xs[off + p] = x->v[off + p] * sv;
+		}
+	a->Z = ad_scratch(g, (size_t)O * NP * sizeof(adr));
+	a->col = conv_core_fwd(g, &c, xs, w->v, a->Z);
+	a->d = a->W2 = NULL;
 	if (demod) {
-		AdTensor *ss = ad_sum(g, ad_reshape(g, ad_square(g, wn), 3, (int[]){N, O, C * kh * kw}), 2, 1);
-		AdTensor *d = ad_pow(g, ad_affine(g, ss, 1, 1e-8), -0.5);
-		wn = ad_mul(g, wn, ad_reshape(g, d, 5, (int[]){N, O, 1, 1, 1}));
+		a->W2 = ad_scratch(g, (size_t)O * C * sizeof(adr));
+		a->d = ad_scratch(g, (size_t)N * O * sizeof(adr));
+		for (size_t oc = 0; oc < (size_t)O * C; oc++) {
+			double acc = 0;
+			for (size_t k = 0; k < K2; k++) acc += (double)w->v[oc * K2 + k] * w->v[oc * K2 + k];
+			a->W2[oc] = (adr)acc;
+		}
+		for (int n = 0; n < N; n++)
+			for (int o = 0; o < O; o++) {
+				double q = 0;
+				for (int ci = 0; ci < C; ci++) {
+					double sv = s->v[(size_t)n * C + ci];
+					q += sv * sv * a->W2[(size_t)o * C + ci];
+				}
+				a->d[(size_t)n * O + o] = (adr)(1 / sqrt(q + 1e-8));
+			}
 	}
-	AdTensor *xw = ad_reshape(g, x, 4, (int[]){1, N * C, H, W});
-	AdTensor *y = ad_conv2d(g, xw, ad_reshape(g, wn, 4, (int[]){N * O, C, kh, kw}), NULL, 1, pad, N);
-	return ad_reshape(g, y, 4, (int[]){N, O, y->shape[2], y->shape[3]});
+	AdTensor *y = ad_tensor(g, 4, (int[]){N, O, OH, OW});
+	for (int n = 0; n < N; n++)
+		for (int o = 0; o < O; o++) {
+			const adr *z = a->Z + (size_t)o * NP + (size_t)n * P;
+			adr *yo = y->v + ((size_t)n * O + o) * P;
+			if (demod) {
+				adr dv = a->d[(size_t)n * O + o];
+				for (size_t p = 0; p < P; p++) yo[p] = z[p] * dv;
+			} else
+				memcpy(yo, z, P * sizeof(adr));
+		}
+	if (needs(g, y, x, w, s)) {
+		AdNode *nd = record(g, modconv_bw, y, x, w, s);
+		int ip[12] = {N, C, H, W, O, kh, kw, 1, pad, demod, OH, OW};
+		memcpy(nd->ip, ip, sizeof ip);
+		nd->aux = a;
+	}
+	return y;
 }

@@ -175,9 +175,12 @@ AdTensor *ad_resize_bilinear(AdGraph *g, AdTensor *x, int oh, int ow);
  * constant (copied); gains are the caller's (e.g. f * up^2). */
 AdTensor *ad_upfirdn2d(AdGraph *g, AdTensor *x, const adr *f, int fh, int fw, int up, int down, int px0, int px1,
 		       int py0, int py1);
-/* StyleGAN2 modulated convolution, as forward code over the primitives:
- * per-sample weight w * s (s[N, C] styles), demodulated by
- * rsqrt(sum w'^2 + 1e-8) when demod, run as a grouped convolution. */
+/* StyleGAN2 modulated convolution x[N, C, H, W], w[O, C, k, k], styles
+ * s[N, C] -> [N, O, H', W'] (stride 1, zero padding pad): the same values as
+ * the per-sample weight w' = w * s demodulated by rsqrt(sum w'^2 + 1e-8)
+ * (when demod) in a grouped convolution, computed in StyleGAN2's training
+ * form  y[n] = d[n] * conv(x[n] * s[n], w)  as one GEMM over the batch, with
+ * its own backward (tests/c/test_ad.c checks it against the composed form). */
 AdTensor *ad_modconv(AdGraph *g, AdTensor *x, AdTensor *w, AdTensor *s, int demod, int pad);
 
 #endif
