@@ -6,12 +6,16 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* im2col scratch: at most this many floats per column block (16 MiB), so
- * memory stays bounded whatever the batch; blocks of >= 1000 columns keep
- * the GEMMs efficient even for K = 448*9. */
-#define COL_BUDGET (4u << 20)
+/* im2col scratch: at most this many floats per column block (4 MiB), so
+ * memory stays bounded whatever the batch and a block is still in cache
+ * when the GEMM packs it (16 MiB blocks made the stem's im2col 4x slower);
+ * blocks of >= 256 columns keep the GEMMs efficient. */
+#ifndef COL_BUDGET
+#define COL_BUDGET (1u << 20)
+#endif
 
 static __thread float *scratch;
 static __thread size_t scratch_len;
@@ -47,56 +51,98 @@ void l2_conv_fold_bn(L2Conv *c, const float *gamma, const float *beta, const flo
 	}
 }
 
+/* 8-float vectors with GCC/Clang vector extensions: no intrinsics, any target */
+typedef float V8 __attribute__((vector_size(32)));
+typedef int I8 __attribute__((vector_size(32)));
+
+static inline V8 v8_load(const float *p)
+{
+	V8 v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static inline void v8_store(float *p, V8 v) { memcpy(p, &v, sizeof v); }
+
+/* short copies (im2col runs of 8..35 floats) without a call */
+static inline void copy_floats(float *dst, const float *src, int n)
+{
+	int i = 0;
+	for (; i + 8 <= n; i += 8) v8_store(dst + i, v8_load(src + i));
+	for (; i < n; i++) dst[i] = src[i];
+}
+
 /* Columns [n0, n0 + nc) of im2col(x): row r = (ci, ky, kx), column
  * n = (b, oy, ox).  col is (K, nc). */
 static void im2col(const L2Conv *c, const float *x, int B, int H, int W, int Ho, int Wo, size_t n0, size_t nc,
 		   float *col)
 {
-	size_t howo = (size_t)Ho * Wo;
+	size_t howo = (size_t)Ho * Wo, end = n0 + nc;
+	size_t b_start = n0 / howo, rem = n0 % howo;
+	int oy_start = (int)(rem / Wo), ox_start = (int)(rem % Wo);
+	/* kh x 1 stride-1 convs: an output row is an input row, and the rows of
+	 * one image inside it are one copy */
+	int whole_rows = c->kw == 1 && c->sw == 1 && c->pw == 0 && c->sh == 1;
 	for (int ci = 0; ci < c->cin; ci++)
 		for (int ky = 0; ky < c->kh; ky++)
 			for (int kx = 0; kx < c->kw; kx++) {
 				float *dst = col + (((size_t)ci * c->kh + ky) * c->kw + kx) * nc;
-				size_t n = n0, end = n0 + nc;
+				size_t n = n0, b = b_start;
+				int oy = oy_start, ox0 = ox_start;
 				while (n < end) {
-					size_t b = n / howo, rem = n % howo;
-					int oy = (int)(rem / Wo), ox0 = (int)(rem % Wo);
+					int iy = oy * c->sh - c->ph + ky;
+					const float *src = x + ((size_t)ci * B + b) * H * W; /* + iy * W when inside */
+					if (iy >= 0 && iy < H) src += (size_t)iy * W;
+					if (whole_rows && ox0 == 0 && iy >= 0 && iy < H) {
+						size_t rows = (size_t)(H - iy < Ho - oy ? H - iy : Ho - oy);
+						if (rows > (end - n) / (size_t)Wo) rows = (end - n) / (size_t)Wo;
+						if (rows) {
+							memcpy(dst, src, rows * Wo * sizeof(float));
+							dst += rows * Wo;
+							n += rows * Wo;
+							oy += (int)rows;
+							if (oy == Ho) oy = 0, b++;
+							continue;
+						}
+					}
 					int len = Wo - ox0;
 					if ((size_t)len > end - n) len = (int)(end - n);
-					int iy = oy * c->sh - c->ph + ky;
 					if (iy < 0 || iy >= H) {
 						memset(dst, 0, (size_t)len * sizeof(float));
+					} else if (c->sw == 1) {
+						/* ix = ox - pw + kx: zeros, a run, zeros */
+						int ix0 = ox0 - c->pw + kx, i = 0;
+						for (; i < len && ix0 + i < 0; i++) dst[i] = 0;
+						int run = len - i;
+						if (ix0 + i + run > W) run = W - (ix0 + i);
+						if (run > 0) {
+							copy_floats(dst + i, src + ix0 + i, run);
+							i += run;
+						}
+						for (; i < len; i++) dst[i] = 0;
 					} else {
-						const float *src = x + (((size_t)ci * B + b) * H + iy) * W;
-						if (c->sw == 1) {
-							/* ix = ox - pw + kx: zeros, a run, zeros */
-							int ix0 = ox0 - c->pw + kx, i = 0;
-							for (; i < len && ix0 + i < 0; i++) dst[i] = 0;
-							int run = len - i;
-							if (ix0 + i + run > W) run = W - (ix0 + i);
-							if (run > 0) {
-								memcpy(dst + i, src + ix0 + i, (size_t)run * sizeof(float));
-								i += run;
-							}
-							for (; i < len; i++) dst[i] = 0;
-						} else {
-							for (int i = 0; i < len; i++) {
-								int ix = (ox0 + i) * c->sw - c->pw + kx;
-								dst[i] = ix >= 0 && ix < W ? src[ix] : 0.0f;
-							}
+						for (int i = 0; i < len; i++) {
+							int ix = (ox0 + i) * c->sw - c->pw + kx;
+							dst[i] = ix >= 0 && ix < W ? src[ix] : 0.0f;
 						}
 					}
 					dst += len;
 					n += (size_t)len;
+					ox0 += len;
+					if (ox0 == Wo) {
+						ox0 = 0;
+						if (++oy == Ho) oy = 0, b++;
+					}
 				}
 			}
 }
 
-static void bias_relu(float *y, int rows, size_t ld, size_t n0, size_t nc, const float *b, int relu)
+/* y[m] += b[m] on columns [n0, n0 + nc), then ReLU on rows m >= relu_from */
+static void bias_relu(float *y, int rows, size_t ld, size_t n0, size_t nc, const float *b, int relu_from)
 {
 	for (int m = 0; m < rows; m++) {
 		float *r = y + (size_t)m * ld + n0, bm = b[m];
-		if (relu)
+		if (m >= relu_from)
 			for (size_t i = 0; i < nc; i++) {
 				float v = r[i] + bm;
 				r[i] = v > 0 ? v : 0;
@@ -108,12 +154,17 @@ static void bias_relu(float *y, int rows, size_t ld, size_t n0, size_t nc, const
 
 void l2_conv2d(const L2Conv *c, const float *x, int B, int H, int W, float *y, int relu)
 {
+	l2_conv2d_rows(c, x, B, H, W, y, relu ? 0 : c->cout);
+}
+
+void l2_conv2d_rows(const L2Conv *c, const float *x, int B, int H, int W, float *y, int relu_from)
+{
 	int Ho = l2_conv_out_size(H, c->kh, c->sh, c->ph), Wo = l2_conv_out_size(W, c->kw, c->sw, c->pw);
 	size_t N = (size_t)B * Ho * Wo, K = (size_t)c->cin * c->kh * c->kw;
 	if (c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 && c->pw == 0) {
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)N, (int)K, 1.0f, c->w, (int)K, x,
 			    (int)N, 0.0f, y, (int)N);
-		bias_relu(y, c->cout, N, 0, N, c->b, relu);
+		bias_relu(y, c->cout, N, 0, N, c->b, relu_from);
 		return;
 	}
 	size_t nb = COL_BUDGET / K;
@@ -125,36 +176,50 @@ void l2_conv2d(const L2Conv *c, const float *x, int B, int H, int W, float *y, i
 		im2col(c, x, B, H, W, Ho, Wo, n0, nc, col);
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)nc, (int)K, 1.0f, c->w, (int)K, col,
 			    (int)nc, 0.0f, y + n0, (int)N);
-		bias_relu(y, c->cout, N, n0, nc, c->b, relu);
+		bias_relu(y, c->cout, N, n0, nc, c->b, relu_from);
 	}
 }
 
+/* Pooling is separable: a window's max (sum) is the max (sum) over its
+ * columns of the max (sum) over its rows.  The row pass runs over whole
+ * input rows in 8-float vectors, the column pass over the short window of
+ * that row. */
 /* max with PyTorch's NaN rule: a NaN wins */
 #define MAXNAN(m, v) do { float v_ = (v); if (v_ > (m) || v_ != v_) (m) = v_; } while (0)
 
-/* 3x3 window at (y0, x0), all inside */
-static inline float max9(const float *in, int W, int y0, int x0)
+static inline V8 v8_maxnan(V8 m, V8 v)
 {
-	const float *r = in + (size_t)y0 * W + x0;
-	float m = r[0];
-	MAXNAN(m, r[1]); MAXNAN(m, r[2]);
-	MAXNAN(m, r[W]); MAXNAN(m, r[W + 1]); MAXNAN(m, r[W + 2]);
-	MAXNAN(m, r[2 * W]); MAXNAN(m, r[2 * W + 1]); MAXNAN(m, r[2 * W + 2]);
-	return m;
+	I8 k = (v > m) | (v != v);
+	return (V8)(((I8)v & k) | ((I8)m & ~k));
+}
+
+/* r[x] = max (or sum) over rows[0..n) of row[x], x < W */
+static void rows_reduce(const float *in, int W, int y0, int n, int is_max, float *r)
+{
+	const float *a = in + (size_t)y0 * W;
+	int x = 0;
+	for (; x + 8 <= W; x += 8) {
+		V8 m = v8_load(a + x);
+		for (int i = 1; i < n; i++) {
+			V8 v = v8_load(a + (size_t)i * W + x);
+			m = is_max ? v8_maxnan(m, v) : m + v;
+		}
+		v8_store(r + x, m);
+	}
+	for (; x < W; x++) {
+		float m = a[x];
+		for (int i = 1; i < n; i++) {
+			if (is_max) MAXNAN(m, a[(size_t)i * W + x]);
+			else m += a[(size_t)i * W + x];
+		}
+		r[x] = m;
+	}
 }
 
 void l2_maxpool2d(const float *x, size_t planes, int H, int W, int k, int s, int p, float *y)
 {
 	int Ho = l2_conv_out_size(H, k, s, p), Wo = l2_conv_out_size(W, k, s, p);
-	if (k == 3 && p == 0) { /* every window inside: no bounds to check */
-		for (size_t pl = 0; pl < planes; pl++) {
-			const float *in = x + pl * H * W;
-			float *out = y + pl * Ho * Wo;
-			for (int oy = 0; oy < Ho; oy++)
-				for (int ox = 0; ox < Wo; ox++) out[oy * Wo + ox] = max9(in, W, oy * s, ox * s);
-		}
-		return;
-	}
+	float *r = l2_malloc((size_t)W * sizeof(float));
 	for (size_t pl = 0; pl < planes; pl++) {
 		const float *in = x + pl * H * W;
 		float *out = y + pl * Ho * Wo;
@@ -162,65 +227,55 @@ void l2_maxpool2d(const float *x, size_t planes, int H, int W, int k, int s, int
 			int y0 = oy * s - p, y1 = y0 + k;
 			if (y0 < 0) y0 = 0;
 			if (y1 > H) y1 = H;
+			rows_reduce(in, W, y0, y1 - y0, 1, r);
+			float *o = out + (size_t)oy * Wo;
+			if (k == 3 && s == 2 && p == 0) { /* the stem's and the reduction blocks' pool */
+				for (int ox = 0; ox < Wo; ox++) {
+					const float *c = r + 2 * ox;
+					float m = c[0];
+					MAXNAN(m, c[1]);
+					MAXNAN(m, c[2]);
+					o[ox] = m;
+				}
+				continue;
+			}
 			for (int ox = 0; ox < Wo; ox++) {
 				int x0 = ox * s - p, x1 = x0 + k;
 				if (x0 < 0) x0 = 0;
 				if (x1 > W) x1 = W;
 				float m = -INFINITY;
-				for (int iy = y0; iy < y1; iy++)
-					for (int ix = x0; ix < x1; ix++) {
-						float v = in[iy * W + ix];
-						if (v > m || v != v) m = v;
-					}
-				out[oy * Wo + ox] = m;
+				for (int ix = x0; ix < x1; ix++) MAXNAN(m, r[ix]);
+				o[ox] = m;
 			}
 		}
 	}
+	free(r);
 }
 
 void l2_avgpool2d(const float *x, size_t planes, int H, int W, int k, int s, int p, int count_include_pad, float *y)
 {
 	int Ho = l2_conv_out_size(H, k, s, p), Wo = l2_conv_out_size(W, k, s, p);
-	/* 3x3 stride 1 pad 1 (every Inception block): interior cells without
-	 * bounds checks, summed in the same row-major order as PyTorch */
-	int fast = k == 3 && s == 1 && p == 1 && H >= 3 && W >= 3;
+	float *r = l2_malloc((size_t)W * sizeof(float));
 	for (size_t pl = 0; pl < planes; pl++) {
 		const float *in = x + pl * H * W;
 		float *out = y + pl * Ho * Wo;
 		for (int oy = 0; oy < Ho; oy++) {
-			if (fast && oy > 0 && oy < Ho - 1) {
-				const float *r0 = in + (size_t)(oy - 1) * W, *r1 = r0 + W, *r2 = r1 + W;
-				float *o = out + (size_t)oy * Wo;
-				for (int ox = 1; ox < Wo - 1; ox++) {
-					float sum = r0[ox - 1];
-					sum += r0[ox];
-					sum += r0[ox + 1];
-					sum += r1[ox - 1];
-					sum += r1[ox];
-					sum += r1[ox + 1];
-					sum += r2[ox - 1];
-					sum += r2[ox];
-					sum += r2[ox + 1];
-					o[ox] = sum / 9.0f;
-				}
-				/* the two border columns below */
-				for (int e = 0; e < 2; e++) {
-					int ox = e ? Wo - 1 : 0, x0 = ox - 1, x1 = ox + 2;
-					if (x0 < 0) x0 = 0;
-					if (x1 > W) x1 = W;
-					float sum = 0;
-					for (int iy = oy - 1; iy <= oy + 1; iy++)
-						for (int ix = x0; ix < x1; ix++) sum += in[iy * W + ix];
-					o[ox] = sum / (float)(count_include_pad ? 9 : 3 * (x1 - x0));
-				}
-				continue;
-			}
 			/* PyTorch: the padded window size, then clipped to the image */
 			int y0 = oy * s - p, y1 = y0 + k;
 			if (y1 > H + p) y1 = H + p;
 			int ph = y1 - y0;
 			if (y0 < 0) y0 = 0;
 			if (y1 > H) y1 = H;
+			rows_reduce(in, W, y0, y1 - y0, 0, r);
+			float *o = out + (size_t)oy * Wo;
+			if (k == 3 && s == 1 && p == 1 && W >= 2) { /* every Inception block's pool */
+				int rows = count_include_pad ? 3 : y1 - y0;
+				float d_edge = (float)(rows * (count_include_pad ? 3 : 2)), d_in = (float)(rows * 3);
+				o[0] = (r[0] + r[1]) / d_edge;
+				for (int ox = 1; ox < Wo - 1; ox++) o[ox] = (r[ox - 1] + r[ox] + r[ox + 1]) / d_in;
+				o[Wo - 1] = (r[W - 2] + r[W - 1]) / d_edge;
+				continue;
+			}
 			for (int ox = 0; ox < Wo; ox++) {
 				int x0 = ox * s - p, x1 = x0 + k;
 				if (x1 > W + p) x1 = W + p;
@@ -228,13 +283,13 @@ void l2_avgpool2d(const float *x, size_t planes, int H, int W, int k, int s, int
 				if (x0 < 0) x0 = 0;
 				if (x1 > W) x1 = W;
 				float sum = 0;
-				for (int iy = y0; iy < y1; iy++)
-					for (int ix = x0; ix < x1; ix++) sum += in[iy * W + ix];
+				for (int ix = x0; ix < x1; ix++) sum += r[ix];
 				int div = count_include_pad ? pool : (y1 - y0) * (x1 - x0);
-				out[oy * Wo + ox] = sum / (float)div;
+				o[ox] = sum / (float)div;
 			}
 		}
 	}
+	free(r);
 }
 
 void l2_global_avgpool(const float *x, int C, int B, int H, int W, float *y)

@@ -30,6 +30,10 @@ void l2_conv_fold_bn(L2Conv *c, const float *gamma, const float *beta, const flo
 /* y (cout, B, Ho, Wo) = conv(x (cin, B, H, W)) + bias, then ReLU if relu.
  * Uses a scratch buffer it manages itself (grown as needed, per thread). */
 void l2_conv2d(const L2Conv *c, const float *x, int B, int H, int W, float *y, int relu);
+/* The same with ReLU on output channels [relu_from, cout) only: several
+ * convolutions of one input stacked into one (bigger, faster) GEMM, some of
+ * whose outputs are pooled before their ReLU. */
+void l2_conv2d_rows(const L2Conv *c, const float *x, int B, int H, int W, float *y, int relu_from);
 
 /* Max pooling on `planes` independent H x W planes; padding counts as -inf. */
 void l2_maxpool2d(const float *x, size_t planes, int H, int W, int k, int s, int p, float *y);

@@ -24,6 +24,9 @@ typedef struct {
 enum { MAX_CONVS = 96 };
 static ConvSpec specs[MAX_CONVS];
 static int nspecs;
+/* 'A', 'C', 'E' (avg pool), 'e' (max pool) or 'D' at a block's first conv;
+ * those blocks stack their 1x1 convolutions of the block input (below) */
+static char block_kind[MAX_CONVS];
 static pthread_once_t specs_once = PTHREAD_ONCE_INIT;
 
 static void add(const char *block, const char *branch, int cin, int cout, int kh, int kw, int s, int ph, int pw)
@@ -36,6 +39,7 @@ static void add(const char *block, const char *branch, int cin, int cout, int kh
 
 static void add_a(const char *b, int cin, int pool_features)
 {
+	block_kind[nspecs] = 'A';
 	add(b, "branch1x1", cin, 64, 1, 1, 1, 0, 0);
 	add(b, "branch5x5_1", cin, 48, 1, 1, 1, 0, 0);
 	add(b, "branch5x5_2", 48, 64, 5, 5, 1, 2, 2);
@@ -47,6 +51,7 @@ static void add_a(const char *b, int cin, int pool_features)
 
 static void add_c(const char *b, int c7)
 {
+	block_kind[nspecs] = 'C';
 	add(b, "branch1x1", 768, 192, 1, 1, 1, 0, 0);
 	add(b, "branch7x7_1", 768, c7, 1, 1, 1, 0, 0);
 	add(b, "branch7x7_2", c7, c7, 1, 7, 1, 0, 3);
@@ -61,6 +66,7 @@ static void add_c(const char *b, int c7)
 
 static void add_e(const char *b, int cin)
 {
+	block_kind[nspecs] = cin == 2048 ? 'e' : 'E';
 	add(b, "branch1x1", cin, 320, 1, 1, 1, 0, 0);
 	add(b, "branch3x3_1", cin, 384, 1, 1, 1, 0, 0);
 	add(b, "branch3x3_2a", 384, 384, 1, 3, 1, 0, 1);
@@ -90,6 +96,7 @@ static void build_specs(void)
 	add_c("Mixed_6c", 160);
 	add_c("Mixed_6d", 160);
 	add_c("Mixed_6e", 192);
+	block_kind[nspecs] = 'D';
 	add("Mixed_7a", "branch3x3_1", 768, 192, 1, 1, 1, 0, 0);
 	add("Mixed_7a", "branch3x3_2", 192, 320, 3, 3, 2, 0, 0);
 	add("Mixed_7a", "branch7x7x3_1", 768, 192, 1, 1, 1, 0, 0);
@@ -177,9 +184,61 @@ void l2_inception_random_param(uint64_t seed, int i, float *out)
 
 /* ---- the network ------------------------------------------------------------------ */
 
+/* The 1x1 convolutions of a block that read the block input are stacked
+ * into one GEMM ("head", at the block's first conv index): the input is
+ * packed once instead of up to four times and the GEMM is taller.  Row
+ * order: the average-pool branch's conv first (pooled after the conv: avg
+ * pooling and a 1x1 conv commute, and the pool then runs on 32-192 instead
+ * of 192-2048 channels; ReLU after the pool), then the branches' first
+ * convs, then branch1x1, whose rows land directly in the block output
+ * (the block output buffer has the other rows as a prefix, see head()). */
+typedef struct {
+	int n, idx[4]; /* conv indices relative to the block start */
+	int pool_rows;  /* rows [0, pool_rows): the avg-pool branch, no ReLU */
+	int into;       /* last rows that are branch1x1 (block output channels [0, into)) */
+} HeadSpec;
+
 struct L2Inception {
 	L2Conv conv[MAX_CONVS];
+	L2Conv head[MAX_CONVS];
+	int head_pool[MAX_CONVS], head_into[MAX_CONVS];
 };
+
+static HeadSpec head_spec(char kind)
+{
+	switch (kind) {
+	case 'A': return (HeadSpec){4, {6, 1, 3, 0}, 1, 1};
+	case 'C': return (HeadSpec){4, {9, 1, 4, 0}, 1, 1};
+	case 'E': return (HeadSpec){4, {8, 1, 4, 0}, 1, 1};
+	case 'e': return (HeadSpec){3, {1, 4, 0}, 0, 1};
+	default: return (HeadSpec){2, {0, 2}, 0, 0}; /* 'D': output at a smaller size */
+	}
+}
+
+/* Stack the head convs of the block starting at i0 (their own weights are
+ * then freed: the forward pass only uses the head). */
+static void make_head(L2Inception *net, int i0)
+{
+	HeadSpec hs = head_spec(block_kind[i0]);
+	L2Conv *h = &net->head[i0];
+	int m = 0;
+	for (int k = 0; k < hs.n; k++) m += net->conv[i0 + hs.idx[k]].cout;
+	const L2Conv *first = &net->conv[i0 + hs.idx[0]];
+	*h = (L2Conv){first->cin, m, 1, 1, 1, 1, 0, 0, NULL, NULL};
+	h->w = l2_malloc_aligned((size_t)m * h->cin * sizeof(float));
+	h->b = l2_malloc((size_t)m * sizeof(float));
+	int r = 0;
+	for (int k = 0; k < hs.n; k++) {
+		L2Conv *c = &net->conv[i0 + hs.idx[k]];
+		memcpy(h->w + (size_t)r * h->cin, c->w, (size_t)c->cout * c->cin * sizeof(float));
+		memcpy(h->b + r, c->b, (size_t)c->cout * sizeof(float));
+		r += c->cout;
+		l2_free_aligned(c->w);
+		c->w = NULL;
+	}
+	net->head_pool[i0] = hs.pool_rows ? net->conv[i0 + hs.idx[0]].cout : 0;
+	net->head_into[i0] = hs.into ? net->conv[i0 + hs.idx[hs.n - 1]].cout : 0;
+}
 
 static void random_get(void *ctx, const char *name, int ndim, const int64_t *shape, float *out)
 {
@@ -224,6 +283,8 @@ L2Inception *l2_inception_load(L2InceptionGetFn get, void *ctx)
 		l2_conv_fold_bn(c, bn, bn + s->cout, bn + 2 * s->cout, bn + 3 * s->cout, L2_INCEPTION_BN_EPS);
 		free(bn);
 	}
+	for (int i = 0; i < nspecs; i++)
+		if (block_kind[i]) make_head(net, i);
 	return net;
 }
 
@@ -235,6 +296,8 @@ void l2_inception_free(L2Inception *net)
 	for (int i = 0; i < nspecs; i++) {
 		l2_free_aligned(net->conv[i].w);
 		free(net->conv[i].b);
+		l2_free_aligned(net->head[i].w);
+		free(net->head[i].b);
 	}
 	free(net);
 	l2_inception_thread_cleanup();
@@ -244,11 +307,15 @@ int l2_inception_dims_ok(int dims) { return dims == 64 || dims == 192 || dims ==
 
 /* ---- forward ------------------------------------------------------------------------ */
 
-/* A (C, B, H, W) activation. */
+/* A (C, B, H, W) activation; base is its allocation (NULL for a view into
+ * another activation), n the allocation's size in bytes. */
 typedef struct {
-	float *d;
+	float *d, *base;
+	size_t n;
 	int c, b, h, w;
 } Act;
+
+static size_t plane(const Act *a) { return (size_t)a->b * a->h * a->w; }
 
 /* Activation buffers are kept per thread and reused by exact size: every
  * forward pass of a batch asks for the same sizes again, and fresh memory
@@ -256,31 +323,39 @@ typedef struct {
 enum { CACHE_SLOTS = 48 };
 static __thread struct { float *p; size_t n; } cache[CACHE_SLOTS];
 
-static Act act_new(int c, int b, int h, int w)
+/* c channels, after `prefix` channels of room for a block's head rows */
+static Act act_new_prefixed(int prefix, int c, int b, int h, int w)
 {
-	size_t n = l2_mul_size(l2_mul_size((size_t)c * b, (size_t)h * w), sizeof(float));
-	Act a = {NULL, c, b, h, w};
-	for (int i = 0; i < CACHE_SLOTS; i++)
+	size_t n = l2_mul_size(l2_mul_size((size_t)(prefix + c) * b, (size_t)h * w), sizeof(float));
+	Act a = {NULL, NULL, n, c, b, h, w};
+	for (int i = 0; i < CACHE_SLOTS && !a.base; i++)
 		if (cache[i].p && cache[i].n == n) {
-			a.d = cache[i].p;
+			a.base = cache[i].p;
 			cache[i].p = NULL;
-			return a;
 		}
-	a.d = l2_malloc_aligned(n);
+	if (!a.base) a.base = l2_malloc_aligned(n);
+	a.d = a.base + (size_t)prefix * b * h * w;
 	return a;
+}
+
+static Act act_new(int c, int b, int h, int w) { return act_new_prefixed(0, c, b, h, w); }
+
+/* channels [c0, c0 + c) of a */
+static Act view(const Act *a, int c0, int c)
+{
+	return (Act){a->d + (size_t)c0 * plane(a), NULL, 0, c, a->b, a->h, a->w};
 }
 
 static void act_free(Act *a)
 {
-	size_t n = l2_mul_size(l2_mul_size((size_t)a->c * a->b, (size_t)a->h * a->w), sizeof(float));
-	for (int i = 0; i < CACHE_SLOTS && a->d; i++)
+	for (int i = 0; i < CACHE_SLOTS && a->base; i++)
 		if (!cache[i].p) {
-			cache[i].p = a->d;
-			cache[i].n = n;
-			a->d = NULL;
+			cache[i].p = a->base;
+			cache[i].n = a->n;
+			a->base = NULL;
 		}
-	l2_free_aligned(a->d);
-	a->d = NULL;
+	l2_free_aligned(a->base);
+	a->base = a->d = NULL;
 }
 
 void l2_inception_thread_cleanup(void)
@@ -292,26 +367,25 @@ void l2_inception_thread_cleanup(void)
 	l2_conv_scratch_free();
 }
 
-/* Run conv `*ci` (then advance it) on x into a fresh activation. */
-static Act conv(const L2Inception *net, int *ci, const Act *x)
+/* conv i on x into a fresh activation */
+static Act conv(const L2Inception *net, int i, const Act *x)
 {
-	const L2Conv *c = &net->conv[(*ci)++];
+	const L2Conv *c = &net->conv[i];
 	Act y = act_new(c->cout, x->b, l2_conv_out_size(x->h, c->kh, c->sh, c->ph), l2_conv_out_size(x->w, c->kw, c->sw, c->pw));
 	l2_conv2d(c, x->d, x->b, x->h, x->w, y.d, 1);
 	return y;
 }
 
-/* Run conv `*ci` on x into channels [c0, ...) of out. */
-static void conv_into(const L2Inception *net, int *ci, const Act *x, Act *out, int c0)
+/* conv i on x into channels [c0, ...) of out */
+static void conv_into(const L2Inception *net, int i, const Act *x, Act *out, int c0)
 {
-	const L2Conv *c = &net->conv[(*ci)++];
-	l2_conv2d(c, x->d, x->b, x->h, x->w, out->d + (size_t)c0 * out->b * out->h * out->w, 1);
+	l2_conv2d(&net->conv[i], x->d, x->b, x->h, x->w, out->d + (size_t)c0 * plane(out), 1);
 }
 
-/* conv then free the input */
-static Act conv_consume(const L2Inception *net, int *ci, Act *x)
+/* conv i, then free the input */
+static Act conv_consume(const L2Inception *net, int i, Act *x)
 {
-	Act y = conv(net, ci, x);
+	Act y = conv(net, i, x);
 	act_free(x);
 	return y;
 }
@@ -323,98 +397,136 @@ static Act maxpool(Act *x, int k, int s, int p)
 	return y;
 }
 
-/* 3x3 stride-1 pad-1 pool of x (avg without padding counts, or max). */
-static Act pool3(const Act *x, int is_max)
+/* The output of the block at i0 (cout channels, x's size) and, in *hd, the
+ * rows of its head GEMM: the last head_into of them are the output's first
+ * channels, the others sit in the room before them. */
+static Act head(const L2Inception *net, int i0, const Act *x, int cout, Act *hd)
 {
-	Act y = act_new(x->c, x->b, x->h, x->w);
-	if (is_max) l2_maxpool2d(x->d, (size_t)x->c * x->b, x->h, x->w, 3, 1, 1, y.d);
-	else l2_avgpool2d(x->d, (size_t)x->c * x->b, x->h, x->w, 3, 1, 1, 0, y.d);
-	return y;
+	const L2Conv *h = &net->head[i0];
+	int pre = h->cout - net->head_into[i0];
+	Act out = act_new_prefixed(pre, cout, x->b, x->h, x->w);
+	*hd = (Act){out.d - (size_t)pre * plane(&out), NULL, 0, h->cout, x->b, x->h, x->w};
+	l2_conv2d_rows(h, x->d, x->b, x->h, x->w, hd->d, net->head_pool[i0]);
+	return out;
 }
 
-static Act block_a(const L2Inception *net, int *ci, Act *x, int pool_features)
+/* The avg-pool branch: 3x3 stride-1 average (padding not counted) of its
+ * conv's output t, then ReLU, into channels [c0, ...) of out. */
+static void pool_relu_into(const Act *t, Act *out, int c0)
 {
-	Act out = act_new(224 + pool_features, x->b, x->h, x->w);
-	conv_into(net, ci, x, &out, 0);
-	Act t = conv(net, ci, x);
-	conv_into(net, ci, &t, &out, 64);
-	act_free(&t);
-	t = conv(net, ci, x);
-	t = conv_consume(net, ci, &t);
-	conv_into(net, ci, &t, &out, 128);
-	act_free(&t);
-	t = pool3(x, 0);
-	conv_into(net, ci, &t, &out, 224);
-	act_free(&t);
+	float *y = out->d + (size_t)c0 * plane(out);
+	size_t n = (size_t)t->c * plane(t);
+	l2_avgpool2d(t->d, (size_t)t->c * t->b, t->h, t->w, 3, 1, 1, 0, y);
+	for (size_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : 0;
+}
+
+/* Mixed_5b-d: convs 1x1 | 5x5_1 5x5_2 | 3x3dbl_1 _2 _3 | pool */
+static Act block_a(const L2Inception *net, int *ci, Act *x, int pf)
+{
+	int i0 = *ci;
+	*ci += 7;
+	Act hd, out = head(net, i0, x, 224 + pf, &hd); /* rows: pool pf | 5x5_1 48 | 3x3dbl_1 64 | 1x1 64 */
+	Act t = view(&hd, pf, 48);
+	conv_into(net, i0 + 2, &t, &out, 64);
+	t = view(&hd, pf + 48, 64);
+	Act u = conv(net, i0 + 4, &t);
+	conv_into(net, i0 + 5, &u, &out, 128);
+	act_free(&u);
+	t = view(&hd, 0, pf);
+	pool_relu_into(&t, &out, 224);
 	act_free(x);
 	return out;
 }
 
+/* Mixed_6a: 3x3 stride 2 | 3x3dbl_1 _2 _3 (stride 2) | max pool */
 static Act block_b(const L2Inception *net, int *ci, Act *x)
 {
+	int i0 = *ci;
+	*ci += 4;
 	int h = l2_conv_out_size(x->h, 3, 2, 0), w = l2_conv_out_size(x->w, 3, 2, 0);
 	Act out = act_new(384 + 96 + x->c, x->b, h, w);
-	conv_into(net, ci, x, &out, 0);
-	Act t = conv(net, ci, x);
-	t = conv_consume(net, ci, &t);
-	conv_into(net, ci, &t, &out, 384);
+	conv_into(net, i0, x, &out, 0);
+	Act t = conv(net, i0 + 1, x);
+	t = conv_consume(net, i0 + 2, &t);
+	conv_into(net, i0 + 3, &t, &out, 384);
 	act_free(&t);
-	l2_maxpool2d(x->d, (size_t)x->c * x->b, x->h, x->w, 3, 2, 0, out.d + (size_t)480 * out.b * h * w);
+	l2_maxpool2d(x->d, (size_t)x->c * x->b, x->h, x->w, 3, 2, 0, out.d + (size_t)480 * plane(&out));
 	act_free(x);
 	return out;
 }
 
+/* Mixed_6b-e: 1x1 | 7x7_1 _2 _3 | 7x7dbl_1 .. _5 | pool */
 static Act block_c(const L2Inception *net, int *ci, Act *x)
 {
-	Act out = act_new(768, x->b, x->h, x->w);
-	conv_into(net, ci, x, &out, 0);
-	Act t = conv(net, ci, x);
-	t = conv_consume(net, ci, &t);
-	conv_into(net, ci, &t, &out, 192);
-	act_free(&t);
-	t = conv(net, ci, x);
-	for (int k = 0; k < 3; k++) t = conv_consume(net, ci, &t);
-	conv_into(net, ci, &t, &out, 384);
-	act_free(&t);
-	t = pool3(x, 0);
-	conv_into(net, ci, &t, &out, 576);
-	act_free(&t);
+	int i0 = *ci;
+	*ci += 10;
+	int c7 = net->conv[i0 + 1].cout;
+	Act hd, out = head(net, i0, x, 768, &hd); /* rows: pool 192 | 7x7_1 c7 | 7x7dbl_1 c7 | 1x1 192 */
+	Act t = view(&hd, 192, c7);
+	Act u = conv(net, i0 + 2, &t);
+	conv_into(net, i0 + 3, &u, &out, 192);
+	act_free(&u);
+	t = view(&hd, 192 + c7, c7);
+	u = conv(net, i0 + 5, &t);
+	for (int k = 6; k < 8; k++) u = conv_consume(net, i0 + k, &u);
+	conv_into(net, i0 + 8, &u, &out, 384);
+	act_free(&u);
+	t = view(&hd, 0, 192);
+	pool_relu_into(&t, &out, 576);
 	act_free(x);
 	return out;
 }
 
+/* Mixed_7a: 3x3_1 3x3_2 (stride 2) | 7x7x3_1 .. _4 (stride 2) | max pool */
 static Act block_d(const L2Inception *net, int *ci, Act *x)
 {
+	int i0 = *ci;
+	*ci += 6;
 	int h = l2_conv_out_size(x->h, 3, 2, 0), w = l2_conv_out_size(x->w, 3, 2, 0);
 	Act out = act_new(320 + 192 + x->c, x->b, h, w);
-	Act t = conv(net, ci, x);
-	conv_into(net, ci, &t, &out, 0);
-	act_free(&t);
-	t = conv(net, ci, x);
-	for (int k = 0; k < 2; k++) t = conv_consume(net, ci, &t);
-	conv_into(net, ci, &t, &out, 320);
-	act_free(&t);
-	l2_maxpool2d(x->d, (size_t)x->c * x->b, x->h, x->w, 3, 2, 0, out.d + (size_t)512 * out.b * h * w);
+	/* the head's rows (3x3_1 192 | 7x7x3_1 192) are at the input's size */
+	const L2Conv *hc = &net->head[i0];
+	Act hd = act_new(hc->cout, x->b, x->h, x->w);
+	l2_conv2d(hc, x->d, x->b, x->h, x->w, hd.d, 1);
+	Act t = view(&hd, 0, 192);
+	conv_into(net, i0 + 1, &t, &out, 0);
+	t = view(&hd, 192, 192);
+	Act u = conv(net, i0 + 3, &t);
+	u = conv_consume(net, i0 + 4, &u);
+	conv_into(net, i0 + 5, &u, &out, 320);
+	act_free(&u);
+	act_free(&hd);
+	l2_maxpool2d(x->d, (size_t)x->c * x->b, x->h, x->w, 3, 2, 0, out.d + (size_t)512 * plane(&out));
 	act_free(x);
 	return out;
 }
 
+/* Mixed_7b, 7c: 1x1 | 3x3_1 (2a, 2b) | 3x3dbl_1 _2 (3a, 3b) | pool (avg in
+ * 7b, max in 7c: max pooling does not commute with the conv, so 7c pools
+ * its input first and its pool conv is not in the head) */
 static Act block_e(const L2Inception *net, int *ci, Act *x, int max_pool)
 {
-	Act out = act_new(2048, x->b, x->h, x->w);
-	conv_into(net, ci, x, &out, 0);
-	Act t = conv(net, ci, x);
-	conv_into(net, ci, &t, &out, 320);
-	conv_into(net, ci, &t, &out, 704);
-	act_free(&t);
-	t = conv(net, ci, x);
-	t = conv_consume(net, ci, &t);
-	conv_into(net, ci, &t, &out, 1088);
-	conv_into(net, ci, &t, &out, 1472);
-	act_free(&t);
-	t = pool3(x, max_pool);
-	conv_into(net, ci, &t, &out, 1856);
-	act_free(&t);
+	int i0 = *ci;
+	*ci += 9;
+	int p = max_pool ? 0 : 192;
+	Act hd, out = head(net, i0, x, 2048, &hd); /* rows: [pool 192] | 3x3_1 384 | 3x3dbl_1 448 | 1x1 320 */
+	Act t = view(&hd, p, 384);
+	conv_into(net, i0 + 2, &t, &out, 320);
+	conv_into(net, i0 + 3, &t, &out, 704);
+	t = view(&hd, p + 384, 448);
+	Act u = conv(net, i0 + 5, &t);
+	conv_into(net, i0 + 6, &u, &out, 1088);
+	conv_into(net, i0 + 7, &u, &out, 1472);
+	act_free(&u);
+	if (max_pool) {
+		u = act_new(x->c, x->b, x->h, x->w);
+		l2_maxpool2d(x->d, (size_t)x->c * x->b, x->h, x->w, 3, 1, 1, u.d);
+		conv_into(net, i0 + 8, &u, &out, 1856);
+		act_free(&u);
+	} else {
+		t = view(&hd, 0, 192);
+		pool_relu_into(&t, &out, 1856);
+	}
 	act_free(x);
 	return out;
 }
@@ -438,15 +550,15 @@ void l2_inception_forward(const L2Inception *net, const float *in, int B, int di
 			float *dst = x.d + ((size_t)c * B + b) * hw;
 			for (size_t i = 0; i < hw; i++) dst[i] = 2.0f * src[i] - 1.0f;
 		}
-	int ci = 0;
-	x = conv_consume(net, &ci, &x); /* Conv2d_1a_3x3 */
-	x = conv_consume(net, &ci, &x); /* Conv2d_2a_3x3 */
-	x = conv_consume(net, &ci, &x); /* Conv2d_2b_3x3 */
+	int ci = 5;
+	x = conv_consume(net, 0, &x); /* Conv2d_1a_3x3 */
+	x = conv_consume(net, 1, &x); /* Conv2d_2a_3x3 */
+	x = conv_consume(net, 2, &x); /* Conv2d_2b_3x3 */
 	Act p = maxpool(&x, 3, 2, 0);
 	act_free(&x);
 	if (dims == 64) { finish(&p, feat); return; }
-	x = conv_consume(net, &ci, &p); /* Conv2d_3b_1x1 */
-	x = conv_consume(net, &ci, &x); /* Conv2d_4a_3x3 */
+	x = conv_consume(net, 3, &p); /* Conv2d_3b_1x1 */
+	x = conv_consume(net, 4, &x); /* Conv2d_4a_3x3 */
 	p = maxpool(&x, 3, 2, 0);
 	act_free(&x);
 	if (dims == 192) { finish(&p, feat); return; }

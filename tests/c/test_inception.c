@@ -47,12 +47,16 @@ static void test_conv_shapes(void)
 		{3, 5, 3, 3, 2, 2, 0, 0, 2, 11, 9},  {4, 6, 1, 1, 1, 1, 0, 0, 3, 7, 5}, {5, 7, 1, 7, 1, 1, 0, 3, 2, 9, 10},
 		{5, 4, 7, 1, 1, 1, 3, 0, 2, 10, 9}, {6, 3, 5, 5, 1, 1, 2, 2, 1, 8, 8}, {3, 8, 3, 3, 1, 1, 1, 1, 2, 6, 7},
 		{4, 4, 3, 3, 2, 2, 0, 0, 3, 17, 17}, {2, 3, 1, 3, 1, 1, 0, 1, 2, 5, 4},
+		/* K >= 4096: im2col in blocks of 256 columns that end inside rows and images */
+		{600, 3, 7, 1, 1, 1, 3, 0, 2, 13, 11}, {600, 3, 1, 7, 1, 1, 0, 3, 2, 13, 11},
+		{456, 3, 3, 3, 1, 1, 1, 1, 2, 13, 11}, {456, 2, 3, 3, 2, 2, 0, 0, 3, 25, 23},
 	};
 	for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
 		const int *g = cfg[t];
 		L2Conv c = {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], NULL, NULL};
 		int B = g[8], H = g[9], W = g[10];
-		c.w = rand_array((size_t)c.cout * c.cin * c.kh * c.kw, 0.5);
+		/* weights ~ 1 / sqrt(fan-in): outputs of size ~1 whatever K */
+		c.w = rand_array((size_t)c.cout * c.cin * c.kh * c.kw, 1.5 / sqrt((double)c.cin * c.kh * c.kw));
 		c.b = rand_array((size_t)c.cout, 0.3);
 		float *x = rand_array((size_t)c.cin * B * H * W, 1);
 		int Ho = l2_conv_out_size(H, c.kh, c.sh, c.ph), Wo = l2_conv_out_size(W, c.kw, c.sw, c.pw);
@@ -91,15 +95,17 @@ static void test_fold_bn(void)
 	free(c.w), free(c.b), free(x), free(r), free(y);
 }
 
-static void test_pools(void)
+/* pools on planes of H x W against direct float64 loops */
+static void pools_case(int H, int W)
 {
-	int H = 7, W = 6;
 	size_t planes = 3;
 	float *x = rand_array(planes * H * W, 1);
-	/* max 3x3 s2 p0, max 3x3 s1 p1, avg 3x3 s1 p1 with and without pad counts */
-	static const int cfg[][5] = {{3, 2, 0, 1, 0}, {3, 1, 1, 1, 0}, {3, 1, 1, 0, 0}, {3, 1, 1, 0, 1}, {2, 2, 1, 0, 1}};
+	/* k s p is_max count_include_pad */
+	static const int cfg[][5] = {{3, 2, 0, 1, 0}, {3, 1, 1, 1, 0}, {3, 1, 1, 0, 0}, {3, 1, 1, 0, 1}, {2, 2, 1, 0, 1},
+				     {2, 2, 1, 1, 0}, {3, 2, 1, 0, 0}};
 	for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
 		int k = cfg[t][0], s = cfg[t][1], p = cfg[t][2], is_max = cfg[t][3], incl = cfg[t][4];
+		if (H + 2 * p < k || W + 2 * p < k) continue;
 		int Ho = l2_conv_out_size(H, k, s, p), Wo = l2_conv_out_size(W, k, s, p);
 		float *y = l2_malloc(planes * Ho * Wo * sizeof(float));
 		if (is_max) l2_maxpool2d(x, planes, H, W, k, s, p, y);
@@ -118,11 +124,35 @@ static void test_pools(void)
 							sum += v;
 							cnt++;
 						}
-					double want = is_max ? m : sum / (incl ? k * k : cnt);
+					/* PyTorch's count_include_pad window: clipped to the padded image */
+					int y0 = oy * s - p, x0 = ox * s - p;
+					int pool = ((y0 + k > H + p ? H + p : y0 + k) - y0) * ((x0 + k > W + p ? W + p : x0 + k) - x0);
+					double want = is_max ? m : sum / (incl ? pool : cnt);
 					CHECK_CLOSE(y[(pl * Ho + oy) * Wo + ox], want, 1e-6, 1e-6);
 				}
 		free(y);
 	}
+	/* a NaN wins its max windows (PyTorch's rule), in the vector part and the tail */
+	x[W + 3] = NAN;
+	x[2 * W - 1] = NAN;
+	int Ho = l2_conv_out_size(H, 3, 1, 1), Wo = l2_conv_out_size(W, 3, 1, 1);
+	float *y = l2_malloc(planes * Ho * Wo * sizeof(float));
+	l2_maxpool2d(x, planes, H, W, 3, 1, 1, y);
+	for (int oy = 0; oy < Ho; oy++)
+		for (int ox = 0; ox < Wo; ox++) {
+			int near = oy <= 2 && ((ox >= 2 && ox <= 4) || ox >= W - 2);
+			CHECK_MSG((isnan(y[oy * Wo + ox]) != 0) == near, "%dx%d: NaN at %d,%d", H, W, oy, ox);
+		}
+	free(y);
+	free(x);
+}
+
+static void test_pools(void)
+{
+	pools_case(7, 6);   /* scalar code only */
+	pools_case(11, 19); /* 8-float vectors and a tail */
+	pools_case(2, 9);
+	float *x = rand_array(42, 1);
 	float g[6];
 	l2_global_avgpool(x, 3, 2, 1, 7, g); /* (C=3, B=2, 1 x 7) -> (2, 3) */
 	for (int c = 0; c < 3; c++)
