@@ -1,9 +1,16 @@
-/* bpe.c — CLIP's tokenizer (see bpe.h): text clean-up on code points, the
- * split pattern, and ranked byte-level BPE merges. */
+/* bpe.c — CLIP's tokenizer (see bpe.h): text clean-up on code points
+ * (ftfy.fix_text and html.unescape are lib/ftfy.c), the split pattern, and
+ * ranked byte-level BPE merges. */
 #include "bpe.h"
 
-#include "unicode_tables.h"
+#include "ftfy.h"
 #include "util.h"
+
+/* unicode_tables.h is shared with ftfy.c; each file uses part of it */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-const-variable"
+#include "unicode_tables.h"
+#pragma GCC diagnostic pop
 
 #include <errno.h>
 #include <stdlib.h>
@@ -27,19 +34,6 @@ static void u_push(U32 *u, uint32_t c)
 		u->v = l2_realloc(u->v, u->cap * sizeof(uint32_t));
 	}
 	u->v[u->n++] = c;
-}
-
-static void u_push_utf8(U32 *u, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		uint32_t c;
-		if (*p < 0x80) c = *p++;
-		else if (*p < 0xE0) { c = (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F); p += 2; }
-		else if (*p < 0xF0) { c = (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F); p += 3; }
-		else { c = (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 | (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F); p += 4; }
-		u_push(u, c);
-	}
 }
 
 /* strict UTF-8 (no surrogates, no overlongs); -1 when invalid */
@@ -130,319 +124,6 @@ static int pair_lookup(const uint32_t (*t)[2], size_t n, uint32_t c, uint32_t *o
 	return 0;
 }
 
-static int ccc_of(uint32_t c)
-{
-	size_t lo = 0, hi = NELEM(uni_ccc);
-	while (lo < hi) {
-		size_t m = (lo + hi) / 2;
-		if (c < uni_ccc[m][0]) hi = m;
-		else if (c > uni_ccc[m][1]) lo = m + 1;
-		else return (int)uni_ccc[m][2];
-	}
-	return 0;
-}
-
-/* ---- NFC ------------------------------------------------------------------------------ */
-
-#define SBASE 0xAC00u
-#define LBASE 0x1100u
-#define VBASE 0x1161u
-#define TBASE 0x11A7u
-#define LCOUNT 19u
-#define VCOUNT 21u
-#define TCOUNT 28u
-#define NCOUNT (VCOUNT * TCOUNT)
-#define SCOUNT (LCOUNT * NCOUNT)
-
-static void decompose(uint32_t c, U32 *o)
-{
-	if (c >= SBASE && c < SBASE + SCOUNT) {
-		uint32_t s = c - SBASE;
-		u_push(o, LBASE + s / NCOUNT);
-		u_push(o, VBASE + s % NCOUNT / TCOUNT);
-		if (s % TCOUNT) u_push(o, TBASE + s % TCOUNT);
-		return;
-	}
-	size_t lo = 0, hi = NELEM(uni_decomp);
-	while (lo < hi) {
-		size_t m = (lo + hi) / 2;
-		if (uni_decomp[m][0] < c) lo = m + 1;
-		else hi = m;
-	}
-	if (lo < NELEM(uni_decomp) && uni_decomp[lo][0] == c) {
-		for (int i = 1; i <= 4 && uni_decomp[lo][i]; i++) u_push(o, uni_decomp[lo][i]);
-		return;
-	}
-	u_push(o, c);
-}
-
-static uint32_t compose(uint32_t a, uint32_t b)
-{
-	if (a >= LBASE && a < LBASE + LCOUNT && b >= VBASE && b < VBASE + VCOUNT)
-		return SBASE + ((a - LBASE) * VCOUNT + (b - VBASE)) * TCOUNT;
-	if (a >= SBASE && a < SBASE + SCOUNT && (a - SBASE) % TCOUNT == 0 && b > TBASE && b < TBASE + TCOUNT)
-		return a + (b - TBASE);
-	size_t lo = 0, hi = NELEM(uni_comp);
-	while (lo < hi) {
-		size_t m = (lo + hi) / 2;
-		if (uni_comp[m][0] < a || (uni_comp[m][0] == a && uni_comp[m][1] < b)) lo = m + 1;
-		else hi = m;
-	}
-	if (lo < NELEM(uni_comp) && uni_comp[lo][0] == a && uni_comp[lo][1] == b) return uni_comp[lo][2];
-	return 0;
-}
-
-static void nfc(U32 *u)
-{
-	U32 d = {0};
-	for (size_t i = 0; i < u->n; i++) decompose(u->v[i], &d);
-	/* canonical order: stable sort of each run of non-starters */
-	for (size_t i = 0; i < d.n;) {
-		if (!ccc_of(d.v[i])) { i++; continue; }
-		size_t j = i;
-		while (j < d.n && ccc_of(d.v[j])) j++;
-		for (size_t a = i + 1; a < j; a++)
-			for (size_t b = a; b > i && ccc_of(d.v[b - 1]) > ccc_of(d.v[b]); b--) {
-				uint32_t t = d.v[b]; d.v[b] = d.v[b - 1]; d.v[b - 1] = t;
-			}
-		i = j;
-	}
-	u->n = 0;
-	long starter = -1;
-	int prev = -1; /* ccc of the last character after the starter; -1: adjacent */
-	for (size_t i = 0; i < d.n; i++) {
-		uint32_t c = d.v[i];
-		int cc = ccc_of(c);
-		if (starter >= 0 && (prev == -1 || (prev != 0 && prev < cc))) {
-			uint32_t k = compose(u->v[starter], c);
-			if (k) { u->v[starter] = k; continue; }
-		}
-		if (cc == 0) { starter = (long)u->n; prev = -1; }
-		else prev = cc;
-		u_push(u, c);
-	}
-	free(d.v);
-}
-
-/* ---- html.unescape ------------------------------------------------------------------ */
-
-static const char *entity(const char *name, size_t n, int upper_too)
-{
-	size_t lo = 0, hi = NELEM(html5_entities);
-	while (lo < hi) {
-		size_t m = (lo + hi) / 2;
-		int r = strncmp(html5_entities[m].name, name, n);
-		if (r == 0 && html5_entities[m].name[n]) r = 1;
-		if (r < 0) lo = m + 1;
-		else if (r > 0) hi = m;
-		else return html5_entities[m].value;
-	}
-	if (!upper_too) return NULL;
-	lo = 0, hi = NELEM(ftfy_upper_entities);
-	while (lo < hi) {
-		size_t m = (lo + hi) / 2;
-		int r = strncmp(ftfy_upper_entities[m].name, name, n);
-		if (r == 0 && ftfy_upper_entities[m].name[n]) r = 1;
-		if (r < 0) lo = m + 1;
-		else if (r > 0) hi = m;
-		else return ftfy_upper_entities[m].value;
-	}
-	return NULL;
-}
-
-static int is_digit(uint32_t c) { return c >= '0' && c <= '9'; }
-static int is_hex(uint32_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-static int is_alnum(uint32_t c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-
-/* Python's html._replace_charref for a numeric reference */
-static void numeric_ref(uint64_t num, U32 *o)
-{
-	uint32_t r;
-	if (num <= 0xFFFFFFFFu && pair_lookup(html_invalid_charrefs, NELEM(html_invalid_charrefs), (uint32_t)num, &r)) {
-		u_push(o, r);
-		return;
-	}
-	if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF) { u_push(o, 0xFFFD); return; }
-	if (IN(html_invalid_codepoints, (uint32_t)num)) return;
-	u_push(o, (uint32_t)num);
-}
-
-/* Try a reference at t[i] == '&' as html.unescape's regex does:
- * &(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?).
- * Appends the replacement to o and returns the length consumed, or 0. */
-static size_t html_ref(const uint32_t *t, size_t n, size_t i, U32 *o)
-{
-	size_t j = i + 1;
-	if (j < n && t[j] == '#') {
-		int hex = j + 1 < n && (t[j + 1] == 'x' || t[j + 1] == 'X');
-		size_t k = j + 1 + hex, s = k;
-		uint64_t num = 0;
-		while (k < n && (hex ? is_hex(t[k]) : is_digit(t[k]))) {
-			uint32_t c = t[k];
-			int v = is_digit(c) ? (int)(c - '0') : (int)((c | 0x20) - 'a' + 10);
-			if (num < (1ull << 40)) num = num * (hex ? 16 : 10) + (uint64_t)v;
-			k++;
-		}
-		if (k == s) return 0;
-		if (k < n && t[k] == ';') k++;
-		numeric_ref(num, o);
-		return k - i;
-	}
-	size_t k = j;
-	while (k < n && k - j < 32 && t[k] != '\t' && t[k] != '\n' && t[k] != '\f' && t[k] != ' ' && t[k] != '<' &&
-	       t[k] != '&' && t[k] != '#' && t[k] != ';')
-		k++;
-	if (k == j) return 0;
-	if (k < n && t[k] == ';') k++;
-	/* s = t[j..k): whole name, else the longest prefix of >= 2 chars */
-	size_t len = k - j;
-	char name[40] = {0};
-	for (size_t a = 0; a < len; a++) {
-		if (t[j + a] >= 0x80) { len = a; break; } /* entity names are ASCII */
-		name[a] = (char)t[j + a];
-	}
-	if (len == k - j) {
-		const char *v = entity(name, len, 0);
-		if (v) { u_push_utf8(o, v); return k - i; }
-	}
-	for (size_t x = (k - j) - 1; x > 1; x--) {
-		if (x > len) continue;
-		const char *v = entity(name, x, 0);
-		if (v) {
-			u_push_utf8(o, v);
-			for (size_t a = j + x; a < k; a++) u_push(o, t[a]);
-			return k - i;
-		}
-	}
-	u_push(o, '&');
-	for (size_t a = j; a < k; a++) u_push(o, t[a]);
-	return k - i;
-}
-
-static void html_unescape(U32 *u)
-{
-	U32 o = {0};
-	for (size_t i = 0; i < u->n;) {
-		if (u->v[i] == '&') {
-			size_t m = html_ref(u->v, u->n, i, &o);
-			if (m) { i += m; continue; }
-		}
-		u_push(&o, u->v[i++]);
-	}
-	free(u->v);
-	*u = o;
-}
-
-/* ftfy's unescape_html: only "&#?[0-9A-Za-z]{1,24};" */
-static void ftfy_unescape(U32 *u)
-{
-	U32 o = {0};
-	for (size_t i = 0; i < u->n;) {
-		if (u->v[i] == '&') {
-			size_t j = i + 1;
-			int num = j < u->n && u->v[j] == '#';
-			j += num;
-			size_t s = j;
-			while (j < u->n && j - s < 24 && is_alnum(u->v[j])) j++;
-			if (j > s && j < u->n && u->v[j] == ';') {
-				size_t end = j + 1;
-				char name[32];
-				size_t len = end - (i + 1);
-				for (size_t a = 0; a < len; a++) name[a] = (char)u->v[i + 1 + a];
-				const char *v = num ? NULL : entity(name, len, 1);
-				if (v) u_push_utf8(&o, v);
-				else if (num) {
-					U32 r = {0};
-					size_t m = html_ref(u->v, end, i, &r);
-					int semi = 0;
-					for (size_t a = 0; a < r.n; a++) semi |= r.v[a] == ';';
-					if (m == end - i && !semi) for (size_t a = 0; a < r.n; a++) u_push(&o, r.v[a]);
-					else for (size_t a = i; a < end; a++) u_push(&o, u->v[a]);
-					free(r.v);
-				} else {
-					for (size_t a = i; a < end; a++) u_push(&o, u->v[a]);
-				}
-				i = end;
-				continue;
-			}
-		}
-		u_push(&o, u->v[i++]);
-	}
-	free(u->v);
-	*u = o;
-}
-
-/* ---- ftfy subset ------------------------------------------------------------------------- */
-
-static const struct { uint32_t c; const char *s; } ligatures[] = {
-	{0x132, "IJ"}, {0x133, "ij"}, {0x149, "\xca\xbcn"}, {0x1C4, "D\xc5\xbd"}, {0x1C5, "D\xc5\xbe"},
-	{0x1C6, "d\xc5\xbe"}, {0x1C7, "LJ"}, {0x1C8, "Lj"}, {0x1C9, "lj"}, {0x1CA, "NJ"}, {0x1CB, "Nj"},
-	{0x1CC, "nj"}, {0x1F1, "DZ"}, {0x1F2, "Dz"}, {0x1F3, "dz"}, {0xFB00, "ff"}, {0xFB01, "fi"},
-	{0xFB02, "fl"}, {0xFB03, "ffi"}, {0xFB04, "ffl"}, {0xFB05, "\xc5\xbft"}, {0xFB06, "st"},
-};
-
-static int is_control(uint32_t c)
-{
-	return c <= 8 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F || (c >= 0x206A && c <= 0x206F) ||
-	       c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFC);
-}
-
-static void ftfy_steps(U32 *u, int unescape)
-{
-	if (unescape) ftfy_unescape(u);
-	U32 o = {0};
-	for (size_t i = 0; i < u->n; i++) {
-		uint32_t c = u->v[i];
-		/* terminal escapes: ESC [ [0-9;]* [A-Za-z] */
-		if (c == 0x1B && i + 1 < u->n && u->v[i + 1] == '[') {
-			size_t j = i + 2;
-			while (j < u->n && (is_digit(u->v[j]) || u->v[j] == ';')) j++;
-			if (j < u->n && ((u->v[j] | 0x20) >= 'a' && (u->v[j] | 0x20) <= 'z')) { i = j; continue; }
-		}
-		u_push(&o, c);
-	}
-	u->n = 0;
-	for (size_t i = 0; i < o.n; i++) {
-		uint32_t c = o.v[i];
-		int done = 0;
-		for (size_t k = 0; k < NELEM(ligatures); k++)
-			if (ligatures[k].c == c) { u_push_utf8(u, ligatures[k].s); done = 1; break; }
-		if (done) continue;
-		if (c >= 0xFF01 && c <= 0xFFEF) {
-			for (size_t k = 0; k < NELEM(ftfy_width); k++)
-				if (ftfy_width[k][0] == c) {
-					u_push(u, ftfy_width[k][1]);
-					if (ftfy_width[k][2]) u_push(u, ftfy_width[k][2]);
-					done = 1;
-					break;
-				}
-			if (done) continue;
-		}
-		if (c == 0x3000) { u_push(u, ' '); continue; }
-		if (c == 0x2BC || (c >= 0x2018 && c <= 0x201B)) c = '\'';
-		else if (c >= 0x201C && c <= 0x201F) c = '"';
-		if (is_control(c)) continue;
-		u_push(u, c);
-	}
-	free(o.v);
-	nfc(u);
-}
-
-static void ftfy_fix(U32 *u)
-{
-	int unescape = 1;
-	for (size_t i = 0; i < u->n; i++)
-		if (u->v[i] == '<') unescape = 0;
-	for (int round = 0; round < 100; round++) {
-		U32 before = {l2_malloc(u->n * sizeof(uint32_t) + 4), u->n, u->n};
-		if (u->n) memcpy(before.v, u->v, u->n * sizeof(uint32_t));
-		ftfy_steps(u, unescape);
-		int same = before.n == u->n && (!u->n || !memcmp(before.v, u->v, u->n * sizeof(uint32_t)));
-		free(before.v);
-		if (same) break;
-	}
-}
-
 /* ---- whitespace and lower() ---------------------------------------------------------------- */
 
 static int isspace_py(uint32_t c) { return IN(uni_isspace, c); }
@@ -501,9 +182,9 @@ static void lower(U32 *u)
 static int clean(const char *text, size_t len, U32 *u)
 {
 	if (utf8_decode(text, len, u)) return -1;
-	ftfy_fix(u);
-	html_unescape(u);
-	html_unescape(u);
+	l2_ftfy_fix_text_u32(&u->v, &u->n, &u->cap);
+	l2_html_unescape_u32(&u->v, &u->n, &u->cap);
+	l2_html_unescape_u32(&u->v, &u->n, &u->cap);
 	strip(u);
 	whitespace_clean(u);
 	lower(u);

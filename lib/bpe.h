@@ -6,19 +6,12 @@
  * line, giving 256 byte symbols, their "</w>" forms, one token per merge and
  * <|startoftext|>, <|endoftext|> (49406, 49407 with the full vocabulary).
  *
- * Text clean-up, in SimpleTokenizer's order: ftfy.fix_text (the subset
- * below), html.unescape twice, strip, runs of whitespace to one space,
- * str.lower() (with Greek final sigma), then CLIP's split pattern
+ * Text clean-up, in SimpleTokenizer's order: ftfy.fix_text (lib/ftfy.c:
+ * ftfy 6.3.1 with its default configuration, mojibake repair included),
+ * html.unescape twice, strip, runs of whitespace to one space, str.lower()
+ * (with Greek final sigma), then CLIP's split pattern
  *   <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
  * (case-insensitive), bytes mapped to unicode, ranked merges.
- *
- * ftfy subset (ftfy 6 fix_text defaults, repeated until the text stops
- * changing): HTML entities unescaped when the text has no '<' (ftfy's own
- * rules: "&name;" incl. upper-case forms like "&EACUTE;", numeric ones),
- * terminal colour escapes removed, Latin ligatures and full/half-width
- * forms expanded, curly quotes straightened, control characters removed,
- * NFC.  Not reproduced: mojibake repair (fix_encoding and its helpers,
- * C1-control decoding), which only acts on text that was mis-decoded.
  * The Unicode tables (lib/unicode_tables.h) are generated from python3-regex
  * and Python's unicodedata by lib/gen_unicode_tables.py. */
 #ifndef L2_BPE_H

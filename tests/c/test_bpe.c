@@ -1,10 +1,13 @@
 /* test_bpe.c — CLIP tokenizer (lib/bpe.c) against tests/ref/make_clip.py's
  * re-implementation of OpenAI's SimpleTokenizer (tokens.jsonl), plus the
- * pieces that need no vocabulary (clean-up, NFC, HTML entities, lower).
+ * pieces that need no vocabulary (clean-up, NFC, HTML entities, lower), and
+ * lib/ftfy.c against real ftfy's fix_text and fix_encoding (ftfy.jsonl;
+ * $L2_FTFY_CASES names another file of the same form).
  * The vocabulary is $L2_TEST_VOCAB or ../shared/data/clip/ beside the
  * checkout; without it the vocabulary tests are skipped. */
 #include "bpe.h"
 #include "check.h"
+#include "ftfy.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -94,13 +97,54 @@ static void test_clean(void)
 	check_clean("", "");
 }
 
+/* each line {"text", "fix_text", "fix_encoding"}: ftfy's own outputs */
+static void test_ftfy(void)
+{
+	const char *path = getenv("L2_FTFY_CASES");
+	if (!path || !*path) path = "tests/ref/clip/ftfy.jsonl";
+	FILE *f = fopen(path, "r");
+	CHECK_MSG(f != NULL, "%s: cannot open", path);
+	if (!f) return;
+	json_error_t err;
+	char *line = NULL;
+	size_t cap = 0;
+	int n = 0, bad[2] = {0, 0};
+	while (getline(&line, &cap, f) > 0) {
+		json_t *j = json_loads(line, JSON_ALLOW_NUL, &err);
+		CHECK_MSG(j != NULL, "%s: %s", path, err.text);
+		if (!j) continue;
+		json_t *jt = json_object_get(j, "text");
+		const char *keys[2] = {"fix_text", "fix_encoding"};
+		for (int w = 0; w < 2; w++) {
+			json_t *jw = json_object_get(j, keys[w]);
+			if (!jw) continue;
+			size_t glen;
+			char *got = (w ? l2_ftfy_fix_encoding : l2_ftfy_fix_text)(json_string_value(jt), json_string_length(jt), &glen);
+			int ok = got && glen == json_string_length(jw) && !memcmp(got, json_string_value(jw), glen);
+			if (!ok && bad[w]++ < 10)
+				printf("# %s(\"%s\") = \"%s\", want \"%s\"\n", keys[w], json_string_value(jt), got ? got : "(null)",
+				       json_string_value(jw));
+			free(got);
+		}
+		json_decref(j);
+		n++;
+	}
+	free(line);
+	fclose(f);
+	CHECK_MSG(!bad[0] && !bad[1], "%s: %d fix_text and %d fix_encoding results differ from ftfy's, of %d", path, bad[0],
+	          bad[1], n);
+	printf("# %s: %d texts\n", path, n);
+	CHECK(n >= 50);
+}
+
 int main(int argc, char **argv)
 {
 	l2_init(argc, argv);
 	RUN(test_clean);
+	RUN(test_ftfy);
 	const char *v = vocab_path();
 	if (!v) {
-		printf("ok 2 - test_goldens # SKIP no CLIP vocabulary (set L2_TEST_VOCAB)\n");
+		printf("ok 3 - test_goldens # SKIP no CLIP vocabulary (set L2_TEST_VOCAB)\n");
 		check_test_no++;
 		return check_done();
 	}

@@ -22,15 +22,28 @@ Writes tests/ref/clip/:
   tokens.jsonl           {"text": ..., "ids": [...]} per tricky string: ids of
                          clip.tokenize(text, context_length=77, truncate=True)
                          without padding
+  ftfy.jsonl             {"text", "fix_text", "fix_encoding"}: real ftfy's
+                         fix_text and fix_encoding of the tricky strings, of
+                         mojibake made below (UTF-8 of many scripts decoded
+                         as windows-125x / Latin-1 / MacRoman / cp437, twice,
+                         partly, with lost bytes, C1 controls, A0 turned to
+                         space) and of legitimate text that only looks odd
   model.json             the tiny model's sizes and seed
 
 The tokenizer reference is OpenAI's SimpleTokenizer (clip/simple_tokenizer.py)
-re-implemented with the `regex` module (python3-regex).  ftfy is not packaged
-in Debian, so fix_text is replaced by ftfy_subset() below: the steps of
-ftfy.fix_text that change well-formed text (HTML unescape when the text has
-no '<', terminal escapes, Latin ligatures, character width, curly quotes,
-control characters, NFC).  Mojibake repair (fix_encoding and friends) is
-not reproduced; lib/bpe.c documents the same subset.
+re-implemented with the `regex` module (python3-regex), cleaning text with
+the real ftfy.fix_text.  ftfy is not packaged in Debian: point FTFY_SRC at a
+checkout of https://github.com/rspeer/python-ftfy (the goldens were made with
+ftfy 6.3.1; it needs python3-wcwidth), e.g.
+
+    git clone https://github.com/rspeer/python-ftfy /tmp/ftfy
+    FTFY_SRC=/tmp/ftfy /usr/bin/python3 tests/ref/make_clip.py
+
+or have `ftfy` importable.  `make_clip.py --tokenizer-only` writes just
+tokens.jsonl and ftfy.jsonl.  Without ftfy, tokens.jsonl and ftfy.jsonl are
+left as they are (a note says so) and only the model goldens are rewritten;
+their few plain texts are then cleaned by ftfy_subset() below, the steps of
+fix_text that act on well-formed text, which equals fix_text on them.
 """
 import gzip
 import html
@@ -38,6 +51,7 @@ import html.entities
 import json
 import math
 import os
+import random
 import struct
 import sys
 import unicodedata
@@ -48,6 +62,13 @@ import torch
 import torch.nn as nn
 from PIL import Image
 from torchvision import transforms
+
+if os.environ.get("FTFY_SRC"):
+    sys.path.insert(0, os.environ["FTFY_SRC"])
+try:
+    import ftfy
+except ImportError:
+    ftfy = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "clip")
@@ -207,7 +228,7 @@ class CLIP(nn.Module):
         x = self.ln_final(x)
         return x[torch.arange(x.shape[0]), text.argmax(dim=-1)] @ self.text_projection
 
-# ---- tokenizer reference (OpenAI SimpleTokenizer + ftfy subset) --------------------
+# ---- tokenizer reference (OpenAI SimpleTokenizer + ftfy) ----------------------------
 
 
 def bytes_to_unicode():
@@ -259,7 +280,8 @@ def ftfy_unescape(m):
 
 
 def ftfy_subset(text):
-    # ftfy's fix_segment repeats its steps until the text stops changing
+    # fallback without ftfy, only for the model's plain TEXTS: ftfy's
+    # fix_segment repeats its steps until the text stops changing
     unescape = "<" not in text
     while True:
         orig = text
@@ -324,7 +346,7 @@ class SimpleTokenizer:
         return word
 
     def encode(self, text):
-        text = ftfy_subset(text)
+        text = ftfy.fix_text(text) if ftfy else ftfy_subset(text)
         text = html.unescape(html.unescape(text)).strip()
         text = regex.sub(r"\s+", " ", text).strip().lower()
         out = []
@@ -370,7 +392,92 @@ TRICKY = [
     "İstanbul ǅemal ß ẞ ΣΑΣ",
     "supercalifragilisticexpialidocious antidisestablishmentarianism",
     "a very long caption " + " ".join("word%d" % i for i in range(100)),
+    # mojibake that ftfy.fix_text repairs before tokenizing
+    "cafÃ© crÃ¨me brÃ»lÃ©e",
+    "â€œcurly quotesâ€\x9d and donâ€™t â€” Iâ€™m sure",
+    "voilÃ  le travail, Ã la mode",
+    "ÐŸÑ€Ð¸Ð²ÐµÑ‚, Ð¼Ð¸Ñ€",
+    "emoji ðŸ˜€ðŸŽ‰ and ðŸ‘\x8d",
+    "Ã¢â‚¬Å“double mojibakeÃ¢â‚¬Â\x9d",
+    "Hello \x93world\x94 \x96 C1 controls\x85",
+    "Ð Ð¾Ñ Ñ Ð¸Ñ \x8f with lost A0 bytes",
+    "Ã¢Â€Â™ and lossy â€\ufffd",
+    "first &amp; line\nsecond < line &amp;\nthird &amp; line",
+    "¯\\_(ã\x83\x84)_/¯ &macr;",
+    "legit: ÀÉÎÕÜ ¿Qué? ¡Sí! « Bonjour » 20°C µg ×2 Ω≈√",
 ]
+
+# ---- mojibake for ftfy.jsonl (made here, checked against the real ftfy) --------------
+
+MOJI_SOURCES = [
+    "café crème brûlée", "naïve résumé Ångström façade jalapeño", "Straße ZURÜCK Größe Übermut",
+    "voilà à la mode, déjà vu", "“curly quotes” and ‘single’ don’t", "em—dash en–dash ellipsis… bullet • €5 ™ © ®",
+    "Привет, мир! Съешь же ещё этих булок", "Ελληνικά κείμενα για δοκιμή", "Zażółć gęślą jaźń",
+    "Příliš žluťoučký kůň úpěl", "İstanbul Şişli ğüşıöç", "Lietuvių ąčęėįšųūž", "עברית טקסט", "النص العربي",
+    "हिन्दी पाठ", "ภาษาไทย", "中文字符测试", "日本語のテキスト", "한국어 텍스트", "emoji 😀🎉👍🏽 ❤️ 🇫🇷 👨‍👩‍👧",
+    "½ ² ° µ × ÷ ± ¼", "¯\\_(ツ)_/¯", "non\u00a0breaking\u00a0space", "às vezes àquele à frente", "Ñandú pingüino",
+    "Ça coûte 10 €", "Ÿ œ Œ š Š ž Ž ƒ ˆ ˜ ‰ ‹ ›", "Ἀθῆναι", "Ещё раз — «Ёлка»", "math ∑∫√∞≠≤≥",
+]
+MOJI_ENCODINGS = ["latin-1", "windows-1252", "sloppy-windows-1252", "windows-1251", "sloppy-windows-1251",
+                  "windows-1250", "windows-1253", "windows-1254", "windows-1257", "iso-8859-2", "mac_roman", "cp437"]
+LEGIT = [
+    "ÀÁÂÃÄÅ uppercase accents", "P.S. ©2024 Acme™ Ltd®", "Ω≈ç√∫˜µ≤≥÷", "¿Qué? ¡Sí!", "« Bonjour » dit-il",
+    "20°C and 5µg ×2", "│box│ ┌─┐ └─┘", "ΑΒΓΔ ΒΓΞΟ", "ВГРС ВЂ", "Ã is a letter", "Â° alone", "naïve café",
+    "Ñ ñ ß ø Ø Ù", "€100 £5 ¥3 ¢1", "§ 3 ¶ 2", "—” he said", "SÃO PAULO", "MÜNCHEN ZÜRICH", "œuvre", "Œdipe",
+    "√2 ≈ 1.414", "à²", "Ø Ù Ø Ù", "le Ø Ù", "a Â ", "the ÃÂ cat", "\u00c3 ", "\u00c3\u00a0", "×³", "ā€",
+]
+
+
+def mojibake_cases():
+    rnd = random.Random(2024)
+    out = []
+    for s in MOJI_SOURCES:
+        for enc in MOJI_ENCODINGS:
+            b = s.encode("utf-8")
+            m = b.decode(enc, errors="replace")
+            out.append(m)
+        out.append(s)
+    for s in rnd.sample(MOJI_SOURCES, 12):  # twice
+        m = s.encode("utf-8").decode("windows-1252", "replace").encode("utf-8").decode(rnd.choice(["latin-1", "sloppy-windows-1252"]))
+        out.append(m)
+    for s in rnd.sample(MOJI_SOURCES, 12):  # partly, next to good text of another script
+        t = rnd.choice(MOJI_SOURCES)
+        out.append(t + " " + s.encode("utf-8").decode("sloppy-windows-1252") + " " + t)
+    for s in rnd.sample(MOJI_SOURCES, 12):  # A0 turned into a space; � into ?
+        m = s.encode("utf-8").decode(rnd.choice(["latin-1", "sloppy-windows-1252", "windows-1252"]), "replace")
+        out.append(m.replace("\u00a0", " "))
+        out.append(m.replace("\ufffd", "?"))
+    for s in rnd.sample(MOJI_SOURCES, 10):  # C1 controls from Latin-1, alone and in a mix
+        out.append(s.encode("windows-1252", "replace").decode("latin-1"))
+        out.append(s.encode("utf-8").decode("latin-1")[:12] + " \x93x\x94 \x81")
+    for s in ["emoji 😀 and 🎉", "𝒥ohn", "a\u0000b"]:  # CESU-8 and Java's C0 80, decoded as Latin-1
+        b = s.encode("utf-16-be", "surrogatepass")
+        units = [int.from_bytes(b[i:i + 2], "big") for i in range(0, len(b), 2)]
+        cesu = "".join(chr(u) for u in units).encode("utf-8", "surrogatepass").replace(b"\x00", b"\xc0\x80")
+        out.append(cesu.decode("latin-1"))
+        out.append(cesu.decode("sloppy-windows-1252"))
+    out += LEGIT
+    out += [l + "\r\n" + l for l in LEGIT[:4]] + ["a\u2028b\u2029c\x85d", "line\rbreak", "\ud7ff\ue000"]
+    # short random strings over the characters ftfy's heuristic looks at
+    from ftfy import badness, chardata
+    pool = set("abcxyz ABC.,?!\n<&;")
+    for cls in list(badness.MOJIBAKE_CATEGORIES.values()) + list(chardata.UTF8_CLUES.values()):
+        r = regex.compile("[" + cls + "]")
+        pool.update(chr(c) for c in range(0x80, 0x2600) if r.fullmatch(chr(c)))
+    pool = sorted(pool)
+    for _ in range(250):
+        out.append("".join(rnd.choice(pool) for _ in range(rnd.randint(2, 9))))
+    for _ in range(60):  # random bytes through the encodings
+        b = bytes(rnd.choice([0x20, 0x61, 0xa0, 0xc2, 0xc3, 0xe2, 0x80, 0x9c, 0xed, 0xc0, 0xf0, 0x1a, 0x3f,
+                              rnd.randint(0x80, 0xff)]) for _ in range(rnd.randint(2, 10)))
+        out.append(b.decode(rnd.choice(["latin-1", "sloppy-windows-1252", "sloppy-windows-1251", "mac_roman", "cp437"])))
+    seen, uniq = set(), []
+    for t in out:
+        if t not in seen:
+            seen.add(t)
+            uniq.append(t)
+    return uniq
+
 
 TEXTS = ["a photo of a cat", "a red apple on a table", "", "smiling face with heart-eyes 😍",
          "the quick brown fox jumps over the lazy dog " * 6]
@@ -398,13 +505,34 @@ def make_images():
     return sorted(imgs)
 
 
+def tokenizer_goldens(c):
+    if not os.path.exists(VOCAB):
+        sys.exit("make_clip.py: no CLIP vocabulary at %s (set L2_TEST_VOCAB)" % VOCAB)
+    tok = SimpleTokenizer(VOCAB)
+    if ftfy is None:
+        print("make_clip.py: no ftfy (set FTFY_SRC): tokens.jsonl and ftfy.jsonl left as they are", file=sys.stderr)
+        return tok
+    with open(os.path.join(OUT, "tokens.jsonl"), "w", encoding="utf-8") as fh:
+        for t in TRICKY:
+            fh.write(json.dumps({"text": t, "ids": tok.tokenize(t, c["context"])}, ensure_ascii=True) + "\n")
+    with open(os.path.join(OUT, "ftfy.jsonl"), "w", encoding="utf-8") as fh:
+        for t in TRICKY + mojibake_cases():
+            fh.write(json.dumps({"text": t, "fix_text": ftfy.fix_text(t), "fix_encoding": ftfy.fix_encoding(t)},
+                                ensure_ascii=False) + "\n")
+    return tok
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
-    torch.manual_seed(0)
     c = CFG
+    if sys.argv[1:] == ["--tokenizer-only"]:
+        tokenizer_goldens(c)
+        return
+    torch.manual_seed(0)
     model = CLIP(c).double().eval()
     model.load_state_dict(state_dict(c), strict=True)
 
+    tok = tokenizer_goldens(c)
     names = make_images()
     # CLIP's _transform(n_px) exactly (clip/clip.py)
     tf = transforms.Compose([
@@ -423,12 +551,6 @@ def main():
     with open(os.path.join(OUT, "image_keys.txt"), "w") as fh:
         fh.write("".join(n + "\n" for n in names))
 
-    if not os.path.exists(VOCAB):
-        sys.exit("make_clip.py: no CLIP vocabulary at %s (set L2_TEST_VOCAB)" % VOCAB)
-    tok = SimpleTokenizer(VOCAB)
-    with open(os.path.join(OUT, "tokens.jsonl"), "w", encoding="utf-8") as fh:
-        for t in TRICKY:
-            fh.write(json.dumps({"text": t, "ids": tok.tokenize(t, c["context"])}, ensure_ascii=True) + "\n")
     ids = torch.zeros(len(TEXTS), c["context"], dtype=torch.long)
     for i, t in enumerate(TEXTS):
         x = tok.tokenize(t, c["context"])
