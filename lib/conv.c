@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* im2col scratch: at most this many floats per column block (4 MiB), so
  * memory stays bounded whatever the batch and a block is still in cache
@@ -20,11 +21,24 @@
 static __thread float *scratch;
 static __thread size_t scratch_len;
 
+void *l2_conv_alloc(size_t n)
+{
+	const size_t huge = (size_t)2 << 20;
+	if (n < 2 * huge) return l2_malloc_aligned(n);
+	n = (n + huge - 1) / huge * huge;
+	void *p = NULL;
+	if (posix_memalign(&p, huge, n) != 0) l2_die("out of memory (asked for %zu aligned bytes)", n);
+#ifdef MADV_HUGEPAGE
+	madvise(p, n, MADV_HUGEPAGE); /* only a hint: no error if unsupported */
+#endif
+	return p;
+}
+
 static float *scratch_get(size_t n)
 {
 	if (n > scratch_len) {
-		l2_free_aligned(scratch);
-		scratch = l2_malloc_aligned(n * sizeof(float));
+		free(scratch);
+		scratch = l2_conv_alloc(n * sizeof(float));
 		scratch_len = n;
 	}
 	return scratch;
@@ -32,7 +46,7 @@ static float *scratch_get(size_t n)
 
 void l2_conv_scratch_free(void)
 {
-	l2_free_aligned(scratch);
+	free(scratch);
 	scratch = NULL;
 	scratch_len = 0;
 }

@@ -202,6 +202,9 @@ struct L2Inception {
 	L2Conv conv[MAX_CONVS];
 	L2Conv head[MAX_CONVS];
 	int head_pool[MAX_CONVS], head_into[MAX_CONVS];
+	float *w, *b; /* every weight and bias, in one block each; a head's
+		       * member convs are adjacent in head order, so the head's
+		       * matrix is simply their rows one after the other */
 };
 
 static HeadSpec head_spec(char kind)
@@ -215,28 +218,43 @@ static HeadSpec head_spec(char kind)
 	}
 }
 
-/* Stack the head convs of the block starting at i0 (their own weights are
- * then freed: the forward pass only uses the head). */
+/* Where each conv's weights and bias go (in floats): head members first,
+ * adjacent in head order, then the other convs at 64-byte boundaries. */
+static void layout(size_t *woff, size_t *boff, size_t *wtotal, size_t *btotal)
+{
+	size_t w = 0, b = 0;
+	int placed[MAX_CONVS] = {0};
+	for (int i0 = 0; i0 < nspecs; i0++) {
+		if (!block_kind[i0]) continue;
+		HeadSpec hs = head_spec(block_kind[i0]);
+		w = (w + 15) & ~(size_t)15;
+		for (int k = 0; k < hs.n; k++) {
+			const ConvSpec *c = &specs[i0 + hs.idx[k]];
+			woff[i0 + hs.idx[k]] = w, boff[i0 + hs.idx[k]] = b;
+			w += (size_t)c->cout * c->cin * c->kh * c->kw;
+			b += (size_t)c->cout;
+			placed[i0 + hs.idx[k]] = 1;
+		}
+	}
+	for (int i = 0; i < nspecs; i++) {
+		if (placed[i]) continue;
+		w = (w + 15) & ~(size_t)15;
+		woff[i] = w, boff[i] = b;
+		w += (size_t)specs[i].cout * specs[i].cin * specs[i].kh * specs[i].kw;
+		b += (size_t)specs[i].cout;
+	}
+	*wtotal = w, *btotal = b;
+}
+
+/* The head of the block starting at i0, over its members' adjacent weights. */
 static void make_head(L2Inception *net, int i0)
 {
 	HeadSpec hs = head_spec(block_kind[i0]);
-	L2Conv *h = &net->head[i0];
+	const L2Conv *first = &net->conv[i0 + hs.idx[0]];
 	int m = 0;
 	for (int k = 0; k < hs.n; k++) m += net->conv[i0 + hs.idx[k]].cout;
-	const L2Conv *first = &net->conv[i0 + hs.idx[0]];
-	*h = (L2Conv){first->cin, m, 1, 1, 1, 1, 0, 0, NULL, NULL};
-	h->w = l2_malloc_aligned((size_t)m * h->cin * sizeof(float));
-	h->b = l2_malloc((size_t)m * sizeof(float));
-	int r = 0;
-	for (int k = 0; k < hs.n; k++) {
-		L2Conv *c = &net->conv[i0 + hs.idx[k]];
-		memcpy(h->w + (size_t)r * h->cin, c->w, (size_t)c->cout * c->cin * sizeof(float));
-		memcpy(h->b + r, c->b, (size_t)c->cout * sizeof(float));
-		r += c->cout;
-		l2_free_aligned(c->w);
-		c->w = NULL;
-	}
-	net->head_pool[i0] = hs.pool_rows ? net->conv[i0 + hs.idx[0]].cout : 0;
+	net->head[i0] = (L2Conv){first->cin, m, 1, 1, 1, 1, 0, 0, first->w, first->b};
+	net->head_pool[i0] = hs.pool_rows ? first->cout : 0;
 	net->head_into[i0] = hs.into ? net->conv[i0 + hs.idx[hs.n - 1]].cout : 0;
 }
 
@@ -263,14 +281,17 @@ L2Inception *l2_inception_load(L2InceptionGetFn get, void *ctx)
 	mallopt(M_MMAP_THRESHOLD, 1 << 30);
 	mallopt(M_TRIM_THRESHOLD, 1 << 30);
 	L2Inception *net = l2_calloc(1, sizeof *net);
+	size_t woff[MAX_CONVS], boff[MAX_CONVS], wtotal, btotal;
+	layout(woff, boff, &wtotal, &btotal);
+	net->w = l2_conv_alloc(wtotal * sizeof(float)); /* 95 MB on huge pages */
+	net->b = l2_calloc(btotal, sizeof(float));
 	for (int i = 0; i < nspecs; i++) {
 		const ConvSpec *s = &specs[i];
 		L2Conv *c = &net->conv[i];
 		c->cin = s->cin, c->cout = s->cout, c->kh = s->kh, c->kw = s->kw;
 		c->sh = s->sh, c->sw = s->sw, c->ph = s->ph, c->pw = s->pw;
-		size_t nw = (size_t)s->cout * s->cin * s->kh * s->kw;
-		c->w = l2_malloc_aligned(nw * sizeof(float));
-		c->b = l2_calloc((size_t)s->cout, sizeof(float));
+		c->w = net->w + woff[i];
+		c->b = net->b + boff[i];
 		float *bn = l2_malloc(4 * (size_t)s->cout * sizeof(float));
 		char name[96];
 		int64_t wshape[4] = {s->cout, s->cin, s->kh, s->kw}, vshape[1] = {s->cout};
@@ -293,12 +314,8 @@ L2Inception *l2_inception_random(uint64_t seed) { return l2_inception_load(rando
 void l2_inception_free(L2Inception *net)
 {
 	if (!net) return;
-	for (int i = 0; i < nspecs; i++) {
-		l2_free_aligned(net->conv[i].w);
-		free(net->conv[i].b);
-		l2_free_aligned(net->head[i].w);
-		free(net->head[i].b);
-	}
+	free(net->w);
+	free(net->b);
 	free(net);
 	l2_inception_thread_cleanup();
 }
@@ -333,7 +350,7 @@ static Act act_new_prefixed(int prefix, int c, int b, int h, int w)
 			a.base = cache[i].p;
 			cache[i].p = NULL;
 		}
-	if (!a.base) a.base = l2_malloc_aligned(n);
+	if (!a.base) a.base = l2_conv_alloc(n);
 	a.d = a.base + (size_t)prefix * b * h * w;
 	return a;
 }
@@ -354,14 +371,14 @@ static void act_free(Act *a)
 			cache[i].n = a->n;
 			a->base = NULL;
 		}
-	l2_free_aligned(a->base);
+	free(a->base);
 	a->base = a->d = NULL;
 }
 
 void l2_inception_thread_cleanup(void)
 {
 	for (int i = 0; i < CACHE_SLOTS; i++) {
-		l2_free_aligned(cache[i].p);
+		free(cache[i].p);
 		cache[i].p = NULL;
 	}
 	l2_conv_scratch_free();
