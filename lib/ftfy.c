@@ -403,6 +403,10 @@ static int bad_at(const uint32_t *t, const uint32_t *k, size_t n, size_t i)
 	uint32_t a = t[i], ka = k[i];
 	uint32_t b = r > 1 ? t[i + 1] : 0, kb = r > 1 ? k[i + 1] : 0;
 	uint32_t c = r > 2 ? t[i + 2] : 0, kc = r > 2 ? k[i + 2] : 0;
+	/* every alternative starts with a classed character (the single
+	 * characters named below all have class bits), an ASCII letter, one of
+	 * ".,?!" or whitespace */
+	if (!ka && !is_ascii_letter(a) && a != '.' && a != ',' && a != '?' && a != '!' && !py_space(a)) return 0;
 	if (ka & C1) return 1;
 	if (r < 2) return 0;
 	const uint32_t PUNCT = LA | UA | BOX | SP | EP | CUR | NUM | LAW;

@@ -95,6 +95,12 @@ static void test_clean(void)
 	check_clean("&#x263A; &#0; &#150;", "\xe2\x98\xba \xef\xbf\xbd \xe2\x80\x93");
 	check_clean("&notit; &amp", "\xc2\xacit; &");
 	check_clean("", "");
+	/* mojibake repair (ftfy.fix_encoding) */
+	check_clean("caf\xc3\x83\xc2\xa9", "caf\xc3\xa9");                           /* UTF-8 read as Latin-1 */
+	check_clean("\xc3\xa2\xe2\x82\xac\xc5\x93hi\xc3\xa2\xe2\x82\xac\xc2\x9d", "\"hi\""); /* as windows-1252 */
+	check_clean("voil\xc3\x83 le", "voil\xc3\xa0 le");                           /* A0 lost to a space */
+	check_clean("\xc2\x93x\xc2\x94", "\"x\"");                                     /* C1 controls */
+	check_clean("\xc3\x80\xc3\x89\xc3\x8e \xc2\xbfqu\xc3\xa9?", "\xc3\xa0\xc3\xa9\xc3\xae \xc2\xbfqu\xc3\xa9?"); /* not mojibake */
 }
 
 /* each line {"text", "fix_text", "fix_encoding"}: ftfy's own outputs */
