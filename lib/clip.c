@@ -3,17 +3,21 @@
  * random-weight model writer the tests and benchmarks use. */
 #include "clip.h"
 
+#include "device.h"
 #include "nn.h"
 #include "safetensors.h"
 #include "util.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define LN_EPS 1e-5f
+
+extern void openblas_set_num_threads(int);
 
 typedef struct {
 	float *ln1_w, *ln1_b; /* (W) */
@@ -38,10 +42,24 @@ typedef struct {
 	float *tok;           /* (V, W) */
 } Tower;
 
+/* Activation buffers, kept between calls (a fresh 50-100 MB every batch
+ * costs page faults): one per caller running at the same time. */
+typedef struct Workspace {
+	struct Workspace *next;
+	float *buf;
+	size_t cap; /* floats */
+} Workspace;
+
+typedef struct {
+	pthread_mutex_t lock;
+	Workspace *free; /* not in use */
+} WsPool;
+
 struct L2Clip {
 	L2ClipConfig cfg;
 	int layout;
 	Tower vis, txt;
+	WsPool *pool; /* mutable through const L2Clip * */
 };
 
 /* ---- loading ------------------------------------------------------------------- */
@@ -258,6 +276,8 @@ L2Clip *l2_clip_load(const char *path, int towers)
 		l2_die("%s: not a CLIP checkpoint (neither visual.conv1.weight nor "
 		       "vision_model.embeddings.patch_embedding.weight is there)", path);
 	L2Clip *m = l2_calloc(1, sizeof *m);
+	m->pool = l2_calloc(1, sizeof *m->pool);
+	pthread_mutex_init(&m->pool->lock, NULL);
 	m->layout = ld.hf ? L2_CLIP_LAYOUT_HF : L2_CLIP_LAYOUT_OPENAI;
 	if (towers & L2_CLIP_VISION) load_vision(&ld, m);
 	if (towers & L2_CLIP_TEXT) load_text(&ld, m);
@@ -283,6 +303,13 @@ void l2_clip_free(L2Clip *m)
 	if (!m) return;
 	free_tower(&m->vis);
 	free_tower(&m->txt);
+	for (Workspace *w = m->pool->free, *nx; w; w = nx) {
+		nx = w->next;
+		l2_free_aligned(w->buf);
+		free(w);
+	}
+	pthread_mutex_destroy(&m->pool->lock);
+	free(m->pool);
 	free(m);
 }
 
@@ -291,66 +318,137 @@ int l2_clip_layout(const L2Clip *m) { return m->layout; }
 
 /* ---- forward ------------------------------------------------------------------- */
 
+/* Two ways to run a forward pass: `par` splits the element-wise kernels over
+ * l2_threads threads and lets OpenBLAS use its threads (one batch, all
+ * cores: texts, single images); otherwise everything runs on the calling
+ * thread, for callers that give each thread its own images with OpenBLAS on
+ * one thread (no spinning BLAS threads, no serial gaps between GEMMs). */
+static void run(int par, size_t n, size_t min_chunk, L2ParallelFn fn, void *ctx)
+{
+	if (par) l2_nn_parallel(n, min_chunk, fn, ctx);
+	else if (n) fn(ctx, 0, n);
+}
+
+typedef struct {
+	const float *x, *g, *b;
+	float *y;
+	int d;
+} LnCtx;
+
+static void ln_range(void *p, size_t i0, size_t i1)
+{
+	const LnCtx *c = p;
+	l2_nn_layer_norm_serial(c->x + i0 * c->d, (int)(i1 - i0), c->d, c->g, c->b, LN_EPS, c->y + i0 * c->d);
+}
+
+static void layer_norm(int par, const float *x, int n, int d, const float *g, const float *b, float *y)
+{
+	LnCtx c = {x, g, b, y, d};
+	run(par, (size_t)n, 16, ln_range, &c);
+}
+
+static void gelu_range(void *p, size_t i0, size_t i1) { l2_nn_quick_gelu_serial((float *)p + i0, i1 - i0); }
+
+typedef struct {
+	const float *qkv;
+	float *out;
+	int s, d, heads, causal;
+} AttCtx;
+
+static void att_range(void *p, size_t i0, size_t i1)
+{
+	const AttCtx *c = p;
+	l2_nn_attention_range(c->qkv, c->s, c->d, c->heads, c->causal, c->out, i0, i1);
+}
+
+/* a workspace of at least n floats from the pool (or a new one) */
+static Workspace *ws_get(const L2Clip *m, size_t n)
+{
+	pthread_mutex_lock(&m->pool->lock);
+	Workspace *w = m->pool->free;
+	if (w) m->pool->free = w->next;
+	pthread_mutex_unlock(&m->pool->lock);
+	if (!w) w = l2_calloc(1, sizeof *w);
+	if (w->cap < n) {
+		l2_free_aligned(w->buf);
+		w->buf = l2_malloc_aligned(l2_mul_size(n, sizeof(float)));
+		w->cap = n;
+	}
+	return w;
+}
+
+static void ws_put(const L2Clip *m, Workspace *w)
+{
+	pthread_mutex_lock(&m->pool->lock);
+	w->next = m->pool->free;
+	m->pool->free = w;
+	pthread_mutex_unlock(&m->pool->lock);
+}
+
 typedef struct {
 	float *h, *qkv, *att, *mlp; /* (T, W), (T, 3W), (T, W), (T, hidden) */
 } Work;
 
-static void work_alloc(Work *k, size_t T, const Tower *t)
+/* floats Work needs for T tokens; each buffer starts on a 64-byte line */
+static size_t work_size(size_t T, const Tower *t)
 {
-	k->h = l2_malloc_aligned(l2_mul_size(T * t->w, sizeof(float)));
-	k->qkv = l2_malloc_aligned(l2_mul_size(T * 3 * t->w, sizeof(float)));
-	k->att = l2_malloc_aligned(l2_mul_size(T * t->w, sizeof(float)));
-	k->mlp = l2_malloc_aligned(l2_mul_size(T * (size_t)t->hidden, sizeof(float)));
+	size_t r = 16;
+	return (T * t->w + r) * 5 + T * (size_t)t->hidden + r;
 }
 
-static void work_free(Work *k)
+/* carve Work out of p; returns the first float after it */
+static float *work_carve(Work *k, float *p, size_t T, const Tower *t)
 {
-	l2_free_aligned(k->h);
-	l2_free_aligned(k->qkv);
-	l2_free_aligned(k->att);
-	l2_free_aligned(k->mlp);
+	float **b[4] = {&k->h, &k->qkv, &k->att, &k->mlp};
+	size_t n[4] = {T * t->w, T * 3 * t->w, T * t->w, T * (size_t)t->hidden};
+	for (int i = 0; i < 4; i++) {
+		*b[i] = p;
+		p += (n[i] + 15) & ~(size_t)15;
+	}
+	return p;
 }
 
 /* x (nb*s, W) through every residual block. */
-static void transformer(const Tower *t, float *x, int nb, int s, int causal, Work *k)
+static void transformer(const Tower *t, float *x, int nb, int s, int causal, Work *k, int par)
 {
 	int W = t->w, H = t->hidden, T = nb * s;
+	AttCtx ac = {k->qkv, k->att, s, W, t->heads, causal};
 	for (int l = 0; l < t->layers; l++) {
 		const Block *b = &t->blk[l];
-		l2_nn_layer_norm(x, T, W, b->ln1_w, b->ln1_b, LN_EPS, k->h);
+		layer_norm(par, x, T, W, b->ln1_w, b->ln1_b, k->h);
 		l2_nn_linear(k->h, W, T, W, b->qkv_w, b->qkv_b, 3 * W, k->qkv, 3 * (size_t)W);
-		l2_nn_attention(k->qkv, nb, s, W, t->heads, causal, k->att);
+		run(par, (size_t)nb * t->heads, 1, att_range, &ac);
 		l2_nn_linear_add(k->att, T, W, b->out_w, b->out_b, W, x);
-		l2_nn_layer_norm(x, T, W, b->ln2_w, b->ln2_b, LN_EPS, k->h);
+		layer_norm(par, x, T, W, b->ln2_w, b->ln2_b, k->h);
 		l2_nn_linear(k->h, W, T, W, b->fc_w, b->fc_b, H, k->mlp, H);
-		l2_nn_quick_gelu(k->mlp, (size_t)T * H);
+		run(par, (size_t)T * H, 16384, gelu_range, k->mlp);
 		l2_nn_linear_add(k->mlp, T, H, b->pr_w, b->pr_b, W, x);
 	}
 }
 
 /* final layer norm on the pooled rows, then the projection */
-static void pool_project(const Tower *t, const float *x, const int *rows, int n, int embed, float *out)
+static void pool_project(const Tower *t, const float *x, const int *rows, int n, int embed, float *out, int par)
 {
 	int W = t->w;
 	float *p = l2_malloc(l2_mul_size((size_t)n * W, sizeof(float)));
 	for (int i = 0; i < n; i++) memcpy(p + (size_t)i * W, x + (size_t)rows[i] * W, (size_t)W * sizeof(float));
-	l2_nn_layer_norm(p, n, W, t->lnf_w, t->lnf_b, LN_EPS, p);
+	layer_norm(par, p, n, W, t->lnf_w, t->lnf_b, p);
 	l2_nn_linear(p, W, n, W, t->proj, NULL, embed, out, embed);
 	free(p);
 }
 
-void l2_clip_encode_images(const L2Clip *m, const float *px, int n, float *out)
+static void encode_images(const L2Clip *m, const float *px, int n, float *out, int par)
 {
 	const Tower *t = &m->vis;
-	if (!t->w) l2_die("CLIP: the vision tower is not loaded");
 	if (n <= 0) return;
 	int W = t->w, P = m->cfg.patch, R = m->cfg.res, G = R / P, S = G * G + 1, K = 3 * P * P;
 	size_t T = (size_t)n * S, np = (size_t)n * G * G;
-	float *x = l2_malloc_aligned(l2_mul_size(T * W, sizeof(float)));
+	size_t need = l2_mul_size(T + 16, (size_t)W) + work_size(T, t) + l2_mul_size(np + 16, (size_t)K + W);
+	Workspace *ws = ws_get(m, need);
 	Work k;
-	work_alloc(&k, T, t);
+	float *x = ws->buf, *col = work_carve(&k, x + (((size_t)T * W + 15) & ~(size_t)15), T, t);
+	float *pe = col + ((np * K + 15) & ~(size_t)15);
 	/* patch embedding: im2col (n*G*G, 3*P*P) in conv1's (c, ky, kx) order */
-	float *col = l2_malloc_aligned(l2_mul_size(np * K, sizeof(float)));
 	for (int b = 0; b < n; b++)
 		for (int gy = 0; gy < G; gy++)
 			for (int gx = 0; gx < G; gx++) {
@@ -361,9 +459,7 @@ void l2_clip_encode_images(const L2Clip *m, const float *px, int n, float *out)
 						       px + (((size_t)b * 3 + c) * R + (size_t)gy * P + ky) * R + (size_t)gx * P,
 						       (size_t)P * sizeof(float));
 			}
-	float *pe = l2_malloc_aligned(l2_mul_size(np * W, sizeof(float)));
 	l2_nn_linear(col, K, (int)np, K, t->conv, NULL, W, pe, W);
-	l2_free_aligned(col);
 	for (int b = 0; b < n; b++) {
 		float *xb = x + (size_t)b * S * W;
 		for (int j = 0; j < W; j++) xb[j] = t->cls[j] + t->pos[j];
@@ -372,15 +468,62 @@ void l2_clip_encode_images(const L2Clip *m, const float *px, int n, float *out)
 			for (int j = 0; j < W; j++) xb[(size_t)s * W + j] = e[j] + t->pos[(size_t)s * W + j];
 		}
 	}
-	l2_free_aligned(pe);
-	l2_nn_layer_norm(x, (int)T, W, t->lnp_w, t->lnp_b, LN_EPS, x);
-	transformer(t, x, n, S, 0, &k);
+	layer_norm(par, x, (int)T, W, t->lnp_w, t->lnp_b, x);
+	transformer(t, x, n, S, 0, &k, par);
 	int *rows = l2_malloc((size_t)n * sizeof(int));
 	for (int b = 0; b < n; b++) rows[b] = b * S;
-	pool_project(t, x, rows, n, m->cfg.embed, out);
+	pool_project(t, x, rows, n, m->cfg.embed, out, par);
 	free(rows);
-	work_free(&k);
-	l2_free_aligned(x);
+	ws_put(m, ws);
+}
+
+void l2_clip_encode_images_serial(const L2Clip *m, const float *px, int n, float *out)
+{
+	if (!m->vis.w) l2_die("CLIP: the vision tower is not loaded");
+	encode_images(m, px, n, out, 0);
+}
+
+typedef struct {
+	const L2Clip *m;
+	const float *px;
+	float *out;
+	int n, nt;
+	pthread_t th;
+	int part;
+} Part;
+
+static void *part_main(void *p)
+{
+	Part *c = p;
+	int i0 = (int)((long)c->n * c->part / c->nt), i1 = (int)((long)c->n * (c->part + 1) / c->nt);
+	size_t sz = (size_t)3 * c->m->cfg.res * c->m->cfg.res;
+	encode_images(c->m, c->px + (size_t)i0 * sz, i1 - i0, c->out + (size_t)i0 * c->m->cfg.embed, 0);
+	return NULL;
+}
+
+void l2_clip_encode_images(const L2Clip *m, const float *px, int n, float *out)
+{
+	if (!m->vis.w) l2_die("CLIP: the vision tower is not loaded");
+	if (n <= 0) return;
+	int nt = l2_threads < n ? l2_threads : n;
+	if (nt > 64) nt = 64;
+	if (nt <= 1 || l2_device == L2_DEVICE_CUDA) {
+		encode_images(m, px, n, out, 1);
+		return;
+	}
+	/* images split over the threads, each with single-threaded BLAS */
+	Part parts[64];
+	openblas_set_num_threads(1);
+	int started = 0;
+	for (int i = 0; i < nt; i++) parts[i] = (Part){.m = m, .px = px, .out = out, .n = n, .nt = nt, .part = i};
+	for (int i = 1; i < nt; i++) {
+		if (pthread_create(&parts[i].th, NULL, part_main, &parts[i])) break;
+		started = i;
+	}
+	part_main(&parts[0]);
+	for (int i = 1; i <= started; i++) pthread_join(parts[i].th, NULL);
+	for (int i = started + 1; i < nt; i++) part_main(&parts[i]); /* threads that could not start */
+	openblas_set_num_threads(l2_threads);
 }
 
 void l2_clip_encode_text(const L2Clip *m, const int32_t *tokens, int n, float *out)
@@ -402,20 +545,20 @@ void l2_clip_encode_text(const L2Clip *m, const int32_t *tokens, int n, float *o
 		if (am + 1 > L) L = am + 1;
 	}
 	size_t T = (size_t)n * L;
-	float *x = l2_malloc_aligned(l2_mul_size(T * W, sizeof(float)));
+	Workspace *ws = ws_get(m, l2_mul_size(T + 16, (size_t)W) + work_size(T, t));
+	Work k;
+	float *x = ws->buf;
+	work_carve(&k, x + ((T * W + 15) & ~(size_t)15), T, t);
 	for (int b = 0; b < n; b++)
 		for (int i = 0; i < L; i++) {
 			const float *e = t->tok + (size_t)tokens[(size_t)b * C + i] * W, *p = t->pos + (size_t)i * W;
 			float *xr = x + ((size_t)b * L + i) * W;
 			for (int j = 0; j < W; j++) xr[j] = e[j] + p[j];
 		}
-	Work k;
-	work_alloc(&k, T, t);
-	transformer(t, x, n, L, 1, &k);
+	transformer(t, x, n, L, 1, &k, 1);
 	for (int b = 0; b < n; b++) eot[b] += b * L;
-	pool_project(t, x, eot, n, m->cfg.tembed, out);
-	work_free(&k);
-	l2_free_aligned(x);
+	pool_project(t, x, eot, n, m->cfg.tembed, out, 1);
+	ws_put(m, ws);
 	free(eot);
 }
 

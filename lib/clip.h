@@ -39,8 +39,14 @@ const L2ClipConfig *l2_clip_config(const L2Clip *m);
 int l2_clip_layout(const L2Clip *m);
 
 /* Image features: px (n, 3, res, res) preprocessed pixels -> out (n, embed),
- * not normalised. */
+ * not normalised.  The images are split over l2_threads threads, each
+ * running its share with OpenBLAS on one thread (a single image uses
+ * OpenBLAS's threads instead). */
 void l2_clip_encode_images(const L2Clip *m, const float *px, int n, float *out);
+/* The same on the calling thread alone, for callers that run a batch per
+ * thread themselves; OpenBLAS must be set to one thread
+ * (openblas_set_num_threads(1)) while they do. */
+void l2_clip_encode_images_serial(const L2Clip *m, const float *px, int n, float *out);
 /* Text features: tokens (n, context) as l2_bpe_encode gives them (start,
  * text, end, zero padding) -> out (n, tembed), not normalised.  The batch
  * is computed only up to its longest text (the causal mask makes that

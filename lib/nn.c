@@ -11,6 +11,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,4 +188,224 @@ void l2_nn_attention(const float *qkv, int nb, int s, int d, int heads, int caus
 	if (heads < 1 || d % heads) l2_die("attention: width %d is not a multiple of %d heads", d, heads);
 	AttCtx c = {qkv, out, s, d, heads, causal};
 	l2_nn_parallel((size_t)nb * heads, 1, att_items, &c);
+}
+
+/* ---- vectorised single-thread kernels ---------------------------------------------------
+ *
+ * GCC/clang vector extensions, 16 floats wide (one AVX-512 register, two AVX
+ * ones; the compiler splits them for narrower targets).  The sums over
+ * features keep the scalar kernels' order where it is cheap to (attention
+ * dot products over the head width and the weighted sum of values run
+ * sequentially per output lane), so only exp and the softmax and
+ * layer-norm sums round differently. */
+
+typedef float V16 __attribute__((vector_size(64)));
+typedef int32_t V16i __attribute__((vector_size(64)));
+typedef double V8d __attribute__((vector_size(64)));
+typedef float V8 __attribute__((vector_size(32)));
+
+static inline V16 vld(const float *p)
+{
+	V16 v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static inline void vst(float *p, V16 v) { memcpy(p, &v, sizeof v); }
+
+static inline V16 vdup(float x) { return (V16){0} + x; }
+
+/* m ? a : b per lane, m a comparison's result (all ones or zero) */
+static inline V16 vsel(V16i m, V16 a, V16 b)
+{
+	V16i ia, ib;
+	memcpy(&ia, &a, sizeof a);
+	memcpy(&ib, &b, sizeof b);
+	ia = (ia & m) | (ib & ~m);
+	memcpy(&a, &ia, sizeof a);
+	return a;
+}
+
+/* exp(x) for x in [-87.3, 88] (clamped outside), Cephes' expf polynomial:
+ * within 2 ulp of expf. */
+static inline V16 vexp(V16 x)
+{
+	x = vsel(x < vdup(88.0f), x, vdup(88.0f));
+	x = vsel(x > vdup(-87.3f), x, vdup(-87.3f));
+	/* round to nearest with the 1.5 * 2^23 trick (default rounding mode) */
+	V16 n = x * 1.44269504088896341f + 12582912.0f;
+	n = n - 12582912.0f;
+	V16 r = x - n * 0.693359375f; /* exact: few bits in both */
+	r = r - n * -2.12194440e-4f;
+	V16 p = vdup(1.9875691500e-4f);
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * (r * r) + r + 1.0f;
+	V16i e = (__builtin_convertvector(n, V16i) + 127) << 23;
+	V16 s;
+	memcpy(&s, &e, sizeof s);
+	return p * s;
+}
+
+static inline float hsum16(V16 v)
+{
+	float s = 0;
+	for (int i = 0; i < 16; i++) s += v[i];
+	return s;
+}
+
+void l2_nn_layer_norm_serial(const float *x, int n, int d, const float *g, const float *b, float eps, float *y)
+{
+	for (int i = 0; i < n; i++, x += d, y += d) {
+		/* two passes in double, as ln_rows, with 16 partial sums */
+		V8d s0 = {0}, s1 = {0};
+		int j = 0;
+		for (; j + 16 <= d; j += 16) {
+			V16 v = vld(x + j);
+			s0 += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), V8d);
+			s1 += __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), V8d);
+		}
+		double s = 0;
+		for (int k = 0; k < 8; k++) s += s0[k] + s1[k];
+		for (; j < d; j++) s += x[j];
+		double mean = s / d;
+		V8d v0 = {0}, v1 = {0};
+		j = 0;
+		for (; j + 16 <= d; j += 16) {
+			V16 v = vld(x + j);
+			V8d t0 = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), V8d) - mean;
+			V8d t1 = __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), V8d) - mean;
+			v0 += t0 * t0;
+			v1 += t1 * t1;
+		}
+		double var = 0;
+		for (int k = 0; k < 8; k++) var += v0[k] + v1[k];
+		for (; j < d; j++) var += (x[j] - mean) * (x[j] - mean);
+		float m = (float)mean, r = (float)(1.0 / sqrt(var / d + eps));
+		j = 0;
+		for (; j + 16 <= d; j += 16) vst(y + j, (vld(x + j) - m) * r * vld(g + j) + vld(b + j));
+		for (; j < d; j++) y[j] = (x[j] - m) * r * g[j] + b[j];
+	}
+}
+
+void l2_nn_quick_gelu_serial(float *x, size_t n)
+{
+	size_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		V16 v = vld(x + i);
+		vst(x + i, v / (1.0f + vexp(v * -1.702f)));
+	}
+	if (i < n) {
+		float t[16] = {0};
+		memcpy(t, x + i, (n - i) * sizeof(float));
+		V16 v = vld(t);
+		vst(t, v / (1.0f + vexp(v * -1.702f)));
+		memcpy(x + i, t, (n - i) * sizeof(float));
+	}
+}
+
+/* One (sequence, head): base points at q of token 0 of this head (k at +d,
+ * v at +2d, rows ld apart); out at token 0 of this head (rows d apart).
+ * kt (dh, sp) and sc (4, sp) are scratch, sp = s rounded up to 16. */
+static void att_head(const float *base, size_t ld, int s, int d, int dh, int causal, float *out, float *kt,
+		     float *sc, float *acc)
+{
+	int sp = (s + 15) & ~15;
+	float scale = 1.0f / sqrtf((float)dh);
+	for (int e = 0; e < dh; e++) {
+		float *r = kt + (size_t)e * sp;
+		for (int j = 0; j < s; j++) r[j] = base[(size_t)j * ld + d + e];
+		for (int j = s; j < sp; j++) r[j] = 0;
+	}
+	for (int i0 = 0; i0 < s; i0 += 4) {
+		int ni = s - i0 < 4 ? s - i0 : 4;
+		const float *q[4];
+		for (int r = 0; r < 4; r++) q[r] = base + (size_t)(i0 + (r < ni ? r : ni - 1)) * ld;
+		int nj = causal ? i0 + ni : s; /* columns this block needs */
+		/* scores: dot products summed in order over e, as the scalar kernel */
+		for (int jv = 0; jv < nj; jv += 16) {
+			V16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+			const float *k = kt + jv;
+			for (int e = 0; e < dh; e++) {
+				V16 kv = vld(k + (size_t)e * sp);
+				a0 += kv * q[0][e];
+				a1 += kv * q[1][e];
+				a2 += kv * q[2][e];
+				a3 += kv * q[3][e];
+			}
+			vst(sc + jv, a0 * scale);
+			vst(sc + sp + jv, a1 * scale);
+			vst(sc + 2 * (size_t)sp + jv, a2 * scale);
+			vst(sc + 3 * (size_t)sp + jv, a3 * scale);
+		}
+		float inv[4];
+		for (int r = 0; r < 4; r++) {
+			float *p = sc + (size_t)r * sp;
+			int n = causal ? (i0 + r < s ? i0 + r + 1 : 1) : s;
+			float mx = -INFINITY;
+			for (int j = 0; j < n; j++) mx = p[j] > mx ? p[j] : mx;
+			V16 sum = {0};
+			int j = 0;
+			for (; j + 16 <= n; j += 16) {
+				V16 t = vexp(vld(p + j) - mx);
+				vst(p + j, t);
+				sum += t;
+			}
+			if (j < n) {
+				V16 t = vexp(vld(p + j) - mx);
+				for (int k = n - j; k < 16; k++) t[k] = 0;
+				vst(p + j, t);
+				sum += t;
+				j += 16;
+			}
+			for (; j < nj; j++) p[j] = 0; /* masked (causal) */
+			inv[r] = 1.0f / hsum16(sum);
+		}
+		/* out = p v, summed in order over j per lane, then scaled by 1/sum */
+		for (int e0 = 0; e0 < dh; e0 += 16) {
+			int ne = dh - e0 < 16 ? dh - e0 : 16;
+			V16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+			if (ne == 16) {
+				for (int j = 0; j < nj; j++) {
+					V16 vv = vld(base + (size_t)j * ld + 2 * d + e0);
+					a0 += vv * sc[j];
+					a1 += vv * sc[sp + j];
+					a2 += vv * sc[2 * sp + j];
+					a3 += vv * sc[3 * sp + j];
+				}
+			} else {
+				for (int j = 0; j < nj; j++) {
+					float t[16] = {0};
+					memcpy(t, base + (size_t)j * ld + 2 * d + e0, (size_t)ne * sizeof(float));
+					V16 vv = vld(t);
+					a0 += vv * sc[j];
+					a1 += vv * sc[sp + j];
+					a2 += vv * sc[2 * sp + j];
+					a3 += vv * sc[3 * sp + j];
+				}
+			}
+			V16 a[4] = {a0 * inv[0], a1 * inv[1], a2 * inv[2], a3 * inv[3]};
+			for (int r = 0; r < ni; r++) {
+				vst(acc, a[r]);
+				memcpy(out + (size_t)(i0 + r) * d + e0, acc, (size_t)ne * sizeof(float));
+			}
+		}
+	}
+}
+
+void l2_nn_attention_range(const float *qkv, int s, int d, int heads, int causal, float *out, size_t i0, size_t i1)
+{
+	if (heads < 1 || d % heads) l2_die("attention: width %d is not a multiple of %d heads", d, heads);
+	int dh = d / heads, sp = (s + 15) & ~15;
+	size_t ld = (size_t)3 * d;
+	float *kt = l2_malloc_aligned(l2_mul_size((size_t)dh + 4, (size_t)sp * sizeof(float)));
+	float *sc = kt + (size_t)dh * sp, acc[16];
+	for (size_t it = i0; it < i1; it++) {
+		size_t b = it / heads, h = it % heads;
+		att_head(qkv + b * s * ld + h * dh, ld, s, d, dh, causal, out + b * s * d + h * dh, kt, sc, acc);
+	}
+	l2_free_aligned(kt);
 }

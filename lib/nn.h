@@ -30,6 +30,17 @@ void l2_nn_quick_gelu(float *x, size_t n);
  * per head.  causal: token i sees tokens 0..i only. */
 void l2_nn_attention(const float *qkv, int nb, int s, int d, int heads, int causal, float *out);
 
+/* Single-thread, vectorised forms of the three kernels above, for callers
+ * that split the work themselves (e.g. one batch of images per thread with
+ * OpenBLAS on one thread).  They agree with the forms above to rounding
+ * (exp is a polynomial within 2 ulp of expf; the attention dot products and
+ * value sums keep the scalar order). */
+void l2_nn_layer_norm_serial(const float *x, int n, int d, const float *g, const float *b, float eps, float *y);
+void l2_nn_quick_gelu_serial(float *x, size_t n);
+/* the attention core of l2_nn_attention for the (sequence, head) pairs
+ * i0 <= sequence * heads + head < i1 */
+void l2_nn_attention_range(const float *qkv, int s, int d, int heads, int causal, float *out, size_t i0, size_t i1);
+
 /* Run fn(ctx, i0, i1) over [0, n) split into chunks on l2_threads threads
  * (serially when n is small or one thread). */
 typedef void (*L2ParallelFn)(void *ctx, size_t i0, size_t i1);

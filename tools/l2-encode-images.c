@@ -5,20 +5,22 @@
  *   l2-encode-images -m W.safetensors --store data.lmdb images/
  *
  * Preprocessing is CLIP's (lib/image.h l2_clip_preprocess), the encoder
- * lib/clip.c.  Images are read and encoded `--batch` at a time, so memory
- * stays flat however many there are.  Output: an image-feature stream
+ * lib/clip.c.  Images are read and encoded in rounds of `--batch` per thread,
+ * so memory stays flat however many there are.  Output: an image-feature stream
  * (schemas/l2fs.md), L2-normalised unless --raw. */
 #include "clip.h"
 #include "dataset.h"
 #include "device.h"
 #include "image.h"
-#include "nn.h"
 #include "stream.h"
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+extern void openblas_set_num_threads(int);
 
 typedef struct {
 	const char *model, *out, *store, *name;
@@ -35,7 +37,7 @@ static void usage(FILE *f)
 		"Writes an image-feature stream (schemas/l2fs.md) to standard output.\n\n"
 		"  -m, --model FILE       CLIP weights (.safetensors, OpenAI or Hugging Face layout)\n"
 		"  -o, --output FILE      write the stream here instead of standard output (atomically)\n"
-		"  -b, --batch N          images per forward pass (default 32)\n"
+		"  -b, --batch N          images per forward pass on each thread (default 32)\n"
 		"      --raw              do not L2-normalise the features\n"
 		"      --store DB         also put the features into the dataset store DB (feature set --name)\n"
 		"      --name NAME        feature set name in the store (default image)\n"
@@ -171,23 +173,59 @@ static int next_input(Inputs *in, char **key, char **path)
 	}
 }
 
-/* ---- batched preprocessing on threads ---------------------------------------- */
+/* ---- rounds of batches on threads ----------------------------------------------
+ *
+ * Each round takes up to threads x batch inputs.  Every thread claims a
+ * batch of them, decodes and preprocesses its images and encodes them on its
+ * own with OpenBLAS on one thread (l2_clip_encode_images_serial): no thread
+ * waits for another between GEMMs, and decoding overlaps the others'
+ * encoding.  The main thread then writes the round's results in input
+ * order. */
 
 typedef struct {
+	const L2Clip *m;
 	char **path;
-	float *px;   /* (n, 3, R, R) */
-	int *ok;
-	char (*err)[256];
-	int res;
+	int n, per;       /* inputs in this round, images per batch */
+	int next;         /* next input to claim (under lock) */
+	pthread_mutex_t lock;
+	int *ok;          /* (n) */
+	char (*err)[256]; /* (n) */
+	float *feat;      /* (n, E) */
 	const uint8_t *bg;
-} Prep;
+	int serial;       /* encode on the worker's thread alone */
+} Round;
 
-static void prep_range(void *p, size_t i0, size_t i1)
+typedef struct {
+	Round *r;
+	float *px;        /* (per, 3, R, R) */
+	float *f;         /* (per, E) */
+	pthread_t th;
+} Worker;
+
+static void *worker(void *arg)
 {
-	Prep *c = p;
-	size_t sz = (size_t)3 * c->res * c->res;
-	for (size_t i = i0; i < i1; i++)
-		c->ok[i] = l2_clip_preprocess(c->path[i], c->res, c->bg, c->px + i * sz, c->err[i], sizeof c->err[i]) == 0;
+	Worker *w = arg;
+	Round *r = w->r;
+	const L2ClipConfig *cfg = l2_clip_config(r->m);
+	size_t sz = (size_t)3 * cfg->res * cfg->res, E = (size_t)cfg->embed;
+	int idx[4096];
+	for (;;) {
+		pthread_mutex_lock(&r->lock);
+		int i0 = r->next, n = r->n - i0 < r->per ? r->n - i0 : r->per;
+		r->next += n;
+		pthread_mutex_unlock(&r->lock);
+		if (n <= 0) break;
+		int k = 0;
+		for (int i = i0; i < i0 + n; i++) {
+			r->ok[i] = l2_clip_preprocess(r->path[i], cfg->res, r->bg, w->px + (size_t)k * sz, r->err[i], sizeof r->err[i]) == 0;
+			if (r->ok[i]) idx[k++] = i;
+		}
+		if (!k) continue;
+		if (r->serial) l2_clip_encode_images_serial(r->m, w->px, k, w->f);
+		else l2_clip_encode_images(r->m, w->px, k, w->f);
+		for (int j = 0; j < k; j++) memcpy(r->feat + (size_t)idx[j] * E, w->f + (size_t)j * E, E * sizeof(float));
+	}
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -202,6 +240,9 @@ int main(int argc, char **argv)
 	const L2ClipConfig *cfg = l2_clip_config(m);
 	int R = cfg->res, E = cfg->embed, B = o.batch;
 	size_t sz = (size_t)3 * R * R;
+	/* one worker per thread; on CUDA one, whose GEMMs go to the device */
+	int nt = l2_device == L2_DEVICE_CUDA ? 1 : (l2_threads > 0 ? l2_threads : 1);
+	if (nt > 256) nt = 256;
 
 	L2Dataset *ds = NULL;
 	if (o.store) {
@@ -217,41 +258,61 @@ int main(int argc, char **argv)
 	L2StreamWriter *w = l2_stream_create(o.out, L2_KIND_IMAGE, (uint32_t)E, o.raw ? 0 : L2FS_NORMALIZED, 0, L2FS_UNTIL_END);
 
 	Inputs in = {.argv = argv + optind, .argc = argc - optind};
-	char **keys = l2_calloc((size_t)B, sizeof(char *)), **paths = l2_calloc((size_t)B, sizeof(char *));
-	float *px = l2_malloc_aligned(l2_mul_size((size_t)B, sz * sizeof(float)));
-	float *feat = l2_malloc(l2_mul_size((size_t)B * E, sizeof(float)));
-	int *ok = l2_calloc((size_t)B, sizeof(int));
-	char (*err)[256] = l2_calloc((size_t)B, sizeof *err);
-	char **okkeys = l2_calloc((size_t)B, sizeof(char *));
+	size_t cap = (size_t)nt * B;
+	char **keys = l2_calloc(cap, sizeof(char *)), **paths = l2_calloc(cap, sizeof(char *));
+	Round r = {.m = m, .path = paths, .bg = o.has_bg ? o.bg : NULL};
+	pthread_mutex_init(&r.lock, NULL);
+	r.ok = l2_calloc(cap, sizeof(int));
+	r.err = l2_calloc(cap, sizeof *r.err);
+	r.feat = l2_malloc(l2_mul_size(cap * E, sizeof(float)));
+	Worker *wk = l2_calloc((size_t)nt, sizeof *wk);
+	for (int t = 0; t < nt; t++) {
+		wk[t].r = &r;
+		wk[t].px = l2_malloc_aligned(l2_mul_size((size_t)B, sz * sizeof(float)));
+		wk[t].f = l2_malloc(l2_mul_size((size_t)B * E, sizeof(float)));
+	}
 	uint64_t failed = 0, done = 0;
 	L2Progress prog;
 	l2_progress_start(&prog, "images", "img", 0);
 	for (int more = 1; more;) {
 		int n = 0;
-		while (n < B && (more = next_input(&in, &keys[n], &paths[n]))) n++;
+		while ((size_t)n < cap && (more = next_input(&in, &keys[n], &paths[n]))) n++;
 		if (!n) break;
-		Prep pc = {paths, px, ok, err, R, o.has_bg ? o.bg : NULL};
-		l2_nn_parallel((size_t)n, 1, prep_range, &pc);
-		int k = 0;
+		/* a short round is spread over every thread */
+		int per = (n + nt - 1) / nt;
+		r.n = n;
+		r.per = per < B ? per : B;
+		r.next = 0;
+		int nw = (n + r.per - 1) / r.per;
+		if (nw == 1) {
+			/* one batch: all threads on it */
+			r.serial = 0;
+			worker(&wk[0]);
+		} else {
+			r.serial = 1;
+			openblas_set_num_threads(1);
+			int started = 0;
+			for (int t = 1; t < nw; t++) {
+				if (pthread_create(&wk[t].th, NULL, worker, &wk[t])) break;
+				started = t;
+			}
+			worker(&wk[0]);
+			for (int t = 1; t <= started; t++) pthread_join(wk[t].th, NULL);
+			openblas_set_num_threads(l2_threads);
+		}
 		for (int i = 0; i < n; i++) {
-			if (!ok[i]) {
-				if (!o.keep_going) l2_die("%s: %s", paths[i], err[i]);
-				l2_warn("%s: %s (skipped)", paths[i], err[i]);
+			if (!r.ok[i]) {
+				if (!o.keep_going) l2_die("%s: %s", paths[i], r.err[i]);
+				l2_warn("%s: %s (skipped)", paths[i], r.err[i]);
 				failed++;
 				continue;
 			}
-			if (k != i) memmove(px + (size_t)k * sz, px + (size_t)i * sz, sz * sizeof(float));
-			okkeys[k++] = keys[i];
+			float *f = r.feat + (size_t)i * E;
+			if (!o.raw) l2_normalize_rows(f, 1, (size_t)E);
+			l2_stream_write(w, keys[i], f);
+			if (ds) l2_dataset_put_feature(ds, o.name, keys[i], f);
+			done++;
 		}
-		if (k) {
-			l2_clip_encode_images(m, px, k, feat);
-			if (!o.raw) l2_normalize_rows(feat, (size_t)k, (size_t)E);
-			for (int i = 0; i < k; i++) {
-				l2_stream_write(w, okkeys[i], feat + (size_t)i * E);
-				if (ds) l2_dataset_put_feature(ds, o.name, okkeys[i], feat + (size_t)i * E);
-			}
-		}
-		done += (uint64_t)k;
 		l2_progress_add(&prog, (uint64_t)n);
 		for (int i = 0; i < n; i++) {
 			free(keys[i]);
@@ -265,11 +326,15 @@ int main(int argc, char **argv)
 	free(in.line);
 	free(keys);
 	free(paths);
-	free(okkeys);
-	free(ok);
-	free(err);
-	free(feat);
-	l2_free_aligned(px);
+	for (int t = 0; t < nt; t++) {
+		l2_free_aligned(wk[t].px);
+		free(wk[t].f);
+	}
+	free(wk);
+	free(r.ok);
+	free(r.err);
+	free(r.feat);
+	pthread_mutex_destroy(&r.lock);
 	l2_clip_free(m);
 	return failed ? L2_EXIT_FAIL : 0;
 }

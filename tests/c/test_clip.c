@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <unistd.h>
 
+extern void openblas_set_num_threads(int);
+
 #define REF "tests/ref/clip/"
 
 static char tmpdir[256];
@@ -153,15 +155,24 @@ static void test_threads_agree(void)
 	L2Clip *m = l2_clip_load(p, L2_CLIP_VISION);
 	size_t n, len;
 	float *px = read_npy(REF "pixels.npy", &n, &len);
-	float a[4 * 48], b[4 * 48];
+	float a[4 * 48], b[4 * 48], c[4 * 48];
 	int saved = l2_threads;
 	l2_threads = 1;
 	l2_clip_encode_images(m, px, 4, a);
 	l2_threads = 3;
 	l2_clip_encode_images(m, px, 4, b);
 	l2_threads = saved;
-	/* the element-wise kernels split rows, never sums: bit-identical */
-	CHECK(memcmp(a, b, sizeof a) == 0);
+	/* 3 threads run images {0}, {1}, {2, 3} on their own: the same as
+	 * those batches on one thread, bit for bit */
+	openblas_set_num_threads(1);
+	l2_clip_encode_images_serial(m, px, 1, c);
+	l2_clip_encode_images_serial(m, px + len, 1, c + 48);
+	l2_clip_encode_images_serial(m, px + 2 * len, 2, c + 2 * 48);
+	openblas_set_num_threads(l2_threads);
+	CHECK(memcmp(b, c, sizeof b) == 0);
+	/* and the same as one batch of 4 up to OpenBLAS's rounding, which
+	 * depends on the number of rows of a product */
+	CHECK_ARRAY_CLOSE_F(b, a, 4 * 48, 1e-6, 1e-6);
 	free(px);
 	l2_clip_free(m);
 }
@@ -242,6 +253,102 @@ static void test_linear_vs_double(void)
 	CHECK_ARRAY_CLOSE_D(y, ref, (size_t)n * out, 1e-5, 1e-5);
 }
 
+/* float64 attention core for one layout (qkv (nb*s, 3d), out (nb*s, d)) */
+static void attention_double(const float *qkv, int nb, int s, int d, int heads, int causal, double *ref)
+{
+	int dh = d / heads;
+	double *sc = l2_malloc((size_t)s * sizeof(double));
+	for (int b = 0; b < nb; b++)
+		for (int h = 0; h < heads; h++)
+			for (int i = 0; i < s; i++) {
+				double mx = -1e300, sum = 0;
+				int nj = causal ? i + 1 : s;
+				for (int j = 0; j < nj; j++) {
+					double t = 0;
+					for (int e = 0; e < dh; e++)
+						t += (double)qkv[(size_t)(b * s + i) * 3 * d + h * dh + e] *
+						     qkv[(size_t)(b * s + j) * 3 * d + d + h * dh + e];
+					sc[j] = t / sqrt((double)dh);
+					if (sc[j] > mx) mx = sc[j];
+				}
+				for (int j = 0; j < nj; j++) sum += sc[j] = exp(sc[j] - mx);
+				for (int e = 0; e < dh; e++) {
+					double o = 0;
+					for (int j = 0; j < nj; j++) o += sc[j] * qkv[(size_t)(b * s + j) * 3 * d + 2 * d + h * dh + e];
+					ref[(size_t)(b * s + i) * d + h * dh + e] = o / sum;
+				}
+			}
+	free(sc);
+}
+
+/* the vectorised attention: sequence lengths and head widths on and off
+ * the vector width, causal or not, any range of (sequence, head) pairs */
+static void test_attention_range_vs_double(void)
+{
+	const int cases[][4] = {{2, 7, 12, 3}, {3, 50, 128, 2}, {2, 17, 40, 1}, {1, 33, 96, 1}, {2, 16, 64, 2}};
+	for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+		int nb = cases[c][0], s = cases[c][1], d = cases[c][2], heads = cases[c][3];
+		size_t nq = (size_t)nb * s * 3 * d, no = (size_t)nb * s * d;
+		float *qkv = l2_malloc(nq * sizeof(float)), *out = l2_malloc(no * sizeof(float));
+		double *ref = l2_malloc(no * sizeof(double));
+		for (size_t i = 0; i < nq; i++) qkv[i] = (float)check_normal();
+		for (int causal = 0; causal < 2; causal++) {
+			attention_double(qkv, nb, s, d, heads, causal, ref);
+			for (size_t i = 0; i < no; i++) out[i] = NAN;
+			size_t items = (size_t)nb * heads, mid = items / 2;
+			l2_nn_attention_range(qkv, s, d, heads, causal, out, 0, mid);
+			l2_nn_attention_range(qkv, s, d, heads, causal, out, mid, items);
+			CHECK_ARRAY_CLOSE_D(out, ref, no, 1e-5, 1e-5);
+		}
+		free(qkv);
+		free(out);
+		free(ref);
+	}
+}
+
+static void test_serial_kernels_vs_double(void)
+{
+	const int ds[] = {33, 768, 16, 5};
+	for (size_t c = 0; c < sizeof ds / sizeof *ds; c++) {
+		int n = 3, d = ds[c];
+		float *x = l2_malloc((size_t)n * d * sizeof(float)), *y = l2_malloc((size_t)n * d * sizeof(float));
+		float *g = l2_malloc((size_t)d * sizeof(float)), *b = l2_malloc((size_t)d * sizeof(float));
+		double *ref = l2_malloc((size_t)n * d * sizeof(double));
+		for (int i = 0; i < n * d; i++) x[i] = (float)(3 + 2 * check_normal());
+		for (int j = 0; j < d; j++) {
+			g[j] = (float)check_normal();
+			b[j] = (float)check_normal();
+		}
+		for (int i = 0; i < n; i++) {
+			double m = 0, v = 0;
+			for (int j = 0; j < d; j++) m += x[i * d + j];
+			m /= d;
+			for (int j = 0; j < d; j++) v += (x[i * d + j] - m) * (x[i * d + j] - m);
+			v /= d;
+			for (int j = 0; j < d; j++) ref[i * d + j] = (x[i * d + j] - m) / sqrt(v + 1e-5) * g[j] + b[j];
+		}
+		l2_nn_layer_norm_serial(x, n, d, g, b, 1e-5f, y);
+		CHECK_ARRAY_CLOSE_D(y, ref, (size_t)n * d, 1e-5, 1e-5);
+		l2_nn_layer_norm_serial(x, n, d, g, b, 1e-5f, x); /* in place */
+		CHECK_ARRAY_CLOSE_D(x, ref, (size_t)n * d, 1e-5, 1e-5);
+		free(x);
+		free(y);
+		free(g);
+		free(b);
+		free(ref);
+	}
+	/* QuickGELU over a wide range (exp clamped at both ends), odd length */
+	enum { N = 157 };
+	float q[N];
+	double qr[N];
+	for (int i = 0; i < N; i++) {
+		q[i] = i < 6 ? (float[]){-200, -60, -51.5f, 0, 51.5f, 200}[i] : (float)(6 * check_normal());
+		qr[i] = q[i] / (1 + exp((double)(-1.702f * q[i]))); /* the argument as float computes it */
+	}
+	l2_nn_quick_gelu_serial(q, N);
+	CHECK_ARRAY_CLOSE_D(q, qr, N, 1e-30, 3e-7);
+}
+
 /* a model with only a text tower refuses images, and the loader infers
  * heads = width / 64 (min 1) for odd sizes */
 static void test_small_odd_model(void)
@@ -281,6 +388,8 @@ int main(int argc, char **argv)
 	RUN(test_linear_vs_double);
 	RUN(test_layer_norm_vs_double);
 	RUN(test_attention_vs_double);
+	RUN(test_attention_range_vs_double);
+	RUN(test_serial_kernels_vs_double);
 	RUN(test_images_openai_f16);
 	RUN(test_images_hf_f32);
 	RUN(test_texts_openai_f16);
