@@ -103,7 +103,23 @@ static void test_clean(void)
 	check_clean("\xc3\x80\xc3\x89\xc3\x8e \xc2\xbfqu\xc3\xa9?", "\xc3\xa0\xc3\xa9\xc3\xae \xc2\xbfqu\xc3\xa9?"); /* not mojibake */
 }
 
-/* each line {"text", "fix_text", "fix_encoding"}: ftfy's own outputs */
+/* code points of valid UTF-8 (as decoded by json) */
+static size_t utf8_to_u32(const char *s, size_t len, uint32_t *o)
+{
+	const unsigned char *p = (const unsigned char *)s, *e = p + len;
+	size_t n = 0;
+	while (p < e) {
+		int k = *p < 0x80 ? 0 : *p < 0xE0 ? 1 : *p < 0xF0 ? 2 : 3;
+		uint32_t c = k ? *p & (0x3F >> k) : *p;
+		for (int i = 1; i <= k; i++) c = c << 6 | (p[i] & 0x3F);
+		o[n++] = c;
+		p += k + 1;
+	}
+	return n;
+}
+
+/* each line {"text", "fix_text", "fix_encoding"}: ftfy's own outputs (or
+ * {"text", "is_bad"}: its badness.is_bad) */
 static void test_ftfy(void)
 {
 	const char *path = getenv("L2_FTFY_CASES");
@@ -114,12 +130,19 @@ static void test_ftfy(void)
 	json_error_t err;
 	char *line = NULL;
 	size_t cap = 0;
-	int n = 0, bad[2] = {0, 0};
+	int n = 0, bad[3] = {0, 0, 0};
 	while (getline(&line, &cap, f) > 0) {
 		json_t *j = json_loads(line, JSON_ALLOW_NUL, &err);
 		CHECK_MSG(j != NULL, "%s: %s", path, err.text);
 		if (!j) continue;
-		json_t *jt = json_object_get(j, "text");
+		json_t *jt = json_object_get(j, "text"), *jb = json_object_get(j, "is_bad");
+		if (jb) {
+			uint32_t *u = l2_malloc((json_string_length(jt) + 1) * sizeof(uint32_t));
+			size_t nu = utf8_to_u32(json_string_value(jt), json_string_length(jt), u);
+			if (l2_ftfy_is_bad(u, nu) != json_is_true(jb) && bad[2]++ < 10)
+				printf("# is_bad(\"%s\") = %d\n", json_string_value(jt), !json_is_true(jb));
+			free(u);
+		}
 		const char *keys[2] = {"fix_text", "fix_encoding"};
 		for (int w = 0; w < 2; w++) {
 			json_t *jw = json_object_get(j, keys[w]);
@@ -137,8 +160,8 @@ static void test_ftfy(void)
 	}
 	free(line);
 	fclose(f);
-	CHECK_MSG(!bad[0] && !bad[1], "%s: %d fix_text and %d fix_encoding results differ from ftfy's, of %d", path, bad[0],
-	          bad[1], n);
+	CHECK_MSG(!bad[0] && !bad[1] && !bad[2], "%s: %d fix_text, %d fix_encoding and %d is_bad results differ from ftfy's, of %d",
+	          path, bad[0], bad[1], bad[2], n);
 	printf("# %s: %d texts\n", path, n);
 	CHECK(n >= 50);
 }

@@ -22,8 +22,10 @@ Writes tests/ref/clip/:
   tokens.jsonl           {"text": ..., "ids": [...]} per tricky string: ids of
                          clip.tokenize(text, context_length=77, truncate=True)
                          without padding
-  ftfy.jsonl             {"text", "fix_text", "fix_encoding"}: real ftfy's
-                         fix_text and fix_encoding of the tricky strings, of
+  ftfy.jsonl             {"text", "fix_text", "fix_encoding", "is_bad"}: real
+                         ftfy's fix_text, fix_encoding and badness.is_bad of
+                         the tricky strings, of short strings over the
+                         characters its heuristic's rules name, of
                          mojibake made below (UTF-8 of many scripts decoded
                          as windows-125x / Latin-1 / MacRoman / cp437, twice,
                          partly, with lost bytes, C1 controls, A0 turned to
@@ -467,6 +469,11 @@ def mojibake_cases():
     pool = sorted(pool)
     for _ in range(250):
         out.append("".join(rnd.choice(pool) for _ in range(rnd.randint(2, 9))))
+    lit = "ŒœÂÃÎÐ€ŠšŸž\xa0\xad®©°·»–—´×²³ØÙµà¹¼½¾√±∂†≠™≤≥¥ø≈‚ÄìîïòôúùûπâóäêвЂВГРСўβΆΒΓΞΟā¡‘“•›¶§¤│╗"
+    for _ in range(300):  # short strings around the rules that name characters
+        out.append("".join(rnd.choice(lit) if rnd.random() < 0.6 else rnd.choice("abzAZ .,?!\n\t\u2003_1٣é")
+                           for _ in range(rnd.choice([2, 3, 3, 4, 5]))))
+    out += ["ГўВЂВ™s", " ГўВЂВ\na", "ГўВЂВ™ ok"]
     for _ in range(60):  # random bytes through the encodings
         b = bytes(rnd.choice([0x20, 0x61, 0xa0, 0xc2, 0xc3, 0xe2, 0x80, 0x9c, 0xed, 0xc0, 0xf0, 0x1a, 0x3f,
                               rnd.randint(0x80, 0xff)]) for _ in range(rnd.randint(2, 10)))
@@ -517,8 +524,8 @@ def tokenizer_goldens(c):
             fh.write(json.dumps({"text": t, "ids": tok.tokenize(t, c["context"])}, ensure_ascii=True) + "\n")
     with open(os.path.join(OUT, "ftfy.jsonl"), "w", encoding="utf-8") as fh:
         for t in TRICKY + mojibake_cases():
-            fh.write(json.dumps({"text": t, "fix_text": ftfy.fix_text(t), "fix_encoding": ftfy.fix_encoding(t)},
-                                ensure_ascii=False) + "\n")
+            fh.write(json.dumps({"text": t, "fix_text": ftfy.fix_text(t), "fix_encoding": ftfy.fix_encoding(t),
+                                 "is_bad": ftfy.badness.is_bad(t)}, ensure_ascii=False) + "\n")
     return tok
 
 
