@@ -898,7 +898,7 @@ AdTensor *ad_div(AdGraph *g, AdTensor *a, AdTensor *b) { return binary(g, a, b, 
 /* ---- unary ------------------------------------------------------------------------ */
 
 enum { U_AFFINE, U_GELU, U_QGELU, U_SILU, U_SIGMOID, U_TANH, U_RELU, U_LEAKY, U_EXP, U_LOG, U_SQRT, U_SQUARE,
-       U_SOFTPLUS, U_POW };
+       U_SOFTPLUS, U_POW, U_LRELUG };
 
 #ifdef L2_AD_DOUBLE
 #define AD_EXP exp
@@ -925,6 +925,7 @@ static double unary_f(int op, double x, double p0, double p1)
 	case U_SQUARE: return x * x;
 	case U_SOFTPLUS: return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
 	case U_POW: return pow(x, p0);
+	case U_LRELUG: return (x > 0 ? x : p0 * x) * p1;
 	}
 	return 0;
 }
@@ -947,6 +948,7 @@ static double unary_df(int op, double x, double y, double p0)
 	case U_SQUARE: return 2 * x;
 	case U_SOFTPLUS: return sigm(x);
 	case U_POW: return p0 * pow(x, p0 - 1);
+	case U_LRELUG: return 0; /* hot path in unary_bw */
 	}
 	return 0;
 }
@@ -967,7 +969,17 @@ static void unary_bw(AdGraph *g, AdNode *nd)
 		}
 	} else if (op == U_AFFINE) {
 		adr a = (adr)p0;
-		for (size_t i = 0; i < n; i++) dx[i] = fr ? a * dy[i] : dx[i] + a * dy[i];
+		if (fr)
+			for (size_t i = 0; i < n; i++) dx[i] = a * dy[i];
+		else
+			for (size_t i = 0; i < n; i++) dx[i] += a * dy[i];
+	} else if (op == U_LRELUG || op == U_LEAKY) {
+		double gain = op == U_LRELUG ? nd->fp[1] : 1;
+		adr a = (adr)gain, b = (adr)(p0 * gain);
+		if (fr)
+			for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (xv[i] > 0 ? a : b);
+		else
+			for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (xv[i] > 0 ? a : b);
 	} else {
 		for (size_t i = 0; i < n; i++) {
 			adr d = (adr)(dy[i] * unary_df(op, xv[i], y->v[i], p0));
@@ -988,6 +1000,12 @@ static AdTensor *unary(AdGraph *g, AdTensor *x, int op, double p0, double p1)
 		for (size_t i = 0; i < n; i++) yv[i] = s * xv[i] + c;
 	} else if (op == U_QGELU) {
 		for (size_t i = 0; i < n; i++) yv[i] = xv[i] / (1 + AD_EXP((adr)-1.702 * xv[i]));
+	} else if (op == U_LRELUG) {
+		adr a = (adr)p1, b = (adr)(p0 * p1);
+		for (size_t i = 0; i < n; i++) yv[i] = xv[i] * (xv[i] > 0 ? a : b);
+	} else if (op == U_LEAKY) {
+		adr b = (adr)p0;
+		for (size_t i = 0; i < n; i++) yv[i] = xv[i] > 0 ? xv[i] : b * xv[i];
 	} else {
 		for (size_t i = 0; i < n; i++) yv[i] = (adr)unary_f(op, xv[i], p0, p1);
 	}
@@ -995,6 +1013,7 @@ static AdTensor *unary(AdGraph *g, AdTensor *x, int op, double p0, double p1)
 		AdNode *nd = record(g, unary_bw, y, x, NULL, NULL);
 		nd->ip[0] = op;
 		nd->fp[0] = p0;
+		nd->fp[1] = p1;
 	}
 	return y;
 }
@@ -1008,6 +1027,10 @@ AdTensor *ad_sigmoid(AdGraph *g, AdTensor *x) { return unary(g, x, U_SIGMOID, 0,
 AdTensor *ad_tanh(AdGraph *g, AdTensor *x) { return unary(g, x, U_TANH, 0, 0); }
 AdTensor *ad_relu(AdGraph *g, AdTensor *x) { return unary(g, x, U_RELU, 0, 0); }
 AdTensor *ad_leaky_relu(AdGraph *g, AdTensor *x, double slope) { return unary(g, x, U_LEAKY, slope, 0); }
+AdTensor *ad_leaky_relu_gain(AdGraph *g, AdTensor *x, double slope, double gain)
+{
+	return unary(g, x, U_LRELUG, slope, gain);
+}
 AdTensor *ad_exp(AdGraph *g, AdTensor *x) { return unary(g, x, U_EXP, 0, 0); }
 AdTensor *ad_log(AdGraph *g, AdTensor *x) { return unary(g, x, U_LOG, 0, 0); }
 AdTensor *ad_sqrt(AdGraph *g, AdTensor *x) { return unary(g, x, U_SQRT, 0, 0); }
@@ -1282,9 +1305,10 @@ static void col_range(int W, int OW, int st, int pad, int j, int *lo, int *hi)
 
 /* im2col for one image, one group: col[(c*kh + i)*kw + j][oy*OW + ox], rows
  * ld apart (ld = OH*OW for one image; N*OH*OW when a batch shares one GEMM
- * and this image's columns start at col + n*OH*OW). */
-static void im2col(const adr *x, int C, int H, int W, int kh, int kw, int st, int pad, int OH, int OW, adr *col,
-		   size_t ld)
+ * and this image's columns start at col + n*OH*OW); input channel c at
+ * x + c*cs (cs = H*W for an NCHW image). */
+static void im2col_cs(const adr *x, size_t cs, int C, int H, int W, int kh, int kw, int st, int pad, int OH, int OW,
+		      adr *col, size_t ld)
 {
 	for (int j = 0; j < kw; j++) {
 		int lo, hi;
@@ -1292,7 +1316,7 @@ static void im2col(const adr *x, int C, int H, int W, int kh, int kw, int st, in
 		for (int c = 0; c < C; c++)
 			for (int i = 0; i < kh; i++) {
 				adr *row = col + (((size_t)c * kh + i) * kw + j) * ld;
-				const adr *xc = x + (size_t)c * H * W;
+				const adr *xc = x + (size_t)c * cs;
 				for (int oy = 0; oy < OH; oy++) {
 					int iy = oy * st - pad + i;
 					adr *r = row + (size_t)oy * OW;
@@ -1309,6 +1333,12 @@ static void im2col(const adr *x, int C, int H, int W, int kh, int kw, int st, in
 				}
 			}
 	}
+}
+
+static void im2col(const adr *x, int C, int H, int W, int kh, int kw, int st, int pad, int OH, int OW, adr *col,
+		   size_t ld)
+{
+	im2col_cs(x, (size_t)H * W, C, H, W, kh, kw, st, pad, OH, OW, col, ld);
 }
 
 /* x += the transpose of im2col (same layout and ld as im2col). */
@@ -1358,12 +1388,33 @@ static adr *conv_core_fwd(AdGraph *g, const ConvGeom *c, const adr *x, const adr
 	return col;
 }
 
-/* dw += gZ col^T; dx += col2im(w^T gZ) (either may be NULL). */
-static void conv_core_bw(AdGraph *g, const ConvGeom *c, const adr *col, const adr *w, const adr *gZ, adr *dw, adr *dx)
+/* dw += gZ col^T; dx += col2im(w^T gZ) (either may be NULL; dx_fresh: dx is
+ * uninitialised, write it).  With stride 1 and pad <= k - 1, dx is instead
+ * the correlation of gZ with the flipped, transposed weight (padding
+ * k - 1 - pad): an im2col of gZ per image and a GEMM straight into dx, with
+ * no K x N*P column gradient to clear, fill and scatter back. */
+static void conv_core_bw(AdGraph *g, const ConvGeom *c, const adr *col, const adr *w, const adr *gZ, adr *dw, adr *dx,
+			 int dx_fresh)
 {
 	size_t K = cg_K(c), P = cg_P(c), NP = (size_t)c->N * P;
 	if (dw) ad_gemm(0, 1, c->O, (int)K, (int)NP, 1, gZ, (int)NP, col, (int)NP, 1, dw, (int)K);
+	if (dx && c->st == 1 && c->kh == c->kw && c->pad <= c->kh - 1) {
+		int k = c->kh, k2 = k * k, Kt = c->O * k2, HW = c->H * c->W;
+		adr *wt = ad_scratch(g, (size_t)c->C * Kt * sizeof(adr));   /* [C, O, k, k] flipped */
+		for (int o = 0; o < c->O; o++)
+			for (int ci = 0; ci < c->C; ci++)
+				for (int t = 0; t < k2; t++)
+					wt[(size_t)ci * Kt + (size_t)o * k2 + t] = w[((size_t)o * c->C + ci) * k2 + (k2 - 1 - t)];
+		adr *colg = ad_scratch(g, (size_t)Kt * HW * sizeof(adr));
+		for (int n = 0; n < c->N; n++) {
+			im2col_cs(gZ + (size_t)n * P, NP, c->O, c->OH, c->OW, k, k, 1, k - 1 - c->pad, c->H, c->W, colg,
+				  (size_t)HW);
+			ad_gemm(0, 0, c->C, HW, Kt, 1, wt, Kt, colg, HW, dx_fresh ? 0 : 1, dx + (size_t)n * c->C * HW, HW);
+		}
+		return;
+	}
 	if (dx) {
+		if (dx_fresh) memset(dx, 0, (size_t)c->N * c->C * c->H * c->W * sizeof(adr));
 		adr *dcol = ad_scratch(g, K * NP * sizeof(adr));
 		ad_gemm(1, 0, (int)K, (int)NP, c->O, 1, w, (int)K, gZ, (int)NP, 0, dcol, (int)NP);
 		for (int n = 0; n < c->N; n++)
@@ -1414,7 +1465,7 @@ static void conv1_bw(AdGraph *g, AdNode *nd)
 	ConvGeom c = {ip[0], ip[1], ip[2], ip[3], ip[4], ip[5], ip[6], ip[7], ip[8], ip[10], ip[11]};
 	adr *dx = G(g, x), *dw = G(g, w), *db = G(g, b);
 	adr *gZ = conv_gather(g, &c, y->g, db);
-	conv_core_bw(g, &c, nd->aux, w->v, gZ, dw, dx);
+	conv_core_bw(g, &c, nd->aux, w->v, gZ, dw, dx, 0);
 }
 
 /* ip: N, C, H, W, O, kh, kw, stride, pad, groups, OH, OW */
@@ -1661,7 +1712,85 @@ typedef struct {
 	adr *f;     /* [fh * fw] */
 	int fh, fw;
 	Taps ty, tx;
+	adr *u, *v; /* f = u v^T exactly (u[fh], v[fw]), or NULL */
 } Upfirdn;
+
+/* A rank-one split f[i][j] == u[i] v[j] that holds exactly in adr, with
+ * the pivot row/column chosen so the division is exact when it can be
+ * (StyleGAN2's [1,3,3,1] x [1,3,3,1] / 64 splits exactly at a corner).
+ * The separable passes then apply the same filter, summed in another order. */
+static int fir_split(const adr *f, int fh, int fw, adr *u, adr *v)
+{
+	for (int i0 = 0; i0 < fh; i0++)
+		for (int j0 = 0; j0 < fw; j0++) {
+			adr p = f[(size_t)i0 * fw + j0];
+			if (p == 0) continue;
+			for (int i = 0; i < fh; i++) u[i] = f[(size_t)i * fw + j0];
+			for (int j = 0; j < fw; j++) v[j] = f[(size_t)i0 * fw + j] / p;
+			int ok = 1;
+			for (int i = 0; i < fh && ok; i++)
+				for (int j = 0; j < fw && ok; j++) ok = u[i] * v[j] == f[(size_t)i * fw + j];
+			if (ok) return 1;
+		}
+	return 0;
+}
+
+/* Separable upfirdn2d: along x into t[planes, H, OW], then along y.
+ * back: the transpose (src = dy, dst = dx accumulated; t is scratch). */
+static void upfirdn_sep(const AdTensor *x, const AdTensor *y, const Upfirdn *u, const adr *src, adr *dst, adr *t,
+			int back)
+{
+	int H = x->shape[2], W = x->shape[3], OH = y->shape[2], OW = y->shape[3], fh = u->fh, fw = u->fw;
+	size_t planes = x->n / ((size_t)H * W);
+	for (size_t p = 0; p < planes; p++) {
+		adr *tp = t + p * H * OW;
+		if (!back) {
+			const adr *xs = src + p * H * W;
+			for (int iy = 0; iy < H; iy++) {
+				const adr *xr = xs + (size_t)iy * W;
+				adr *tr = tp + (size_t)iy * OW;
+				for (int ox = 0; ox < OW; ox++) {
+					const int *ix = u->tx.idx + (size_t)ox * fw, *fx = u->tx.fi + (size_t)ox * fw;
+					adr acc = 0;
+					for (int b = 0; b < u->tx.cnt[ox]; b++) acc += xr[ix[b]] * u->v[fx[b]];
+					tr[ox] = acc;
+				}
+			}
+			adr *ys = dst + p * OH * OW;
+			for (int oy = 0; oy < OH; oy++) {
+				const int *iy = u->ty.idx + (size_t)oy * fh, *fy = u->ty.fi + (size_t)oy * fh;
+				adr *yr = ys + (size_t)oy * OW;
+				for (int ox = 0; ox < OW; ox++) yr[ox] = 0;
+				for (int a = 0; a < u->ty.cnt[oy]; a++) {
+					const adr *tr = tp + (size_t)iy[a] * OW;
+					adr c = u->u[fy[a]];
+					for (int ox = 0; ox < OW; ox++) yr[ox] += c * tr[ox];
+				}
+			}
+		} else {
+			memset(tp, 0, (size_t)H * OW * sizeof(adr));
+			const adr *gs = src + p * OH * OW;
+			for (int oy = 0; oy < OH; oy++) {
+				const int *iy = u->ty.idx + (size_t)oy * fh, *fy = u->ty.fi + (size_t)oy * fh;
+				const adr *gr = gs + (size_t)oy * OW;
+				for (int a = 0; a < u->ty.cnt[oy]; a++) {
+					adr *tr = tp + (size_t)iy[a] * OW;
+					adr c = u->u[fy[a]];
+					for (int ox = 0; ox < OW; ox++) tr[ox] += c * gr[ox];
+				}
+			}
+			adr *ds = dst + p * H * W;
+			for (int iy = 0; iy < H; iy++) {
+				adr *dr = ds + (size_t)iy * W;
+				const adr *tr = tp + (size_t)iy * OW;
+				for (int ox = 0; ox < OW; ox++) {
+					const int *ix = u->tx.idx + (size_t)ox * fw, *fx = u->tx.fi + (size_t)ox * fw;
+					for (int b = 0; b < u->tx.cnt[ox]; b++) dr[ix[b]] += tr[ox] * u->v[fx[b]];
+				}
+			}
+		}
+	}
+}
 
 static void upfirdn_run(const AdTensor *x, const AdTensor *y, const Upfirdn *u, const adr *src, adr *dst, int back)
 {
@@ -1700,8 +1829,14 @@ static void upfirdn_run(const AdTensor *x, const AdTensor *y, const Upfirdn *u, 
 
 static void upfirdn_bw(AdGraph *g, AdNode *nd)
 {
-	AdTensor *x = nd->in[0];
-	upfirdn_run(x, nd->out, nd->aux, nd->out->g, G(g, x), 1);
+	AdTensor *x = nd->in[0], *y = nd->out;
+	const Upfirdn *u = nd->aux;
+	if (u->u) {
+		size_t planes = x->n / ((size_t)x->shape[2] * x->shape[3]);
+		adr *t = ad_scratch(g, planes * x->shape[2] * y->shape[3] * sizeof(adr));
+		upfirdn_sep(x, y, u, y->g, G(g, x), t, 1);
+	} else
+		upfirdn_run(x, y, u, y->g, G(g, x), 1);
 }
 
 AdTensor *ad_upfirdn2d(AdGraph *g, AdTensor *x, const adr *f, int fh, int fw, int up, int down, int px0, int px1,
@@ -1719,7 +1854,15 @@ AdTensor *ad_upfirdn2d(AdGraph *g, AdTensor *x, const adr *f, int fh, int fw, in
 	u->fh = fh, u->fw = fw;
 	taps_make(g, H, OH, fh, up, down, py0, &u->ty);
 	taps_make(g, W, OW, fw, up, down, px0, &u->tx);
-	upfirdn_run(x, y, u, x->v, y->v, 0);
+	u->u = ad_scratch(g, (size_t)(fh + fw) * sizeof(adr));
+	u->v = u->u + fh;
+	if (fir_split(u->f, fh, fw, u->u, u->v)) {
+		size_t planes = x->n / ((size_t)H * W);
+		upfirdn_sep(x, y, u, x->v, y->v, ad_scratch(g, planes * H * OW * sizeof(adr)), 0);
+	} else {
+		u->u = u->v = NULL;
+		upfirdn_run(x, y, u, x->v, y->v, 0);
+	}
 	if (needs(g, y, x, NULL, NULL)) record(g, upfirdn_bw, y, x, NULL, NULL)->aux = u;
 	return y;
 }
@@ -1768,8 +1911,8 @@ static void modconv_bw(AdGraph *g, AdNode *nd)
 				memcpy(gz, gy, P * sizeof(adr));
 		}
 	adr *gxs = NULL;
-	if (dx || ds) gxs = scratch_zero(g, (size_t)N * C * HW);
-	conv_core_bw(g, &c, a->col, w->v, gZ, dw, gxs);
+	if (dx || ds) gxs = ad_scratch(g, (size_t)N * C * HW * sizeof(adr));
+	conv_core_bw(g, &c, a->col, w->v, gZ, dw, gxs, 1);
 	if (gxs)
 		for (int n = 0; n < N; n++)
 			for (int ci = 0; ci < C; ci++) {

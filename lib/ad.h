@@ -134,6 +134,8 @@ AdTensor *ad_sigmoid(AdGraph *g, AdTensor *x);
 AdTensor *ad_tanh(AdGraph *g, AdTensor *x);
 AdTensor *ad_relu(AdGraph *g, AdTensor *x);
 AdTensor *ad_leaky_relu(AdGraph *g, AdTensor *x, double slope);
+/* gain * leaky_relu(x, slope) in one pass (StyleGAN2's lrelu with gain sqrt 2). */
+AdTensor *ad_leaky_relu_gain(AdGraph *g, AdTensor *x, double slope, double gain);
 AdTensor *ad_exp(AdGraph *g, AdTensor *x);
 AdTensor *ad_log(AdGraph *g, AdTensor *x);
 AdTensor *ad_sqrt(AdGraph *g, AdTensor *x);

@@ -82,7 +82,7 @@ static void fc_new(Plist *l, Fc *f, const char *name, int in, int out, double lr
 	f->bg = lr_mul;
 }
 
-static AdTensor *act(AdGraph *g, AdTensor *x) { return ad_scale(g, ad_leaky_relu(g, x, LRELU), SQRT2); }
+static AdTensor *act(AdGraph *g, AdTensor *x) { return ad_leaky_relu_gain(g, x, LRELU, SQRT2); }
 
 static AdTensor *fc_fwd(AdGraph *g, const Fc *f, AdTensor *x, int lrelu)
 {

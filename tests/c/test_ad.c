@@ -261,14 +261,15 @@ static AdTensor *f_un(AdGraph *g, AdTensor **p)
 	case 10: return ad_sqrt(g, ad_affine(g, ad_square(g, x), 1, 0.1));
 	case 11: return ad_square(g, x);
 	case 12: return ad_softplus(g, x);
-	default: return ad_pow(g, ad_affine(g, ad_square(g, x), 1, 0.5), -0.5);
+	case 13: return ad_pow(g, ad_affine(g, ad_square(g, x), 1, 0.5), -0.5);
+	default: return ad_leaky_relu_gain(g, x, 0.2, 1.4142135623730951);
 	}
 }
 static void test_unary(void)
 {
 	static const char *nm[] = {"affine", "gelu", "quick_gelu", "silu", "sigmoid", "tanh", "relu", "leaky_relu",
-				   "exp", "log", "sqrt", "square", "softplus", "pow"};
-	for (un_op = 0; un_op < 14; un_op++) {
+				   "exp", "log", "sqrt", "square", "softplus", "pow", "leaky_relu_gain"};
+	for (un_op = 0; un_op < 15; un_op++) {
 		AdTensor *p[1] = {MKP("x", 1.5, 0, 3, 7)};
 		/* keep kinks (relu, leaky) away from the difference step */
 		for (size_t i = 0; i < p[0]->n; i++)
@@ -285,6 +286,9 @@ static void test_unary(void)
 	CHECK_CLOSE(ad_silu(G0, x)->v[0], 0.7 / (1 + exp(-0.7)), 1e-15, 1e-14);
 	x->v[0] = -0.7;
 	CHECK_CLOSE(ad_leaky_relu(G0, x, 0.2)->v[0], -0.14, 1e-15, 1e-14);
+	CHECK_CLOSE(ad_leaky_relu_gain(G0, x, 0.2, 3)->v[0], -0.42, 1e-15, 1e-14);
+	x->v[0] = 0.7;
+	CHECK_CLOSE(ad_leaky_relu_gain(G0, x, 0.2, 3)->v[0], 2.1, 1e-15, 1e-14);
 	ad_param_free(x);
 }
 
@@ -344,8 +348,11 @@ static int cv_stride, cv_pad, cv_groups;
 static AdTensor *f_conv(AdGraph *g, AdTensor **p) { return ad_conv2d(g, p[0], p[1], p[2], cv_stride, cv_pad, cv_groups); }
 static void test_conv2d(void)
 {
-	int cfg[][5] = {{1, 1, 1, 3, 3}, {2, 1, 2, 3, 3}, {2, 0, 1, 2, 2}, {1, 0, 1, 1, 1}, {1, 2, 4, 3, 3}, {3, 0, 1, 3, 3}};
-	for (int c = 0; c < 6; c++) {
+	/* stride, pad, groups, kh, kw: groups 1 runs the batched GEMM, its dx by
+	 * the flipped-weight correlation (stride 1, pad <= k - 1) or col2im */
+	int cfg[][5] = {{1, 1, 1, 3, 3}, {2, 1, 2, 3, 3}, {2, 0, 1, 2, 2}, {1, 0, 1, 1, 1}, {1, 2, 4, 3, 3}, {3, 0, 1, 3, 3},
+			{1, 1, 1, 1, 1}, {1, 0, 1, 3, 3}, {1, 2, 1, 3, 3}, {1, 1, 1, 2, 3}};
+	for (int c = 0; c < 10; c++) {
 		cv_stride = cfg[c][0];
 		cv_pad = cfg[c][1];
 		cv_groups = cfg[c][2];
@@ -374,6 +381,7 @@ static void test_conv2d(void)
 static int rs_mode;
 static const double fir[4] = {1, 3, 3, 1};
 static double fir2[16];
+static const double firns[12] = {0.1, 0.3, -0.2, 0.05, 0.4, 0.9, 0.3, -0.1, 0.2, 0.1, 0.6, 0.25};
 static AdTensor *f_resample(AdGraph *g, AdTensor **p)
 {
 	switch (rs_mode) {
@@ -384,22 +392,58 @@ static AdTensor *f_resample(AdGraph *g, AdTensor **p)
 	case 4: return ad_upfirdn2d(g, p[0], fir2, 4, 4, 2, 1, 2, 1, 2, 1);   /* StyleGAN2 upsample2d */
 	case 5: return ad_upfirdn2d(g, p[0], fir2, 4, 4, 1, 2, 1, 1, 1, 1);   /* downsample2d */
 	case 6: return ad_upfirdn2d(g, p[0], fir, 1, 4, 1, 1, 2, -1, 0, 0);   /* negative pad crops */
-	default: return ad_upfirdn2d(g, p[0], fir2, 4, 4, 1, 1, 1, 2, 2, 1);  /* blur */
+	case 7: return ad_upfirdn2d(g, p[0], fir2, 4, 4, 1, 1, 1, 2, 2, 1);  /* blur */
+	default: return ad_upfirdn2d(g, p[0], firns, 3, 4, 2, 1, 2, 1, 1, 2); /* not separable: the 2-D path */
 	}
+}
+
+/* upfirdn2d by its definition: zero-insert, pad, true convolution, keep every down-th */
+static double upfirdn_naive(const double *x, int H, int W, const double *f, int fh, int fw, int up, int down, int px0,
+			    int py0, int oy, int ox)
+{
+	double s = 0;
+	for (int i = 0; i < fh; i++)
+		for (int j = 0; j < fw; j++) {
+			int u = oy * down + i - py0, v = ox * down + j - px0; /* padded-upsampled coordinates */
+			if (u < 0 || v < 0 || u >= H * up || v >= W * up || u % up || v % up) continue;
+			s += x[(u / up) * W + v / up] * f[(fh - 1 - i) * fw + (fw - 1 - j)];
+		}
+	return s;
 }
 static void test_resample(void)
 {
 	for (int i = 0; i < 4; i++)
 		for (int j = 0; j < 4; j++) fir2[i * 4 + j] = fir[i] * fir[j] / 64;
 	static const char *nm[] = {"nearest", "avgpool", "bilinear-up", "bilinear-down", "upfirdn-up", "upfirdn-down",
-				   "upfirdn-crop", "upfirdn-blur"};
-	for (rs_mode = 0; rs_mode < 8; rs_mode++) {
+				   "upfirdn-crop", "upfirdn-blur", "upfirdn-2d"};
+	for (rs_mode = 0; rs_mode < 9; rs_mode++) {
 		AdTensor *p[1] = {MKP("x", 1, 0, 2, 2, 4, 4)};
 		gradcheck(nm[rs_mode], f_resample, 1, p);
 		free_params(p, 1);
 	}
 	/* upfirdn2d forward: downsample2d of a constant image is the constant
 	 * inside (filter sums to 1); bilinear of a constant is the constant */
+	/* every upfirdn2d output (separable passes and the 2-D path) against the definition */
+	{
+		AdTensor *r = MKP("r", 1, 0, 1, 1, 5, 6);
+		struct { const double *f; int fh, fw, up, down, px0, px1, py0, py1; } uc[] = {
+			{fir2, 4, 4, 2, 1, 2, 1, 2, 1}, {fir2, 4, 4, 1, 2, 1, 1, 1, 1}, {fir, 1, 4, 1, 1, 2, -1, 0, 0},
+			{firns, 3, 4, 2, 1, 2, 1, 1, 2}, {firns, 3, 4, 1, 2, 0, 3, 2, 0}, {fir2, 4, 4, 3, 2, 1, 2, 0, 1}};
+		double worst = 0;
+		for (int c = 0; c < 6; c++) {
+			ad_graph_reset(G0);
+			AdTensor *y = ad_upfirdn2d(G0, r, uc[c].f, uc[c].fh, uc[c].fw, uc[c].up, uc[c].down, uc[c].px0, uc[c].px1,
+						   uc[c].py0, uc[c].py1);
+			for (int oy = 0; oy < y->shape[2]; oy++)
+				for (int ox = 0; ox < y->shape[3]; ox++) {
+					double e = upfirdn_naive(r->v, 5, 6, uc[c].f, uc[c].fh, uc[c].fw, uc[c].up, uc[c].down, uc[c].px0,
+								 uc[c].py0, oy, ox);
+					worst = fmax(worst, fabs(y->v[oy * y->shape[3] + ox] - e));
+				}
+		}
+		CHECK_MSG(worst < 1e-14, "upfirdn2d vs its definition: worst %.3g", worst);
+		ad_param_free(r);
+	}
 	AdTensor *x = ad_param_new("x", 4, (int[]){1, 1, 8, 8});
 	for (size_t i = 0; i < x->n; i++) x->v[i] = 2.5;
 	ad_graph_reset(G0);
@@ -438,8 +482,8 @@ static void test_modconv(void)
 {
 	/* N, C, H, W, O, k, pad, demod */
 	int cfg[][8] = {{2, 3, 4, 4, 2, 3, 1, 1}, {2, 3, 4, 4, 2, 3, 1, 0}, {3, 2, 5, 3, 4, 3, 1, 1},
-			{3, 4, 3, 5, 3, 1, 0, 0}, {1, 2, 4, 4, 3, 3, 0, 1}, {2, 2, 3, 3, 2, 3, 2, 1}};
-	for (int t = 0; t < 6; t++) {
+			{3, 4, 3, 5, 3, 1, 0, 0}, {1, 2, 4, 4, 3, 3, 0, 1}, {2, 2, 3, 3, 2, 3, 2, 1}, {2, 2, 3, 3, 2, 1, 1, 1}};
+	for (int t = 0; t < 7; t++) {
 		int *c = cfg[t];
 		mc_pad = c[6], mc_demod = c[7];
 		AdTensor *p[3] = {MKP("x", 1, 0, c[0], c[1], c[2], c[3]), MKP("w", 1, 0, c[4], c[1], c[5], c[5]),
