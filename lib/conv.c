@@ -6,6 +6,7 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -134,6 +135,9 @@ static void im2col(const L2Conv *c, const float *x, int B, int H, int W, int Ho,
 							i += run;
 						}
 						for (; i < len; i++) dst[i] = 0;
+					} else if (c->pw == 0) { /* strided, every ix inside */
+						const float *p = src + (size_t)ox0 * c->sw + kx;
+						for (int i = 0; i < len; i++) dst[i] = p[(size_t)i * c->sw];
 					} else {
 						for (int i = 0; i < len; i++) {
 							int ix = (ox0 + i) * c->sw - c->pw + kx;
@@ -198,8 +202,19 @@ void l2_conv2d_rows(const L2Conv *c, const float *x, int B, int H, int W, float 
  * columns of the max (sum) over its rows.  The row pass runs over whole
  * input rows in 8-float vectors, the column pass over the short window of
  * that row. */
-/* max with PyTorch's NaN rule: a NaN wins */
-#define MAXNAN(m, v) do { float v_ = (v); if (v_ > (m) || v_ != v_) (m) = v_; } while (0)
+/* max with PyTorch's NaN rule (a NaN wins), without a branch: pooled
+ * activations make "v > m" a coin toss for the branch predictor */
+static inline float maxnan(float m, float v)
+{
+	uint32_t a, b;
+	memcpy(&a, &m, sizeof a);
+	memcpy(&b, &v, sizeof b);
+	uint32_t k = -(uint32_t)((v > m) | (v != v));
+	a = (b & k) | (a & ~k);
+	memcpy(&m, &a, sizeof m);
+	return m;
+}
+#define MAXNAN(m, v) ((m) = maxnan((m), (v)))
 
 static inline V8 v8_maxnan(V8 m, V8 v)
 {
