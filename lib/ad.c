@@ -39,6 +39,10 @@ struct AdGraph {
 	AdNode *tape;
 	size_t ntape, ctape;
 	int grad;
+	/* ad_graph_kinks: the leaky-ReLU sign pattern recorded / replayed */
+	int kmode;
+	uint8_t *kink;
+	size_t kn, kcap, kpos;
 };
 
 #define ARENA_MIN (1u << 20)
@@ -56,6 +60,7 @@ void ad_graph_free(AdGraph *g)
 	for (int i = 0; i < g->nch; i++) l2_free_aligned(g->ch[i].base);
 	free(g->ch);
 	free(g->tape);
+	free(g->kink);
 	free(g);
 }
 
@@ -86,6 +91,37 @@ void ad_graph_reset(AdGraph *g)
 	}
 	if (g->nch) g->ch[0].used = 0;
 	g->ntape = 0;
+	g->kpos = 0;
+	if (g->kmode == AD_KINKS_RECORD) g->kn = 0;
+}
+
+void ad_graph_kinks(AdGraph *g, int mode)
+{
+	g->kmode = mode;
+	g->kpos = 0;
+	if (mode == AD_KINKS_RECORD) g->kn = 0;
+}
+
+/* The sign mask a piecewise-linear op uses for x[n] under the kink mode
+ * (arena; NULL when off: the op tests x itself). */
+static uint8_t *kink_mask(AdGraph *g, const adr *x, size_t n)
+{
+	if (g->kmode == AD_KINKS_OFF) return NULL;
+	uint8_t *m = ad_scratch(g, n);
+	if (g->kmode == AD_KINKS_RECORD) {
+		for (size_t i = 0; i < n; i++) m[i] = x[i] > 0;
+		if (g->kn + n > g->kcap) {
+			g->kcap = 2 * (g->kn + n);
+			g->kink = l2_realloc(g->kink, g->kcap);
+		}
+		memcpy(g->kink + g->kn, m, n);
+		g->kn += n;
+	} else {
+		if (g->kpos + n > g->kn) l2_die("ad: kink replay runs past the recorded pattern (a different graph?)");
+		memcpy(m, g->kink + g->kpos, n);
+	}
+	g->kpos += n;
+	return m;
 }
 
 void ad_graph_set_grad(AdGraph *g, int enabled) { g->grad = enabled; }
@@ -976,7 +1012,13 @@ static void unary_bw(AdGraph *g, AdNode *nd)
 	} else if (op == U_LRELUG || op == U_LEAKY) {
 		double gain = op == U_LRELUG ? nd->fp[1] : 1;
 		adr a = (adr)gain, b = (adr)(p0 * gain);
-		if (fr)
+		const uint8_t *m = nd->aux;
+		if (m) {
+			for (size_t i = 0; i < n; i++) {
+				adr d = dy[i] * (m[i] ? a : b);
+				dx[i] = fr ? d : dx[i] + d;
+			}
+		} else if (fr)
 			for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (xv[i] > 0 ? a : b);
 		else
 			for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (xv[i] > 0 ? a : b);
@@ -994,12 +1036,16 @@ static AdTensor *unary(AdGraph *g, AdTensor *x, int op, double p0, double p1)
 	const adr *xv = x->v;
 	adr *yv = y->v;
 	size_t n = x->n;
+	uint8_t *mask = NULL;
 	/* hot paths in the element type, the rest through double */
 	if (op == U_AFFINE) {
 		adr s = (adr)p0, c = (adr)p1;
 		for (size_t i = 0; i < n; i++) yv[i] = s * xv[i] + c;
 	} else if (op == U_QGELU) {
 		for (size_t i = 0; i < n; i++) yv[i] = xv[i] / (1 + AD_EXP((adr)-1.702 * xv[i]));
+	} else if ((op == U_LRELUG || op == U_LEAKY) && (mask = kink_mask(g, xv, n))) {
+		adr a = op == U_LRELUG ? (adr)p1 : 1, b = (adr)(op == U_LRELUG ? p0 * p1 : p0);
+		for (size_t i = 0; i < n; i++) yv[i] = mask[i] ? a * xv[i] : b * xv[i];
 	} else if (op == U_LRELUG) {
 		adr a = (adr)p1, b = (adr)(p0 * p1);
 		for (size_t i = 0; i < n; i++) yv[i] = xv[i] * (xv[i] > 0 ? a : b);
@@ -1014,6 +1060,7 @@ static AdTensor *unary(AdGraph *g, AdTensor *x, int op, double p0, double p1)
 		nd->ip[0] = op;
 		nd->fp[0] = p0;
 		nd->fp[1] = p1;
+		nd->aux = mask;
 	}
 	return y;
 }

@@ -60,6 +60,15 @@ void ad_graph_free(AdGraph *g);
 void ad_graph_reset(AdGraph *g);
 /* With 0, ops record nothing (evaluation); default 1. */
 void ad_graph_set_grad(AdGraph *g, int enabled);
+/* Kinks of the piecewise-linear activations (leaky_relu, leaky_relu_gain):
+ * RECORD stores the sign pattern of their inputs during the passes that
+ * follow (in op order, from each ad_graph_reset), REPLAY uses the recorded
+ * pattern instead of the inputs' own signs, forward and backward, so a
+ * perturbed input is run through the same linear piece (finite differences
+ * of gradients then give the almost-everywhere derivative autograd gives,
+ * with no jumps where a unit crosses zero; lib/gan.h's R1).  OFF: default. */
+enum { AD_KINKS_OFF, AD_KINKS_RECORD, AD_KINKS_REPLAY };
+void ad_graph_kinks(AdGraph *g, int mode);
 /* Bytes the arena holds (for tests of memory reuse). */
 size_t ad_graph_arena_bytes(const AdGraph *g);
 size_t ad_graph_arena_chunks(const AdGraph *g);

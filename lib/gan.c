@@ -475,9 +475,12 @@ double l2_gan_r1(AdGraph *g, L2GanD *D, const adr *x, const adr *h, int N, doubl
 	adr *save = l2_malloc(tot * sizeof(adr)), *gp = l2_malloc(tot * sizeof(adr));
 	adr *v = l2_malloc(nx * sizeof(adr)), *xe = l2_malloc(nx * sizeof(adr));
 	for (int i = 0, o = 0; i < np; o += (int)p[i]->n, i++) memcpy(save + o, p[i]->g, p[i]->n * sizeof(adr));
-	/* v = dS/dx (parameter gradients of this pass are discarded) */
+	/* v = dS/dx (parameter gradients of this pass are discarded); the two
+	 * perturbed passes run through the activation pattern at x */
 	ad_zero_grads(p, np);
+	ad_graph_kinks(g, AD_KINKS_RECORD);
 	d_grad_at(g, D, x, h, N, v);
+	ad_graph_kinks(g, AD_KINKS_REPLAY);
 	double ss = 0;
 	for (size_t i = 0; i < nx; i++) ss += (double)v[i] * v[i];
 	double penalty = gamma / 2 * ss / N;
@@ -497,6 +500,7 @@ double l2_gan_r1(AdGraph *g, L2GanD *D, const adr *x, const adr *h, int N, doubl
 	} else {
 		for (int i = 0, o = 0; i < np; o += (int)p[i]->n, i++) memcpy(p[i]->g, save + o, p[i]->n * sizeof(adr));
 	}
+	ad_graph_kinks(g, AD_KINKS_OFF);
 	ad_graph_reset(g);
 	free(save);
 	free(gp);

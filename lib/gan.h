@@ -110,12 +110,22 @@ AdTensor *l2_gan_softplus_mean(AdGraph *g, AdTensor *logits, int sign);
  * a Hessian-vector product, which lib/ad.h cannot give (no double backward).
  * It is computed as the directional derivative of the parameter gradient:
  *     H_{theta x} v = (grad_theta S(x + e v) - grad_theta S(x - e v)) / (2 e) + O(e^2),
- * e = eps_rel / rms(v): one backward for v, two for the difference.  D is
- * piecewise linear in x between lrelu kinks except the mbstd sqrt, so the
- * O(e^2) term is small; tests/c/test_gan.c checks the result in float64
- * against central differences of the exact penalty over every parameter.
+ * e = eps_rel / rms(v): one backward for v, two for the difference.  The two
+ * perturbed passes replay the leaky-ReLU sign pattern of the pass at x
+ * (ad_graph_kinks), so they stay on x's linear piece: the difference then
+ * has no jump where a unit would cross zero and gives the almost-everywhere
+ * derivative that double backward gives; what remains is the O(e^2) term of
+ * the mbstd sqrt and, in float, rounding / e.
+ * Verified against the exact gradient: tests/ref/make_gan.py builds the same
+ * D in PyTorch float64 and takes R1's gradient by double backward
+ * (torch.autograd.grad, create_graph=True); tests/c/test_gan.c matches the
+ * logits to 1e-11 and the float64 gradient to ~1e-8 of its largest entry,
+ * tests/c/test_gan_r1.c the float32 one at eps_rel L2_GAN_R1_EPS (the
+ * trainer's) to ~1e-4 (limit 5e-4); test_gan.c also checks it against
+ * central differences of the penalty over every parameter.
  * Adds scale * dR1/dtheta to the D parameters' .g (after whatever is there)
  * and returns the penalty R1 (its value is exact).  Resets the graph. */
+#define L2_GAN_R1_EPS 1e-3
 double l2_gan_r1(AdGraph *g, L2GanD *D, const adr *x, const adr *h, int N, double gamma, double scale,
 		 double eps_rel);
 

@@ -819,7 +819,7 @@ int main(int argc, char **argv)
 		/* lazy R1, its own Adam step (StyleGAN2's Dreg phase) */
 		if (o.r1 > 0 && st.step % o.r1_every == 0) {
 			ad_zero_grads(dp, nd);
-			lr1 = l2_gan_r1(g, D, xb, hb, B, o.r1, (double)o.r1_every, 1e-2) / o.r1_every;
+			lr1 = l2_gan_r1(g, D, xb, hb, B, o.r1, (double)o.r1_every, L2_GAN_R1_EPS) / o.r1_every;
 			l2_adam_step(adm, o.lr_d * mb);
 			acc[4] += lr1, nr1++;
 		}

@@ -515,6 +515,36 @@ static void test_modconv(void)
 	}
 }
 
+/* ad_graph_kinks: a replayed pass runs through the recorded sign pattern */
+static void test_kinks(void)
+{
+	AdTensor *x = MKP("x", 1, 0, 2, 5);
+	double xv[10], y0[10];
+	memcpy(xv, x->v, sizeof xv);
+	ad_graph_kinks(G0, AD_KINKS_RECORD);
+	ad_graph_reset(G0);
+	AdTensor *y = ad_leaky_relu_gain(G0, x, 0.2, 2);
+	memcpy(y0, y->v, sizeof y0);
+	ad_graph_kinks(G0, AD_KINKS_REPLAY);
+	for (int i = 0; i < 10; i++) x->v[i] = -xv[i]; /* every sign flipped */
+	ad_graph_reset(G0);
+	ad_zero_grads(&x, 1);
+	y = ad_leaky_relu_gain(G0, x, 0.2, 2);
+	ad_backward(G0, ad_sum_all(G0, y));
+	for (int i = 0; i < 10; i++) {
+		double k = xv[i] > 0 ? 2 : 0.4; /* the slope at the recorded point */
+		CHECK_CLOSE(y->v[i], -y0[i], 1e-15, 1e-15);
+		CHECK_CLOSE(x->g[i], k, 1e-15, 1e-15);
+	}
+	ad_graph_reset(G0);
+	ad_leaky_relu_gain(G0, x, 0.2, 2);
+	ad_graph_kinks(G0, AD_KINKS_OFF);
+	ad_graph_reset(G0);
+	y = ad_leaky_relu_gain(G0, x, 0.2, 2);
+	for (int i = 0; i < 10; i++) CHECK_CLOSE(y->v[i], x->v[i] > 0 ? 2 * x->v[i] : 0.4 * x->v[i], 1e-15, 1e-15);
+	ad_param_free(x);
+}
+
 /* A transformer block as the CLIP code writes it: checks accumulation
  * through residual branches and reshapes. */
 static AdTensor *f_block(AdGraph *g, AdTensor **p)
@@ -646,6 +676,7 @@ int main(void)
 	RUN(test_conv2d);
 	RUN(test_resample);
 	RUN(test_modconv);
+	RUN(test_kinks);
 	RUN(test_block);
 	RUN(test_alias);
 	RUN(test_arena_reuse);
