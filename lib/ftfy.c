@@ -1,7 +1,8 @@
 /* ftfy.c — ftfy.fix_text and html.unescape on code points (see ftfy.h).
- * Follows ftfy 6.3.1 (fix_text, fix_and_explain, fix_encoding_and_explain,
- * fixes.py, badness.py, bad_codecs) step for step; the regular expressions
- * are written out as C over code points and bytes. */
+ * Follows ftfy 6.3.1 (Robyn Speer, Apache License 2.0) step for step:
+ * fix_text, fix_and_explain, fix_encoding_and_explain, fixes.py, badness.py
+ * and bad_codecs; its regular expressions are written out as C over code
+ * points and bytes. */
 #include "ftfy.h"
 
 #include "util.h"
