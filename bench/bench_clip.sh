@@ -5,7 +5,8 @@
 # and the OpenBLAS SGEMM rate measured in the same run.  Image rates are
 # end to end from PNG/JPEG files (decode, CLIP preprocessing, model); for l2
 # the weight loading is taken out by timing N and B images and using the
-# difference.  Texts are ~15-token captions; PyTorch runs them at 77 tokens as
+# difference (l2 runs with --batch B: B images per thread per forward pass,
+# each thread decoding and encoding its own batches).  Texts are ~15-token captions; PyTorch runs them at 77 tokens as
 # OpenAI's encode_text does.  BENCH_QUICK=1: a tiny ViT, few images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
