@@ -1354,6 +1354,10 @@ static void col_range(int W, int OW, int st, int pad, int j, int *lo, int *hi)
  * ld apart (ld = OH*OW for one image; N*OH*OW when a batch shares one GEMM
  * and this image's columns start at col + n*OH*OW); input channel c at
  * x + c*cs (cs = H*W for an NCHW image). */
+#if defined(__GNUC__) && !defined(__clang__)
+/* the zero fills at the borders are a few elements: loops, not memset calls */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
 static void im2col_cs(const adr *x, size_t cs, int C, int H, int W, int kh, int kw, int st, int pad, int OH, int OW,
 		      adr *col, size_t ld)
 {
