@@ -37,7 +37,7 @@ static void usage(FILE *f)
 		"Writes an image-feature stream (schemas/l2fs.md) to standard output.\n\n"
 		"  -m, --model FILE       CLIP weights (.safetensors, OpenAI or Hugging Face layout)\n"
 		"  -o, --output FILE      write the stream here instead of standard output (atomically)\n"
-		"  -b, --batch N          images per forward pass on each thread (default 32)\n"
+		"  -b, --batch N          images per forward pass on each thread (default 16)\n"
 		"      --raw              do not L2-normalise the features\n"
 		"      --store DB         also put the features into the dataset store DB (feature set --name)\n"
 		"      --name NAME        feature set name in the store (default image)\n"
@@ -85,7 +85,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		{0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->out = "-";
-	o->batch = 32;
+	o->batch = 16;
 	o->name = "image";
 	int c;
 	while ((c = getopt_long(argc, argv, "hm:o:b:k", longopts, NULL)) != -1) {
