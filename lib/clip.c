@@ -72,6 +72,7 @@ struct L2Clip {
  * checked, then run in slices over l2_threads threads at the end of
  * l2_clip_load: loading is mostly page faults and f16 conversion. */
 typedef struct {
+	const L2Safetensors *st;
 	const L2Tensor *t;
 	size_t i0, n; /* elements [i0, i0 + n) of t */
 	float *out;   /* for element i0 */
@@ -110,7 +111,7 @@ static void conv_slice(const Conv *c)
 		for (; i < c->n; i++) c->out[i] = l2_half_to_float(l2_le16(p + 2 * i));
 		return;
 	}
-	l2_st_to_f32(NULL, c->t, c->out); /* whole (only f16 is sliced) */
+	l2_st_to_f32(c->st, c->t, c->out); /* whole (only f16 is sliced) */
 }
 
 static void conv_range(void *p, size_t i0, size_t i1)
@@ -134,7 +135,7 @@ static void load_into(Loader *ld, const char *name, int ndim, const int64_t *sha
 	size_t slice = t->dtype == L2_ST_F16 ? (size_t)1 << 18 : t->nelem;
 	for (size_t i0 = 0; i0 < t->nelem || i0 == 0; i0 += slice) {
 		size_t n = t->nelem - i0 < slice ? t->nelem - i0 : slice;
-		Conv c = {t, i0, n, out + i0};
+		Conv c = {ld->st, t, i0, n, out + i0};
 		if (!defer) {
 			conv_slice(&c);
 		} else {
