@@ -212,10 +212,13 @@ enum { VW = 8 };
 #define V_SET1(x) _mm256_set1_ps(x)
 #endif
 
+#ifndef DIRECT_MAX_CIN
+#define DIRECT_MAX_CIN 32
+#endif
 static int direct_ok(const L2Conv *c)
 {
 	return c->kh == 3 && c->kw == 3 && c->sh == 1 && c->sw == 1 && c->ph == c->pw && c->ph <= 1 &&
-	       c->cout % 8 == 0 && c->cin <= 32;
+	       c->cout % 8 == 0 && c->cin <= DIRECT_MAX_CIN;
 }
 
 static void conv3x3_direct(const L2Conv *c, const float *x, int B, int H, int W, float *y, int relu_from)
