@@ -98,6 +98,8 @@ FS_DIR        ?= $(W)/fewshot
 FS_SETTINGS   := none gaussian retrieve optimize
 FS_FRACTIONS  := 0.01 0.1
 FS_MIX        ?= --retrieve-k 5 --retrieve-weight 0.5
+# the source tree BIN was built from, for settings.txt (set it when BIN is a copy)
+FS_TREE       ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 FS_RUNS       := $(foreach s,$(FS_SETTINGS),$(foreach f,$(FS_FRACTIONS),$(s)-$(f)))
 
 $(FS_DIR)/pre-%/.done: $(W)/.stored
@@ -148,7 +150,7 @@ $(FS_DIR)/fewshot.tsv: $(FS_ROWS:%=$(FS_DIR)/eval-%.tsv) $(FS_DIR)/eval-real.tsv
 	  printf 'real\t-\t%s\t-\t-\n' "$$(cat $(FS_DIR)/eval-real.tsv)"; } > $@.tmp && mv $@.tmp $@
 	{ echo 'GAN: $(GAN_COMMON)'; echo 'pre-training steps: $(FS_PRE_STEPS); fine-tuning steps: $(FS_FT_STEPS) (--paired-only --gamma-con 5)'; \
 	  echo 'mixing at sampling: $(FS_MIX) over the train captions'; echo "dataset: $(DATASET); CLIP: $(MODEL)"; \
-	  echo "l2: $$($(BIN)/l2-train-gan --version), tree $$(git describe --always --dirty 2>/dev/null || echo unknown)"; } > $(FS_DIR)/settings.txt
+	  echo "l2: $$($(BIN)/l2-train-gan --version), tree $(FS_TREE)"; } > $(FS_DIR)/settings.txt
 
 experiment-fewshot-gan: $(FS_DIR)/fewshot.tsv
 	{ echo '<table><tr><th>setting</th><th>pairs</th><th>FD (CLIP features, held-out)</th><th>CLIP score</th><th>pre-training steps</th><th>fine-tuning steps</th></tr>'; \
