@@ -2,7 +2,7 @@
 #
 #   make demo                                     runs it through DEMO_EXTRA (demo.mk)
 #   make -f pipelines/demo.mk gan                 only this half (after the feature half)
-#   make -f pipelines/demo.mk gan GAN_PRE_STEPS=3000 GAN_FT_STEPS=1000   a longer run
+#   make -f pipelines/demo.mk gan GAN_PRE_STEPS=10000 GAN_FT_STEPS=2000  a longer run
 #   make -f pipelines/demo.mk experiment-fewshot  the few-shot table (long; not in tests)
 #
 # Steps:
@@ -19,10 +19,10 @@
 GAN_RES        ?= 32
 GAN_SIZE       ?= --resolution $(GAN_RES) --channel-base 512 --channel-max 32 --z-dim 64 --w-dim 64 --cond-hidden 64 --map-layers 2
 GAN_BATCH      ?= 8
-GAN_PRE_STEPS  ?= 200
-GAN_FT_STEPS   ?= 80
+GAN_PRE_STEPS  ?= 2000
+GAN_FT_STEPS   ?= 500
 GAN_PAIRS      ?= 0.1
-GAN_TICK       ?= 40
+GAN_TICK       ?= 250
 GAN_COMMON     ?= $(GAN_SIZE) --batch $(GAN_BATCH) --seed $(SEED) --tick $(GAN_TICK)
 GAN_SAMPLES    ?= 16
 GAN_N          ?= 4
