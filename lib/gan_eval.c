@@ -8,19 +8,10 @@
 #include "safetensors.h"
 #include "util.h"
 
-static void st_get(void *ctx, const char *name, int ndim, const int64_t *shape, float *out)
-{
-	L2Safetensors *st = ctx;
-	if (!l2_st_find(st, name))
-		l2_die("%s: tensor %s missing: not FID Inception-v3 weights with pytorch-fid's key names (see l2-fid(1))",
-		       l2_st_path(st), name);
-	l2_st_load_f32_into(st, name, ndim, shape, out);
-}
-
 L2Inception *l2_gan_inception_open(const char *path)
 {
 	L2Safetensors *st = l2_st_open(path);
-	L2Inception *net = l2_inception_load(st_get, st);
+	L2Inception *net = l2_inception_load(l2_inception_st_get, st);
 	l2_st_close(st);
 	return net;
 }

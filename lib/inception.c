@@ -6,6 +6,7 @@
  * their slice of the block output (conv.h). */
 #include "inception.h"
 #include "conv.h"
+#include "safetensors.h"
 #include "util.h"
 
 #include <malloc.h>
@@ -271,6 +272,15 @@ static void random_get(void *ctx, const char *name, int ndim, const int64_t *sha
 		}
 	}
 	l2_die("no parameter %s", name);
+}
+
+void l2_inception_st_get(void *ctx, const char *name, int ndim, const int64_t *shape, float *out)
+{
+	L2Safetensors *st = ctx;
+	if (!l2_st_find(st, name))
+		l2_die("%s: tensor %s missing: not FID Inception-v3 weights with pytorch-fid's key names "
+		       "(convert pt_inception-2015-12-05's state dict; see l2-fid(1))", l2_st_path(st), name);
+	l2_st_load_f32_into(st, name, ndim, shape, out);
 }
 
 L2Inception *l2_inception_load(L2InceptionGetFn get, void *ctx)

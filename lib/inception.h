@@ -41,6 +41,10 @@ void l2_inception_random_param(uint64_t seed, int i, float *out);
  * with a message naming the source and the problem. */
 typedef void (*L2InceptionGetFn)(void *ctx, const char *name, int ndim, const int64_t *shape, float *out);
 
+/* The tensor source of a safetensors file: ctx is an open L2Safetensors (lib/safetensors.h);
+ * a missing tensor is a one-line error naming the file and the key. */
+void l2_inception_st_get(void *ctx, const char *name, int ndim, const int64_t *shape, float *out);
+
 /* Build the network from a tensor source (fc is not read). */
 L2Inception *l2_inception_load(L2InceptionGetFn get, void *ctx);
 /* Build it from l2_inception_random_param(seed, ...). */

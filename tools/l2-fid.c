@@ -130,15 +130,6 @@ static void parse_options(int argc, char **argv, Options *o)
 
 /* ---- weights ------------------------------------------------------------------------- */
 
-static void st_get(void *ctx, const char *name, int ndim, const int64_t *shape, float *out)
-{
-	L2Safetensors *st = ctx;
-	if (!l2_st_find(st, name))
-		l2_die("%s: tensor %s missing: not FID Inception-v3 weights with pytorch-fid's key names "
-		       "(convert pt_inception-2015-12-05's state dict; see l2-fid(1))", l2_st_path(st), name);
-	l2_st_load_f32_into(st, name, ndim, shape, out);
-}
-
 static void write_random_weights(const Options *o)
 {
 	int n = l2_inception_param_count();
@@ -446,7 +437,7 @@ int main(int argc, char **argv)
 			if (pthread_create(&hash_thread, NULL, hash_file, &hj)) l2_die("cannot start a thread");
 			hashing = 1;
 		}
-		net = l2_inception_load(st_get, st);
+		net = l2_inception_load(l2_inception_st_get, st);
 		l2_st_close(st);
 	}
 	if (o.features) {
