@@ -18,7 +18,7 @@
 #include <zlib.h>
 
 #define NMERGES (49152 - 256 - 2)
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#include "unicode_lookup.h"
 
 /* ---- code point vectors ------------------------------------------------------- */
 
@@ -79,19 +79,6 @@ static char *u_to_utf8(const uint32_t *v, size_t n)
 
 /* ---- table look-ups --------------------------------------------------------------- */
 
-static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t m = (lo + hi) / 2;
-		if (c < r[m][0]) hi = m;
-		else if (c > r[m][1]) lo = m + 1;
-		else return 1;
-	}
-	return 0;
-}
-#define IN(tab, c) in_ranges(tab, NELEM(tab), c)
-
 static int is_letter(uint32_t c) { return IN(uni_letter, c); }
 static int is_number(uint32_t c) { return IN(uni_number, c); }
 static int is_space(uint32_t c) { return IN(uni_space, c); }
@@ -109,18 +96,6 @@ static int fold_eq(uint32_t c, char a)
 	for (size_t i = 0; i < NELEM(uni_fold_equiv); i++)
 		if (uni_fold_equiv[i][0] == (uint32_t)a)
 			return c == uni_fold_equiv[i][1] || c == uni_fold_equiv[i][2] || c == uni_fold_equiv[i][3];
-	return 0;
-}
-
-static int pair_lookup(const uint32_t (*t)[2], size_t n, uint32_t c, uint32_t *out)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t m = (lo + hi) / 2;
-		if (t[m][0] < c) lo = m + 1;
-		else hi = m;
-	}
-	if (lo < n && t[lo][0] == c) { *out = t[lo][1]; return 1; }
 	return 0;
 }
 

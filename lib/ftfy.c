@@ -17,7 +17,7 @@
 #include "unicode_tables.h"
 #pragma GCC diagnostic pop
 
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#include "unicode_lookup.h"
 
 /* ---- growable code point and byte strings ---------------------------------------- */
 
@@ -89,31 +89,6 @@ static void b_push(Bytes *b, unsigned c)
 }
 
 /* ---- table look-ups ------------------------------------------------------------------ */
-
-static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t m = (lo + hi) / 2;
-		if (c < r[m][0]) hi = m;
-		else if (c > r[m][1]) lo = m + 1;
-		else return 1;
-	}
-	return 0;
-}
-#define IN(tab, c) in_ranges(tab, NELEM(tab), c)
-
-static int pair_lookup(const uint32_t (*t)[2], size_t n, uint32_t c, uint32_t *out)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t m = (lo + hi) / 2;
-		if (t[m][0] < c) lo = m + 1;
-		else hi = m;
-	}
-	if (lo < n && t[lo][0] == c) { *out = t[lo][1]; return 1; }
-	return 0;
-}
 
 static int ccc_of(uint32_t c)
 {
