@@ -49,12 +49,13 @@ CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
-LIB_SRC  := $(wildcard lib/*.c)
+# lib/ is grouped by concern (lib/README.md): core io text nn models method, plus cuda/.
+LIB_SRC  := $(wildcard lib/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 ifeq ($(CUDA),1)
 $(info ✓ nvcc found ($(NVCC)): building CUDA kernels (CUDA=0 to disable))
 # The kernels become libl2cuda.so beside the programs, loaded on first use
-# (lib/device.c), so tools start fast and run where CUDA is absent.
+# (lib/core/device.c), so tools start fast and run where CUDA is absent.
 CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_SRC     := $(wildcard lib/cuda/*.cu)
 CU_OBJ     := $(CU_SRC:%.cu=$(BUILD)/%.o)

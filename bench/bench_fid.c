@@ -1,5 +1,5 @@
 /* bench_fid.c — steady-state rate of the FID Inception-v3 forward pass
- * (lib/inception.c), without weight loading or image decoding: T threads,
+ * (lib/models/inception.c), without weight loading or image decoding: T threads,
  * each running batches of B random images (BLAS single-threaded inside, as
  * l2-fid does), one warm-up batch per thread, then R timed batches each.
  * Prints wall and CPU (user+sys) rates:
@@ -8,8 +8,8 @@
  *   bench_fid [threads=2] [batch=4] [reps=3]
  *   -> "images_per_s <wall rate> images_per_cpu_s <cpu rate> gflop_per_cpu_s <g>"
  *   bench_fid peak [n=1024]   one-thread SGEMM n^3 -> "sgemm_gflop_per_cpu_s <g>" */
-#include "inception.h"
-#include "util.h"
+#include "models/inception.h"
+#include "core/util.h"
 
 #include <pthread.h>
 #include <stdio.h>

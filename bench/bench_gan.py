@@ -1,4 +1,4 @@
-"""bench_gan.py — the GAN l2-train-gan trains (lib/gan.h), in PyTorch (CPU,
+"""bench_gan.py — the GAN l2-train-gan trains (lib/models/gan.h), in PyTorch (CPU,
 float32), for bench/bench_gan.sh: the same generator (mapping without the
 condition, per-layer A([MLP(h); w]) styles, modulated convs with demodulation
 in StyleGAN2's training form (x * s, one conv with the shared weight,

@@ -7,8 +7,8 @@
  *   image_prep decode FILE...     decode only
  * Prints images per CPU-second on stdout (best of 3 passes, one thread;
  * CPU time, so that a shared machine does not skew it). */
-#include "image.h"
-#include "util.h"
+#include "io/image.h"
+#include "core/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

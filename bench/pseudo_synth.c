@@ -10,10 +10,10 @@
  *   pseudo_synth grid N M D CONCEPTS SEED     second stage: tau x lambda x steps around the best
  *   pseudo_synth sgemm B D                    GFLOP/s of the B x B x D sgemm pair
  *
- * Data model: lib/pseudo.c l2_pseudo_synthetic (pair cosine about 0.3). */
-#include "pseudo.h"
-#include "stream.h"
-#include "util.h"
+ * Data model: lib/method/pseudo.c l2_pseudo_synthetic (pair cosine about 0.3). */
+#include "method/pseudo.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 #include <cblas.h>
 #include <math.h>

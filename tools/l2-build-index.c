@@ -5,9 +5,9 @@
  *   l2-build-index -o captions.idx --ivf 1024 more.l2f     append, (re)train IVF
  *
  * Index layout: schemas/index.md; search: l2-retrieve(1). */
-#include "index.h"
-#include "stream.h"
-#include "util.h"
+#include "method/index.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,9 +7,9 @@
  *   l2-cat --from-npy X.npy --keys K.txt --kind text-feature > t.l2f
  *
  * Format: schemas/l2fs.md. */
-#include "npy.h"
-#include "stream.h"
-#include "util.h"
+#include "io/npy.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -8,10 +8,10 @@
  *   l2-dataset import-features -n pseudo ds.lmdb pseudo.l2f
  *   l2-dataset eval-retrieval ds.lmdb neighbors.l2f    top-1/top-5 vs chance
  */
-#include "dataset.h"
-#include "image.h"
-#include "stream.h"
-#include "util.h"
+#include "method/dataset.h"
+#include "io/image.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <ftw.h>

@@ -4,16 +4,16 @@
  *   find . -name '*.jpg' | l2-encode-images -m W.safetensors - > img.l2f
  *   l2-encode-images -m W.safetensors --store data.lmdb images/
  *
- * Preprocessing is CLIP's (lib/image.h l2_clip_preprocess), the encoder
- * lib/clip.c.  Images are read and encoded in rounds of `--batch` per thread,
+ * Preprocessing is CLIP's (lib/io/image.h l2_clip_preprocess), the encoder
+ * lib/models/clip.c.  Images are read and encoded in rounds of `--batch` per thread,
  * so memory stays flat however many there are.  Output: an image-feature stream
  * (schemas/l2fs.md), L2-normalised unless --raw. */
-#include "clip.h"
-#include "dataset.h"
-#include "device.h"
-#include "image.h"
-#include "stream.h"
-#include "util.h"
+#include "models/clip.h"
+#include "method/dataset.h"
+#include "core/device.h"
+#include "io/image.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -4,16 +4,16 @@
  *   echo "a photo of a cat" | l2-encode-text -m W.safetensors --tokens
  *
  * One text per line (UTF-8); the record key is the line itself.  Texts are
- * tokenized exactly as OpenAI's clip.tokenize(truncate=True) (lib/bpe.h) and
+ * tokenized exactly as OpenAI's clip.tokenize(truncate=True) (lib/text/clip_tokenizer.h) and
  * encoded in batches of similar length: a batch costs only as much as its
- * longest text (lib/clip.h).  Output: a text-feature stream
+ * longest text (lib/models/clip.h).  Output: a text-feature stream
  * (schemas/l2fs.md), L2-normalised unless --raw. */
-#include "bpe.h"
-#include "clip.h"
-#include "dataset.h"
-#include "device.h"
-#include "stream.h"
-#include "util.h"
+#include "text/clip_tokenizer.h"
+#include "models/clip.h"
+#include "method/dataset.h"
+#include "core/device.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 #include <stdlib.h>
 #include <string.h>

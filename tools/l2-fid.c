@@ -8,16 +8,16 @@
  *   l2-fid --random-weights w.safetensors               seeded test weights
  *
  * Prints "FID: <value>" first, then N of each side, the mode and the
- * weights' SHA-256.  Method: lib/fid.h; network: lib/inception.h. */
-#include "conv.h"
-#include "fid.h"
-#include "image.h"
-#include "inception.h"
-#include "npy.h"
-#include "safetensors.h"
-#include "sha256.h"
-#include "stream.h"
-#include "util.h"
+ * weights' SHA-256.  Method: lib/method/fid.h; network: lib/models/inception.h. */
+#include "nn/conv.h"
+#include "method/fid.h"
+#include "io/image.h"
+#include "models/inception.h"
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "core/sha256.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -7,11 +7,11 @@
  *
  * Reads a neighbors stream (or, for --mode gaussian, an image-feature
  * stream), works through it in batches, and writes one unit-norm
- * pseudo-text-feature per image, keyed by the image.  Method: lib/pseudo.h,
+ * pseudo-text-feature per image, keyed by the image.  Method: lib/method/pseudo.h,
  * METHOD.md §2–3; formats: schemas/l2fs.md. */
-#include "pseudo.h"
-#include "stream.h"
-#include "util.h"
+#include "method/pseudo.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -5,9 +5,9 @@
  *
  * Queries are read and searched in batches, so any number of them runs in
  * constant memory.  Index layout: schemas/index.md; output: schemas/l2fs.md. */
-#include "index.h"
-#include "stream.h"
-#include "util.h"
+#include "method/index.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 #include <malloc.h>
 #include <math.h>

@@ -4,18 +4,18 @@
  *   l2-sample -m G.safetensors --prompts prompts.txt --clip clip.safetensors -n 4 -o samples/
  *   l2-encode-text ... | l2-sample -m G.safetensors --grid out.png      (a feature stream)
  *
- * Conditions: prompts encoded with lib/clip.h + lib/bpe.h, or the vectors of
+ * Conditions: prompts encoded with lib/models/clip.h + lib/text/clip_tokenizer.h, or the vectors of
  * a text-feature / pseudo-text-feature stream (schemas/l2fs.md); each is
  * L2-normalised.  --retrieve INDEX mixes each condition with the mean of its
  * k nearest caption features (METHOD §3 item 4).  Image j of condition i
  * uses z and noise from the seed stream (seed, i * n + j): deterministic. */
-#include "bpe.h"
-#include "clip.h"
-#include "gan.h"
-#include "image.h"
-#include "index.h"
-#include "stream.h"
-#include "util.h"
+#include "text/clip_tokenizer.h"
+#include "models/clip.h"
+#include "models/gan.h"
+#include "io/image.h"
+#include "method/index.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 #include <math.h>
 #include <stdlib.h>

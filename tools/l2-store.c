@@ -7,9 +7,9 @@
  *   l2-store get-features data.lmdb feat.pseudo -o pseudo.l2f
  *
  * Store conventions: schemas/store.md; feature streams: schemas/l2fs.md. */
-#include "store.h"
-#include "stream.h"
-#include "util.h"
+#include "io/store.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 #include <stdlib.h>
 #include <string.h>

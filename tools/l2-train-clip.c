@@ -9,16 +9,16 @@
  * l2-encode-text load it), OUT's stem + .vocab.txt.gz and vocab.txt.gz
  * beside OUT (the BPE vocabulary; the encoders look for the latter), and
  * OUT's stem + .state (optimizer moments, step, RNG, data position: --resume).
- * Layouts: schemas/dataset.md (input), lib/ckpt.h (state). */
-#include "bpe.h"
-#include "bpe_train.h"
-#include "ckpt.h"
-#include "clip_train.h"
-#include "dataset.h"
-#include "image.h"
-#include "optim.h"
-#include "rng.h"
-#include "util.h"
+ * Layouts: schemas/dataset.md (input), lib/nn/ckpt.h (state). */
+#include "text/clip_tokenizer.h"
+#include "text/bpe_learn.h"
+#include "nn/ckpt.h"
+#include "models/clip_train.h"
+#include "method/dataset.h"
+#include "io/image.h"
+#include "nn/optim.h"
+#include "core/rng.h"
+#include "core/util.h"
 
 #include <math.h>
 #include <signal.h>
@@ -275,7 +275,7 @@ static void synthetic(int n, int R, uint64_t seed, Split *tr, Split *te)
 	}
 }
 
-/* With lib/bpe.h, the tokenizer l2-encode-text runs (clip.tokenize exactly). */
+/* With lib/text/clip_tokenizer.h, the tokenizer l2-encode-text runs (clip.tokenize exactly). */
 static void tokenize_split(Split *s, const L2Tokenizer *t, int C, const char *src)
 {
 	s->tok = l2_malloc(l2_mul_size((size_t)(s->ncaps ? s->ncaps : 1), (size_t)C * sizeof(int32_t)));
@@ -464,7 +464,7 @@ int main(int argc, char **argv)
 
 	/* vocabulary: given, saved by the run being resumed, or learned; it is
 	 * written as OUT-stem.vocab.txt.gz and as vocab.txt.gz beside OUT,
-	 * where l2-encode-text looks (lib/bpe.h l2_tok_find_vocab) */
+	 * where l2-encode-text looks (lib/text/clip_tokenizer.h l2_tok_find_vocab) */
 	char *vocab_bytes;
 	size_t vocab_len;
 	const char *vsrc = o.vocab_in ? o.vocab_in : o.resume && l2_file_exists(vocab_path) ? vocab_path : NULL;

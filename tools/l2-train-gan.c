@@ -6,20 +6,20 @@
  *   l2-train-gan -d emoji.lmdb -o run --resume                             continue
  *
  * Writes into the run directory OUT: G.safetensors, G_ema.safetensors,
- * D.safetensors (lib/gan.h), state.safetensors (lib/ckpt.h: both networks,
+ * D.safetensors (lib/models/gan.h), state.safetensors (lib/nn/ckpt.h: both networks,
  * both Adam states, the EMA, RNG, data position), log.tsv, loss.png,
  * grid-STEP.png and grid.png.  Input layout: schemas/dataset.md. */
-#include "ckpt.h"
-#include "clip.h"
-#include "clip_train.h"
-#include "dataset.h"
-#include "gan.h"
-#include "gan_eval.h"
-#include "image.h"
-#include "optim.h"
-#include "rng.h"
-#include "safetensors.h"
-#include "util.h"
+#include "nn/ckpt.h"
+#include "models/clip.h"
+#include "models/clip_train.h"
+#include "method/dataset.h"
+#include "models/gan.h"
+#include "models/gan_eval.h"
+#include "io/image.h"
+#include "nn/optim.h"
+#include "core/rng.h"
+#include "io/safetensors.h"
+#include "core/util.h"
 
 #include <math.h>
 #include <signal.h>

@@ -1,6 +1,6 @@
-/* device.cu — CUDA side of the device seam (see lib/device.h): device
+/* device.cu — CUDA side of the device seam (see lib/core/device.h): device
  * discovery and a cuBLAS SGEMM on row-major host arrays.  Compiled only when
- * nvcc is present (CUDA=1), into libl2cuda.so, which lib/device.c loads on
+ * nvcc is present (CUDA=1), into libl2cuda.so, which lib/core/device.c loads on
  * first use so that tools start fast and run on machines without CUDA. */
 #include <cstdio>
 #include <cuda_runtime.h>

@@ -1,13 +1,13 @@
-/* test_ad.c — every differentiable op of lib/ad.c checked against central
+/* test_ad.c — every differentiable op of lib/nn/ad.c checked against central
  * finite differences, in float64: this file compiles the autodiff core
  * itself with -DL2_AD_DOUBLE (the library's float build is not linked in
  * for these symbols).  Loss = sum(y * R) with a fixed random R, so every
  * output element's gradient is exercised.  Inputs are random, never zero. */
 #define L2_AD_DOUBLE 1
-#include "../../lib/ad.c"
+#include "../../lib/nn/ad.c"
 
 #include "check.h"
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 #include <unistd.h>
 

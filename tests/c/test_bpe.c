@@ -1,14 +1,14 @@
-/* test_bpe.c — CLIP tokenizer (lib/bpe.c) against tests/ref/make_clip.py's
+/* test_bpe.c — CLIP tokenizer (lib/text/clip_tokenizer.c) against tests/ref/make_clip.py's
  * re-implementation of OpenAI's SimpleTokenizer (tokens.jsonl), plus the
  * pieces that need no vocabulary (clean-up, NFC, HTML entities, lower), and
- * lib/ftfy.c against real ftfy's fix_text and fix_encoding (ftfy.jsonl;
+ * lib/text/ftfy.c against real ftfy's fix_text and fix_encoding (ftfy.jsonl;
  * $L2_FTFY_CASES names another file of the same form).
  * The vocabulary is $L2_TEST_VOCAB or ../shared/data/clip/ beside the
  * checkout; without it the vocabulary tests are skipped. */
-#include "bpe.h"
+#include "text/clip_tokenizer.h"
 #include "check.h"
-#include "ftfy.h"
-#include "util.h"
+#include "text/ftfy.h"
+#include "core/util.h"
 
 #include <jansson.h>
 #include <unistd.h>

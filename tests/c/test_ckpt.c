@@ -3,8 +3,8 @@
  * N/2), refusal of corrupt files, the previous file surviving a failed
  * write. */
 #include "check.h"
-#include "ckpt.h"
-#include "util.h"
+#include "nn/ckpt.h"
+#include "core/util.h"
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-/* test_clip.c — CLIP encoders (lib/clip.c) and kernels (lib/nn.c) against
+/* test_clip.c — CLIP encoders (lib/models/clip.c) and kernels (lib/nn/nn.c) against
  * the PyTorch float64 reference of tests/ref/make_clip.py.
  *
  * The reference model's weights are rebuilt here from the shared generator
@@ -9,12 +9,12 @@
  *   test_clip --write-models DIR  write DIR/openai.safetensors, DIR/hf.safetensors
  *                                 (the tiny reference model) for the BATS tests */
 #include "check.h"
-#include "clip.h"
-#include "nn.h"
-#include "stream.h"
-#include "npy.h"
-#include "safetensors.h"
-#include "util.h"
+#include "models/clip.h"
+#include "nn/nn.h"
+#include "io/stream.h"
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "core/util.h"
 
 #include <stdint.h>
 #include <unistd.h>

@@ -1,16 +1,16 @@
-/* test_clip_train.c — the training CLIP (lib/clip_train.c) against
+/* test_clip_train.c — the training CLIP (lib/models/clip_train.c) against
  * PyTorch goldens (tests/ref/make_train.py: OpenAI's model.py in float64):
  * features, symmetric InfoNCE loss and every parameter's gradient; and the
- * BPE learner/tokenizer (lib/bpe_train.c), against OpenAI's vocabulary
+ * BPE learner/tokenizer (lib/text/bpe_learn.c), against OpenAI's vocabulary
  * when ../shared/data/clip has it. */
-#include "bpe.h"
-#include "bpe_train.h"
-#include "clip.h"
+#include "text/clip_tokenizer.h"
+#include "text/bpe_learn.h"
+#include "models/clip.h"
 #include "check.h"
-#include "ckpt.h"
-#include "clip_train.h"
-#include "safetensors.h"
-#include "util.h"
+#include "nn/ckpt.h"
+#include "models/clip_train.h"
+#include "io/safetensors.h"
+#include "core/util.h"
 
 #include <unistd.h>
 
@@ -143,8 +143,8 @@ static void test_bpe_openai_vocab(void)
 }
 
 /* What l2-train-clip writes is what l2-encode-images / l2-encode-text run:
- * lib/clip.c on the saved weights gives the training forward's features,
- * and lib/bpe.c tokenizes with the learned vocabulary as bpe_train does. */
+ * lib/models/clip.c on the saved weights gives the training forward's features,
+ * and lib/text/clip_tokenizer.c tokenizes with the learned vocabulary as bpe_train does. */
 static void test_encoders_agree(void)
 {
 	L2ClipTrainConfig c = {.res = 16, .patch = 4, .width = 128, .layers = 2, .heads = 2, .context = 10, .vocab = 0,

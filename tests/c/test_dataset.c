@@ -3,8 +3,8 @@
  * images/captions/attrs/corpus/features round trips, key order, f16
  * features, alpha over the background, counts after finish. */
 #include "check.h"
-#include "dataset.h"
-#include "util.h"
+#include "method/dataset.h"
+#include "core/util.h"
 
 #include <stdlib.h>
 #include <unistd.h>

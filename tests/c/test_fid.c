@@ -1,11 +1,11 @@
-/* test_fid.c — lib/fid.c (statistics, Fréchet distance, KID) against
+/* test_fid.c — lib/method/fid.c (statistics, Fréchet distance, KID) against
  * float64 loops and tests/ref/make_fid.py's scipy/numpy references, and
- * lib/sha256.c against FIPS 180-4 test vectors. */
+ * lib/core/sha256.c against FIPS 180-4 test vectors. */
 #include "check.h"
-#include "fid.h"
-#include "npy.h"
-#include "sha256.h"
-#include "util.h"
+#include "method/fid.h"
+#include "io/npy.h"
+#include "core/sha256.h"
+#include "core/util.h"
 
 #define REF "tests/ref/fid/"
 

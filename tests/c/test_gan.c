@@ -1,4 +1,4 @@
-/* test_gan.c — lib/gan.c checked in float64: this file compiles the autodiff
+/* test_gan.c — lib/models/gan.c checked in float64: this file compiles the autodiff
  * core and the GAN with -DL2_AD_DOUBLE.  Every new operation (modulated
  * conv + demodulation inside the styled layers, the upfirdn2d up/down
  * paths, minibatch std, noise injection, the contrastive loss, the crop +
@@ -7,8 +7,8 @@
  * (a finite-difference Hessian-vector product) is checked against central
  * differences of the exact penalty.  Inputs random, never zero. */
 #define L2_AD_DOUBLE 1
-#include "../../lib/ad.c"
-#include "../../lib/gan.c"
+#include "../../lib/nn/ad.c"
+#include "../../lib/models/gan.c"
 
 #include "check.h"
 
@@ -289,7 +289,7 @@ static void test_discriminator(void)
 
 /* ---- against PyTorch (tests/ref/make_gan.py): D's logits and R1's exact parameter gradient ---- */
 
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 static const double *st_f64(const L2Safetensors *st, const char *name, size_t n)
 {

@@ -1,14 +1,14 @@
-/* test_gan_eval.c — lib/gan_eval.c: Inception features of in-memory GAN images equal
+/* test_gan_eval.c — lib/models/gan_eval.c: Inception features of in-memory GAN images equal
  * l2-fid's features of the same images written as PNG files and read back (the path a
  * user takes with l2-sample | l2-fid), bit for bit; the Frechet distance helper on
  * sets with a known distance. */
 #include <unistd.h>
 
 #include "check.h"
-#include "gan_eval.h"
-#include "image.h"
-#include "rng.h"
-#include "util.h"
+#include "models/gan_eval.h"
+#include "io/image.h"
+#include "core/rng.h"
+#include "core/util.h"
 
 static void test_features_match_png_path(void)
 {

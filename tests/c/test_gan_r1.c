@@ -5,10 +5,10 @@
  * one measures what the float32 finite-difference Hessian-vector product
  * costs in accuracy. */
 #include "check.h"
-#include "ckpt.h"
-#include "gan.h"
-#include "safetensors.h"
-#include "util.h"
+#include "nn/ckpt.h"
+#include "models/gan.h"
+#include "io/safetensors.h"
+#include "core/util.h"
 
 #include <math.h>
 #include <stdio.h>

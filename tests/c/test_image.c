@@ -4,9 +4,9 @@
  * paths (corrupt, truncated, non-image, missing files, byte flips); PNG
  * encoding round trips, grids, tensors and directory walking. */
 #include "check.h"
-#include "image.h"
-#include "sha256.h"
-#include "util.h"
+#include "io/image.h"
+#include "core/sha256.h"
+#include "core/util.h"
 
 #include <stdint.h>
 #include <sys/stat.h>

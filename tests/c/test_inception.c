@@ -1,11 +1,11 @@
-/* test_inception.c — lib/conv.c against direct float64 loops, and the FID
- * Inception-v3 (lib/inception.c) against PyTorch features made by
+/* test_inception.c — lib/nn/conv.c against direct float64 loops, and the FID
+ * Inception-v3 (lib/models/inception.c) against PyTorch features made by
  * tests/ref/make_fid.py from the same seeded weights and images. */
 #include "check.h"
-#include "conv.h"
-#include "inception.h"
-#include "npy.h"
-#include "util.h"
+#include "nn/conv.h"
+#include "models/inception.h"
+#include "io/npy.h"
+#include "core/util.h"
 
 #include <stdint.h>
 

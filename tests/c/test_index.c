@@ -3,9 +3,9 @@
  * duplicates, f16, reopen), IVF (full probe = exact, recall on clustered
  * data, append) and spherical k-means. */
 #include "check.h"
-#include "index.h"
-#include "stream.h"
-#include "util.h"
+#include "method/index.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 #include <stdint.h>
 #include <unistd.h>

@@ -1,9 +1,9 @@
-/* test_npz.c — lib/npz.c: reading what np.savez / np.savez_compressed
+/* test_npz.c — lib/io/npz.c: reading what np.savez / np.savez_compressed
  * write (tests/ref/make_fid.py), and our own archives read back. */
 #include "check.h"
-#include "fid.h"
-#include "npy.h"
-#include "util.h"
+#include "method/fid.h"
+#include "io/npy.h"
+#include "core/util.h"
 
 #include <unistd.h>
 #include <zlib.h>

@@ -1,8 +1,8 @@
 /* test_optim.c — AdamW against a float64 transcription of
  * torch.optim.AdamW's update, clipping, the LR schedule, EMA, and the RNG. */
 #include "check.h"
-#include "optim.h"
-#include "rng.h"
+#include "nn/optim.h"
+#include "core/rng.h"
 
 static AdTensor *rand_param(const char *name, int ndim, const int *shape)
 {

@@ -4,10 +4,10 @@
  * baseline, the counter-based generator, and that optimisation raises
  * in-batch accuracy over retrieval alone on synthetic modality-gap features. */
 #include "check.h"
-#include "npy.h"
-#include "pseudo.h"
-#include "stream.h"
-#include "util.h"
+#include "io/npy.h"
+#include "method/pseudo.h"
+#include "io/stream.h"
+#include "core/util.h"
 
 static double *rand_d(size_t n)
 {

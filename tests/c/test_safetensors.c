@@ -4,8 +4,8 @@
  * l2_die's exit can be observed), shape checks, and writer round trips,
  * including byte-identity with the reference layout. */
 #include "check.h"
-#include "safetensors.h"
-#include "util.h"
+#include "io/safetensors.h"
+#include "core/util.h"
 
 #include <stdint.h>
 #include <sys/wait.h>

@@ -4,8 +4,8 @@
  * (every committed batch intact, a resumed writer completes), and the
  * error paths (not a store, corrupt, wrong kind), each in a forked child. */
 #include "check.h"
-#include "store.h"
-#include "util.h"
+#include "io/store.h"
+#include "core/util.h"
 
 #include <lmdb.h>
 #include <signal.h>

@@ -1,7 +1,7 @@
 /* test_stream.c — feature stream writer/reader round trips, f16, neighbors,
  * header validation. */
 #include "check.h"
-#include "stream.h"
+#include "io/stream.h"
 
 #include <unistd.h>
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""make_clip.py — PyTorch reference outputs for lib/clip.c and lib/bpe.c.
+"""make_clip.py — PyTorch reference outputs for lib/models/clip.c and lib/text/clip_tokenizer.c.
 
 The reference model is OpenAI's CLIP (clip/model.py: VisionTransformer,
 text Transformer with causal mask, QuickGELU, LayerNorm eps 1e-5) written
 out again below with torch.nn modules and OpenAI's state-dict key names, run
 in float64.  Its weights are not committed: they are a pure function of
-(seed, key, index) that lib/clip.c's l2_clip_random_values() computes the
+(seed, key, index) that lib/models/clip.c's l2_clip_random_values() computes the
 same way, so the C test rebuilds the same model (in both key layouts) at
 test time and compares features with these goldens.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_fid.py — reference outputs for l2-fid (lib/inception.c, lib/fid.c, lib/npz.c).
+"""make_fid.py — reference outputs for l2-fid (lib/models/inception.c, lib/method/fid.c, lib/io/npz.c).
 
 Writes tests/ref/fid/:
   inception_feat{64,192,768,2048}.npy  features of two seeded 299x299 images
@@ -16,7 +16,7 @@ The network is pytorch-fid's FID Inception-v3 (its published definition:
 torchvision's Inception-v3 pieces, blocks patched to average-pool without
 padding counts, Mixed_7c max-pooling, 1008-way fc, BN eps 0.001), rebuilt
 here because pytorch-fid is not packaged.  Weights: the seeded generator of
-lib/inception.h, computed bit for bit in numpy.
+lib/models/inception.h, computed bit for bit in numpy.
 """
 import os
 import sys
@@ -195,7 +195,7 @@ def main():
     os.makedirs(os.path.join(OUT, "sets"), exist_ok=True)
     net = fid_inception()
 
-    # parameter list as lib/inception.c orders it: compare names/shapes
+    # parameter list as lib/models/inception.c orders it: compare names/shapes
     with open(os.path.join(OUT, "params.txt"), "w") as f:
         for k, s in state_dict_order(net):
             f.write("%s %s\n" % (k, "x".join(map(str, s))))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""make_gan.py — goldens for the discriminator and the R1 penalty of lib/gan.c
+"""make_gan.py — goldens for the discriminator and the R1 penalty of lib/models/gan.c
 (tests/c/test_gan.c, tests/c/test_gan_r1.c).
 
-A tiny discriminator in exactly lib/gan.h's architecture and state-dict
+A tiny discriminator in exactly lib/models/gan.h's architecture and state-dict
 layout (residual blocks with the [1,3,3,1] FIR, minibatch std, f_d + <h,
 f_s>, equalised learning rate), transcribed functionally in PyTorch float64
 with seeded random weights (float32-representable, biases non-zero).  For
@@ -11,7 +11,7 @@ real images x and conditions h it writes the logits, the R1 penalty
 and its exact gradient with respect to every D parameter by double backward
 (torch.autograd.grad(create_graph=True), then backward), all in float64.
 
-Outputs: tests/ref/gan/d_tiny.safetensors (weights, F32, names as lib/gan.c),
+Outputs: tests/ref/gan/d_tiny.safetensors (weights, F32, names as lib/models/gan.c),
 tests/ref/gan/d_tiny_io.safetensors (x, h, logits, r1, grad.<name>, F64).
 """
 import json, math, os, struct
@@ -42,7 +42,7 @@ def write_st(path, tensors, meta=None):
 
 
 def params(g):
-    """D's tensors in lib/gan.c's order and names, float32-representable."""
+    """D's tensors in lib/models/gan.c's order and names, float32-representable."""
     p = {}
     def n(name, *shape, std=1.0):
         p[name] = (torch.randn(*shape, generator=g, dtype=torch.float64) * std).float().double()

@@ -20,7 +20,7 @@ SHA-256 of the reference bytes, used for the large 224x224 results):
   short FIX S W H REF           torchvision Resize(S) (bicubic)
   crop  FIX W H REF             torchvision CenterCrop((H, W)) (pads when larger)
   clip  FIX RES REF             CLIP's preprocess (torchvision transforms), f32
-  over  FIX R G B REF           alpha over (R,G,B) as lib/image.h documents
+  over  FIX R G B REF           alpha over (R,G,B) as lib/io/image.h documents
   bilin FIX OH OW REF           F.interpolate(bilinear, align_corners=False) of
                                 ToTensor(convert('RGB')), f32 (C, OH, OW)
   bilins FIX OH OW REF          the same, 400 random elements: REF holds
@@ -29,7 +29,7 @@ SHA-256 of the reference bytes, used for the large 224x224 results):
   bad   FIX                     PIL refuses it; so must we
 FIX "synth:MODE:WxH" is a larger image made from the integer formula of
 synth() below (test_image.c rebuilds it), for large down-scales.
-Mode I results are clipped to 0..65535 (lib/image.h stores PIL's 32-bit I
+Mode I results are clipped to 0..65535 (lib/io/image.h stores PIL's 32-bit I
 as uint16; after convert('RGB') clips to 0..255 the result is the same).
 """
 import hashlib
@@ -408,7 +408,7 @@ def make_bad():
 
 # ---- reference computations --------------------------------------------------
 def native(im):
-    """PIL image -> (mode, bytes as lib/image.h stores them)."""
+    """PIL image -> (mode, bytes as lib/io/image.h stores them)."""
     a = np.asarray(im)
     if im.mode == "1":
         return a.astype(np.uint8) * 255

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_pseudo.py — PyTorch reference outputs for lib/pseudo.c and
+"""make_pseudo.py — PyTorch reference outputs for lib/method/pseudo.c and
 l2-optimize-pseudo, written straight from METHOD.md §3 with autograd and
 torch.optim.Adam (an independent implementation of the objective, its
 gradient and the optimiser).

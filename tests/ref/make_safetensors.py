@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_safetensors.py — reference files for lib/safetensors.c (tests/c/test_safetensors.c).
+"""make_safetensors.py — reference files for lib/io/safetensors.c (tests/c/test_safetensors.c).
 
 The `safetensors` package is not packaged for Debian, so the format is written
 here by hand exactly as its reference serializer (Rust, safetensors 0.4) does:

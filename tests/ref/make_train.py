@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_train.py — goldens for lib/clip_train.c (tests/c/test_clip_train.c).
+"""make_train.py — goldens for lib/models/clip_train.c (tests/c/test_clip_train.c).
 
 A tiny CLIP in OpenAI's state-dict layout, run by a functional PyTorch
 transcription of OpenAI's model.py (nn.functional.multi_head_attention_forward,

@@ -1,0 +1,546 @@
+/* util.c — diagnostics, memory, atomic output files, option parsing,
+ * progress.  See util.h for the policy. */
+#include "core/util.h"
+#include "core/device.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+extern void openblas_set_num_threads(int);
+
+static char progname[64] = "l2";
+int l2_quiet = 0;
+int l2_threads = 1;
+int l2_progress_flag = 0;
+L2Device l2_device = L2_DEVICE_CPU;
+
+/* ---- atomic output files --------------------------------------------------- */
+
+struct L2OFile {
+	FILE *fp;
+	char *path, *tmp; /* tmp NULL for stdout */
+	int binary;
+	L2OFile *next;
+};
+static L2OFile *open_files; /* uncommitted, removed at exit */
+
+void l2_ofile_cleanup_all(void)
+{
+	for (L2OFile *o = open_files; o; o = o->next)
+		if (o->tmp) unlink(o->tmp);
+}
+
+static void on_signal(int sig)
+{
+	/* unlink is async-signal-safe; the list is only appended to before
+	 * writes start, so walking it here is fine. */
+	for (L2OFile *o = open_files; o; o = o->next)
+		if (o->tmp) unlink(o->tmp);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static char **saved_argv;
+static int saved_argc;
+
+void l2_init(int argc, char **argv)
+{
+	const char *argv0 = argc > 0 ? argv[0] : NULL;
+	saved_argv = argv;
+	saved_argc = argc;
+	opterr = 0; /* we print our own, naming the program without its path */
+	const char *b = argv0 ? strrchr(argv0, '/') : NULL;
+	b = b ? b + 1 : (argv0 ? argv0 : "l2");
+	snprintf(progname, sizeof progname, "%s", b);
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	l2_threads = n > 0 ? (int)n : 1;
+	const char *env = getenv("L2_THREADS");
+	if (env && atoi(env) > 0) l2_threads = atoi(env);
+	openblas_set_num_threads(l2_threads);
+	atexit(l2_ofile_cleanup_all);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, on_signal);
+}
+
+const char *l2_progname(void) { return progname; }
+
+static void vmsg(const char *prefix, const char *fmt, va_list ap, int err)
+{
+	char buf[4096];
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	if (err)
+		fprintf(stderr, "%s: %s%s: %s\n", progname, prefix, buf, strerror(err));
+	else
+		fprintf(stderr, "%s: %s%s\n", progname, prefix, buf);
+}
+
+/* Error exits leave through die_exit: uncommitted output files are removed
+ * and stdout is flushed, but atexit handlers are skipped — a dying tool's
+ * live allocations are not leaks, and LeakSanitizer (make test SAN=1) would
+ * otherwise report every one of them. */
+static void (*cleanups[16])(void);
+static int ncleanups;
+
+void l2_cleanup_register(void (*fn)(void))
+{
+	if (ncleanups == 16) l2_die("internal error: too many clean-up handlers");
+	cleanups[ncleanups++] = fn;
+	atexit(fn);
+}
+
+static L2_NORETURN void die_exit(void)
+{
+	for (int i = ncleanups - 1; i >= 0; i--) cleanups[i]();
+	l2_ofile_cleanup_all();
+	fflush(stdout);
+	fflush(stderr);
+	_exit(L2_EXIT_FAIL);
+}
+
+void l2_die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap, 0);
+	va_end(ap);
+	die_exit();
+}
+
+void l2_die_errno(const char *fmt, ...)
+{
+	int e = errno;
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap, e ? e : EIO);
+	va_end(ap);
+	die_exit();
+}
+
+void l2_warn(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("warning: ", fmt, ap, 0);
+	va_end(ap);
+}
+
+void l2_info(const char *fmt, ...)
+{
+	if (l2_quiet) return;
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap, 0);
+	va_end(ap);
+}
+
+/* ---- memory ------------------------------------------------------------------ */
+
+void *l2_malloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p) l2_die("out of memory (asked for %zu bytes)", n);
+	return p;
+}
+
+void *l2_calloc(size_t n, size_t sz)
+{
+	void *p = calloc(n ? n : 1, sz ? sz : 1);
+	if (!p) l2_die("out of memory (asked for %zu x %zu bytes)", n, sz);
+	return p;
+}
+
+void *l2_realloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q) l2_die("out of memory (asked for %zu bytes)", n);
+	return q;
+}
+
+char *l2_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = l2_malloc(n);
+	memcpy(d, s, n);
+	return d;
+}
+
+void *l2_malloc_aligned(size_t n)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, 64, n ? (n + 63) / 64 * 64 : 64) != 0)
+		l2_die("out of memory (asked for %zu aligned bytes)", n);
+	return p;
+}
+
+void l2_free_aligned(void *p) { free(p); }
+
+size_t l2_mul_size(size_t n, size_t m)
+{
+	if (m && n > SIZE_MAX / m) l2_die("size overflow (%zu x %zu)", n, m);
+	return n * m;
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+FILE *l2_fopen_read(const char *path)
+{
+	if (!strcmp(path, "-")) return stdin;
+	if (l2_is_dir(path)) l2_die("%s: is a directory, expected a file", path);
+	FILE *f = fopen(path, "rb");
+	if (!f) l2_die_errno("%s", path);
+	return f;
+}
+
+void l2_read_exact(FILE *f, void *buf, size_t n, const char *path, const char *what)
+{
+	size_t got = n ? fread(buf, 1, n, f) : 0;
+	if (got != n) {
+		if (ferror(f)) l2_die_errno("%s: reading %s", path, what);
+		l2_die("%s: truncated input: %s needs %zu bytes, only %zu left", path, what, n, got);
+	}
+}
+
+char *l2_read_file(const char *path, size_t *len)
+{
+	FILE *f = l2_fopen_read(path);
+	size_t cap = 1 << 16, n = 0;
+	char *buf = l2_malloc(cap);
+	for (;;) {
+		if (n + 1 >= cap) buf = l2_realloc(buf, cap *= 2);
+		size_t r = fread(buf + n, 1, cap - n - 1, f);
+		n += r;
+		if (r == 0) break;
+	}
+	if (ferror(f)) l2_die_errno("%s", path);
+	if (f != stdin) fclose(f);
+	buf[n] = 0;
+	if (len) *len = n;
+	return buf;
+}
+
+static int isatty_path(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) return 0;
+	int t = isatty(fd);
+	close(fd);
+	return t;
+}
+
+L2OFile *l2_ofile_open(const char *path, int binary)
+{
+	L2OFile *o = l2_calloc(1, sizeof *o);
+	o->binary = binary;
+	o->path = l2_strdup(path);
+	if (!strcmp(path, "-")) {
+		if (binary && isatty(STDOUT_FILENO))
+			l2_die("refusing to write binary output to a terminal (redirect it, or use -o FILE)");
+		o->fp = stdout;
+		return o;
+	}
+	if (l2_is_dir(path)) l2_die("%s: is a directory, expected an output file", path);
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* a device or FIFO (/dev/null, a named pipe): write straight to it */
+		if (binary && isatty_path(path))
+			l2_die("%s: refusing to write binary output to a terminal", path);
+		o->fp = fopen(path, "wb");
+		if (!o->fp) l2_die_errno("%s", path);
+		return o;
+	}
+	size_t n = strlen(path) + 32;
+	o->tmp = l2_malloc(n);
+	snprintf(o->tmp, n, "%s.tmp.XXXXXX", path);
+	int fd = mkstemp(o->tmp);
+	if (fd < 0) l2_die_errno("%s: cannot create output file", path);
+	fchmod(fd, 0644 & ~0);
+	o->fp = fdopen(fd, "wb");
+	if (!o->fp) l2_die_errno("%s", path);
+	o->next = open_files;
+	open_files = o;
+	return o;
+}
+
+FILE *l2_ofile_fp(L2OFile *o) { return o->fp; }
+const char *l2_ofile_path(L2OFile *o) { return o->path; }
+
+void l2_ofile_write(L2OFile *o, const void *buf, size_t n)
+{
+	if (n && fwrite(buf, 1, n, o->fp) != n) {
+		if (errno == EPIPE) exit(L2_EXIT_FAIL);
+		l2_die_errno("%s: write failed", o->path);
+	}
+}
+
+static void unlink_from_list(L2OFile *o)
+{
+	for (L2OFile **pp = &open_files; *pp; pp = &(*pp)->next)
+		if (*pp == o) { *pp = o->next; break; }
+}
+
+void l2_ofile_commit(L2OFile *o)
+{
+	if (!o->tmp) {
+		if (fflush(o->fp) != 0 || ferror(o->fp)) {
+			if (errno == EPIPE) exit(L2_EXIT_FAIL);
+			l2_die_errno("%s: write failed", strcmp(o->path, "-") ? o->path : "standard output");
+		}
+		if (o->fp != stdout && fclose(o->fp) != 0) l2_die_errno("%s: write failed", o->path);
+		free(o->path);
+		free(o);
+		return;
+	}
+	if (fflush(o->fp) != 0 || ferror(o->fp) || fsync(fileno(o->fp)) != 0)
+		l2_die_errno("%s: write failed", o->path);
+	if (fclose(o->fp) != 0) { o->fp = NULL; l2_die_errno("%s: write failed", o->path); }
+	if (rename(o->tmp, o->path) != 0) l2_die_errno("%s: cannot rename temporary file into place", o->path);
+	unlink_from_list(o);
+	free(o->tmp);
+	free(o->path);
+	free(o);
+}
+
+void l2_ofile_abort(L2OFile *o)
+{
+	if (!o->tmp && o->fp != stdout) fclose(o->fp);
+	if (o->tmp) {
+		fclose(o->fp);
+		unlink(o->tmp);
+		unlink_from_list(o);
+		free(o->tmp);
+	}
+	free(o->path);
+	free(o);
+}
+
+int l2_is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int l2_file_exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+void l2_mkdir_p(const char *path)
+{
+	char *p = l2_strdup(path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/') continue;
+		*s = 0;
+		if (mkdir(p, 0755) != 0 && errno != EEXIST) l2_die_errno("%s: cannot create directory", p);
+		*s = '/';
+	}
+	if (mkdir(p, 0755) != 0 && errno != EEXIST) l2_die_errno("%s: cannot create directory", p);
+	if (!l2_is_dir(p)) l2_die("%s: exists and is not a directory", p);
+	free(p);
+}
+
+/* ---- numbers ------------------------------------------------------------------ */
+
+long l2_parse_long(const char *s, const char *optname, long min, long max)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		l2_die("invalid value for %s: '%s' (expected an integer in %ld..%ld)", optname, s, min, max);
+	return v;
+}
+
+uint64_t l2_parse_u64(const char *s, const char *optname)
+{
+	char *end;
+	errno = 0;
+	if (*s == '-') l2_die("invalid value for %s: '%s' (expected a non-negative integer)", optname, s);
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end)
+		l2_die("invalid value for %s: '%s' (expected a non-negative integer)", optname, s);
+	return v;
+}
+
+double l2_parse_double(const char *s, const char *optname)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v))
+		l2_die("invalid value for %s: '%s' (expected a number)", optname, s);
+	return v;
+}
+
+float l2_half_to_float(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31, man = h & 1023, bits;
+	if (exp == 0) {
+		if (man == 0) bits = sign;
+		else { /* subnormal: normalise */
+			int e = -1;
+			do { e++; man <<= 1; } while (!(man & 1024));
+			bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 1023) << 13;
+		}
+	} else if (exp == 31) bits = sign | 0x7f800000u | man << 13;
+	else bits = sign | (exp + 112) << 23 | man << 13;
+	float f;
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+uint16_t l2_float_to_half(float f)
+{
+	/* round-to-nearest-even, as numpy and torch do */
+	uint32_t x;
+	memcpy(&x, &f, 4);
+	uint32_t sign = (x >> 16) & 0x8000, ax = x & 0x7fffffff;
+	if (ax >= 0x7f800000) return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000 ? 0x200 : 0));
+	if (ax >= 0x477ff000) return (uint16_t)(sign | 0x7c00); /* overflow to inf */
+	if (ax < 0x38800000) { /* subnormal or zero in half */
+		float a;
+		memcpy(&a, &ax, 4);
+		/* scale so the half subnormal unit is 1, then round to even */
+		float r = a * 16777216.0f; /* 2^24 */
+		uint32_t m = (uint32_t)r;
+		float frac = r - (float)m;
+		if (frac > 0.5f || (frac == 0.5f && (m & 1))) m++;
+		return (uint16_t)(sign | m);
+	}
+	uint32_t e = ((ax >> 23) - 112) << 10, m = (ax >> 13) & 1023;
+	uint32_t h = e | m, rest = ax & 0x1fff;
+	if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
+	return (uint16_t)(sign | h);
+}
+
+float l2_bf16_to_float(uint16_t h)
+{
+	uint32_t bits = (uint32_t)h << 16;
+	float f;
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+double l2_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- command line ----------------------------------------------------------------- */
+
+void l2_usage_error(L2UsageFn usage, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap, 0);
+	va_end(ap);
+	if (usage) {
+		fprintf(stderr, "\n");
+		usage(stderr);
+	}
+	exit(L2_EXIT_USAGE);
+}
+
+int l2_common_option(int c, const char *arg, L2UsageFn usage)
+{
+	switch (c) {
+	case 'h':
+		usage(stdout);
+		exit(L2_EXIT_OK);
+	case L2_OPT_VERSION:
+		printf("%s (l2) %s\n", progname, L2_VERSION);
+		exit(L2_EXIT_OK);
+	case L2_OPT_THREADS:
+		l2_threads = (int)l2_parse_long(arg, "--threads", 1, 1024);
+		openblas_set_num_threads(l2_threads);
+		return 1;
+	case L2_OPT_PROGRESS:
+		l2_progress_flag = 1;
+		return 1;
+	case L2_OPT_QUIET:
+		l2_quiet = 1;
+		return 1;
+	case L2_OPT_DEVICE:
+		if (!strcmp(arg, "cpu")) l2_device = L2_DEVICE_CPU;
+		else if (!strcmp(arg, "cuda")) {
+			if (!l2_cuda_built())
+				l2_die("--device cuda is unavailable: this l2 was built without CUDA (rebuild with nvcc installed, CUDA=1)");
+			if (!l2_cuda_available())
+				l2_die("--device cuda: no usable CUDA device found (%s)", l2_cuda_status());
+			l2_device = L2_DEVICE_CUDA;
+		} else
+			l2_usage_error(usage, "invalid value for --device: '%s' (expected cpu or cuda)", arg);
+		return 1;
+	case '?': {
+		const char *a = optind > 0 && optind <= saved_argc ? saved_argv[optind - 1] : "?";
+		if (optopt && strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", optopt) && optopt != 'h')
+			l2_usage_error(usage, "option -%c: unknown, or missing its argument", optopt);
+		l2_usage_error(usage, "option '%s': unknown, or missing its argument", a);
+	}
+	}
+	return 0;
+}
+
+/* ---- progress --------------------------------------------------------------------- */
+
+static void fmt_time(char *buf, size_t n, double s)
+{
+	if (!isfinite(s) || s < 0) { snprintf(buf, n, "--:--"); return; }
+	long t = (long)(s + 0.5);
+	if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+	else snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
+}
+
+static void progress_draw(L2Progress *p, int final)
+{
+	double now = l2_now(), el = now - p->t0;
+	int tty = isatty(STDERR_FILENO);
+	const char *lead = tty ? "\r" : "", *tail = final || !tty ? "\n" : "\033[K";
+	double rate = el > 0 ? p->done / el : 0;
+	char eta[32], elapsed[32];
+	fmt_time(elapsed, sizeof elapsed, el);
+	if (p->total) {
+		fmt_time(eta, sizeof eta, rate > 0 ? (p->total - p->done) / rate : NAN);
+		fprintf(stderr, "%s%s: %s: %llu/%llu %s  %.1f %s/s  %s  ETA %s%s", lead, progname, p->what,
+			(unsigned long long)p->done, (unsigned long long)p->total, p->unit, rate, p->unit,
+			elapsed, final ? "00:00" : eta, tail);
+	} else
+		fprintf(stderr, "%s%s: %s: %llu %s  %.1f %s/s  %s%s", lead, progname, p->what,
+			(unsigned long long)p->done, p->unit, rate, p->unit, elapsed, tail);
+	p->drawn = 1;
+	p->last = now;
+}
+
+void l2_progress_start(L2Progress *p, const char *what, const char *unit, uint64_t total)
+{
+	memset(p, 0, sizeof *p);
+	p->what = what;
+	p->unit = unit;
+	p->total = total;
+	p->t0 = p->last = l2_now();
+	p->enabled = !l2_quiet && (l2_progress_flag || isatty(STDERR_FILENO));
+}
+
+void l2_progress_add(L2Progress *p, uint64_t n)
+{
+	p->done += n;
+	if (p->enabled && l2_now() - p->last >= (isatty(STDERR_FILENO) ? 0.25 : 2.0)) progress_draw(p, 0);
+}
+
+void l2_progress_end(L2Progress *p)
+{
+	if (p->enabled) progress_draw(p, 1);
+}

@@ -1,0 +1,1546 @@
+/* index.c — exact and IVF nearest-neighbour search over an LMDB index.
+ * Store layout: schemas/index.md.  API and guarantees: index.h.
+ *
+ * Search kernel: queries (nq, d) × a tile of stored rows (TILE, d) through
+ * single-threaded SGEMM per worker thread; each score row is scanned against
+ * the current pool threshold with SIMD compares, so the heap is touched only
+ * by the few scores that can enter it.  Workers own their heaps (no locks);
+ * at the end the pools are merged and rescored in float64.
+ *
+ * The index talks to LMDB directly (not through store.h): a search needs the
+ * raw mapped pointers of the vector blocks, and a build wants one write
+ * transaction with MDB_APPEND puts. */
+#include "method/index.h"
+#include "io/stream.h"
+#include "core/util.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <lmdb.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#if defined(__AVX2__) || defined(__AVX512F__) || defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+#define TILE 1024u     /* stored rows per GEMM */
+#define QTILE 512u     /* queries per GEMM */
+#define LIST_CHUNK 4096u /* ids per IVF list value */
+#define NORM_TOL 2e-3  /* unit norm, allowing f16-rounded input */
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+static double rng_uniform(uint64_t *s) { return (rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+static uint64_t rng_below(uint64_t *s, uint64_t n) { return (uint64_t)(rng_uniform(s) * (double)n) % n; }
+static double rng_normal(uint64_t *s)
+{
+	double u = rng_uniform(s), v = rng_uniform(s);
+	return sqrt(-2 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (unsigned char)v;
+}
+static uint64_t get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+	return v;
+}
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	for (int i = 3; i >= 0; i--, v >>= 8) p[i] = (unsigned char)v;
+}
+static uint32_t get_be32(const unsigned char *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+/* FNV-1a, 64 bit: the key hash of the "hash" database (schemas/index.md). */
+static uint64_t fnv1a64(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static void half_row_to_float(const uint16_t *h, float *f, size_t d)
+{
+	size_t j = 0;
+#ifdef __F16C__
+	for (; j + 8 <= d; j += 8) _mm256_storeu_ps(f + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + j))));
+#endif
+	for (; j < d; j++) f[j] = l2_half_to_float(h[j]);
+}
+
+/* ---- threads ------------------------------------------------------------------- */
+
+typedef void (*WorkFn)(void *ctx, int tid);
+typedef struct {
+	WorkFn fn;
+	void *ctx;
+	int tid;
+} ThreadArg;
+static void *thread_main(void *p)
+{
+	ThreadArg *a = p;
+	a->fn(a->ctx, a->tid);
+	return NULL;
+}
+
+/* Run fn on nt threads (tid 0 is the caller).  Each calls a single-threaded
+ * SGEMM, so OpenBLAS's own threads are switched off meanwhile. */
+static void run_parallel(int nt, WorkFn fn, void *ctx)
+{
+	if (nt <= 1) {
+		fn(ctx, 0);
+		return;
+	}
+	openblas_set_num_threads(1);
+	pthread_t th[nt];
+	ThreadArg a[nt];
+	for (int t = 0; t < nt; t++) a[t] = (ThreadArg){fn, ctx, t};
+	for (int t = 1; t < nt; t++)
+		if (pthread_create(&th[t], NULL, thread_main, &a[t])) l2_die("cannot start a thread");
+	fn(ctx, 0);
+	for (int t = 1; t < nt; t++) pthread_join(th[t], NULL);
+	openblas_set_num_threads(l2_threads);
+}
+
+/* ---- candidate pools: per query a min-heap of the best P (score, id) ------------
+ * "Worse" = lower score, or the same score and a higher id; the root is the
+ * worst kept, so a newcomer enters when it beats the root. */
+
+typedef struct {
+	uint32_t P;
+	float *v;    /* (nq, P) */
+	uint64_t *id; /* (nq, P) */
+	uint32_t *n; /* (nq) */
+} Pools;
+
+/* Per-thread scratch kept from one search to the next: fresh pages cost a
+ * fault each (dear in a VM), and a tool searches batch after batch.  So a
+ * search is not reentrant: one at a time per process. */
+typedef struct {
+	void *p;
+	size_t cap;
+} Buf;
+static void *buf_get(Buf *b, size_t n)
+{
+	if (n > b->cap) {
+		l2_free_aligned(b->p);
+		b->p = l2_malloc_aligned(n);
+		b->cap = n;
+	}
+	return b->p;
+}
+typedef struct {
+	Buf C, X, Q, pv, pid, pn;
+} Scratch;
+#define MAX_THREADS 1024
+static Scratch scratch[MAX_THREADS], probe_scratch;
+
+/* Pools in scratch s (not to be freed). */
+static void pools_scratch(Pools *p, Scratch *s, size_t nq, uint32_t P)
+{
+	p->P = P;
+	p->v = buf_get(&s->pv, l2_mul_size(l2_mul_size(nq, P), sizeof(float)));
+	p->id = buf_get(&s->pid, l2_mul_size(l2_mul_size(nq, P), sizeof(uint64_t)));
+	p->n = buf_get(&s->pn, (nq ? nq : 1) * sizeof(uint32_t));
+	memset(p->n, 0, (nq ? nq : 1) * sizeof(uint32_t));
+}
+
+static inline int worse(float a, uint64_t ia, float b, uint64_t ib) { return a < b || (a == b && ia > ib); }
+
+/* Insert into pool i; returns the new admission threshold. */
+static float pool_push(Pools *p, size_t i, float s, uint64_t id)
+{
+	uint32_t P = p->P, n = p->n[i];
+	float *v = p->v + i * P;
+	uint64_t *ids = p->id + i * P;
+	if (n < P) { /* sift up */
+		uint32_t c = n++;
+		while (c > 0) {
+			uint32_t par = (c - 1) / 2;
+			if (!worse(s, id, v[par], ids[par])) break;
+			v[c] = v[par], ids[c] = ids[par];
+			c = par;
+		}
+		v[c] = s, ids[c] = id;
+		p->n[i] = n;
+		return n < P ? -INFINITY : v[0];
+	}
+	if (worse(s, id, v[0], ids[0]) || (s == v[0] && id == ids[0])) return v[0];
+	uint32_t c = 0; /* replace the root, sift down */
+	for (;;) {
+		uint32_t l = 2 * c + 1, r = l + 1, m = c;
+		float mv = s;
+		uint64_t mi = id;
+		if (l < P && worse(v[l], ids[l], mv, mi)) m = l, mv = v[l], mi = ids[l];
+		if (r < P && worse(v[r], ids[r], mv, mi)) m = r;
+		if (m == c) break;
+		v[c] = v[m], ids[c] = ids[m];
+		c = m;
+	}
+	v[c] = s, ids[c] = id;
+	return v[0];
+}
+
+/* Offer scores s (n) of rows base + j (or idmap[j]) to pool i. */
+static void scan_row(Pools *p, size_t i, const float *s, size_t n, uint64_t base, const uint64_t *idmap)
+{
+	float thr = p->n[i] < p->P ? -INFINITY : p->v[i * p->P];
+	size_t j = 0;
+#define OFFER(jj) do { if (s[jj] >= thr) thr = pool_push(p, i, s[jj], idmap ? idmap[jj] : base + (jj)); } while (0)
+#if defined(__AVX512F__)
+	for (; j + 16 <= n; j += 16) {
+		__mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(s + j), _mm512_set1_ps(thr), _CMP_GE_OQ);
+		while (m) {
+			unsigned b = (unsigned)__builtin_ctz(m);
+			m &= (__mmask16)(m - 1);
+			OFFER(j + b);
+		}
+	}
+#elif defined(__AVX2__)
+	for (; j + 8 <= n; j += 8) {
+		unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + j), _mm256_set1_ps(thr), _CMP_GE_OQ));
+		while (m) {
+			unsigned b = (unsigned)__builtin_ctz(m);
+			m &= m - 1;
+			OFFER(j + b);
+		}
+	}
+#endif
+	for (; j < n; j++) OFFER(j);
+#undef OFFER
+}
+
+/* ---- rows: where the vectors are ------------------------------------------------ */
+
+typedef struct {
+	size_t d;
+	int f16;
+	size_t nblocks;
+	const void **blk;   /* (nblocks) block data: rows × d of f32 or f16 */
+	uint32_t *blk_rows; /* (nblocks) */
+	uint64_t stride;    /* id = block * stride + row */
+	uint64_t count;
+	double max_norm;    /* bound on row norms (cos index), 0 if unknown */
+} Rows;
+
+static inline const void *row_ptr(const Rows *R, uint64_t id)
+{
+	uint64_t b = id / R->stride, r = id % R->stride;
+	return (const char *)R->blk[b] + r * R->d * (R->f16 ? 2 : 4);
+}
+static void row_to_float(const Rows *R, uint64_t id, float *out)
+{
+	if (R->f16) half_row_to_float(row_ptr(R, id), out, R->d);
+	else memcpy(out, row_ptr(R, id), R->d * sizeof(float));
+}
+static double dot_row_double(const Rows *R, uint64_t id, const float *q)
+{
+	size_t d = R->d;
+	double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+	size_t j = 0;
+	if (R->f16) {
+		const uint16_t *x = row_ptr(R, id);
+		float buf[256];
+		for (size_t j0 = 0; j0 < d; j0 += 256) {
+			size_t m = d - j0 < 256 ? d - j0 : 256;
+			half_row_to_float(x + j0, buf, m);
+			for (j = 0; j < m; j++) a0 += (double)buf[j] * q[j0 + j];
+		}
+		return a0;
+	}
+	const float *x = row_ptr(R, id);
+	for (; j + 4 <= d; j += 4) {
+		a0 += (double)x[j] * q[j];
+		a1 += (double)x[j + 1] * q[j + 1];
+		a2 += (double)x[j + 2] * q[j + 2];
+		a3 += (double)x[j + 3] * q[j + 3];
+	}
+	for (; j < d; j++) a0 += (double)x[j] * q[j];
+	return (a0 + a1) + (a2 + a3);
+}
+
+/* ---- merging pools: float64 rescoring --------------------------------------------- */
+
+typedef struct {
+	double s;
+	float f;
+	uint64_t id;
+} Cand;
+static int cand_by_f32(const void *a, const void *b)
+{
+	const Cand *x = a, *y = b;
+	if (x->f != y->f) return x->f > y->f ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+static int cand_by_f64(const void *a, const void *b)
+{
+	const Cand *x = a, *y = b;
+	if (x->s != y->s) return x->s > y->s ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+typedef struct {
+	const Rows *R;
+	const float *q;
+	size_t nq;
+	uint32_t k;
+	Pools *pools;
+	int npools;
+	uint64_t *ids;
+	float *scores;
+	unsigned char *short_; /* (nq) set when fewer than k candidates came */
+	size_t next;
+} MergeCtx;
+
+static void merge_worker(void *vctx, int tid)
+{
+	MergeCtx *c = vctx;
+	uint32_t P = c->pools[0].P;
+	Cand *cand = l2_malloc(l2_mul_size((size_t)c->npools * P, sizeof(Cand)));
+	for (;;) {
+		size_t i0 = __atomic_fetch_add(&c->next, 64, __ATOMIC_RELAXED);
+		if (i0 >= c->nq) break;
+		size_t i1 = i0 + 64 < c->nq ? i0 + 64 : c->nq;
+		for (size_t i = i0; i < i1; i++) {
+			size_t m = 0;
+			for (int t = 0; t < c->npools; t++) {
+				Pools *p = &c->pools[t];
+				for (uint32_t j = 0; j < p->n[i]; j++)
+					cand[m++] = (Cand){0, p->v[i * P + j], p->id[i * P + j]};
+			}
+			if (m < c->k) {
+				c->short_[i] = 1;
+				continue;
+			}
+			qsort(cand, m, sizeof *cand, cand_by_f32);
+			if (m > P) m = P;
+			const float *qi = c->q + i * c->R->d;
+			if (c->R->max_norm > 0) {
+				/* |float32 score - exact| <= d 2^-24 |q| |x| (sums of d products);
+				 * a candidate more than twice that below the k-th float32 score
+				 * is provably outside the top k: leave it out of the rescoring. */
+				double qn = 0;
+				for (size_t j = 0; j < c->R->d; j++) qn += (double)qi[j] * qi[j];
+				double err = (double)c->R->d * 0x1p-23 * sqrt(qn) * c->R->max_norm;
+				double cut = cand[c->k - 1].f - 2 * err;
+				while (m > c->k && cand[m - 1].f < cut) m--;
+			}
+			for (size_t j = 0; j < m; j++) cand[j].s = dot_row_double(c->R, cand[j].id, qi);
+			qsort(cand, m, sizeof *cand, cand_by_f64);
+			for (uint32_t j = 0; j < c->k; j++) {
+				c->ids[i * c->k + j] = cand[j].id;
+				c->scores[i * c->k + j] = (float)cand[j].s;
+			}
+		}
+	}
+	free(cand);
+}
+
+/* Returns the number of queries that got fewer than k candidates (flagged). */
+static size_t merge_pools(const Rows *R, const float *q, size_t nq, uint32_t k, Pools *pools, int npools,
+			  uint64_t *ids, float *scores, unsigned char *short_)
+{
+	MergeCtx c = {R, q, nq, k, pools, npools, ids, scores, short_, 0};
+	memset(short_, 0, nq);
+	int nt = l2_threads < (int)((nq + 63) / 64) ? l2_threads : (int)((nq + 63) / 64);
+	run_parallel(nt, merge_worker, &c);
+	size_t n = 0;
+	for (size_t i = 0; i < nq; i++) n += short_[i];
+	return n;
+}
+
+static uint32_t pool_size(uint32_t k, uint64_t count)
+{
+	/* The float32 scores decide which candidates reach float64 rescoring;
+	 * the margin absorbs their rounding (about 1e-7 relative). */
+	uint64_t P = (uint64_t)k + 16 + k / 8;
+	return (uint32_t)(P < count ? P : count);
+}
+
+/* ---- exact search ---------------------------------------------------------------- */
+
+typedef struct {
+	const Rows *R;
+	const float *q;
+	size_t nq;
+	size_t ntasks;
+	uint64_t *task_id;   /* (ntasks) first row id of each tile */
+	uint32_t *task_rows; /* (ntasks) */
+	Pools *pools;        /* (threads) */
+	size_t next;
+} ExactCtx;
+
+static void exact_worker(void *vctx, int tid)
+{
+	ExactCtx *c = vctx;
+	const Rows *R = c->R;
+	size_t d = R->d;
+	Pools *pool = &c->pools[tid];
+	float *C = buf_get(&scratch[tid].C, (size_t)QTILE * TILE * sizeof(float));
+	float *conv = R->f16 ? buf_get(&scratch[tid].X, (size_t)TILE * d * sizeof(float)) : NULL;
+	for (;;) {
+		size_t t = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
+		if (t >= c->ntasks) break;
+		uint64_t id0 = c->task_id[t];
+		size_t nr = c->task_rows[t];
+		const float *X;
+		if (R->f16) {
+			const uint16_t *h = row_ptr(R, id0);
+			for (size_t r = 0; r < nr; r++) half_row_to_float(h + r * d, conv + r * d, d);
+			X = conv;
+		} else X = row_ptr(R, id0);
+		for (size_t q0 = 0; q0 < c->nq; q0 += QTILE) {
+			size_t nqt = c->nq - q0 < QTILE ? c->nq - q0 : QTILE;
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nqt, (int)nr, (int)d, 1.0f, c->q + q0 * d,
+				    (int)d, X, (int)d, 0.0f, C, (int)nr);
+			for (size_t i = 0; i < nqt; i++) scan_row(pool, q0 + i, C + i * nr, nr, id0, NULL);
+		}
+	}
+}
+
+static void search_exact(const Rows *R, const float *q, size_t nq, uint32_t k, uint64_t *ids, float *scores)
+{
+	if (!nq) return;
+	size_t ntasks = 0;
+	for (size_t b = 0; b < R->nblocks; b++) ntasks += (R->blk_rows[b] + TILE - 1) / TILE;
+	ExactCtx c = {R, q, nq, 0, l2_malloc(ntasks * sizeof(uint64_t)), l2_malloc(ntasks * sizeof(uint32_t)), NULL, 0};
+	for (size_t b = 0; b < R->nblocks; b++)
+		for (uint32_t r = 0; r < R->blk_rows[b]; r += TILE) {
+			c.task_id[c.ntasks] = b * R->stride + r;
+			c.task_rows[c.ntasks++] = R->blk_rows[b] - r < TILE ? R->blk_rows[b] - r : TILE;
+		}
+	int nt = l2_threads < (int)ntasks ? l2_threads : (int)ntasks;
+	if (nt < 1) nt = 1;
+	uint32_t P = pool_size(k, R->count);
+	Pools *pools = l2_malloc(nt * sizeof *pools);
+	for (int t = 0; t < nt; t++) pools_scratch(&pools[t], &scratch[t], nq, P);
+	c.pools = pools;
+	run_parallel(nt, exact_worker, &c);
+	unsigned char *short_ = l2_malloc(nq);
+	size_t nshort = merge_pools(R, q, nq, k, pools, nt, ids, scores, short_);
+	if (nshort) l2_die("internal error: exact search found fewer than %u rows", k);
+	free(short_);
+	free(pools);
+	free(c.task_id);
+	free(c.task_rows);
+}
+
+void l2_topk_exact(const float *x, size_t n, size_t d, const float *q, size_t nq, uint32_t k, uint64_t *ids,
+		   float *scores)
+{
+	if (k < 1 || k > n) l2_die("internal error: k = %u for %zu rows", k, n);
+	const void *blk[1] = {x};
+	uint32_t rows[1] = {(uint32_t)n};
+	if (n > UINT32_MAX) l2_die("internal error: too many rows for one block");
+	Rows R = {d, 0, 1, blk, rows, n, n, 0};
+	search_exact(&R, q, nq, k, ids, scores);
+}
+
+/* ---- IVF search ------------------------------------------------------------------- */
+
+typedef struct {
+	const Rows *R;
+	const float *q;
+	size_t nq;
+	const uint64_t *list_off, *list_ids; /* CSR: rows of each list */
+	const size_t *ql_off;                /* CSR: queries probing each list */
+	const uint32_t *ql;
+	const uint32_t *tasks; /* lists to scan, biggest first */
+	size_t ntasks;
+	Pools *pools;
+	size_t next;
+} IvfCtx;
+
+static void ivf_worker(void *vctx, int tid)
+{
+	IvfCtx *c = vctx;
+	const Rows *R = c->R;
+	size_t d = R->d;
+	Pools *pool = &c->pools[tid];
+	float *C = buf_get(&scratch[tid].C, (size_t)QTILE * TILE * sizeof(float));
+	float *X = buf_get(&scratch[tid].X, (size_t)TILE * d * sizeof(float));
+	float *Q = buf_get(&scratch[tid].Q, (size_t)QTILE * d * sizeof(float));
+	for (;;) {
+		size_t t = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
+		if (t >= c->ntasks) break;
+		uint32_t l = c->tasks[t];
+		const uint64_t *lid = c->list_ids + c->list_off[l];
+		size_t nl = c->list_off[l + 1] - c->list_off[l];
+		const uint32_t *qs = c->ql + c->ql_off[l];
+		size_t nql = c->ql_off[l + 1] - c->ql_off[l];
+		for (size_t q0 = 0; q0 < nql; q0 += QTILE) {
+			size_t nqt = nql - q0 < QTILE ? nql - q0 : QTILE;
+			for (size_t i = 0; i < nqt; i++) memcpy(Q + i * d, c->q + (size_t)qs[q0 + i] * d, d * sizeof(float));
+			for (size_t r0 = 0; r0 < nl; r0 += TILE) {
+				size_t nr = nl - r0 < TILE ? nl - r0 : TILE;
+				for (size_t r = 0; r < nr; r++) row_to_float(R, lid[r0 + r], X + r * d);
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nqt, (int)nr, (int)d, 1.0f, Q, (int)d, X,
+					    (int)d, 0.0f, C, (int)nr);
+				for (size_t i = 0; i < nqt; i++) scan_row(pool, qs[q0 + i], C + i * nr, nr, 0, lid + r0);
+			}
+		}
+	}
+}
+
+typedef struct {
+	const float *q;
+	size_t nq, d;
+	const float *cent;
+	uint32_t nlist;
+	Pools *probe;
+	size_t next;
+} ProbeCtx;
+
+/* Query-centroid scores a tile of queries at a time, into the probe pools. */
+static void probe_worker(void *vctx, int tid)
+{
+	ProbeCtx *c = vctx;
+	float *S = buf_get(&scratch[tid].C, (size_t)QTILE * c->nlist * sizeof(float));
+	for (;;) {
+		size_t q0 = __atomic_fetch_add(&c->next, QTILE, __ATOMIC_RELAXED);
+		if (q0 >= c->nq) break;
+		size_t nqt = c->nq - q0 < QTILE ? c->nq - q0 : QTILE;
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nqt, (int)c->nlist, (int)c->d, 1.0f,
+			    c->q + q0 * c->d, (int)c->d, c->cent, (int)c->d, 0.0f, S, (int)c->nlist);
+		for (size_t i = 0; i < nqt; i++) scan_row(c->probe, q0 + i, S + i * c->nlist, c->nlist, 0, NULL);
+	}
+}
+
+static const uint64_t *sort_key_off; /* for ordering tasks by work (single use, main thread) */
+static const size_t *sort_ql_off;
+static int task_by_work(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	double wx = (double)(sort_key_off[x + 1] - sort_key_off[x]) * (double)(sort_ql_off[x + 1] - sort_ql_off[x]);
+	double wy = (double)(sort_key_off[y + 1] - sort_key_off[y]) * (double)(sort_ql_off[y + 1] - sort_ql_off[y]);
+	if (wx != wy) return wx > wy ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+static void search_ivf(const Rows *R, const float *cent, uint32_t nlist, const uint64_t *list_off,
+		       const uint64_t *list_ids, const float *q, size_t nq, uint32_t k, uint32_t nprobe, uint64_t *ids,
+		       float *scores)
+{
+	if (!nq) return;
+	size_t d = R->d;
+	if (nprobe > nlist) nprobe = nlist;
+	/* the nprobe best lists of each query */
+	Pools probe;
+	pools_scratch(&probe, &probe_scratch, nq, nprobe);
+	ProbeCtx pc = {q, nq, d, cent, nlist, &probe, 0};
+	int npt = l2_threads < (int)((nq + QTILE - 1) / QTILE) ? l2_threads : (int)((nq + QTILE - 1) / QTILE);
+	run_parallel(npt, probe_worker, &pc);
+	size_t *ql_off = l2_calloc(nlist + 1, sizeof(size_t));
+	for (size_t i = 0; i < nq; i++)
+		for (uint32_t j = 0; j < probe.n[i]; j++) ql_off[probe.id[i * nprobe + j] + 1]++;
+	for (uint32_t l = 0; l < nlist; l++) ql_off[l + 1] += ql_off[l];
+	uint32_t *ql = l2_malloc(l2_mul_size(ql_off[nlist] ? ql_off[nlist] : 1, sizeof(uint32_t)));
+	size_t *fill = l2_malloc((nlist + 1) * sizeof(size_t));
+	memcpy(fill, ql_off, (nlist + 1) * sizeof(size_t));
+	for (size_t i = 0; i < nq; i++) /* queries in increasing order within each list */
+		for (uint32_t j = 0; j < probe.n[i]; j++) ql[fill[probe.id[i * nprobe + j]]++] = (uint32_t)i;
+	free(fill);
+	uint32_t *tasks = l2_malloc(nlist * sizeof(uint32_t));
+	size_t ntasks = 0;
+	for (uint32_t l = 0; l < nlist; l++)
+		if (ql_off[l + 1] > ql_off[l] && list_off[l + 1] > list_off[l]) tasks[ntasks++] = l;
+	sort_key_off = list_off, sort_ql_off = ql_off;
+	qsort(tasks, ntasks, sizeof *tasks, task_by_work);
+
+	int nt = l2_threads < (int)ntasks ? l2_threads : (int)ntasks;
+	if (nt < 1) nt = 1;
+	uint32_t P = pool_size(k, R->count);
+	Pools *pools = l2_malloc(nt * sizeof *pools);
+	for (int t = 0; t < nt; t++) pools_scratch(&pools[t], &scratch[t], nq, P);
+	IvfCtx c = {R, q, nq, list_off, list_ids, ql_off, ql, tasks, ntasks, pools, 0};
+	run_parallel(nt, ivf_worker, &c);
+	unsigned char *short_ = l2_malloc(nq);
+	size_t nshort = merge_pools(R, q, nq, k, pools, nt, ids, scores, short_);
+	if (nshort) { /* the probed lists held fewer than k rows: search those queries exactly */
+		float *q2 = l2_malloc(l2_mul_size(l2_mul_size(nshort, d), sizeof(float)));
+		uint64_t *ids2 = l2_malloc(l2_mul_size(l2_mul_size(nshort, k), sizeof(uint64_t)));
+		float *s2 = l2_malloc(l2_mul_size(l2_mul_size(nshort, k), sizeof(float)));
+		size_t m = 0;
+		for (size_t i = 0; i < nq; i++)
+			if (short_[i]) memcpy(q2 + m++ * d, q + i * d, d * sizeof(float));
+		search_exact(R, q2, nshort, k, ids2, s2);
+		m = 0;
+		for (size_t i = 0; i < nq; i++)
+			if (short_[i]) {
+				memcpy(ids + i * k, ids2 + m * k, k * sizeof(uint64_t));
+				memcpy(scores + i * k, s2 + m * k, k * sizeof(float));
+				m++;
+			}
+		free(q2);
+		free(ids2);
+		free(s2);
+	}
+	free(short_);
+	free(pools);
+	free(tasks);
+	free(ql);
+	free(ql_off);
+}
+
+/* ---- spherical k-means --------------------------------------------------------------- */
+
+/* Assign rows x (n, d) to their best centroid (k, d); returns sum of scores. */
+static double assign_rows(const float *x, size_t n, size_t d, const float *cent, uint32_t k, uint32_t *assign,
+			  float *S /* (4096, k) scratch */)
+{
+	double obj = 0;
+	for (size_t r0 = 0; r0 < n; r0 += 4096) {
+		size_t nr = n - r0 < 4096 ? n - r0 : 4096;
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)k, (int)d, 1.0f, x + r0 * d, (int)d, cent,
+			    (int)d, 0.0f, S, (int)k);
+		for (size_t r = 0; r < nr; r++) {
+			const float *s = S + r * k;
+			uint32_t best = 0;
+			for (uint32_t c = 1; c < k; c++)
+				if (s[c] > s[best]) best = c;
+			assign[r0 + r] = best;
+			obj += s[best];
+		}
+	}
+	return obj;
+}
+
+static void normalize_or_zero(float *v, size_t d)
+{
+	double s = 0;
+	for (size_t j = 0; j < d; j++) s += (double)v[j] * v[j];
+	if (s > 0) {
+		double inv = 1 / sqrt(s);
+		for (size_t j = 0; j < d; j++) v[j] = (float)(v[j] * inv);
+	}
+}
+
+double l2_kmeans(const float *x, size_t n, size_t d, uint32_t k, int iters, L2KmeansInit init, uint64_t seed,
+		 float *cent, uint32_t *assign_out)
+{
+	if (k < 1 || k > n) l2_die("internal error: k-means with %u centroids for %zu rows", k, n);
+	uint64_t rng = seed ^ 0x6b6d65616e73ull;
+	if (init == L2_KMEANS_RANDOM || k == 1) {
+		/* k distinct rows: a partial Fisher-Yates shuffle of the row numbers */
+		uint32_t *perm = l2_malloc(n * sizeof(uint32_t));
+		for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
+		for (uint32_t c = 0; c < k; c++) {
+			size_t j = c + rng_below(&rng, n - c);
+			uint32_t t = perm[c];
+			perm[c] = perm[j], perm[j] = t;
+			memcpy(cent + (size_t)c * d, x + (size_t)perm[c] * d, d * sizeof(float));
+		}
+		free(perm);
+	} else {
+		/* k-means++ (squared distance of unit vectors = 2 - 2 cos) on a
+		 * subsample: each pick costs a pass over it. */
+		size_t m = (size_t)k * 16 > 2048 ? (size_t)k * 16 : 2048;
+		if (m > n) m = n;
+		uint32_t *pick = l2_malloc(n * sizeof(uint32_t));
+		for (size_t i = 0; i < n; i++) pick[i] = (uint32_t)i;
+		for (size_t i = 0; i < m; i++) {
+			size_t j = i + rng_below(&rng, n - i);
+			uint32_t t = pick[i];
+			pick[i] = pick[j], pick[j] = t;
+		}
+		float *sub = l2_malloc_aligned(l2_mul_size(l2_mul_size(m, d), sizeof(float)));
+		for (size_t i = 0; i < m; i++) memcpy(sub + i * d, x + (size_t)pick[i] * d, d * sizeof(float));
+		free(pick);
+		double *D = l2_malloc(m * sizeof(double));
+		float *ip = l2_malloc(m * sizeof(float));
+		size_t first = rng_below(&rng, m);
+		memcpy(cent, sub + first * d, d * sizeof(float));
+		for (size_t i = 0; i < m; i++) D[i] = INFINITY;
+		for (uint32_t c = 0;; c++) {
+			cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m, (int)d, 1.0f, sub, (int)d, cent + (size_t)c * d, 1, 0.0f,
+				    ip, 1);
+			double tot = 0;
+			for (size_t i = 0; i < m; i++) {
+				double di = 2 - 2 * (double)ip[i];
+				if (di < 0) di = 0;
+				if (di < D[i]) D[i] = di;
+				tot += D[i];
+			}
+			if (c + 1 == k) break;
+			size_t next = rng_below(&rng, m);
+			if (tot > 0) {
+				double u = rng_uniform(&rng) * tot, acc = 0;
+				for (size_t i = 0; i < m; i++) {
+					acc += D[i];
+					if (acc > u && D[i] > 0) { next = i; break; }
+				}
+			}
+			memcpy(cent + (size_t)(c + 1) * d, sub + next * d, d * sizeof(float));
+		}
+		free(D);
+		free(ip);
+		l2_free_aligned(sub);
+	}
+	for (uint32_t c = 0; c < k; c++) normalize_or_zero(cent + (size_t)c * d, d);
+
+	uint32_t *assign = l2_malloc(n * sizeof(uint32_t));
+	float *S = l2_malloc(l2_mul_size((size_t)4096 * k, sizeof(float)));
+	double *sum = l2_malloc(l2_mul_size((size_t)k * d, sizeof(double)));
+	uint64_t *cnt = l2_malloc(k * sizeof(uint64_t));
+	double obj = 0;
+	for (int it = 0; it < iters; it++) {
+		assign_rows(x, n, d, cent, k, assign, S);
+		memset(sum, 0, (size_t)k * d * sizeof(double));
+		memset(cnt, 0, k * sizeof(uint64_t));
+		for (size_t i = 0; i < n; i++) {
+			double *s = sum + (size_t)assign[i] * d;
+			const float *xi = x + i * d;
+			for (size_t j = 0; j < d; j++) s[j] += xi[j];
+			cnt[assign[i]]++;
+		}
+		for (uint32_t c = 0; c < k; c++) {
+			if (!cnt[c]) continue;
+			double nrm = 0;
+			for (size_t j = 0; j < d; j++) nrm += sum[(size_t)c * d + j] * sum[(size_t)c * d + j];
+			if (nrm == 0) { cnt[c] = 0; continue; }
+			nrm = 1 / sqrt(nrm);
+			for (size_t j = 0; j < d; j++) cent[(size_t)c * d + j] = (float)(sum[(size_t)c * d + j] * nrm);
+		}
+		/* an empty list takes half of the biggest one: split its centroid
+		 * along a random direction */
+		for (uint32_t c = 0; c < k; c++) {
+			if (cnt[c]) continue;
+			uint32_t big = 0;
+			for (uint32_t b = 1; b < k; b++)
+				if (cnt[b] > cnt[big]) big = b;
+			float *cb = cent + (size_t)big * d, *cc = cent + (size_t)c * d;
+			for (size_t j = 0; j < d; j++) {
+				float e = (float)(1e-3 * rng_normal(&rng));
+				cc[j] = cb[j] + e;
+				cb[j] -= e;
+			}
+			normalize_or_zero(cc, d);
+			normalize_or_zero(cb, d);
+			cnt[c] = cnt[big] / 2;
+			cnt[big] -= cnt[c];
+		}
+	}
+	obj = assign_rows(x, n, d, cent, k, assign, S) / (double)n;
+	if (assign_out) memcpy(assign_out, assign, n * sizeof(uint32_t));
+	free(assign);
+	free(S);
+	free(sum);
+	free(cnt);
+	return obj;
+}
+
+/* ---- the LMDB store ----------------------------------------------------------------- */
+
+#define DB_META "meta"
+#define DB_VECTORS "vectors"
+#define DB_KEYS "keys"
+#define DB_HASH "hash"
+#define DB_CENTROIDS "ivf_centroids"
+#define DB_LISTS "ivf_lists"
+#define INDEX_FORMAT "l2-index"
+
+static void mdb_ok(int rc, const char *path, const char *what)
+{
+	if (rc) l2_die("%s: %s: %s", path, what, mdb_strerror(rc));
+}
+
+static char *meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name)
+{
+	MDB_val k = {strlen(name), (void *)name}, v;
+	if (mdb_get(txn, dbi, &k, &v)) return NULL;
+	char *s = l2_malloc(v.mv_size + 1);
+	memcpy(s, v.mv_data, v.mv_size);
+	s[v.mv_size] = 0;
+	return s;
+}
+static void meta_put(MDB_txn *txn, MDB_dbi dbi, const char *path, const char *name, const char *value)
+{
+	MDB_val k = {strlen(name), (void *)name}, v = {strlen(value), (void *)value};
+	mdb_ok(mdb_put(txn, dbi, &k, &v, 0), path, "writing metadata");
+}
+static uint64_t meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *path, const char *name, uint64_t max)
+{
+	char *s = meta_get(txn, dbi, name), *end;
+	if (!s) l2_die("%s: corrupt index: metadata '%s' missing", path, name);
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (!*s || *end || errno || v > max) l2_die("%s: corrupt index: metadata %s = '%s'", path, name, s);
+	free(s);
+	return v;
+}
+
+/* Open an environment; read-only falls back to no locking on a read-only
+ * directory. */
+static MDB_env *env_open(const char *path, int rdonly, int nosync)
+{
+	MDB_env *env;
+	mdb_ok(mdb_env_create(&env), path, "lmdb");
+	mdb_env_set_maxdbs(env, 8);
+	if (!rdonly) {
+		/* A large map costs only address space; the file grows as written. */
+		static const size_t sizes[] = {(size_t)1 << 40, (size_t)1 << 36, (size_t)1 << 33};
+		int rc = 0;
+		for (size_t i = 0; i < 3; i++) {
+			mdb_env_set_mapsize(env, sizes[i]);
+			rc = mdb_env_open(env, path, nosync ? MDB_NOSYNC : 0, 0644);
+			if (rc != ENOMEM) break;
+			mdb_env_close(env);
+			mdb_ok(mdb_env_create(&env), path, "lmdb");
+			mdb_env_set_maxdbs(env, 8);
+		}
+		if (rc) {
+			mdb_env_close(env);
+			l2_die("%s: cannot open index for writing: %s", path, mdb_strerror(rc));
+		}
+		return env;
+	}
+	int rc = mdb_env_open(env, path, MDB_RDONLY, 0644);
+	if (rc == EACCES || rc == EROFS) {
+		mdb_env_close(env);
+		mdb_ok(mdb_env_create(&env), path, "lmdb");
+		mdb_env_set_maxdbs(env, 8);
+		rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOLOCK, 0644);
+	}
+	if (rc) {
+		mdb_env_close(env);
+		if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+			l2_die("%s: not an l2 index (not an LMDB store, or corrupt)", path);
+		l2_die("%s: cannot open index: %s", path, mdb_strerror(rc));
+	}
+	return env;
+}
+
+/* Before LMDB maps data.mdb: a store must be a directory holding it, and a
+ * file cut short would fault on access rather than fail cleanly. */
+static void check_store_files(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st)) l2_die_errno("%s", path);
+	if (!S_ISDIR(st.st_mode)) l2_die("%s: not an l2 index (an index is a directory)", path);
+	char *f = l2_malloc(strlen(path) + 16);
+	sprintf(f, "%s/data.mdb", path);
+	if (stat(f, &st)) l2_die("%s: not an l2 index (no data.mdb)", path);
+	if (st.st_size < 2 * 4096) l2_die("%s: corrupt index: data.mdb is truncated", path);
+	free(f);
+}
+static void check_not_truncated(MDB_env *env, const char *path)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_env_info(env, &info);
+	mdb_env_stat(env, &st);
+	char *f = l2_malloc(strlen(path) + 16);
+	sprintf(f, "%s/data.mdb", path);
+	struct stat fs;
+	if (stat(f, &fs)) l2_die_errno("%s", f);
+	free(f);
+	if ((uint64_t)(info.me_last_pgno + 1) * st.ms_psize > (uint64_t)fs.st_size)
+		l2_die("%s: corrupt index: data.mdb is truncated (%llu bytes, pages up to %llu)", path,
+		       (unsigned long long)fs.st_size, (unsigned long long)(info.me_last_pgno + 1) * st.ms_psize);
+}
+
+/* the CLIP-space kinds an index holds and answers */
+static int clip_kind(const char *k)
+{
+	return !strcmp(k, L2_KIND_TEXT) || !strcmp(k, L2_KIND_IMAGE) || !strcmp(k, L2_KIND_PSEUDO);
+}
+
+/* ---- writer ------------------------------------------------------------------------- */
+
+struct L2IndexWriter {
+	char *path, *dir; /* dir: where the env is (a temp sibling when creating) */
+	int creating;
+	L2IndexBuildOptions o;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, vectors, keys, hash, cent_db, lists_db;
+	char kind[32];
+	uint32_t dim;
+	int f16;
+	L2Metric metric;
+	int input_normalized;
+	uint64_t count, added, dups;
+	/* the block being filled: rows [block_no * BLOCK, count) */
+	void *blockbuf;
+	uint64_t block_no;
+	uint32_t fill;
+	int block_exists; /* block_no is already stored (a partial block) */
+	float *row;
+	/* IVF kept up to date while appending (when not retraining) */
+	uint32_t nlist;
+	float *cent;
+	uint32_t *list_chunks; /* (nlist) chunks stored per list */
+	int retrain;
+	uint64_t assigned; /* rows [0, assigned) are in lists */
+	float *S;
+};
+
+static char *tmp_dir_path; /* for clean-up on exit or signal */
+static void (*prev_handler[32])(int);
+
+static void remove_tmp_dir(void)
+{
+	if (!tmp_dir_path) return;
+	char buf[4096];
+	snprintf(buf, sizeof buf, "%s/data.mdb", tmp_dir_path);
+	unlink(buf);
+	snprintf(buf, sizeof buf, "%s/lock.mdb", tmp_dir_path);
+	unlink(buf);
+	rmdir(tmp_dir_path);
+}
+static void on_signal(int sig)
+{
+	remove_tmp_dir();
+	signal(sig, prev_handler[sig] == SIG_ERR ? SIG_DFL : prev_handler[sig]);
+	raise(sig);
+}
+
+void l2_index_build_options_init(L2IndexBuildOptions *o)
+{
+	memset(o, 0, sizeof *o);
+	o->metric = -1;
+	o->ivf_iters = 10;
+	o->ivf_init = L2_KMEANS_PLUSPLUS;
+	o->seed = 1;
+}
+
+static MDB_dbi dbi_open(MDB_txn *txn, const char *path, const char *name, unsigned flags)
+{
+	MDB_dbi d;
+	int rc = mdb_dbi_open(txn, name, flags, &d);
+	if (rc == MDB_NOTFOUND) l2_die("%s: corrupt index: database '%s' missing", path, name);
+	if (rc == MDB_INCOMPATIBLE) l2_die("%s: corrupt index: database '%s' has the wrong flags", path, name);
+	mdb_ok(rc, path, name);
+	return d;
+}
+
+static size_t elem_size(int f16) { return f16 ? 2 : 4; }
+
+/* Load what appending needs of an existing IVF: centroids and the number of
+ * chunks of each list. */
+static void writer_load_ivf(L2IndexWriter *w)
+{
+	MDB_val k, v;
+	unsigned char kb[4];
+	put_be32(kb, 0);
+	k = (MDB_val){4, kb};
+	if (mdb_get(w->txn, w->cent_db, &k, &v) || v.mv_size != (size_t)w->nlist * w->dim * 4)
+		l2_die("%s: corrupt index: IVF centroids missing or the wrong size", w->path);
+	w->cent = l2_malloc_aligned(v.mv_size);
+	memcpy(w->cent, v.mv_data, v.mv_size);
+	w->list_chunks = l2_calloc(w->nlist, sizeof(uint32_t));
+	MDB_cursor *cur;
+	mdb_ok(mdb_cursor_open(w->txn, w->lists_db, &cur), w->path, "ivf lists");
+	int rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 8) l2_die("%s: corrupt index: bad IVF list key", w->path);
+		uint32_t l = get_be32(k.mv_data), c = get_be32((unsigned char *)k.mv_data + 4);
+		if (l >= w->nlist) l2_die("%s: corrupt index: IVF list %u of %u", w->path, l, w->nlist);
+		if (c + 1 > w->list_chunks[l]) w->list_chunks[l] = c + 1;
+	}
+	mdb_cursor_close(cur);
+}
+
+L2IndexWriter *l2_index_writer_open(const char *path, const L2IndexBuildOptions *o, const char *kind, uint32_t dim,
+				    int input_normalized)
+{
+	L2IndexWriter *w = l2_calloc(1, sizeof *w);
+	w->path = l2_strdup(path);
+	w->o = *o;
+	w->input_normalized = input_normalized;
+	if (!clip_kind(kind))
+		l2_die("%s: cannot index a %s stream (expected text-feature, image-feature or pseudo-text-feature)", path,
+		       kind);
+	struct stat st;
+	if (!stat(path, &st)) {
+		if (!S_ISDIR(st.st_mode)) l2_die("%s: exists and is not an index directory", path);
+		check_store_files(path);
+		w->dir = l2_strdup(path);
+	} else {
+		if (errno != ENOENT) l2_die_errno("%s", path);
+		w->creating = 1;
+		w->dir = l2_malloc(strlen(path) + 32);
+		sprintf(w->dir, "%s.tmp-%ld", path, (long)getpid());
+		if (mkdir(w->dir, 0755)) l2_die_errno("%s", path);
+		tmp_dir_path = w->dir;
+		l2_cleanup_register(remove_tmp_dir);
+		int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+		for (int i = 0; i < 4; i++) prev_handler[sigs[i]] = signal(sigs[i], on_signal);
+	}
+	w->env = env_open(w->dir, 0, w->creating);
+	if (!w->creating) check_not_truncated(w->env, path);
+	mdb_ok(mdb_txn_begin(w->env, NULL, 0, &w->txn), path, "starting a transaction");
+	unsigned cf = w->creating ? MDB_CREATE : 0;
+	if (!w->creating) {
+		int rc = mdb_dbi_open(w->txn, DB_META, 0, &w->meta);
+		if (rc == MDB_NOTFOUND) l2_die("%s: not an l2 index (no metadata)", path);
+		mdb_ok(rc, path, "metadata");
+	} else w->meta = dbi_open(w->txn, path, DB_META, cf);
+	w->vectors = dbi_open(w->txn, path, DB_VECTORS, cf);
+	w->keys = dbi_open(w->txn, path, DB_KEYS, cf);
+	w->hash = dbi_open(w->txn, path, DB_HASH, cf | MDB_DUPSORT);
+	w->cent_db = dbi_open(w->txn, path, DB_CENTROIDS, MDB_CREATE);
+	w->lists_db = dbi_open(w->txn, path, DB_LISTS, MDB_CREATE);
+	w->dim = dim;
+	if (w->creating) {
+		snprintf(w->kind, sizeof w->kind, "%s", kind);
+		w->f16 = o->f16;
+		w->metric = o->metric == L2_METRIC_IP ? L2_METRIC_IP : L2_METRIC_COS;
+		w->retrain = o->ivf_nlist > 0;
+	} else {
+		char *fmt = meta_get(w->txn, w->meta, "format");
+		if (!fmt || strcmp(fmt, INDEX_FORMAT)) l2_die("%s: not an l2 index (format '%s')", path, fmt ? fmt : "?");
+		free(fmt);
+		if (meta_u64(w->txn, w->meta, path, "version", 1000) != L2_INDEX_VERSION)
+			l2_die("%s: unsupported index version", path);
+		char *ik = meta_get(w->txn, w->meta, "kind");
+		if (!ik) l2_die("%s: corrupt index: metadata 'kind' missing", path);
+		if (strcmp(ik, kind)) l2_die("%s: the index holds %s vectors, the stream is %s", path, ik, kind);
+		snprintf(w->kind, sizeof w->kind, "%s", ik);
+		free(ik);
+		uint32_t idim = (uint32_t)meta_u64(w->txn, w->meta, path, "dim", L2FS_MAX_DIM);
+		if (idim != dim) l2_die("%s: the index has dimension %u, the stream %u", path, idim, dim);
+		char *dt = meta_get(w->txn, w->meta, "dtype"), *me = meta_get(w->txn, w->meta, "metric");
+		if (!dt || (strcmp(dt, "f32") && strcmp(dt, "f16"))) l2_die("%s: corrupt index: bad dtype", path);
+		if (!me || (strcmp(me, "cos") && strcmp(me, "ip"))) l2_die("%s: corrupt index: bad metric", path);
+		w->f16 = !strcmp(dt, "f16");
+		w->metric = !strcmp(me, "ip") ? L2_METRIC_IP : L2_METRIC_COS;
+		if (o->f16 && !w->f16) l2_die("%s: the index stores f32 vectors; --f16 applies only to a new index", path);
+		if (o->metric >= 0 && (L2Metric)o->metric != w->metric)
+			l2_die("%s: the index has metric %s; --metric %s applies only to a new index", path, me,
+			       o->metric == L2_METRIC_IP ? "ip" : "cos");
+		free(dt);
+		free(me);
+		w->count = meta_u64(w->txn, w->meta, path, "count", UINT64_MAX / 2);
+		if (meta_u64(w->txn, w->meta, path, "block_rows", UINT32_MAX) != L2_INDEX_BLOCK)
+			l2_die("%s: unsupported index block size", path);
+		w->nlist = (uint32_t)meta_u64(w->txn, w->meta, path, "ivf_nlist", UINT32_MAX);
+		w->retrain = o->ivf_nlist > 0 && o->ivf_nlist != w->nlist;
+		if (w->nlist && !w->retrain) writer_load_ivf(w);
+	}
+	if (w->metric == L2_METRIC_COS && !input_normalized && !o->normalize)
+		l2_die("%s: the stream is not flagged unit-norm, and the index holds cosine (unit-norm) vectors: "
+		       "use --normalize to scale rows%s",
+		       path, w->creating ? ", or --metric ip to index raw inner products" : "");
+	w->assigned = w->count;
+	size_t es = elem_size(w->f16);
+	w->blockbuf = l2_malloc_aligned(l2_mul_size(l2_mul_size(L2_INDEX_BLOCK, dim), es));
+	w->row = l2_malloc(dim * sizeof(float));
+	w->block_no = w->count / L2_INDEX_BLOCK;
+	w->fill = (uint32_t)(w->count % L2_INDEX_BLOCK);
+	if (w->fill) { /* continue the partial last block */
+		unsigned char kb[8];
+		put_be64(kb, w->block_no);
+		MDB_val k = {8, kb}, v;
+		if (mdb_get(w->txn, w->vectors, &k, &v) || v.mv_size != (size_t)w->fill * dim * es)
+			l2_die("%s: corrupt index: last vector block missing or the wrong size", path);
+		memcpy(w->blockbuf, v.mv_data, v.mv_size);
+		w->block_exists = 1;
+	}
+	return w;
+}
+
+uint64_t l2_index_writer_added(const L2IndexWriter *w) { return w->added; }
+uint64_t l2_index_writer_duplicates(const L2IndexWriter *w) { return w->dups; }
+uint64_t l2_index_writer_count(const L2IndexWriter *w) { return w->count; }
+
+/* Put ids into list l, extending its last chunk. */
+static void list_append(L2IndexWriter *w, uint32_t l, const uint64_t *ids, size_t n)
+{
+	unsigned char kb[8], *buf = l2_malloc((LIST_CHUNK) * 8);
+	uint32_t c = w->list_chunks[l] ? w->list_chunks[l] - 1 : 0;
+	size_t have = 0;
+	put_be32(kb, l);
+	put_be32(kb + 4, c);
+	MDB_val k = {8, kb}, v;
+	if (w->list_chunks[l]) {
+		if (mdb_get(w->txn, w->lists_db, &k, &v) || v.mv_size % 8 || v.mv_size > LIST_CHUNK * 8)
+			l2_die("%s: corrupt index: IVF list %u", w->path, l);
+		have = v.mv_size / 8;
+		memcpy(buf, v.mv_data, v.mv_size);
+	}
+	while (n) {
+		if (have == LIST_CHUNK) {
+			c++;
+			have = 0;
+		}
+		size_t m = LIST_CHUNK - have < n ? LIST_CHUNK - have : n;
+		for (size_t i = 0; i < m; i++) l2_put_le64(buf + (have + i) * 8, ids[i]);
+		have += m, ids += m, n -= m;
+		put_be32(kb + 4, c);
+		v = (MDB_val){have * 8, buf};
+		mdb_ok(mdb_put(w->txn, w->lists_db, &k, &v, 0), w->path, "writing IVF lists");
+	}
+	w->list_chunks[l] = c + 1;
+	free(buf);
+}
+
+/* Assign buffered rows [assigned, count) of the current block to lists. */
+static void writer_assign_pending(L2IndexWriter *w)
+{
+	if (!w->nlist || w->retrain || w->assigned == w->count) return;
+	size_t d = w->dim, n = w->count - w->assigned, r0 = w->assigned - w->block_no * L2_INDEX_BLOCK;
+	float *X = l2_malloc(l2_mul_size(n, d * sizeof(float)));
+	for (size_t r = 0; r < n; r++) {
+		if (w->f16) half_row_to_float((uint16_t *)w->blockbuf + (r0 + r) * d, X + r * d, d);
+		else memcpy(X + r * d, (float *)w->blockbuf + (r0 + r) * d, d * sizeof(float));
+	}
+	if (!w->S) w->S = l2_malloc(l2_mul_size((size_t)4096 * w->nlist, sizeof(float)));
+	uint32_t *as = l2_malloc(n * sizeof(uint32_t));
+	assign_rows(X, n, d, w->cent, w->nlist, as, w->S);
+	uint64_t *ids = l2_malloc(n * sizeof(uint64_t));
+	for (size_t i = 0; i < n;) { /* rows grouped by list, in id order */
+		uint32_t l = as[i];
+		if (l == UINT32_MAX) { i++; continue; }
+		size_t m = 0;
+		for (size_t j = i; j < n; j++)
+			if (as[j] == l) ids[m++] = w->assigned + j, as[j] = UINT32_MAX;
+		list_append(w, l, ids, m);
+		i++;
+	}
+	free(ids);
+	free(as);
+	free(X);
+	w->assigned = w->count;
+}
+
+static void writer_flush_block(L2IndexWriter *w)
+{
+	if (!w->fill) return;
+	writer_assign_pending(w);
+	unsigned char kb[8];
+	put_be64(kb, w->block_no);
+	MDB_val k = {8, kb}, v = {(size_t)w->fill * w->dim * elem_size(w->f16), w->blockbuf};
+	mdb_ok(mdb_put(w->txn, w->vectors, &k, &v, w->block_exists ? 0 : MDB_APPEND), w->path, "writing vectors");
+	w->block_exists = 1;
+	if (w->fill == L2_INDEX_BLOCK) {
+		w->block_no++;
+		w->fill = 0;
+		w->block_exists = 0;
+	}
+}
+
+int l2_index_writer_add(L2IndexWriter *w, const char *key, uint32_t key_len, const float *vec)
+{
+	size_t d = w->dim;
+	double s = 0;
+	for (size_t j = 0; j < d; j++) {
+		if (!isfinite(vec[j])) l2_die("%s: the vector of \"%.60s\" is not finite", w->path, key);
+		s += (double)vec[j] * vec[j];
+	}
+	memcpy(w->row, vec, d * sizeof(float));
+	if (w->o.normalize) {
+		if (s == 0) l2_die("%s: the vector of \"%.60s\" is zero and cannot be normalised", w->path, key);
+		l2_normalize_rows(w->row, 1, d);
+	} else if (w->metric == L2_METRIC_COS && fabs(sqrt(s) - 1) > NORM_TOL)
+		l2_die("%s: the vector of \"%.60s\" has norm %.6g, not 1 (use --normalize)", w->path, key, sqrt(s));
+
+	uint64_t h = fnv1a64(key, key_len), id = w->count;
+	unsigned char hb[8], ib[8];
+	put_be64(hb, h);
+	put_be64(ib, id);
+	MDB_val hk = {8, hb}, hv;
+	MDB_cursor *cur;
+	mdb_ok(mdb_cursor_open(w->txn, w->hash, &cur), w->path, "hash");
+	int rc;
+	for (rc = mdb_cursor_get(cur, &hk, &hv, MDB_SET_KEY); !rc; rc = mdb_cursor_get(cur, &hk, &hv, MDB_NEXT_DUP)) {
+		MDB_val kk = {8, hv.mv_data}, kv;
+		if (hv.mv_size != 8 || mdb_get(w->txn, w->keys, &kk, &kv)) l2_die("%s: corrupt index: hash entry", w->path);
+		if (kv.mv_size == (size_t)key_len + 1 && !memcmp(kv.mv_data, key, key_len)) {
+			mdb_cursor_close(cur);
+			w->dups++;
+			return 1;
+		}
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND) mdb_ok(rc, w->path, "hash");
+	hk = (MDB_val){8, hb};
+	MDB_val ik = {8, ib}, kv = {(size_t)key_len + 1, NULL};
+	/* MDB_RESERVE: LMDB gives the space, the key and its NUL go straight in */
+	mdb_ok(mdb_put(w->txn, w->keys, &ik, &kv, MDB_APPEND | MDB_RESERVE), w->path, "writing keys");
+	memcpy(kv.mv_data, key, key_len);
+	((char *)kv.mv_data)[key_len] = 0;
+	hv = (MDB_val){8, ib};
+	mdb_ok(mdb_put(w->txn, w->hash, &hk, &hv, 0), w->path, "writing keys");
+
+	if (w->f16) {
+		uint16_t *dst = (uint16_t *)w->blockbuf + (size_t)w->fill * d;
+		for (size_t j = 0; j < d; j++) dst[j] = l2_float_to_half(w->row[j]);
+	} else memcpy((float *)w->blockbuf + (size_t)w->fill * d, w->row, d * sizeof(float));
+	w->fill++;
+	w->count++;
+	w->added++;
+	if (w->fill == L2_INDEX_BLOCK) writer_flush_block(w);
+	return 0;
+}
+
+/* Gather rows of the index (ids ascending) as f32 into out. */
+static const void *writer_block(L2IndexWriter *w, uint64_t b)
+{
+	unsigned char kb[8];
+	put_be64(kb, b);
+	MDB_val k = {8, kb}, v;
+	uint64_t rows = w->count - b * L2_INDEX_BLOCK < L2_INDEX_BLOCK ? w->count - b * L2_INDEX_BLOCK : L2_INDEX_BLOCK;
+	if (mdb_get(w->txn, w->vectors, &k, &v) || v.mv_size != rows * w->dim * elem_size(w->f16))
+		l2_die("%s: corrupt index: vector block %llu", w->path, (unsigned long long)b);
+	return v.mv_data;
+}
+
+static void writer_train_ivf(L2IndexWriter *w)
+{
+	uint32_t nlist = w->o.ivf_nlist;
+	size_t d = w->dim, n = w->count;
+	if (nlist > n) l2_die("%s: --ivf %u: more lists than the %zu rows of the index", w->path, nlist, n);
+	size_t m = w->o.ivf_sample ? w->o.ivf_sample : (size_t)nlist * 256;
+	if (m > n) m = n;
+	if (m < nlist) m = nlist;
+	l2_info("%s: training %u IVF lists on %zu rows", w->path, nlist, m);
+	/* selection sampling: m of n rows, in order */
+	float *X = l2_malloc_aligned(l2_mul_size(l2_mul_size(m, d), sizeof(float)));
+	uint64_t rng = w->o.seed ^ 0x73616d706c65ull;
+	size_t got = 0;
+	const void *blk = NULL;
+	uint64_t cur_b = UINT64_MAX;
+	for (uint64_t i = 0; i < n && got < m; i++) {
+		if (rng_uniform(&rng) * (double)(n - i) >= (double)(m - got)) continue;
+		uint64_t b = i / L2_INDEX_BLOCK, r = i % L2_INDEX_BLOCK;
+		if (b != cur_b) blk = writer_block(w, b), cur_b = b;
+		if (w->f16) half_row_to_float((const uint16_t *)blk + r * d, X + got * d, d);
+		else memcpy(X + got * d, (const float *)blk + r * d, d * sizeof(float));
+		got++;
+	}
+	w->nlist = nlist;
+	free(w->cent);
+	w->cent = l2_malloc_aligned(l2_mul_size((size_t)nlist * d, sizeof(float)));
+	l2_kmeans(X, got, d, nlist, w->o.ivf_iters, w->o.ivf_init, w->o.seed, w->cent, NULL);
+	l2_free_aligned(X);
+
+	/* every row to its list */
+	uint32_t *as = l2_malloc(l2_mul_size(n, sizeof(uint32_t)));
+	float *S = l2_malloc(l2_mul_size((size_t)4096 * nlist, sizeof(float)));
+	float *conv = w->f16 ? l2_malloc(l2_mul_size((size_t)L2_INDEX_BLOCK * d, sizeof(float))) : NULL;
+	L2Progress prog;
+	l2_progress_start(&prog, "assigning rows to lists", "rows", n);
+	if (!w->o.progress) prog.enabled = 0;
+	for (uint64_t b = 0; b * L2_INDEX_BLOCK < n; b++) {
+		size_t rows = n - b * L2_INDEX_BLOCK < L2_INDEX_BLOCK ? n - b * L2_INDEX_BLOCK : L2_INDEX_BLOCK;
+		const void *p = writer_block(w, b);
+		const float *Xb = p;
+		if (w->f16) {
+			for (size_t r = 0; r < rows; r++) half_row_to_float((const uint16_t *)p + r * d, conv + r * d, d);
+			Xb = conv;
+		}
+		assign_rows(Xb, rows, d, w->cent, nlist, as + b * L2_INDEX_BLOCK, S);
+		l2_progress_add(&prog, rows);
+	}
+	l2_progress_end(&prog);
+	free(S);
+	free(conv);
+	/* counting sort into lists; ids ascending within each */
+	uint64_t *off = l2_calloc((size_t)nlist + 1, sizeof(uint64_t));
+	for (size_t i = 0; i < n; i++) off[as[i] + 1]++;
+	for (uint32_t l = 0; l < nlist; l++) off[l + 1] += off[l];
+	uint64_t *ids = l2_malloc(l2_mul_size(n, sizeof(uint64_t)));
+	uint64_t *pos = l2_malloc(((size_t)nlist + 1) * sizeof(uint64_t));
+	memcpy(pos, off, ((size_t)nlist + 1) * sizeof(uint64_t));
+	for (size_t i = 0; i < n; i++) ids[pos[as[i]]++] = i;
+	free(pos);
+	free(as);
+	mdb_ok(mdb_drop(w->txn, w->lists_db, 0), w->path, "clearing IVF lists");
+	mdb_ok(mdb_drop(w->txn, w->cent_db, 0), w->path, "clearing IVF centroids");
+	unsigned char kb[8], *buf = l2_malloc(LIST_CHUNK * 8);
+	free(w->list_chunks);
+	w->list_chunks = l2_calloc(nlist, sizeof(uint32_t));
+	for (uint32_t l = 0; l < nlist; l++) {
+		put_be32(kb, l);
+		for (uint64_t c = 0, i = off[l]; i < off[l + 1]; c++) {
+			size_t m2 = off[l + 1] - i < LIST_CHUNK ? off[l + 1] - i : LIST_CHUNK;
+			for (size_t j = 0; j < m2; j++) l2_put_le64(buf + j * 8, ids[i + j]);
+			put_be32(kb + 4, (uint32_t)c);
+			MDB_val k = {8, kb}, v = {m2 * 8, buf};
+			mdb_ok(mdb_put(w->txn, w->lists_db, &k, &v, MDB_APPEND), w->path, "writing IVF lists");
+			i += m2;
+			w->list_chunks[l] = (uint32_t)c + 1;
+		}
+	}
+	free(buf);
+	free(ids);
+	free(off);
+	put_be32(kb, 0);
+	MDB_val k = {4, kb}, v = {(size_t)nlist * d * sizeof(float), w->cent};
+	mdb_ok(mdb_put(w->txn, w->cent_db, &k, &v, 0), w->path, "writing IVF centroids");
+	w->retrain = 0;
+	w->assigned = n;
+}
+
+void l2_index_writer_close(L2IndexWriter *w)
+{
+	writer_flush_block(w);
+	if (w->creating && w->count == 0) l2_die("%s: no records to index", w->path);
+	if (w->retrain) writer_train_ivf(w);
+	char buf[64];
+	meta_put(w->txn, w->meta, w->path, "format", INDEX_FORMAT);
+	snprintf(buf, sizeof buf, "%d", L2_INDEX_VERSION);
+	meta_put(w->txn, w->meta, w->path, "version", buf);
+	meta_put(w->txn, w->meta, w->path, "kind", w->kind);
+	snprintf(buf, sizeof buf, "%u", w->dim);
+	meta_put(w->txn, w->meta, w->path, "dim", buf);
+	meta_put(w->txn, w->meta, w->path, "dtype", w->f16 ? "f16" : "f32");
+	meta_put(w->txn, w->meta, w->path, "metric", w->metric == L2_METRIC_IP ? "ip" : "cos");
+	snprintf(buf, sizeof buf, "%llu", (unsigned long long)w->count);
+	meta_put(w->txn, w->meta, w->path, "count", buf);
+	snprintf(buf, sizeof buf, "%u", L2_INDEX_BLOCK);
+	meta_put(w->txn, w->meta, w->path, "block_rows", buf);
+	snprintf(buf, sizeof buf, "%u", w->nlist);
+	meta_put(w->txn, w->meta, w->path, "ivf_nlist", buf);
+	meta_put(w->txn, w->meta, w->path, "l2_version", L2_VERSION);
+	int rc = mdb_txn_commit(w->txn);
+	w->txn = NULL;
+	mdb_ok(rc, w->path, "committing");
+	if (w->creating) mdb_ok(mdb_env_sync(w->env, 1), w->path, "syncing");
+	mdb_env_close(w->env);
+	if (w->creating) {
+		char lock[4096];
+		snprintf(lock, sizeof lock, "%s/lock.mdb", w->dir);
+		unlink(lock); /* recreated by the next opener */
+		if (rename(w->dir, w->path)) {
+			int e = errno;
+			remove_tmp_dir();
+			errno = e;
+			l2_die_errno("%s", w->path);
+		}
+		tmp_dir_path = NULL;
+	}
+	l2_free_aligned(w->blockbuf);
+	l2_free_aligned(w->cent);
+	free(w->list_chunks);
+	free(w->S);
+	free(w->row);
+	free(w->dir);
+	free(w->path);
+	free(w);
+}
+
+/* ---- reader --------------------------------------------------------------------------- */
+
+struct L2Index {
+	char *path;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, keys;
+	char kind[32];
+	L2Metric metric;
+	Rows R;
+	uint32_t nlist;
+	float *cent;
+	uint64_t *list_off, *list_ids;
+};
+
+/* Map the pages in now, when the index fits comfortably in memory: a search
+ * would otherwise take a page fault per 4 KiB (or 64 KiB) on its first pass. */
+static void prefault_map(MDB_env *env)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_env_info(env, &info);
+	mdb_env_stat(env, &st);
+	size_t used = (size_t)(info.me_last_pgno + 1) * st.ms_psize;
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || psz <= 0 || used > (size_t)pages * (size_t)psz / 2) return;
+#ifdef MADV_POPULATE_READ
+	if (!madvise(info.me_mapaddr, used, MADV_POPULATE_READ)) return;
+#endif
+	madvise(info.me_mapaddr, used, MADV_WILLNEED);
+}
+
+L2Index *l2_index_open(const char *path)
+{
+	check_store_files(path);
+	L2Index *ix = l2_calloc(1, sizeof *ix);
+	ix->path = l2_strdup(path);
+	ix->env = env_open(path, 1, 0);
+	check_not_truncated(ix->env, path);
+	mdb_ok(mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &ix->txn), path, "starting a transaction");
+	int rc = mdb_dbi_open(ix->txn, DB_META, 0, &ix->meta);
+	if (rc == MDB_NOTFOUND) l2_die("%s: not an l2 index (no metadata)", path);
+	if (rc) l2_die("%s: not an l2 index (or corrupt): %s", path, mdb_strerror(rc));
+	char *fmt = meta_get(ix->txn, ix->meta, "format");
+	if (!fmt || strcmp(fmt, INDEX_FORMAT)) l2_die("%s: not an l2 index (format '%s')", path, fmt ? fmt : "?");
+	free(fmt);
+	if (meta_u64(ix->txn, ix->meta, path, "version", 1000) != L2_INDEX_VERSION)
+		l2_die("%s: unsupported index version (this l2 reads version %d)", path, L2_INDEX_VERSION);
+	char *kind = meta_get(ix->txn, ix->meta, "kind"), *dt = meta_get(ix->txn, ix->meta, "dtype"),
+	     *me = meta_get(ix->txn, ix->meta, "metric");
+	if (!kind || !clip_kind(kind)) l2_die("%s: corrupt index: bad kind", path);
+	if (!dt || (strcmp(dt, "f32") && strcmp(dt, "f16"))) l2_die("%s: corrupt index: bad dtype", path);
+	if (!me || (strcmp(me, "cos") && strcmp(me, "ip"))) l2_die("%s: corrupt index: bad metric", path);
+	snprintf(ix->kind, sizeof ix->kind, "%s", kind);
+	Rows *R = &ix->R;
+	R->f16 = !strcmp(dt, "f16");
+	ix->metric = !strcmp(me, "ip") ? L2_METRIC_IP : L2_METRIC_COS;
+	R->max_norm = ix->metric == L2_METRIC_COS ? 1 + 2 * NORM_TOL : 0;
+	free(kind);
+	free(dt);
+	free(me);
+	R->d = meta_u64(ix->txn, ix->meta, path, "dim", L2FS_MAX_DIM);
+	if (!R->d) l2_die("%s: corrupt index: dimension 0", path);
+	R->count = meta_u64(ix->txn, ix->meta, path, "count", UINT64_MAX / 2);
+	if (meta_u64(ix->txn, ix->meta, path, "block_rows", UINT32_MAX) != L2_INDEX_BLOCK)
+		l2_die("%s: unsupported index block size", path);
+	ix->nlist = (uint32_t)meta_u64(ix->txn, ix->meta, path, "ivf_nlist", UINT32_MAX);
+	if (R->count == 0) l2_die("%s: the index is empty", path);
+	MDB_dbi vec = dbi_open(ix->txn, path, DB_VECTORS, 0);
+	ix->keys = dbi_open(ix->txn, path, DB_KEYS, 0);
+	MDB_stat st;
+	mdb_ok(mdb_stat(ix->txn, ix->keys, &st), path, "keys");
+	if (st.ms_entries != R->count)
+		l2_die("%s: corrupt index: %llu keys for %llu rows", path, (unsigned long long)st.ms_entries,
+		       (unsigned long long)R->count);
+	/* every block's mapped address, checking numbering and sizes */
+	R->stride = L2_INDEX_BLOCK;
+	R->nblocks = (R->count + L2_INDEX_BLOCK - 1) / L2_INDEX_BLOCK;
+	R->blk = l2_malloc(R->nblocks * sizeof(void *));
+	R->blk_rows = l2_malloc(R->nblocks * sizeof(uint32_t));
+	size_t es = elem_size(R->f16);
+	MDB_cursor *cur;
+	MDB_val k, v;
+	mdb_ok(mdb_cursor_open(ix->txn, vec, &cur), path, "vectors");
+	size_t b = 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), b++) {
+		uint64_t rows = R->count - b * L2_INDEX_BLOCK < L2_INDEX_BLOCK ? R->count - b * L2_INDEX_BLOCK : L2_INDEX_BLOCK;
+		if (b >= R->nblocks || k.mv_size != 8 || get_be64(k.mv_data) != b || v.mv_size != rows * R->d * es)
+			l2_die("%s: corrupt index: vector block %zu", path, b);
+		R->blk[b] = v.mv_data;
+		R->blk_rows[b] = (uint32_t)rows;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND) mdb_ok(rc, path, "reading vectors");
+	if (b != R->nblocks) l2_die("%s: corrupt index: %zu vector blocks for %llu rows", path, b, (unsigned long long)R->count);
+	prefault_map(ix->env);
+	if (ix->nlist) {
+		if (ix->nlist > R->count) l2_die("%s: corrupt index: %u IVF lists for %llu rows", path, ix->nlist, (unsigned long long)R->count);
+		MDB_dbi cdb = dbi_open(ix->txn, path, DB_CENTROIDS, 0), ldb = dbi_open(ix->txn, path, DB_LISTS, 0);
+		unsigned char kb[4];
+		put_be32(kb, 0);
+		k = (MDB_val){4, kb};
+		if (mdb_get(ix->txn, cdb, &k, &v) || v.mv_size != (size_t)ix->nlist * R->d * 4)
+			l2_die("%s: corrupt index: IVF centroids missing or the wrong size", path);
+		ix->cent = l2_malloc_aligned(v.mv_size);
+		memcpy(ix->cent, v.mv_data, v.mv_size);
+		ix->list_off = l2_calloc((size_t)ix->nlist + 1, sizeof(uint64_t));
+		ix->list_ids = l2_malloc(l2_mul_size(R->count, sizeof(uint64_t)));
+		unsigned char *seen = l2_calloc(R->count, 1);
+		uint64_t n = 0;
+		uint32_t prev_l = 0, prev_c = 0;
+		int first = 1;
+		mdb_ok(mdb_cursor_open(ix->txn, ldb, &cur), path, "ivf lists");
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			if (k.mv_size != 8 || v.mv_size % 8 || !v.mv_size) l2_die("%s: corrupt index: bad IVF list entry", path);
+			uint32_t l = get_be32(k.mv_data), c = get_be32((unsigned char *)k.mv_data + 4);
+			if (l >= ix->nlist || (first ? c != 0 : (l == prev_l ? c != prev_c + 1 : c != 0)))
+				l2_die("%s: corrupt index: IVF list %u chunk %u out of sequence", path, l, c);
+			first = 0, prev_l = l, prev_c = c;
+			for (size_t j = 0; j < v.mv_size / 8; j++) {
+				uint64_t id = l2_le64((unsigned char *)v.mv_data + j * 8);
+				if (id >= R->count || seen[id] || n >= R->count)
+					l2_die("%s: corrupt index: IVF list %u holds a bad row id", path, l);
+				seen[id] = 1;
+				ix->list_ids[n++] = id;
+			}
+			ix->list_off[l + 1] = n;
+		}
+		mdb_cursor_close(cur);
+		free(seen);
+		if (rc != MDB_NOTFOUND) mdb_ok(rc, path, "reading IVF lists");
+		if (n != R->count) l2_die("%s: corrupt index: IVF lists hold %llu of %llu rows", path, (unsigned long long)n, (unsigned long long)R->count);
+		for (uint32_t l = 0; l < ix->nlist; l++)
+			if (ix->list_off[l + 1] < ix->list_off[l]) ix->list_off[l + 1] = ix->list_off[l]; /* empty lists */
+	}
+	return ix;
+}
+
+void l2_index_close(L2Index *ix)
+{
+	if (!ix) return;
+	mdb_txn_abort(ix->txn);
+	mdb_env_close(ix->env);
+	free(ix->R.blk);
+	free(ix->R.blk_rows);
+	l2_free_aligned(ix->cent);
+	free(ix->list_off);
+	free(ix->list_ids);
+	free(ix->path);
+	free(ix);
+}
+
+const char *l2_index_path(const L2Index *ix) { return ix->path; }
+uint32_t l2_index_dim(const L2Index *ix) { return (uint32_t)ix->R.d; }
+uint64_t l2_index_count(const L2Index *ix) { return ix->R.count; }
+const char *l2_index_kind(const L2Index *ix) { return ix->kind; }
+L2Metric l2_index_metric(const L2Index *ix) { return ix->metric; }
+int l2_index_is_f16(const L2Index *ix) { return ix->R.f16; }
+uint32_t l2_index_nlist(const L2Index *ix) { return ix->nlist; }
+
+void l2_index_search(L2Index *ix, const float *q, size_t nq, uint32_t k, uint32_t nprobe, uint64_t *ids,
+		     float *scores)
+{
+	if (k < 1 || k > ix->R.count)
+		l2_die("%s: k = %u, but the index holds %llu rows", ix->path, k, (unsigned long long)ix->R.count);
+	if (!nprobe) search_exact(&ix->R, q, nq, k, ids, scores);
+	else {
+		if (!ix->nlist) l2_die("%s: --nprobe needs an IVF index (build it with --ivf NLIST)", ix->path);
+		search_ivf(&ix->R, ix->cent, ix->nlist, ix->list_off, ix->list_ids, q, nq, k, nprobe, ids, scores);
+	}
+}
+
+const char *l2_index_key(L2Index *ix, uint64_t id, uint32_t *len)
+{
+	unsigned char kb[8];
+	put_be64(kb, id);
+	MDB_val k = {8, kb}, v;
+	if (id >= ix->R.count || mdb_get(ix->txn, ix->keys, &k, &v) || !v.mv_size ||
+	    ((const char *)v.mv_data)[v.mv_size - 1] != 0)
+		l2_die("%s: corrupt index: key of row %llu", ix->path, (unsigned long long)id);
+	if (len) *len = (uint32_t)(v.mv_size - 1);
+	return v.mv_data;
+}
+
+void l2_index_vector(L2Index *ix, uint64_t id, float *out)
+{
+	if (id >= ix->R.count) l2_die("internal error: row %llu of %llu", (unsigned long long)id, (unsigned long long)ix->R.count);
+	row_to_float(&ix->R, id, out);
+}
+
+void l2_index_each_meta(L2Index *ix, void (*fn)(void *ctx, const char *name, const char *value), void *ctx)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	mdb_ok(mdb_cursor_open(ix->txn, ix->meta, &cur), ix->path, "metadata");
+	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		char *name = l2_malloc(k.mv_size + 1), *val = l2_malloc(v.mv_size + 1);
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = 0;
+		memcpy(val, v.mv_data, v.mv_size);
+		val[v.mv_size] = 0;
+		fn(ctx, name, val);
+		free(name);
+		free(val);
+	}
+	mdb_cursor_close(cur);
+}

@@ -1,0 +1,53 @@
+/* clip_train.h — the CLIP model (OpenAI's model.py, ViT image tower and
+ * causal text transformer) as forward code over lib/nn/ad.h, for training.
+ *
+ * Parameters carry OpenAI state-dict names (visual.conv1.weight,
+ * visual.transformer.resblocks.N.attn.in_proj_weight, token_embedding.weight,
+ * text_projection, logit_scale, ...), so the weights file the trainer
+ * writes loads unchanged in lib/models/clip.c (l2-encode-images, l2-encode-text),
+ * which infers every size from the shapes and takes heads = width / 64
+ * (at least 1) — the only head count this model accepts.
+ * Initialisation follows OpenAI's initialize_parameters. */
+#ifndef L2_CLIP_TRAIN_H
+#define L2_CLIP_TRAIN_H
+
+#include <stdint.h>
+
+#include "nn/ad.h"
+
+typedef struct {
+	int res, patch, width, layers, heads;        /* image tower */
+	int context, vocab, twidth, tlayers, theads; /* text tower */
+	int embed;                                   /* joint space */
+} L2ClipTrainConfig;
+
+typedef struct {
+	L2ClipTrainConfig c;
+	int np;
+	AdTensor **p;        /* [np], in state-dict order */
+	AdTensor *logit_scale;
+} L2ClipTrain;
+
+/* heads for a width, as lib/models/clip.c infers them */
+int l2_cliptr_heads_for(int width);
+/* NULL when the config is valid, else a message naming the problem. */
+const char *l2_cliptr_check(const L2ClipTrainConfig *c);
+L2ClipTrain *l2_cliptr_new(const L2ClipTrainConfig *c, uint64_t seed);
+void l2_cliptr_free(L2ClipTrain *m);
+AdTensor *l2_cliptr_param(const L2ClipTrain *m, const char *name);
+
+/* px[B, 3, res, res] (CLIP-normalised) -> [B, embed], not normalised. */
+AdTensor *l2_cliptr_encode_image(AdGraph *g, L2ClipTrain *m, AdTensor *px);
+/* tokens[B, context] (sot ... eot, zero padding; eot = the largest id) ->
+ * [B, embed].  Runs only up to the longest text (exact under the causal
+ * mask) and pools at each row's first largest id. */
+AdTensor *l2_cliptr_encode_text(AdGraph *g, L2ClipTrain *m, const int32_t *tokens, int B);
+/* Symmetric InfoNCE: logits = exp(logit_scale) norm(img) norm(txt)^T,
+ * loss = (CE(logits, i) + CE(logits^T, i)) / 2.  logits_out (B*B) may be NULL. */
+AdTensor *l2_cliptr_loss(AdGraph *g, L2ClipTrain *m, AdTensor *img, AdTensor *txt);
+/* After an optimiser step: logit_scale clamped to [0, ln 100] (OpenAI). */
+void l2_cliptr_clamp(L2ClipTrain *m);
+/* Multiply-adds of one forward pass on B pairs with text length T. */
+double l2_cliptr_flops(const L2ClipTrainConfig *c, int B, int T);
+
+#endif
