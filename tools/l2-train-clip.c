@@ -13,6 +13,7 @@
 #include "text/clip_tokenizer.h"
 #include "text/bpe_learn.h"
 #include "nn/ckpt.h"
+#include "nn/train.h"
 #include "models/clip_train.h"
 #include "method/dataset.h"
 #include "io/image.h"
@@ -21,7 +22,6 @@
 #include "core/util.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -359,18 +359,6 @@ static void evaluate(AdGraph *g, L2ClipTrain *m, const Split *te, int B, long st
 
 /* ---- checkpoints ------------------------------------------------------------------ */
 
-static char *with_suffix(const char *out, const char *suffix)
-{
-	size_t n = strlen(out);
-	const char *ext = ".safetensors";
-	size_t e = strlen(ext);
-	if (n > e && !strcmp(out + n - e, ext)) n -= e;
-	char *p = l2_malloc(n + strlen(suffix) + 1);
-	memcpy(p, out, n);
-	strcpy(p + n, suffix);
-	return p;
-}
-
 static void config_string(const Options *o, char *buf, size_t len)
 {
 	const L2ClipTrainConfig *c = &o->c;
@@ -421,20 +409,10 @@ static void save_all(const Options *o, L2ClipTrain *m, L2Adam *opt, L2Ema *ema, 
 	if (ema) l2_ema_swap(ema);
 }
 
-static volatile sig_atomic_t stop_signal;
-static void on_signal(int s) { stop_signal = s; }
-
 static const char *base_name(const char *p)
 {
 	const char *s = strrchr(p, '/');
 	return s ? s + 1 : p;
-}
-
-static void fmt_eta(double s, char *buf, size_t n)
-{
-	long t = (long)(s + 0.5);
-	if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-	else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
 int main(int argc, char **argv)
@@ -443,7 +421,7 @@ int main(int argc, char **argv)
 	Options o;
 	parse_options(argc, argv, &o);
 	L2ClipTrainConfig *c = &o.c;
-	char *state_path = with_suffix(o.out, ".state"), *vocab_path = with_suffix(o.out, ".vocab.txt.gz");
+	char *state_path = l2_train_sibling(o.out, ".state"), *vocab_path = l2_train_sibling(o.out, ".vocab.txt.gz");
 
 	/* data */
 	Split tr, te;
@@ -471,7 +449,7 @@ int main(int argc, char **argv)
 	if (vsrc) vocab_bytes = l2_read_file(vsrc, &vocab_len);
 	else {
 		L2BpeVocab *learned = l2_bpe_learn(tr.caps, tr.ncaps, o.vocab_size);
-		char *tmp = with_suffix(o.out, ".vocab-learn.tmp.gz");
+		char *tmp = l2_train_sibling(o.out, ".vocab-learn.tmp.gz");
 		l2_bpe_write(learned, tmp);
 		vocab_bytes = l2_read_file(tmp, &vocab_len);
 		remove(tmp);
@@ -520,30 +498,24 @@ int main(int argc, char **argv)
 		free(dir);
 	}
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	l2_train_catch_signals();
 	int B = (int)o.batch, R = c->res, C = c->context;
-	int *perm = l2_malloc(tr.n * sizeof(int));
-	uint64_t perm_epoch = UINT64_MAX;
+	L2Batcher bt;
+	l2_batcher_init(&bt, tr.n, o.seed, &st.data);
 	float *px = l2_malloc((size_t)B * 3 * R * R * sizeof(float));
 	int32_t *tok = l2_malloc((size_t)B * C * sizeof(int32_t));
 	AdGraph *g = ad_graph_new();
 	if (!l2_quiet)
 		l2_info("training CLIP: %d train / %d held-out images, vocab %d, %d parameters tensors, batch %d, steps %lld..%ld",
 			tr.n, te.n, c->vocab, m->np, B, (long long)st.step, o.stop_after);
-	double t0 = l2_now(), loss_avg = 0, t_first = 0;
+	double loss_avg = 0, t_first = 0;
 	long n_avg = 0, start_step = st.step, max_t = 0;
-	while (st.step < o.stop_after && !stop_signal) {
-		if (st.data_pos + (uint64_t)B > (uint64_t)tr.n) {
-			st.data_epoch++;
-			st.data_pos = 0;
-		}
-		if (perm_epoch != st.data_epoch) {
-			l2_rng_epoch_perm(perm, tr.n, o.seed, st.data_epoch);
-			perm_epoch = st.data_epoch;
-		}
+	L2TrainClock clock;
+	l2_train_clock_start(&clock, st.step);
+	while (st.step < o.stop_after && !l2_train_stopped()) {
+		const int *idx = l2_batcher_next(&bt, B);
 		for (int b = 0; b < B; b++) {
-			int i = perm[st.data_pos + b];
+			int i = idx[b];
 			memcpy(px + (size_t)b * 3 * R * R, tr.px + (size_t)i * 3 * R * R, (size_t)3 * R * R * sizeof(float));
 			int k = tr.ncap[i] > 1 ? (int)l2_rng_below(&st.rng, tr.ncap[i]) : 0;
 			memcpy(tok + (size_t)b * C, tr.tok + (size_t)(tr.cap0[i] + k) * C, C * sizeof(int32_t));
@@ -565,15 +537,11 @@ int main(int argc, char **argv)
 		loss_avg += loss->v[0];
 		n_avg++;
 		st.step++;
-		st.data_pos += (uint64_t)B;
 		if (st.step == start_step + 2) t_first = l2_now(); /* arena settled */
-		if (o.log_every && (st.step % o.log_every == 0 || st.step == o.stop_after) && !l2_quiet) {
-			double dt = l2_now() - t0, rate = (double)(st.step - start_step) * B / dt;
-			char eta[32];
-			fmt_eta((double)(o.stop_after - st.step) * B / rate, eta, sizeof eta);
-			l2_info("step %lld/%ld  loss %.4f  lr %.3g  scale %.2f  %.0f img/s  ETA %s", (long long)st.step, o.steps,
-				loss_avg / n_avg, l2_lr_schedule(st.step - 1, o.warmup, o.steps, o.lr, o.min_lr),
-				exp(m->logit_scale->v[0]), rate, eta);
+		if (o.log_every && (st.step % o.log_every == 0 || st.step == o.stop_after)) {
+			l2_train_log(st.step, o.steps, o.stop_after, B, l2_train_clock_rate(&clock, st.step, B),
+				     "loss %.4f  lr %.3g  scale %.2f", loss_avg / n_avg,
+				     l2_lr_schedule(st.step - 1, o.warmup, o.steps, o.lr, o.min_lr), exp(m->logit_scale->v[0]));
 			loss_avg = 0;
 			n_avg = 0;
 		}
@@ -588,18 +556,15 @@ int main(int argc, char **argv)
 			n / dt, 3 * l2_cliptr_flops(c, B, (int)max_t) * n / dt * 1e-9, B, max_t);
 	}
 	save_all(&o, m, opt, ema, &st, state_path, base_name(vocab_path));
-	int rc = 0;
-	if (stop_signal) {
-		l2_info("interrupted at step %lld: checkpoint written (continue with --resume)", (long long)st.step);
-		rc = 130;
-	} else if (o.eval_every) {
+	int rc = l2_train_exit_code(st.step);
+	if (!rc && o.eval_every) {
 		if (ema) l2_ema_swap(ema);
 		evaluate(g, m, &te, B, (long)st.step);
 		if (ema) l2_ema_swap(ema);
 	}
 	if (!l2_quiet && !rc) l2_info("wrote %s, %s, %s", o.out, vocab_path, state_path);
 	ad_graph_free(g);
-	free(perm);
+	l2_batcher_free(&bt);
 	free(px);
 	free(tok);
 	l2_ema_free(ema);

@@ -10,9 +10,11 @@
  * both Adam states, the EMA, RNG, data position), log.tsv, loss.png,
  * grid-STEP.png and grid.png.  Input layout: schemas/dataset.md. */
 #include "nn/ckpt.h"
+#include "nn/train.h"
 #include "models/clip.h"
 #include "models/clip_train.h"
 #include "method/dataset.h"
+#include "method/train_data.h"
 #include "models/gan.h"
 #include "models/gan_eval.h"
 #include "io/image.h"
@@ -22,18 +24,13 @@
 #include "core/util.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { COND_TEXT, COND_PSEUDO, COND_GAUSSIAN, COND_MIXED };
-static const char *cond_names[] = {"text", "pseudo", "gaussian", "mixed"};
-
 typedef struct {
 	const char *dataset, *out, *init, *clip, *inception;
-	const char *cap_feat, *pseudo_feat, *img_feat;
-	int cond, paired_only, resume, xflip;
-	double pairs, xi;
+	L2TrainDataOptions data; /* conditions, paired subset, feature sets, resolution */
+	int resume, xflip;
 	long steps, stop_after, batch, tick, fid_every, r1_every, grid_rows, grid_cols;
 	double lr_g, lr_d, beta1, beta2, gamma_con, lambda_con, r1, ema_images, ema_rampup, tau;
 	uint64_t seed;
@@ -126,9 +123,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"stop-after", required_argument, 0, O_STOP}, {"inception", required_argument, 0, O_INC}, {0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->out = "gan-run";
-	o->cap_feat = "caption", o->pseudo_feat = "pseudo", o->img_feat = "image";
-	o->cond = COND_PSEUDO;
-	o->xi = 3;
+	l2_train_data_defaults(&o->data);
 	o->xflip = 1;
 	o->steps = 2000, o->batch = 16, o->tick = 100, o->r1_every = 16, o->grid_rows = 8, o->grid_cols = 4;
 	o->lr_g = o->lr_d = 0.0025, o->beta1 = 0, o->beta2 = 0.99;
@@ -141,18 +136,17 @@ static void parse_options(int argc, char **argv, Options *o)
 		case 'd': o->dataset = optarg; break;
 		case 'o': o->out = optarg; break;
 		case O_COND: {
-			int k;
-			for (k = 0; k < 4 && strcmp(optarg, cond_names[k]); k++) {}
-			if (k == 4) l2_usage_error(usage, "--cond must be text, pseudo, gaussian or mixed, not '%s'", optarg);
-			o->cond = k;
+			int k = l2_cond_parse(optarg);
+			if (k < 0) l2_usage_error(usage, "--cond must be text, pseudo, gaussian or mixed, not '%s'", optarg);
+			o->data.cond = k;
 			break;
 		}
-		case O_PAIRS: o->pairs = l2_parse_double(optarg, "--pairs-fraction"); break;
-		case O_PONLY: o->paired_only = 1; break;
-		case O_CAPF: o->cap_feat = optarg; break;
-		case O_PSF: o->pseudo_feat = optarg; break;
-		case O_IMF: o->img_feat = optarg; break;
-		case O_XI: o->xi = l2_parse_double(optarg, "--xi"); break;
+		case O_PAIRS: o->data.pairs = l2_parse_double(optarg, "--pairs-fraction"); break;
+		case O_PONLY: o->data.paired_only = 1; break;
+		case O_CAPF: o->data.cap_feat = optarg; break;
+		case O_PSF: o->data.pseudo_feat = optarg; break;
+		case O_IMF: o->data.img_feat = optarg; break;
+		case O_XI: o->data.xi = l2_parse_double(optarg, "--xi"); break;
 		case O_RES: o->c.res = (int)l2_parse_long(optarg, "--resolution", 16, 256); break;
 		case O_CB: o->c.cbase = (int)l2_parse_long(optarg, "--channel-base", 4, 1 << 24); break;
 		case O_CM: o->c.cmax = (int)l2_parse_long(optarg, "--channel-max", 1, 4096); break;
@@ -193,181 +187,18 @@ static void parse_options(int argc, char **argv, Options *o)
 	}
 	if (optind < argc) l2_usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	if (!o->dataset) l2_usage_error(usage, "give the dataset with -d PATH");
-	if (!(o->pairs >= 0 && o->pairs <= 1)) l2_usage_error(usage, "--pairs-fraction must be in [0, 1]");
-	if (o->cond == COND_TEXT) o->pairs = 1;
+	if (!(o->data.pairs >= 0 && o->data.pairs <= 1)) l2_usage_error(usage, "--pairs-fraction must be in [0, 1]");
+	if (o->data.cond == L2_COND_TEXT) o->data.pairs = 1;
 	if (!(o->lr_g > 0 && o->lr_d > 0) || !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) ||
 	    !(o->tau > 0) || o->gamma_con < 0 || o->lambda_con < 0 || o->r1 < 0 || !(o->ema_images >= 0) ||
-	    o->ema_rampup < 0 || !(o->xi >= 0))
+	    o->ema_rampup < 0 || !(o->data.xi >= 0))
 		l2_usage_error(usage, "--lr, --tau must be > 0; --beta1, --beta2 in [0, 1); weights, --xi >= 0");
 	if (o->c.res & (o->c.res - 1)) l2_usage_error(usage, "--resolution must be a power of two");
 	if (o->batch >= 4 && o->batch % 4) l2_usage_error(usage, "--batch must be below 4 or a multiple of 4 (minibatch std groups)");
 	if (o->fid_every && !o->clip) l2_usage_error(usage, "--fid-every needs --clip WEIGHTS");
 	if (o->inception && !o->fid_every) l2_usage_error(usage, "--inception needs --fid-every N");
 	if (!o->stop_after || o->stop_after > o->steps) o->stop_after = o->steps;
-}
-
-/* ---- data ------------------------------------------------------------------------ */
-
-typedef struct {
-	int n, dim, R;
-	float *px;          /* [n, 3, R, R] in [-1, 1] */
-	float *cond;        /* [n, dim] fixed condition (paired: primary caption; else pseudo) */
-	float *img;         /* [n, dim] image features (gaussian / mixed), or NULL */
-	unsigned char *paired;
-	char **keys;
-	char **caption;     /* primary caption or NULL */
-} Data;
-
-static uint64_t key_hash(const char *k, uint64_t seed)
-{
-	uint64_t h = l2_fnv1a64(L2_FNV_INIT ^ seed, k, strlen(k));
-	h ^= h >> 31;
-	h *= 0x7fb5d329728ea185ull;
-	return h ^ (h >> 27);
-}
-
-static int cmp_rank(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void normalize(float *v, int d)
-{
-	double s = 0;
-	for (int i = 0; i < d; i++) s += (double)v[i] * v[i];
-	s = sqrt(s);
-	if (s > 0)
-		for (int i = 0; i < d; i++) v[i] = (float)(v[i] / s);
-}
-
-static int feat_dim(L2Dataset *ds, const char *name, int need, const char *why)
-{
-	L2FeatureInfo fi;
-	if (!l2_dataset_feature_info(ds, name, &fi)) {
-		if (need) l2_die("%s: no feature set '%s' (%s)", l2_dataset_path(ds), name, why);
-		return 0;
-	}
-	return (int)fi.dim;
-}
-
-/* Images of a split with their conditions.  train: the paired subset and
- * the conditions of --cond; test: images with a caption feature only. */
-static void load_data(L2Dataset *ds, const Options *o, L2Split split, int R, int dim, Data *d, int *dropped)
-{
-	char **keys;
-	size_t nk = l2_dataset_keys(ds, split, &keys);
-	memset(d, 0, sizeof *d);
-	d->dim = dim, d->R = R;
-	int test = split == L2_SPLIT_TEST;
-	int need_img = !test && (o->cond == COND_GAUSSIAN || o->cond == COND_MIXED);
-	int need_pseudo = !test && (o->cond == COND_PSEUDO || o->cond == COND_MIXED);
-	/* caption features of another size (a set not in use) count as absent */
-	int has_cap = feat_dim(ds, o->cap_feat, 0, "") == dim;
-	float *capf = l2_malloc(l2_mul_size(nk ? nk : 1, dim * sizeof(float)));
-	unsigned char *hascap = l2_calloc(nk ? nk : 1, 1);
-	char **prim = l2_calloc(nk ? nk : 1, sizeof(char *));
-	for (size_t i = 0; i < nk; i++) {
-		char **caps;
-		size_t nc = l2_dataset_captions(ds, keys[i], &caps);
-		if (nc) {
-			prim[i] = l2_strdup(caps[0]);
-			if (has_cap && l2_dataset_get_feature(ds, o->cap_feat, caps[0], capf + i * dim)) hascap[i] = 1;
-		}
-		l2_dataset_free_strings(caps, nc);
-	}
-	/* the paired subset: the round(P n) captioned images of lowest key hash */
-	unsigned char *pair = l2_calloc(nk ? nk : 1, 1);
-	if (!test) {
-		uint64_t *rank = l2_malloc((nk ? nk : 1) * 2 * sizeof(uint64_t));
-		size_t ncap = 0;
-		for (size_t i = 0; i < nk; i++)
-			if (hascap[i]) rank[2 * ncap] = key_hash(keys[i], o->seed), rank[2 * ncap + 1] = i, ncap++;
-		qsort(rank, ncap, 2 * sizeof(uint64_t), cmp_rank);
-		size_t want = (size_t)floor(o->pairs * nk + 0.5);
-		if (o->pairs > 0 && want == 0) want = 1;
-		if (want > ncap) {
-			if (o->pairs < 1) l2_warn("%s: only %zu of %zu training images have a caption feature: %zu paired", l2_dataset_path(ds), ncap, nk, ncap);
-			want = ncap;
-		}
-		for (size_t k = 0; k < want; k++) pair[rank[2 * k + 1]] = 1;
-		free(rank);
-	}
-	d->px = l2_malloc(l2_mul_size(nk ? nk : 1, (size_t)3 * R * R * sizeof(float)));
-	d->cond = l2_malloc(l2_mul_size(nk ? nk : 1, dim * sizeof(float)));
-	if (need_img) d->img = l2_malloc(l2_mul_size(nk ? nk : 1, dim * sizeof(float)));
-	d->paired = l2_calloc(nk ? nk : 1, 1);
-	d->keys = l2_calloc(nk ? nk : 1, sizeof(char *));
-	d->caption = l2_calloc(nk ? nk : 1, sizeof(char *));
-	uint8_t bg[3];
-	int has_bg = l2_dataset_background(ds, bg);
-	char err[512];
-	for (size_t i = 0; i < nk; i++) {
-		int n = d->n;
-		float *c = d->cond + (size_t)n * dim;
-		if (test || pair[i]) {
-			if (!hascap[i]) {
-				(*dropped)++;
-				continue;
-			}
-			memcpy(c, capf + i * dim, dim * sizeof(float));
-			d->paired[n] = 1;
-		} else {
-			if (o->paired_only) {
-				(*dropped)++;
-				continue;
-			}
-			int ok = 1;
-			if (need_pseudo && !l2_dataset_get_feature(ds, o->pseudo_feat, keys[i], c)) ok = 0;
-			if (need_img && !l2_dataset_get_feature(ds, o->img_feat, keys[i], d->img + (size_t)n * dim)) ok = 0;
-			if (!ok) {
-				(*dropped)++;
-				continue;
-			}
-			if (!need_pseudo) memcpy(c, d->img + (size_t)n * dim, dim * sizeof(float));
-			if (need_img) normalize(d->img + (size_t)n * dim, dim);
-		}
-		normalize(c, dim);
-		L2Image img, rgb, a, b;
-		if (l2_dataset_image(ds, keys[i], &img, err, sizeof err)) l2_die("%s: %s", l2_dataset_path(ds), err);
-		if (has_bg) l2_image_to_rgb_over(&img, bg, &rgb);
-		else l2_image_to_rgb(&img, &rgb);
-		l2_image_resize_short_side(&rgb, R, &a);
-		l2_image_center_crop(&a, R, R, &b);
-		float *px = d->px + (size_t)n * 3 * R * R;
-		l2_image_rgb_to_chw(&b, px);
-		for (int k = 0; k < 3 * R * R; k++) px[k] = px[k] * 2 - 1;
-		l2_image_free(&img), l2_image_free(&rgb), l2_image_free(&a), l2_image_free(&b);
-		d->keys[n] = l2_strdup(keys[i]);
-		d->caption[n] = prim[i] ? l2_strdup(prim[i]) : NULL;
-		d->n++;
-	}
-	for (size_t i = 0; i < nk; i++) free(prim[i]);
-	free(prim), free(capf), free(hascap), free(pair);
-	l2_dataset_free_strings(keys, nk);
-}
-
-static void free_data(Data *d)
-{
-	for (int i = 0; i < d->n; i++) free(d->keys[i]), free(d->caption[i]);
-	free(d->keys), free(d->caption), free(d->px), free(d->cond), free(d->img), free(d->paired);
-}
-
-/* The condition of image i for one draw. */
-static void draw_cond(const Data *d, const Options *o, int i, L2Rng *r, float *out)
-{
-	int dim = d->dim;
-	int gauss = !d->paired[i] && (o->cond == COND_GAUSSIAN || (o->cond == COND_MIXED && l2_rng_uniform(r) < 0.5));
-	if (!gauss) {
-		memcpy(out, d->cond + (size_t)i * dim, dim * sizeof(float));
-		return;
-	}
-	/* Lafite's Gaussian pseudo feature: normalize(f_hat + xi * eps_hat) */
-	double s = 0;
-	for (int k = 0; k < dim; k++) out[k] = (float)l2_rng_normal(r), s += (double)out[k] * out[k];
-	s = sqrt(s);
-	for (int k = 0; k < dim; k++) out[k] = (float)(d->img[(size_t)i * dim + k] + o->xi * out[k] / s);
-	normalize(out, dim);
+	o->data.seed = o->seed, o->data.res = o->c.res;
 }
 
 /* ---- reports --------------------------------------------------------------------- */
@@ -506,7 +337,7 @@ static void clip_features(const L2Clip *clip, const float *img, int n, int R, fl
 			for (int k = 0; k < cr * cr; k++) px[ch * cr * cr + k] = (px[ch * cr * cr + k] - L2_CLIP_MEAN[ch]) / L2_CLIP_STD[ch];
 		l2_clip_encode_images(clip, px, 1, out + (size_t)i * l2_clip_config(clip)->embed);
 		/* unit norm, as l2-encode-images writes them: FDs comparable with l2-fid on its streams */
-		normalize(out + (size_t)i * l2_clip_config(clip)->embed, l2_clip_config(clip)->embed);
+		l2_train_unit(out + (size_t)i * l2_clip_config(clip)->embed, l2_clip_config(clip)->embed);
 	}
 	free(px);
 	free(t);
@@ -569,13 +400,6 @@ static int64_t d_adam_t(int64_t step, const Options *o)
 	return step + (o->r1 > 0 ? (step + o->r1_every - 1) / o->r1_every : 0);
 }
 
-static char *path_in(const char *dir, const char *name)
-{
-	char *p = l2_malloc(strlen(dir) + strlen(name) + 2);
-	sprintf(p, "%s/%s", dir, name);
-	return p;
-}
-
 static void config_string(const Options *o, char *buf, size_t len)
 {
 	char c[256];
@@ -584,7 +408,8 @@ static void config_string(const Options *o, char *buf, size_t len)
 		 "%s data=%s cond=%s pairs=%.17g paired_only=%d feats=%s,%s,%s xi=%.17g steps=%ld batch=%ld lr_g=%.17g "
 		 "lr_d=%.17g betas=%.17g,%.17g gamma_con=%.17g lambda_con=%.17g tau=%.17g clip=%s r1=%.17g r1_every=%ld "
 		 "ema=%.17g,%.17g xflip=%d seed=%llu init=%s",
-		 c, o->dataset, cond_names[o->cond], o->pairs, o->paired_only, o->cap_feat, o->pseudo_feat, o->img_feat, o->xi,
+		 c, o->dataset, l2_cond_name(o->data.cond), o->data.pairs, o->data.paired_only, o->data.cap_feat,
+		 o->data.pseudo_feat, o->data.img_feat, o->data.xi,
 		 o->steps, o->batch, o->lr_g, o->lr_d, o->beta1, o->beta2, o->gamma_con, o->lambda_con, o->tau,
 		 o->clip ? o->clip : "-", o->r1, o->r1_every, o->ema_images, o->ema_rampup, o->xflip,
 		 (unsigned long long)o->seed, o->init ? o->init : "-");
@@ -592,8 +417,8 @@ static void config_string(const Options *o, char *buf, size_t len)
 
 static void save_all(const Options *o, Ckpt *k, L2TrainState *st, L2GanG *G, const char *dir)
 {
-	char *sp = path_in(dir, "state.safetensors"), *gp = path_in(dir, "G.safetensors");
-	char *ep = path_in(dir, "G_ema.safetensors"), *dp = path_in(dir, "D.safetensors");
+	char *sp = l2_train_path(dir, "state.safetensors"), *gp = l2_train_path(dir, "G.safetensors");
+	char *ep = l2_train_path(dir, "G_ema.safetensors"), *dp = l2_train_path(dir, "D.safetensors");
 	k->view.t = k->ag->t;
 	l2_ckpt_save_state(sp, st, k->p, k->n, &k->view, &k->eview);
 	l2_gan_save(gp, k->p, k->ng, &o->c, "G", st->step);
@@ -604,9 +429,6 @@ static void save_all(const Options *o, Ckpt *k, L2TrainState *st, L2GanG *G, con
 	free(sp), free(gp), free(ep), free(dp);
 	(void)G;
 }
-
-static volatile sig_atomic_t stop_signal;
-static void on_signal(int s) { stop_signal = s; }
 
 /* ---- main ---------------------------------------------------------------------------------- */
 
@@ -619,34 +441,18 @@ int main(int argc, char **argv)
 
 	/* conditions: every feature set used must have the same size */
 	L2Dataset *ds = l2_dataset_open(o.dataset, L2_STORE_RDONLY);
-	int dim = 0;
-	const char *dname = NULL;
-	const char *used[3] = {o.pairs > 0 || o.fid_every ? o.cap_feat : NULL,
-			       o.cond == COND_PSEUDO || o.cond == COND_MIXED ? o.pseudo_feat : NULL,
-			       o.cond == COND_GAUSSIAN || o.cond == COND_MIXED ? o.img_feat : NULL};
-	if (o.paired_only) used[1] = used[2] = NULL;
-	for (int k = 0; k < 3; k++) {
-		if (!used[k]) continue;
-		int d = feat_dim(ds, used[k], 1, k == 0 ? "caption features" : k == 1 ? "pseudo text features" : "image features");
-		if (dim && d != dim) l2_die("%s: feature sets '%s' (%d) and '%s' (%d) differ in size", o.dataset, dname, dim, used[k], d);
-		dim = d, dname = used[k];
-	}
-	if (!dim) {
-		/* text mode with no caption features declared */
-		dim = feat_dim(ds, o.cap_feat, 1, "caption features");
-	}
+	int dim = l2_train_data_dim(ds, &o.data, o.fid_every > 0);
 	o.c.cdim = dim;
 	const char *bad = l2_gan_check(&o.c);
 	if (bad) l2_usage_error(usage, "%s", bad);
-	Data tr, te;
+	L2TrainData tr, te;
 	int drop_tr = 0, drop_te = 0;
-	load_data(ds, &o, L2_SPLIT_TRAIN, R, dim, &tr, &drop_tr);
-	load_data(ds, &o, L2_SPLIT_TEST, R, dim, &te, &drop_te);
+	l2_train_data_load(ds, &o.data, L2_SPLIT_TRAIN, dim, &tr, &drop_tr);
+	l2_train_data_load(ds, &o.data, L2_SPLIT_TEST, dim, &te, &drop_te);
 	l2_dataset_close(ds);
 	if (drop_tr && !l2_quiet) l2_info("%s: %d training images without the features they need: not used", o.dataset, drop_tr);
 	if (tr.n < 2) l2_die("%s: %d usable training images; need at least 2", o.dataset, tr.n);
-	int npaired = 0;
-	for (int i = 0; i < tr.n; i++) npaired += tr.paired[i];
+	int npaired = l2_train_data_npaired(&tr);
 	if (o.batch > tr.n) {
 		long b = tr.n >= 4 ? tr.n / 4 * 4 : tr.n;
 		l2_warn("--batch %ld is more than the %d training images: using %ld", o.batch, tr.n, b);
@@ -663,7 +469,7 @@ int main(int argc, char **argv)
 	L2Adam *adm = l2_adam_new(dp, nd, pow(o.beta1, mb), pow(o.beta2, mb), 1e-8, 0);
 	L2Ema *ema = l2_ema_new(gp, ng);
 	if (o.init) {
-		char *a = path_in(o.init, "G.safetensors"), *b = path_in(o.init, "D.safetensors"), *e = path_in(o.init, "G_ema.safetensors");
+		char *a = l2_train_path(o.init, "G.safetensors"), *b = l2_train_path(o.init, "D.safetensors"), *e = l2_train_path(o.init, "G_ema.safetensors");
 		L2GanConfig ic;
 		l2_gan_read_config(a, &ic, NULL, 0);
 		if (ic.cdim != dim) l2_die("%s: conditions of %d dimensions, the dataset's have %d", a, ic.cdim, dim);
@@ -686,7 +492,7 @@ int main(int argc, char **argv)
 	l2_rng_init(&st.rng, o.seed, 0x67616e);
 	config_string(&o, st.config, sizeof st.config);
 	l2_mkdir_p(o.out);
-	char *state_path = path_in(o.out, "state.safetensors"), *log_path = path_in(o.out, "log.tsv");
+	char *state_path = l2_train_path(o.out, "state.safetensors"), *log_path = l2_train_path(o.out, "log.tsv");
 	LogRow *rows = NULL;
 	int nrows = 0, caprows = 0;
 	if (o.resume) {
@@ -704,7 +510,7 @@ int main(int argc, char **argv)
 	}
 
 	/* fixed grid conditions: held-out captions (else training conditions) and seeds */
-	const Data *gsrc = te.n ? &te : &tr;
+	const L2TrainData *gsrc = te.n ? &te : &tr;
 	int grows = (int)(o.grid_rows < gsrc->n ? o.grid_rows : gsrc->n), gcols = (int)o.grid_cols;
 	float *gh = l2_malloc((size_t)grows * gcols * dim * sizeof(float));
 	for (int r = 0; r < grows; r++)
@@ -734,12 +540,11 @@ int main(int argc, char **argv)
 		l2_gan_inception_features(inc, te.px, te.n, R, real_inc);
 	}
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	l2_train_catch_signals();
 	int B = (int)o.batch;
 	size_t isz = (size_t)3 * R * R;
-	int *perm = l2_malloc(tr.n * sizeof(int));
-	uint64_t perm_epoch = UINT64_MAX;
+	L2Batcher bt;
+	l2_batcher_init(&bt, tr.n, o.seed, &st.data);
 	float *xb = l2_malloc(B * isz * sizeof(float)), *hb = l2_malloc((size_t)B * dim * sizeof(float));
 	float *zb = l2_malloc((size_t)B * o.c.zdim * sizeof(float)), *fake = l2_malloc(B * isz * sizeof(float));
 	float *gen = l2_malloc((size_t)(grows * gcols > te.n ? grows * gcols : te.n) * isz * sizeof(float));
@@ -748,29 +553,15 @@ int main(int argc, char **argv)
 	AdGraph *g = ad_graph_new();
 	if (!l2_quiet)
 		l2_info("training GAN %dx%d: %d images (%d paired, cond %s), %d held-out, G %d / D %d tensors, batch %d, steps %lld..%ld",
-			R, R, tr.n, npaired, cond_names[o.cond], te.n, ng, nd, B, (long long)st.step, o.stop_after);
+			R, R, tr.n, npaired, l2_cond_name(o.data.cond), te.n, ng, nd, B, (long long)st.step, o.stop_after);
 	double t0 = l2_now(), acc[5] = {0};
 	long nacc = 0, nr1 = 0, start = (long)st.step;
-	double tick_t0 = t0;
-	long tick_s0 = start;
-	while ((long)st.step < o.stop_after && !stop_signal) {
-		/* batch */
-		if (st.data_pos + (uint64_t)B > (uint64_t)tr.n) st.data_epoch++, st.data_pos = 0;
-		if (perm_epoch != st.data_epoch) {
-			l2_rng_epoch_perm(perm, tr.n, o.seed, st.data_epoch);
-			perm_epoch = st.data_epoch;
-		}
-		for (int b = 0; b < B; b++) {
-			int i = perm[st.data_pos + b];
-			float *dst = xb + b * isz;
-			const float *src = tr.px + i * isz;
-			if (o.xflip && l2_rng_uniform(&st.rng) < 0.5) {
-				for (int ch = 0; ch < 3; ch++)
-					for (int y = 0; y < R; y++)
-						for (int x = 0; x < R; x++) dst[(ch * R + y) * R + x] = src[(ch * R + y) * R + R - 1 - x];
-			} else memcpy(dst, src, isz * sizeof(float));
-			draw_cond(&tr, &o, i, &st.rng, hb + (size_t)b * dim);
-		}
+	L2TrainClock tick;
+	l2_train_clock_start(&tick, st.step);
+	while ((long)st.step < o.stop_after && !l2_train_stopped()) {
+		const int *idx = l2_batcher_next(&bt, B);
+		for (int b = 0; b < B; b++)
+			l2_train_data_sample(&tr, &o.data, idx[b], o.xflip, &st.rng, xb + b * isz, hb + (size_t)b * dim);
 		double lg, ld, lcd, lcg = 0, lr1 = 0;
 
 		/* G: L_G + gamma L_ConD(fakes) + lambda L_ConG */
@@ -837,11 +628,10 @@ int main(int argc, char **argv)
 		if (!isfinite(lg) || !isfinite(ld)) l2_die("step %lld: a loss is not finite (lower --lr?)", (long long)st.step);
 		acc[0] += lg, acc[1] += ld, acc[2] += lcd, acc[3] += lcg, nacc++;
 		st.step++;
-		st.data_pos += (uint64_t)B;
 
 		int last = (long)st.step == o.stop_after;
-		if ((long)st.step % o.tick == 0 || last || stop_signal) {
-			double now = l2_now(), ips = (double)((long)st.step - tick_s0) * B / (now - tick_t0);
+		if ((long)st.step % o.tick == 0 || last || l2_train_stopped()) {
+			double ips = l2_train_clock_rate(&tick, st.step, B);
 			LogRow row = {(long)st.step, acc[0] / nacc, acc[1] / nacc, acc[2] / nacc, acc[3] / nacc,
 				      nr1 ? acc[4] / nr1 : 0, NAN, ips, NAN};
 			l2_ema_swap(ema);
@@ -868,7 +658,7 @@ int main(int argc, char **argv)
 			l2_image_grid(tiles, grows * (gcols + 1), gcols + 1, 2, bgc, &grid);
 			char name[64];
 			snprintf(name, sizeof name, "grid-%06lld.png", (long long)st.step);
-			char *p1 = path_in(o.out, name), *p2 = path_in(o.out, "grid.png"), *p3 = path_in(o.out, "loss.png");
+			char *p1 = l2_train_path(o.out, name), *p2 = l2_train_path(o.out, "grid.png"), *p3 = l2_train_path(o.out, "loss.png");
 			l2_image_save_png(p1, &grid);
 			l2_image_save_png(p2, &grid);
 			l2_image_free(&grid);
@@ -880,26 +670,19 @@ int main(int argc, char **argv)
 			write_log(log_path, rows, nrows);
 			free(p1), free(p2), free(p3);
 			save_all(&o, &ck, &st, G, o.out);
-			if (!l2_quiet) {
-				double eta = (double)(o.stop_after - (long)st.step) * B / (ips > 0 ? ips : 1);
-				char fd[64] = "";
-				if (isfinite(row.fd)) snprintf(fd, sizeof fd, "  FD %.4f", row.fd);
-				if (isfinite(row.fid)) snprintf(fd + strlen(fd), sizeof fd - strlen(fd), "  FID %.2f", row.fid);
-				l2_info("step %lld/%ld  G %.4f  D %.4f  ConD %.4f  ConG %.4f  R1 %.4f%s  %.1f img/s  ETA %ld:%02ld",
-					(long long)st.step, o.steps, row.lg, row.ld, row.cond, row.cong, row.r1, fd, ips,
-					(long)eta / 60, (long)eta % 60);
-			}
+			char fd[64] = "";
+			if (isfinite(row.fd)) snprintf(fd, sizeof fd, "  FD %.4f", row.fd);
+			if (isfinite(row.fid)) snprintf(fd + strlen(fd), sizeof fd - strlen(fd), "  FID %.2f", row.fid);
+			l2_train_log(st.step, o.steps, o.stop_after, B, ips, "G %.4f  D %.4f  ConD %.4f  ConG %.4f  R1 %.4f%s", row.lg,
+				     row.ld, row.cond, row.cong, row.r1, fd);
 			memset(acc, 0, sizeof acc);
 			nacc = nr1 = 0;
-			tick_t0 = l2_now(), tick_s0 = (long)st.step;
+			l2_train_clock_start(&tick, st.step);
 		}
 	}
 	if ((long)st.step == start) save_all(&o, &ck, &st, G, o.out); /* nothing to do: still leave a consistent run */
-	int rc = 0;
-	if (stop_signal) {
-		l2_info("interrupted at step %lld: checkpoint written (continue with --resume)", (long long)st.step);
-		rc = 130;
-	} else if (!l2_quiet) {
+	int rc = l2_train_exit_code(st.step);
+	if (!rc && !l2_quiet) {
 		double dt = l2_now() - t0;
 		long n = (long)st.step - start;
 		if (n > 0)
@@ -907,7 +690,8 @@ int main(int argc, char **argv)
 				n, dt, n * B / dt, 2 * 3 * n * B * (2 * l2_gan_g_flops(&o.c) + 3 * l2_gan_d_flops(&o.c)) / dt * 1e-9);
 	}
 	ad_graph_free(g);
-	free(perm), free(xb), free(hb), free(zb), free(fake), free(gen), free(gen_feat), free(box), free(gh), free(rows);
+	l2_batcher_free(&bt);
+	free(xb), free(hb), free(zb), free(fake), free(gen), free(gen_feat), free(box), free(gh), free(rows);
 	free(real_feat), free(state_path), free(log_path), free(real_inc), free(gen_inc);
 	if (inc) l2_inception_free(inc);
 	free(ck.p), free(ck.m), free(ck.v), free(ck.w);
@@ -915,6 +699,6 @@ int main(int argc, char **argv)
 	if (clip_inf) l2_clip_free(clip_inf);
 	l2_ema_free(ema), l2_adam_free(ag), l2_adam_free(adm);
 	l2_gan_g_free(G), l2_gan_d_free(D);
-	free_data(&tr), free_data(&te);
+	l2_train_data_free(&tr), l2_train_data_free(&te);
 	return rc;
 }

@@ -142,8 +142,8 @@ void l2_ckpt_save_state(const char *path, const L2TrainState *s, AdTensor **p, i
 	snprintf(t, sizeof t, "%" PRId64, opt ? opt->t : 0);
 	snprintf(key, sizeof key, "%" PRIu64, s->rng.key);
 	snprintf(ctr, sizeof ctr, "%" PRIu64, s->rng.ctr);
-	snprintf(ep, sizeof ep, "%" PRIu64, s->data_epoch);
-	snprintf(pos, sizeof pos, "%" PRIu64, s->data_pos);
+	snprintf(ep, sizeof ep, "%" PRIu64, s->data.epoch);
+	snprintf(pos, sizeof pos, "%" PRIu64, s->data.pos);
 	const char *meta[] = {"l2.kind", "train-state", "step", step, "adam_t", t, "rng_key", key, "rng_ctr", ctr,
 			      "data_epoch", ep, "data_pos", pos, "config", s->config, NULL};
 	write_entries(path, e, k, meta, NULL);
@@ -172,8 +172,8 @@ void l2_ckpt_load_state(const char *path, L2TrainState *s, AdTensor **p, int n, 
 	s->step = (int64_t)meta_u64(st, path, "step");
 	s->rng.key = meta_u64(st, path, "rng_key");
 	s->rng.ctr = meta_u64(st, path, "rng_ctr");
-	s->data_epoch = meta_u64(st, path, "data_epoch");
-	s->data_pos = meta_u64(st, path, "data_pos");
+	s->data.epoch = meta_u64(st, path, "data_epoch");
+	s->data.pos = meta_u64(st, path, "data_pos");
 	const char *cfg = l2_st_metadata(st, "config");
 	snprintf(s->config, sizeof s->config, "%s", cfg ? cfg : "");
 	char name[600];

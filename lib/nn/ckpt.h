@@ -27,10 +27,16 @@ void l2_ckpt_save_weights(const char *path, AdTensor **p, int n, const char *con
 /* Every parameter by name with its exact shape; dies "PATH: ..." otherwise. */
 void l2_ckpt_load_weights(const char *path, AdTensor **p, int n);
 
+/* Where the batch order stands (lib/nn/train.h L2Batcher): epoch and the
+ * offset of the next batch in that epoch's permutation. */
+typedef struct {
+	uint64_t epoch, pos;
+} L2DataPos;
+
 typedef struct {
 	int64_t step;          /* optimizer steps done */
 	L2Rng rng;
-	uint64_t data_epoch, data_pos;
+	L2DataPos data;
 	char config[4096];     /* the run's settings; resume compares them */
 } L2TrainState;
 

@@ -61,7 +61,7 @@ static void toy_steps(Toy *t, AdGraph *g, int n)
 
 static void save(Toy *t, const char *state, int64_t step)
 {
-	L2TrainState s = {.step = step, .rng = t->rng, .data_epoch = 3, .data_pos = 17};
+	L2TrainState s = {.step = step, .rng = t->rng, .data = {3, 17}};
 	snprintf(s.config, sizeof s.config, "toy lr=0.01");
 	l2_ckpt_save_state(state, &s, t->p, 3, t->opt, t->ema);
 }
@@ -84,7 +84,7 @@ static void test_resume_bit_identical(void)
 	toy_new(&c, 999); /* different init: everything must come from the file */
 	L2TrainState s;
 	l2_ckpt_load_state(st, &s, c.p, 3, c.opt, c.ema);
-	CHECK(s.step == 20 && s.data_epoch == 3 && s.data_pos == 17 && !strcmp(s.config, "toy lr=0.01"));
+	CHECK(s.step == 20 && s.data.epoch == 3 && s.data.pos == 17 && !strcmp(s.config, "toy lr=0.01"));
 	CHECK(c.opt->t == 20);
 	c.rng = s.rng;
 	toy_steps(&c, g, 20);

@@ -1,0 +1,130 @@
+/* train.c — trainer plumbing (see train.h). */
+#include "nn/train.h"
+#include "core/util.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- batches ---------------------------------------------------------------- */
+
+void l2_batcher_init(L2Batcher *b, int n, uint64_t seed, L2DataPos *at)
+{
+	b->n = n, b->seed = seed, b->at = at;
+	b->perm = l2_malloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+	b->perm_epoch = UINT64_MAX;
+}
+
+void l2_batcher_free(L2Batcher *b)
+{
+	free(b->perm);
+	b->perm = NULL;
+}
+
+const int *l2_batcher_next(L2Batcher *b, int B)
+{
+	if (B < 1 || B > b->n) l2_die("batch of %d from %d examples", B, b->n);
+	L2DataPos *at = b->at;
+	if (at->pos + (uint64_t)B > (uint64_t)b->n) at->epoch++, at->pos = 0;
+	if (b->perm_epoch != at->epoch) {
+		l2_rng_epoch_perm(b->perm, b->n, b->seed, at->epoch);
+		b->perm_epoch = at->epoch;
+	}
+	const int *idx = b->perm + at->pos;
+	at->pos += (uint64_t)B;
+	return idx;
+}
+
+/* ---- randomness per sample ----------------------------------------------------- */
+
+static uint64_t mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+void l2_train_rng(L2Rng *r, uint64_t seed, int64_t step, int phase, uint64_t pos)
+{
+	/* each field through the finaliser before the next is added: distinct
+	 * (step, phase, pos) give unrelated streams */
+	uint64_t s = mix64((uint64_t)step + 0x7374657000000000ull);
+	s = mix64(s + (uint64_t)(unsigned)phase);
+	s = mix64(s + pos);
+	l2_rng_init(r, seed, s);
+}
+
+/* ---- stop signal ----------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int s) { stop_signal = s; }
+
+void l2_train_catch_signals(void)
+{
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+}
+
+int l2_train_stopped(void) { return stop_signal; }
+
+int l2_train_exit_code(int64_t step)
+{
+	if (!stop_signal) return 0;
+	l2_info("interrupted at step %lld: checkpoint written (continue with --resume)", (long long)step);
+	return 130;
+}
+
+/* ---- paths ------------------------------------------------------------------------ */
+
+char *l2_train_path(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = l2_malloc(n);
+	snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+char *l2_train_sibling(const char *file, const char *suffix)
+{
+	size_t n = strlen(file), e = strlen(".safetensors");
+	if (n > e && !strcmp(file + n - e, ".safetensors")) n -= e;
+	char *p = l2_malloc(n + strlen(suffix) + 1);
+	memcpy(p, file, n);
+	strcpy(p + n, suffix);
+	return p;
+}
+
+/* ---- progress ---------------------------------------------------------------------- */
+
+void l2_train_clock_start(L2TrainClock *c, int64_t step)
+{
+	c->t0 = l2_now();
+	c->step0 = step;
+}
+
+double l2_train_clock_rate(const L2TrainClock *c, int64_t step, int B)
+{
+	double dt = l2_now() - c->t0;
+	return step > c->step0 && dt > 0 ? (double)(step - c->step0) * B / dt : 0;
+}
+
+void l2_train_eta(double s, char *buf, size_t n)
+{
+	long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
+	if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+	else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+void l2_train_log(int64_t step, int64_t steps, int64_t stop_after, int B, double rate, const char *fmt, ...)
+{
+	if (l2_quiet) return;
+	char mid[512], eta[32];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(mid, sizeof mid, fmt, ap);
+	va_end(ap);
+	l2_train_eta(rate > 0 ? (double)(stop_after - step) * B / rate : 0, eta, sizeof eta);
+	l2_info("step %lld/%lld  %s  %.1f img/s  ETA %s", (long long)step, (long long)steps, mid, rate, eta);
+}
