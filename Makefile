@@ -4,16 +4,24 @@
 #   make test       install what is missing, build, run C unit tests and BATS tests
 #   make test SAN=1 the same under ASan + UBSan (separate build directory)
 #   make demo       the bundled default: emoji dataset end to end (see README)
+#   make fuzz       build the libFuzzer harnesses (clang, ASan+UBSan) and run each
+#                   for FUZZ_SECONDS (default 60); make test replays their corpora
 #   make bench      side-by-side benchmarks against PyTorch / faiss
 #   make goldens    regenerate reference outputs with python3-torch (not needed by tests)
 #   make install PREFIX=/usr/local
 #
-# Switches: CUDA=0|1 (default: 1 when nvcc is found), SAN=1, BUILD=dir, DEBUG=1.
+# Switches: CUDA=0|1 (default: 1 when nvcc is found), SAN=1, BUILD=dir, DEBUG=1,
+# FUZZ=1 (clang + libFuzzer instrumentation, build-fuzz/; what make fuzz uses).
 
 SHELL    := /bin/bash
 PREFIX   ?= /usr/local
 SAN      ?= 0
-ifeq ($(SAN),1)
+FUZZ     ?= 0
+ifeq ($(FUZZ),1)
+BUILD    ?= build-fuzz
+CC       := clang-14
+CUDA     := 0
+else ifeq ($(SAN),1)
 BUILD    ?= build-san
 CUDA     := 0
 else
@@ -48,6 +56,13 @@ ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
 endif
+ifeq ($(FUZZ),1)
+# Checksums are computed but not enforced, so that mutated checkpoints reach
+# the code behind the check (libFuzzer's convention for this switch).
+CFLAGS   += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+	    -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+LDFLAGS  += -fsanitize=address,undefined
+endif
 
 # lib/ is grouped by concern (lib/README.md): core io text nn models method, plus cuda/.
 LIB_SRC  := $(wildcard lib/*/*.c)
@@ -72,6 +87,12 @@ BINS     := $(TOOLS:%=$(BUILD)/bin/%)
 TEST_SRC := $(wildcard tests/c/test_*.c)
 TESTS    := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 SCRIPTS  := $(wildcard tools/l2-*.sh)
+# Fuzz harnesses (tests/fuzz/fuzz_NAME.c): a replay driver in every build,
+# the libFuzzer binary in FUZZ=1 builds.
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+REPLAYS  := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay-%)
+FUZZERS  := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz-%)
+FUZZ_SECONDS ?= 60
 
 # Rebuild everything when the compiler, flags or CUDA switch change.
 FLAGS_NOW := $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA)
@@ -80,8 +101,8 @@ ifneq ($(strip $(FLAGS_NOW)),$(strip $(FLAGS_OLD)))
 $(shell mkdir -p $(BUILD) && echo '$(FLAGS_NOW)' > $(BUILD)/.flags)
 endif
 
-.PHONY: all deps test check unit bats bench demo goldens install uninstall clean experiment-fewshot
-all: $(BUILD)/libl2.a $(BINS) $(TESTS) $(CUDA_SO)
+.PHONY: all deps test check unit bats bench demo goldens install uninstall clean experiment-fewshot fuzz fuzzers
+all: $(BUILD)/libl2.a $(BINS) $(TESTS) $(REPLAYS) $(CUDA_SO)
 
 $(BUILD)/lib/%.o: lib/%.c $(BUILD)/.flags
 	@mkdir -p $(@D)
@@ -106,6 +127,26 @@ $(BUILD)/bin/%: tools/%.c $(BUILD)/libl2.a $(BUILD)/.flags
 $(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(BUILD)/libl2.a $(BUILD)/.flags
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/c $(CFLAGS) $(LDFLAGS) $< -o $@ $(BUILD)/libl2.a $(LDLIBS)
+
+$(BUILD)/fuzz/%.o: tests/fuzz/%.c $(BUILD)/.flags
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/fuzz $(CFLAGS) -c $< -o $@
+
+$(BUILD)/fuzz/replay-%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/fuzz.o $(BUILD)/fuzz/replay.o $(BUILD)/libl2.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/fuzz.o $(BUILD)/libl2.a
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+fuzzers: $(FUZZERS)
+.SECONDARY: $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%.o) $(BUILD)/fuzz/fuzz.o $(BUILD)/fuzz/replay.o
+
+# Build the harnesses with libFuzzer and run each for FUZZ_SECONDS
+# (tests/fuzz/run.sh; FUZZ_JOBS=2 runs two at once).
+fuzz:
+	@tools/install-deps.sh fuzz
+	@$(MAKE) --no-print-directory FUZZ=1 fuzzers
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh build-fuzz
 
 deps:
 	@tools/install-deps.sh test
@@ -154,4 +195,4 @@ uninstall:
 clean:
 	rm -rf build build-san build-*
 
--include $(LIB_OBJ:.o=.d) $(BINS:=.d) $(TESTS:=.d)
+-include $(LIB_OBJ:.o=.d) $(BINS:=.d) $(TESTS:=.d) $(wildcard $(BUILD)/fuzz/*.d)

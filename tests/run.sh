@@ -44,6 +44,28 @@ if [ "$mode" != --bats-only ]; then
 	done
 fi
 
+if [ "$mode" != --bats-only ]; then
+	# every fuzz harness over its committed corpus and regression inputs
+	# (tests/fuzz/README.md): no libFuzzer needed, seconds in all
+	echo "# fuzz corpus replay ($BUILD/fuzz)"
+	for r in "$BUILD"/fuzz/replay-*; do
+		[ -x "$r" ] || continue
+		case $r in *.d) continue ;; esac
+		name=${r##*/replay-}
+		dirs=()
+		for d in tests/fuzz/corpus/$name tests/fuzz/regress/$name; do [ -d "$d" ] && dirs+=("$d"); done
+		if [ ${#dirs[@]} -eq 0 ]; then
+			echo "ok - fuzz replay $name # skip no corpus"; skip=$((skip + 1)); continue
+		fi
+		if "$r" "${dirs[@]}" >"$log" 2>&1; then
+			echo "ok - fuzz replay $name: $(tail -1 "$log" | sed 's/^[^:]*: //')"; pass=$((pass + 1))
+		else
+			echo "not ok - fuzz replay $name (exit $?)"; fail=$((fail + 1))
+			tail -40 "$log" | sed 's/^/# /'
+		fi
+	done
+fi
+
 if [ "$mode" != --unit-only ]; then
 	echo "# BATS tests (tests/*.bats)"
 	if ! command -v bats >/dev/null; then

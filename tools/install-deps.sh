@@ -1,6 +1,6 @@
 #!/bin/sh
 # install-deps.sh PROFILE — install the Debian packages l2 needs for PROFILE
-# (build, test, goldens, bench, demo) when they are missing.  Run by make;
+# (build, test, goldens, bench, demo, fuzz) when they are missing.  Run by make;
 # does nothing when everything is present.  Needs root (or sudo) to install.
 set -eu
 
@@ -9,6 +9,7 @@ test="$build bats bats-support bats-assert bats-file lmdb-utils python3 man-db"
 goldens="$test python3-numpy python3-scipy python3-torch python3-torchvision python3-pil python3-regex python3-wcwidth"
 bench="$goldens python3-faiss"
 demo="$test npm wordnet-base"
+fuzz="$build clang-14 libclang-rt-14-dev"
 
 profile=${1:-test}
 case $profile in
@@ -17,7 +18,8 @@ case $profile in
 	goldens) want=$goldens ;;
 	bench) want=$bench ;;
 	demo) want=$demo ;;
-	*) echo "install-deps.sh: unknown profile '$profile' (build, test, goldens, bench, demo)" >&2; exit 2 ;;
+	fuzz) want=$fuzz ;;
+	*) echo "install-deps.sh: unknown profile '$profile' (build, test, goldens, bench, demo, fuzz)" >&2; exit 2 ;;
 esac
 
 missing=

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ struct L2OFile {
 	char *path, *tmp; /* tmp NULL for stdout */
 	int binary;
 	L2OFile *next;
+	L2Held held; /* from open to commit or abort (see "catching l2_die") */
 };
 static L2OFile *open_files; /* uncommitted, removed at exit */
 
@@ -108,13 +110,72 @@ static L2_NORETURN void die_exit(void)
 	_exit(L2_EXIT_FAIL);
 }
 
+/* ---- catching l2_die (util.h) ---------------------------------------------- */
+
+static _Thread_local L2DieHook die_hook;
+
+void l2_set_die_hook(L2DieHook hook) { die_hook = hook; }
+
+static L2Held *held_head; /* newest first */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void l2_hold(L2Held *h, void (*release)(void *obj), void *obj)
+{
+	h->release = release;
+	h->obj = obj;
+	pthread_mutex_lock(&held_lock);
+	h->prev = NULL;
+	h->next = held_head;
+	if (held_head) held_head->prev = h;
+	held_head = h;
+	pthread_mutex_unlock(&held_lock);
+}
+
+void l2_unhold(L2Held *h)
+{
+	pthread_mutex_lock(&held_lock);
+	if (h->prev || held_head == h) {
+		if (h->prev) h->prev->next = h->next;
+		else held_head = h->next;
+		if (h->next) h->next->prev = h->prev;
+	}
+	h->prev = h->next = NULL;
+	pthread_mutex_unlock(&held_lock);
+}
+
+int l2_release_held(void)
+{
+	for (int n = 0;; n++) {
+		pthread_mutex_lock(&held_lock);
+		L2Held *h = held_head;
+		pthread_mutex_unlock(&held_lock);
+		if (!h) return n;
+		void (*release)(void *) = h->release;
+		void *obj = h->obj;
+		l2_unhold(h); /* first: release may free the node */
+		release(obj);
+	}
+}
+
+static L2_NORETURN void die_msg(const char *fmt, va_list ap, int err)
+{
+	if (!die_hook) {
+		vmsg("", fmt, ap, err);
+		die_exit();
+	}
+	char buf[4096];
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
+	if (err && n >= 0 && (size_t)n < sizeof buf) snprintf(buf + n, sizeof buf - (size_t)n, ": %s", strerror(err));
+	die_hook(buf); /* normally does not return */
+	fprintf(stderr, "%s: %s\n", progname, buf);
+	die_exit();
+}
+
 void l2_die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vmsg("", fmt, ap, 0);
-	va_end(ap);
-	die_exit();
+	die_msg(fmt, ap, 0);
 }
 
 void l2_die_errno(const char *fmt, ...)
@@ -122,9 +183,7 @@ void l2_die_errno(const char *fmt, ...)
 	int e = errno;
 	va_list ap;
 	va_start(ap, fmt);
-	vmsg("", fmt, ap, e ? e : EIO);
-	va_end(ap);
-	die_exit();
+	die_msg(fmt, ap, e ? e : EIO);
 }
 
 void l2_warn(const char *fmt, ...)
@@ -238,9 +297,28 @@ static int isatty_path(const char *path)
 	return t;
 }
 
+static void unlink_from_list(L2OFile *o);
+
+/* l2_ofile_abort, and the release of an output a harness's caught die
+ * left open: o may be partly set up, or half committed. */
+static void ofile_release(void *p)
+{
+	L2OFile *o = p;
+	l2_unhold(&o->held);
+	if (o->fp && o->fp != stdout) fclose(o->fp);
+	if (o->tmp) {
+		unlink(o->tmp);
+		unlink_from_list(o);
+		free(o->tmp);
+	}
+	free(o->path);
+	free(o);
+}
+
 L2OFile *l2_ofile_open(const char *path, int binary)
 {
 	L2OFile *o = l2_calloc(1, sizeof *o);
+	l2_hold(&o->held, ofile_release, o);
 	o->binary = binary;
 	o->path = l2_strdup(path);
 	if (!strcmp(path, "-")) {
@@ -260,15 +338,24 @@ L2OFile *l2_ofile_open(const char *path, int binary)
 		return o;
 	}
 	size_t n = strlen(path) + 32;
-	o->tmp = l2_malloc(n);
-	snprintf(o->tmp, n, "%s.tmp.XXXXXX", path);
-	int fd = mkstemp(o->tmp);
-	if (fd < 0) l2_die_errno("%s: cannot create output file", path);
-	fchmod(fd, 0644 & ~0);
-	o->fp = fdopen(fd, "wb");
-	if (!o->fp) l2_die_errno("%s", path);
+	char *tmp = l2_malloc(n);
+	snprintf(tmp, n, "%s.tmp.XXXXXX", path);
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		free(tmp);
+		l2_die_errno("%s: cannot create output file", path);
+	}
+	o->tmp = tmp; /* ours to remove from here on */
 	o->next = open_files;
 	open_files = o;
+	fchmod(fd, 0644 & ~0);
+	o->fp = fdopen(fd, "wb");
+	if (!o->fp) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		l2_die_errno("%s", path);
+	}
 	return o;
 }
 
@@ -296,33 +383,28 @@ void l2_ofile_commit(L2OFile *o)
 			if (errno == EPIPE) exit(L2_EXIT_FAIL);
 			l2_die_errno("%s: write failed", strcmp(o->path, "-") ? o->path : "standard output");
 		}
-		if (o->fp != stdout && fclose(o->fp) != 0) l2_die_errno("%s: write failed", o->path);
+		FILE *fp = o->fp;
+		o->fp = NULL;
+		if (fp != stdout && fclose(fp) != 0) l2_die_errno("%s: write failed", o->path);
+		l2_unhold(&o->held);
 		free(o->path);
 		free(o);
 		return;
 	}
 	if (fflush(o->fp) != 0 || ferror(o->fp) || fsync(fileno(o->fp)) != 0)
 		l2_die_errno("%s: write failed", o->path);
-	if (fclose(o->fp) != 0) { o->fp = NULL; l2_die_errno("%s: write failed", o->path); }
+	FILE *fp = o->fp;
+	o->fp = NULL;
+	if (fclose(fp) != 0) l2_die_errno("%s: write failed", o->path);
 	if (rename(o->tmp, o->path) != 0) l2_die_errno("%s: cannot rename temporary file into place", o->path);
+	l2_unhold(&o->held);
 	unlink_from_list(o);
 	free(o->tmp);
 	free(o->path);
 	free(o);
 }
 
-void l2_ofile_abort(L2OFile *o)
-{
-	if (!o->tmp && o->fp != stdout) fclose(o->fp);
-	if (o->tmp) {
-		fclose(o->fp);
-		unlink(o->tmp);
-		unlink_from_list(o);
-		free(o->tmp);
-	}
-	free(o->path);
-	free(o);
-}
+void l2_ofile_abort(L2OFile *o) { ofile_release(o); }
 
 int l2_is_dir(const char *path)
 {

@@ -47,6 +47,50 @@ void l2_warn(const char *fmt, ...) L2_PRINTF(1, 2);
 void l2_info(const char *fmt, ...) L2_PRINTF(1, 2);
 extern int l2_quiet;
 
+/* ---- catching l2_die (fuzz harnesses) -------------------------------------
+ *
+ * A fuzz harness feeds a parser millions of inputs in one process, and most
+ * of them are bad input: l2_die has to hand control back to the harness
+ * instead of ending the process.  Only harnesses do this (tests/fuzz/fuzz.c):
+ * they install a die hook, which l2_die calls with its message (no program
+ * name, no newline) and which longjmps back to the harness.  Tools never
+ * install one; for them l2_die behaves exactly as described above.
+ *
+ * The jump skips every frame between the harness and l2_die, and with them
+ * their clean-up: frees, fcloses, munmaps, LMDB transaction aborts.  So:
+ *   - memory: the harness frees each block allocated during the input and
+ *     still live (it sees every malloc and free through the sanitizer's
+ *     allocator hooks);
+ *   - everything else a module keeps across a call that can die — an open
+ *     file, a mapping, an LMDB environment or transaction — is *held*:
+ *     registered with l2_hold() when acquired and l2_unhold() when released
+ *     normally.  After a caught die the harness calls l2_release_held(),
+ *     which releases them newest first.  The held list also keeps such
+ *     objects reachable, so LeakSanitizer does not report what a dying tool
+ *     still holds.
+ *   - locks: no lock may be held across a call that can die (a skipped
+ *     unlock would deadlock the next input); none is today.
+ * The hook is per thread: a die on another thread ends the process as usual.
+ * An L2Held node must outlive the frames a die can skip: embed it in the
+ * object it holds (or allocate it), never on the stack of a function that
+ * calls something that can die. */
+typedef void (*L2DieHook)(const char *msg);
+/* Install (NULL: remove) this thread's die hook.  A hook that returns lets
+ * l2_die print and exit as usual. */
+void l2_set_die_hook(L2DieHook hook);
+
+typedef struct L2Held {
+	struct L2Held *prev, *next;
+	void (*release)(void *obj); /* must not die; may call l2_unhold */
+	void *obj;
+} L2Held;
+void l2_hold(L2Held *h, void (*release)(void *obj), void *obj);
+/* A node never held (zero-initialised) or already unheld is fine. */
+void l2_unhold(L2Held *h);
+/* Release everything held, newest first (harnesses, after a caught die);
+ * returns how many objects it released. */
+int l2_release_held(void);
+
 /* ---- memory -------------------------------------------------------------- */
 
 void *l2_malloc(size_t n);            /* dies on failure; n == 0 is fine */

@@ -56,25 +56,33 @@ struct L2Safetensors {
 	int nmeta;
 	MetaEntry *meta;
 	json_t *root; /* while parsing */
-	L2Safetensors *next; /* live_st */
+	L2Held held;  /* from open to close (util.h): the mapping */
 };
 
-/* Every open file, so that one a tool dies holding stays reachable (no
- * false leak reports from LeakSanitizer on error exits). */
-static L2Safetensors *live_st;
+/* Close FD and die with errno's message. */
+L2_NORETURN static void close_die_errno(int fd, const char *what, const char *path)
+{
+	int e = errno;
+	close(fd);
+	errno = e;
+	l2_die_errno("%s%s", path, what);
+}
 
 static void load_file(L2Safetensors *st)
 {
 	int fd = open(st->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) l2_die_errno("%s", st->path);
 	struct stat sb;
-	if (fstat(fd, &sb) != 0) l2_die_errno("%s", st->path);
-	if (S_ISDIR(sb.st_mode)) l2_die("%s: is a directory, expected a .safetensors file", st->path);
+	if (fstat(fd, &sb) != 0) close_die_errno(fd, "", st->path);
+	if (S_ISDIR(sb.st_mode)) {
+		close(fd);
+		l2_die("%s: is a directory, expected a .safetensors file", st->path);
+	}
 	if (S_ISREG(sb.st_mode)) {
 		st->size = (size_t)sb.st_size;
 		if (st->size > 0) {
 			void *m = mmap(NULL, st->size, PROT_READ, MAP_PRIVATE, fd, 0);
-			if (m == MAP_FAILED) l2_die_errno("%s: cannot map file", st->path);
+			if (m == MAP_FAILED) close_die_errno(fd, ": cannot map file", st->path);
 			st->base = m;
 			st->mapped = 1;
 		}
@@ -85,7 +93,7 @@ static void load_file(L2Safetensors *st)
 			if (st->size == cap) st->base = l2_realloc(st->base, cap *= 2);
 			ssize_t r = read(fd, st->base + st->size, cap - st->size);
 			if (r < 0 && errno == EINTR) continue;
-			if (r < 0) l2_die_errno("%s", st->path);
+			if (r < 0) close_die_errno(fd, "", st->path);
 			if (r == 0) break;
 			st->size += (size_t)r;
 		}
@@ -197,11 +205,12 @@ static int by_offset(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static void st_release(void *st) { l2_st_close(st); }
+
 L2Safetensors *l2_st_open(const char *path)
 {
 	L2Safetensors *st = l2_calloc(1, sizeof *st);
-	st->next = live_st;
-	live_st = st;
+	l2_hold(&st->held, st_release, st);
 	st->path = l2_strdup(path);
 	load_file(st);
 	if (st->size < 8) l2_die("%s: truncated safetensors file (%zu bytes, the header length alone is 8)", path, st->size);
@@ -281,8 +290,8 @@ L2Safetensors *l2_st_open(const char *path)
 void l2_st_close(L2Safetensors *st)
 {
 	if (!st) return;
-	for (L2Safetensors **pp = &live_st; *pp; pp = &(*pp)->next)
-		if (*pp == st) { *pp = st->next; break; }
+	l2_unhold(&st->held);
+	if (st->root) json_decref(st->root); /* released after a die while parsing */
 	if (st->mapped) munmap(st->base, st->size);
 	else free(st->base);
 	for (int i = 0; i < st->n; i++) free((char *)st->t[i].name);

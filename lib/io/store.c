@@ -51,12 +51,8 @@ struct L2Store {
 	Dbi *dbis;
 	int ndbi, dbicap;
 	size_t maxkey;
-	L2Store *next; /* live_stores */
+	L2Held held; /* from open to close (util.h): the environment */
 };
-
-/* Every open store, so that one a tool dies holding stays reachable (no
- * false leak reports from LeakSanitizer on error exits). */
-static L2Store *live_stores;
 
 L2_NORETURN static void mdb_die(const L2Store *s, const char *what, int rc)
 {
@@ -421,13 +417,31 @@ static int dir_is_empty(const char *path)
 	return empty;
 }
 
+/* Close without committing: l2_store_close after its commit, and the
+ * release of a store held when a harness caught a die (util.h).  A read
+ * transaction the die skipped needs no abort: closing the environment
+ * clears this process's reader slots, and its memory is the harness's to
+ * free. */
+static void store_release(void *p)
+{
+	L2Store *s = p;
+	l2_unhold(&s->held);
+	if (s->wtxn) mdb_txn_abort(s->wtxn);
+	if (s->env) mdb_env_close(s->env);
+	for (int i = 0; i < s->ndbi; i++) free(s->dbis[i].name);
+	clear_log(s);
+	free(s->log);
+	free(s->dbis);
+	free(s->path);
+	free(s);
+}
+
 L2Store *l2_store_open(const char *path, int mode)
 {
 	if (mode != L2_STORE_RDONLY && mode != L2_STORE_WRITE && mode != L2_STORE_CREATE)
 		l2_die("%s: invalid store open mode %d", path, mode);
 	L2Store *s = l2_calloc(1, sizeof *s);
-	s->next = live_stores;
-	live_stores = s;
+	l2_hold(&s->held, store_release, s);
 	s->path = l2_strdup(path);
 	s->mode = mode;
 	s->batch = 1000;
@@ -462,6 +476,7 @@ L2Store *l2_store_open(const char *path, int mode)
 		/* a read-only directory: no lock file can be made; read without
 		 * one (safe while no writer runs, which such a store cannot have) */
 		mdb_env_close(s->env);
+		s->env = NULL;
 		if ((rc = mdb_env_create(&s->env))) mdb_die(s, "cannot create an LMDB environment", rc);
 		mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
 		rc = mdb_env_open(s->env, path, flags | MDB_NOLOCK, 0644);
@@ -504,15 +519,7 @@ void l2_store_close(L2Store *s)
 {
 	if (!s) return;
 	if (s->wtxn) l2_store_commit(s);
-	mdb_env_close(s->env);
-	for (L2Store **pp = &live_stores; *pp; pp = &(*pp)->next)
-		if (*pp == s) { *pp = s->next; break; }
-	for (int i = 0; i < s->ndbi; i++) free(s->dbis[i].name);
-	clear_log(s);
-	free(s->log);
-	free(s->dbis);
-	free(s->path);
-	free(s);
+	store_release(s);
 }
 
 const char *l2_store_path(const L2Store *s) { return s->path; }

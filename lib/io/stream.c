@@ -69,6 +69,7 @@ struct L2StreamReader {
 	size_t *nkey_cap;
 	uint32_t *nkey_len;
 	float *nscore, *nvec;
+	L2Held held; /* from open to close (util.h): the file */
 };
 
 static void read_header_rest(L2StreamReader *r, const unsigned char first4[4])
@@ -92,9 +93,12 @@ static void read_header_rest(L2StreamReader *r, const unsigned char first4[4])
 	r->in_segment = 0;
 }
 
+static void stream_release(void *r) { l2_stream_close(r); }
+
 L2StreamReader *l2_stream_open_fp(FILE *f, const char *name)
 {
 	L2StreamReader *r = l2_calloc(1, sizeof *r);
+	l2_hold(&r->held, stream_release, r);
 	r->f = f;
 	r->name = l2_strdup(name);
 	r->normalized = 1;
@@ -233,6 +237,7 @@ int l2_stream_next(L2StreamReader *r, L2Record *rec)
 void l2_stream_close(L2StreamReader *r)
 {
 	if (!r) return;
+	l2_unhold(&r->held);
 	if (r->f != stdin) fclose(r->f);
 	if (r->nkey)
 		for (uint32_t j = 0; j < r->first.k; j++) free(r->nkey[j]);

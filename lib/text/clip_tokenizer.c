@@ -242,8 +242,11 @@ static char *read_maybe_gz(const char *path, size_t *len)
 		int r = gzread(g, buf + n, 65536);
 		if (r < 0) {
 			int e;
-			const char *msg = gzerror(g, &e);
-			l2_die("%s: %s", path, e == Z_ERRNO ? strerror(errno) : msg);
+			char msg[256];
+			snprintf(msg, sizeof msg, "%s", gzerror(g, &e));
+			if (e == Z_ERRNO) snprintf(msg, sizeof msg, "%s", strerror(errno));
+			gzclose(g);
+			l2_die("%s: %s", path, msg);
 		}
 		if (r == 0) break;
 		n += (size_t)r;

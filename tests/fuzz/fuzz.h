@@ -1,0 +1,72 @@
+/* fuzz.h — what every l2 fuzz harness shares.
+ *
+ * A harness is one file tests/fuzz/fuzz_NAME.c: a function that feeds one
+ * input to a parser through lib/'s API, and L2_FUZZ_TARGET(that function).
+ * It is built two ways from the same source:
+ *   - by `make fuzz` with clang's libFuzzer and ASan + UBSan
+ *     ($(BUILD)/fuzz/fuzz-NAME, build-fuzz/), which mutates inputs;
+ *   - by the normal build, gcc with or without SAN=1, linked with replay.c
+ *     ($(BUILD)/fuzz/replay-NAME), which `make test` runs over the committed
+ *     corpus (tests/fuzz/corpus/NAME) and every input that ever crashed or
+ *     hung (tests/fuzz/regress/NAME).
+ *
+ * Bad input is normal input: the parser refuses it with l2_die, and
+ * l2_fuzz_run catches that (lib/core/util.h, "catching l2_die"): a die hook
+ * longjmps back here, the objects the library holds are released
+ * (l2_release_held), and under ASan every block allocated during the input
+ * and still live is freed, so a refused input leaks neither memory nor file
+ * descriptors.  What counts as a finding: a sanitizer report, a signal, a
+ * hang (libFuzzer -timeout, replay L2_FUZZ_TIMEOUT), a leak on an input that
+ * was accepted (LeakSanitizer), a file descriptor left open by any input, or
+ * a die message that is empty or more than one line.
+ *
+ * L2_FUZZ_VERBOSE=1 prints every die message (what each input was refused
+ * for) on stderr. */
+#ifndef L2_FUZZ_H
+#define L2_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*L2FuzzBody)(const uint8_t *data, size_t size);
+
+/* Run body on one input, catching l2_die.  init (or NULL) runs once, before
+ * the first input and outside the ledger: what it sets up (a vocabulary,
+ * tables) lives for the whole run.  Returns 0 when the body ran through, 1
+ * when the input was refused. */
+int l2_fuzz_run(L2FuzzBody body, void (*init)(void), const uint8_t *data, size_t size);
+/* Inputs refused so far. */
+size_t l2_fuzz_refused(void);
+
+/* This process's scratch directory (on /dev/shm when there is one),
+ * removed at exit. */
+const char *l2_fuzz_scratch(void);
+/* Write data to NAME in the scratch directory (replacing it); returns the
+ * path (a static buffer, valid until the next call). */
+const char *l2_fuzz_write_file(const char *name, const void *data, size_t size);
+/* rm -r of a path inside the scratch directory. */
+void l2_fuzz_remove(const char *path);
+
+/* A little input reader for harnesses that split one input into several
+ * pieces (a structured input): each read takes bytes from the front, and
+ * returns zeros (or an empty piece) once the input is used up. */
+typedef struct {
+	const uint8_t *p;
+	size_t n;
+} L2FuzzInput;
+uint8_t l2_fuzz_u8(L2FuzzInput *in);
+uint16_t l2_fuzz_u16(L2FuzzInput *in);
+uint32_t l2_fuzz_u32(L2FuzzInput *in);
+/* The next n bytes (fewer when the input ends); *len gets the count. */
+const uint8_t *l2_fuzz_bytes(L2FuzzInput *in, size_t n, size_t *len);
+
+#define L2_FUZZ_TARGET_INIT(body, init)                               \
+	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); \
+	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)  \
+	{                                                             \
+		l2_fuzz_run(body, init, data, size);                  \
+		return 0;                                             \
+	}
+#define L2_FUZZ_TARGET(body) L2_FUZZ_TARGET_INIT(body, NULL)
+
+#endif
