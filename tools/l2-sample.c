@@ -9,13 +9,10 @@
  * L2-normalised.  --retrieve INDEX mixes each condition with the mean of its
  * k nearest caption features (METHOD §3 item 4).  Image j of condition i
  * uses z and noise from the seed stream (seed, i * n + j): deterministic. */
-#include "text/clip_tokenizer.h"
-#include "models/clip.h"
-#include "models/gan.h"
-#include "io/image.h"
-#include "method/index.h"
-#include "io/stream.h"
 #include "core/util.h"
+#include "io/image.h"
+#include "method/generate.h"
+#include "models/gan.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -23,7 +20,7 @@
 
 typedef struct {
 	const char *model, *clip, *vocab, *prompts, *grid, *outdir, *retrieve, *input;
-	const char **prompt;
+	char **prompt;
 	int nprompt, n, k, cols, labels;
 	double psi, alpha;
 	uint64_t seed;
@@ -104,134 +101,54 @@ static void parse_options(int argc, char **argv, Options *o)
 	if (!(o->alpha >= 0 && o->alpha <= 1)) l2_usage_error(usage, "--retrieve-weight must be in [0, 1]");
 }
 
-static void normalize(float *v, int d)
-{
-	double s = 0;
-	for (int i = 0; i < d; i++) s += (double)v[i] * v[i];
-	s = sqrt(s);
-	if (s > 0)
-		for (int i = 0; i < d; i++) v[i] = (float)(v[i] / s);
-}
-
 int main(int argc, char **argv)
 {
 	l2_init(argc, argv);
 	Options o;
 	parse_options(argc, argv, &o);
 	L2GanG *G = l2_gan_g_load(o.model);
-	const L2GanConfig *c = l2_gan_g_config(G);
-	int dim = c->cdim, R = c->res;
+	const L2GanConfig *gc = l2_gan_g_config(G);
+	int R = gc->res;
+	size_t e = (size_t)3 * R * R;
 
-	/* conditions */
-	int nc = 0, cap = 16;
-	float *h = l2_malloc((size_t)cap * dim * sizeof(float));
-	char **label = l2_malloc(cap * sizeof(char *));
-	if (o.input) {
-		L2StreamReader *r = l2_stream_open(o.input);
-		const L2StreamHeader *hd = l2_stream_header(r);
-		if (strcmp(hd->kind, "text-feature") && strcmp(hd->kind, "pseudo-text-feature") && strcmp(hd->kind, "image-feature"))
-			l2_die("%s: a '%s' stream; l2-sample wants text-feature or pseudo-text-feature vectors", l2_stream_name(r), hd->kind);
-		if ((int)hd->dim != dim)
-			l2_die("%s: %u-dimensional features; %s was trained on %d", l2_stream_name(r), hd->dim, o.model, dim);
-		L2Record rec;
-		while (l2_stream_next(r, &rec)) {
-			if (nc == cap) cap *= 2, h = l2_realloc(h, (size_t)cap * dim * sizeof(float)), label = l2_realloc(label, cap * sizeof(char *));
-			memcpy(h + (size_t)nc * dim, rec.vec, dim * sizeof(float));
-			label[nc++] = l2_strdup(rec.key);
-		}
-		l2_stream_close(r);
-	} else {
+	L2Conditions c;
+	if (o.input) l2_conditions_from_stream(&c, o.input, gc->cdim, o.model);
+	else {
+		int np = o.nprompt;
+		char **text = o.prompt;
+		if (o.prompts) text = l2_prompts_read(o.prompts, &np);
+		l2_conditions_from_prompts(&c, text, np, o.clip, o.vocab, gc->cdim, o.model, o.prompts ? o.prompts : "--prompt");
 		if (o.prompts) {
-			size_t len;
-			char *buf = l2_read_file(o.prompts, &len);
-			for (char *s = buf, *e; s < buf + len; s = e + 1) {
-				e = memchr(s, '\n', buf + len - s);
-				if (!e) e = buf + len;
-				*e = 0;
-				if (e > s && e[-1] == '\r') e[-1] = 0;
-				if (!*s) continue;
-				if (nc == cap) cap *= 2, label = l2_realloc(label, cap * sizeof(char *));
-				label[nc++] = l2_strdup(s);
-			}
-			free(buf);
-			if (!nc) l2_die("%s: no prompts", o.prompts);
-		} else {
-			for (int i = 0; i < o.nprompt; i++) {
-				if (nc == cap) cap *= 2, label = l2_realloc(label, cap * sizeof(char *));
-				label[nc++] = l2_strdup(o.prompt[i]);
-			}
+			for (int i = 0; i < np; i++) free(text[i]);
+			free(text);
 		}
-		h = l2_realloc(h, (size_t)nc * dim * sizeof(float));
-		L2Clip *m = l2_clip_load(o.clip, L2_CLIP_TEXT);
-		const L2ClipConfig *cc = l2_clip_config(m);
-		if (cc->tembed != dim) l2_die("%s: text features have %d dimensions; %s was trained on %d", o.clip, cc->tembed, o.model, dim);
-		char *vp = l2_tok_find_vocab(o.vocab, o.clip);
-		L2Tokenizer *tok = l2_tok_load(vp);
-		int32_t *ids = l2_malloc((size_t)cc->context * sizeof(int32_t));
-		for (int i = 0; i < nc; i++) {
-			if (l2_tok_tokenize(tok, label[i], strlen(label[i]), cc->context, ids) < 0)
-				l2_die("%s: prompt '%s' is not valid UTF-8", o.prompts ? o.prompts : "--prompt", label[i]);
-			l2_clip_encode_text(m, ids, 1, h + (size_t)i * dim);
-		}
-		free(ids), free(vp);
-		l2_tok_free(tok);
-		l2_clip_free(m);
 	}
-	if (!nc) l2_die("%s: no conditions", o.input);
-	for (int i = 0; i < nc; i++) normalize(h + (size_t)i * dim, dim);
-	if (o.retrieve) {
-		L2Index *ix = l2_index_open(o.retrieve);
-		if ((int)l2_index_dim(ix) != dim) l2_die("%s: %u-dimensional index; the conditions have %d", o.retrieve, l2_index_dim(ix), dim);
-		uint32_t k = (uint32_t)o.k;
-		if (k > l2_index_count(ix)) k = (uint32_t)l2_index_count(ix);
-		uint64_t *ids = l2_malloc((size_t)nc * k * sizeof(uint64_t));
-		float *sc = l2_malloc((size_t)nc * k * sizeof(float)), *v = l2_malloc(dim * sizeof(float));
-		double *mean = l2_malloc(dim * sizeof(double));
-		l2_index_search(ix, h, nc, k, 0, ids, sc);
-		for (int i = 0; i < nc; i++) {
-			memset(mean, 0, dim * sizeof(double));
-			for (uint32_t j = 0; j < k; j++) {
-				l2_index_vector(ix, ids[(size_t)i * k + j], v);
-				normalize(v, dim);
-				for (int d = 0; d < dim; d++) mean[d] += v[d] / k;
-			}
-			float *hi = h + (size_t)i * dim;
-			for (int d = 0; d < dim; d++) hi[d] = (float)((1 - o.alpha) * hi[d] + o.alpha * mean[d]);
-			normalize(hi, dim);
-		}
-		free(ids), free(sc), free(v), free(mean);
-		l2_index_close(ix);
-	}
+	if (o.retrieve) l2_conditions_retrieve(&c, o.retrieve, o.k, o.alpha);
 
-	/* images */
-	AdGraph *g = ad_graph_new();
-	ad_graph_set_grad(g, 0);
-	float *z = l2_malloc((size_t)c->zdim * sizeof(float));
-	int total = nc * o.n;
+	/* images, in chunks so that files appear as they are made */
+	int total = c.n * o.n, chunk = 64;
 	L2Image *tiles = l2_calloc(total, sizeof(L2Image));
+	float *x = l2_malloc((size_t)chunk * e * sizeof(float));
 	L2Progress pr;
 	l2_progress_start(&pr, "sampling", "images", (uint64_t)total);
 	if (o.outdir) l2_mkdir_p(o.outdir);
-	for (int i = 0; i < nc; i++)
-		for (int j = 0; j < o.n; j++) {
-			L2Rng r;
-			l2_rng_init(&r, o.seed, (uint64_t)i * o.n + j);
-			l2_rng_fill_normal(&r, z, c->zdim, 0, 1);
-			ad_graph_reset(g);
-			AdTensor *Z = ad_input(g, 2, (int[]){1, c->zdim}, z), *H = ad_input(g, 2, (int[]){1, dim}, h + (size_t)i * dim);
-			AdTensor *x = l2_gan_g_forward(g, G, Z, H, o.psi, &r, 0);
-			L2Image *t = &tiles[i * o.n + j];
-			l2_image_from_chw(x->v, R, R, -1, 1, t);
+	for (int first = 0; first < total; first += chunk) {
+		int m = total - first < chunk ? total - first : chunk;
+		l2_generate_gan(G, &c, o.n, o.seed, o.psi, first, m, x);
+		for (int k = first; k < first + m; k++) {
+			L2Image *t = &tiles[k];
+			l2_image_from_chw(x + (size_t)(k - first) * e, R, R, -1, 1, t);
 			if (o.outdir) {
 				char name[64];
-				snprintf(name, sizeof name, "/%04d-%02d.png", i, j);
+				snprintf(name, sizeof name, "/%04d-%02d.png", k / o.n, k % o.n);
 				char *p = l2_malloc(strlen(o.outdir) + sizeof name);
 				sprintf(p, "%s%s", o.outdir, name);
 				l2_image_save_png(p, t);
 				free(p);
 			}
-			l2_progress_add(&pr, 1);
 		}
+		l2_progress_add(&pr, (uint64_t)m);
+	}
 	l2_progress_end(&pr);
 	if (o.grid) {
 		L2Image grid;
@@ -245,15 +162,14 @@ int main(int argc, char **argv)
 		char *p = l2_malloc(strlen(o.outdir) + 16);
 		sprintf(p, "%s/prompts.txt", o.outdir);
 		L2OFile *f = l2_ofile_open(p, 0);
-		for (int i = 0; i < nc; i++) fprintf(l2_ofile_fp(f), "%04d\t%s\n", i, label[i]);
+		for (int i = 0; i < c.n; i++) fprintf(l2_ofile_fp(f), "%04d\t%s\n", i, c.label[i]);
 		l2_ofile_commit(f);
 		free(p);
 	}
-	if (!l2_quiet) l2_info("%d images for %d conditions -> %s", total, nc, o.grid ? o.grid : o.outdir);
+	if (!l2_quiet) l2_info("%d images for %d conditions -> %s", total, c.n, o.grid ? o.grid : o.outdir);
 	for (int i = 0; i < total; i++) l2_image_free(&tiles[i]);
-	for (int i = 0; i < nc; i++) free(label[i]);
-	free(tiles), free(label), free(h), free(z), free(o.prompt);
-	ad_graph_free(g);
+	free(tiles), free(x), free(o.prompt);
+	l2_conditions_free(&c);
 	l2_gan_g_free(G);
 	return 0;
 }
