@@ -334,6 +334,9 @@ L2_NORETURN L2_PRINTF(2, 3) static void shape_die(const char *op, const char *fm
 
 /* ---- GEMM seam --------------------------------------------------------------- */
 
+static __thread int gemm_serial;
+void ad_gemm_serial(int on) { gemm_serial = on; }
+
 void ad_gemm(int ta, int tb, int m, int n, int k, adr alpha, const adr *A, int lda, const adr *B, int ldb,
 	     adr beta, adr *C, int ldc)
 {
@@ -354,7 +357,7 @@ void ad_gemm(int ta, int tb, int m, int n, int k, adr alpha, const adr *A, int l
 	/* Products below 1e8 multiply-adds on one thread: waking OpenBLAS's other threads (which
 	 * then spin in sched_yield through the non-GEMM work between them) costs more than they
 	 * save there (l2-train-gan at 32x32 and 64x64 on 2 threads: +20-40% images/s). */
-	int one = l2_threads > 1 && (double)m * n * k < 1e8;
+	int one = !gemm_serial && l2_threads > 1 && (double)m * n * k < 1e8;
 	if (one) openblas_set_num_threads(1);
 	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, A,
 		    lda, B, ldb, beta, C, ldc);
@@ -672,6 +675,80 @@ AdTensor *ad_normalize(AdGraph *g, AdTensor *x, double eps)
 	return y;
 }
 
+/* ---- EDM2 normalisation ------------------------------------------------------------
+ * y = s x / d along an axis of length L (strided by `inner`), d = eps + |x| / sqrt(L):
+ * s = 1 for ad_normalize_axis, 1 / sqrt(L) for ad_wn_weight (rows, inner = 1).
+ * Backward: dx_i = s (gy_i / d - x_i (sum_j gy_j x_j) / (|x| sqrt(L) d^2)).
+ * ip: outer, len, inner; fp[0]: s; aux: [outer * inner] 1/d, then [outer * inner] |x|. */
+static void norm_axis_bw(AdGraph *g, AdNode *nd)
+{
+	AdTensor *x = nd->in[0], *y = nd->out;
+	int outer = nd->ip[0], L = nd->ip[1], inner = nd->ip[2];
+	size_t ni = (size_t)outer * inner;
+	const adr *inv = nd->aux, *nrm = inv + ni;
+	adr s = (adr)nd->fp[0], rl = (adr)(1 / sqrt((double)L));
+	int fr;
+	adr *dx = Gf(g, x, &fr);
+	for (int o = 0; o < outer; o++)
+		for (int i = 0; i < inner; i++) {
+			size_t base = (size_t)o * L * inner + i, k = (size_t)o * inner + i;
+			const adr *xv = x->v + base, *gy = y->g + base;
+			adr *d = dx + base;
+			double dot = 0;
+			for (int j = 0; j < L; j++) dot += (double)gy[(size_t)j * inner] * xv[(size_t)j * inner];
+			adr a = s * inv[k];
+			adr b = nrm[k] > 0 ? (adr)(s * dot * inv[k] * inv[k] * rl / nrm[k]) : 0;
+			for (int j = 0; j < L; j++) {
+				adr v = a * gy[(size_t)j * inner] - b * xv[(size_t)j * inner];
+				d[(size_t)j * inner] = fr ? v : d[(size_t)j * inner] + v;
+			}
+		}
+}
+
+static AdTensor *norm_axis(AdGraph *g, AdTensor *x, int outer, int L, int inner, double eps, double s)
+{
+	AdTensor *y = ad_tensor(g, x->ndim, x->shape);
+	size_t ni = (size_t)outer * inner;
+	adr *inv = ad_scratch(g, 2 * ni * sizeof(adr)), *nrm = inv + ni;
+	double rl = 1 / sqrt((double)L);
+	for (int o = 0; o < outer; o++)
+		for (int i = 0; i < inner; i++) {
+			size_t base = (size_t)o * L * inner + i, k = (size_t)o * inner + i;
+			const adr *xv = x->v + base;
+			double ss = 0;
+			for (int j = 0; j < L; j++) ss += (double)xv[(size_t)j * inner] * xv[(size_t)j * inner];
+			double n = sqrt(ss);
+			nrm[k] = (adr)n;
+			inv[k] = (adr)(1 / (eps + n * rl));
+			adr f = (adr)(s * inv[k]);
+			adr *yv = y->v + base;
+			for (int j = 0; j < L; j++) yv[(size_t)j * inner] = xv[(size_t)j * inner] * f;
+		}
+	if (needs(g, y, x, NULL, NULL)) {
+		AdNode *nd = record(g, norm_axis_bw, y, x, NULL, NULL);
+		nd->ip[0] = outer, nd->ip[1] = L, nd->ip[2] = inner;
+		nd->fp[0] = s;
+		nd->aux = inv;
+	}
+	return y;
+}
+
+AdTensor *ad_normalize_axis(AdGraph *g, AdTensor *x, int axis, double eps)
+{
+	if (axis < 0) axis += x->ndim;
+	if (axis < 0 || axis >= x->ndim) shape_die("normalize_axis", "axis %d outside 0..%d", axis, x->ndim - 1);
+	int outer = 1, inner = 1;
+	for (int i = 0; i < axis; i++) outer *= x->shape[i];
+	for (int i = axis + 1; i < x->ndim; i++) inner *= x->shape[i];
+	return norm_axis(g, x, outer, x->shape[axis], inner, eps, 1);
+}
+
+AdTensor *ad_wn_weight(AdGraph *g, AdTensor *v, double eps)
+{
+	int O = v->shape[0], F = (int)(v->n / (size_t)O);
+	return norm_axis(g, v, O, F, 1, eps, 1 / sqrt((double)F));
+}
+
 static void softmax_rows(adr *p, const adr *x, int cols)
 {
 	adr mx = x[0];
@@ -940,7 +1017,7 @@ AdTensor *ad_div(AdGraph *g, AdTensor *a, AdTensor *b) { return binary(g, a, b, 
 /* ---- unary ------------------------------------------------------------------------ */
 
 enum { U_AFFINE, U_GELU, U_QGELU, U_SILU, U_SIGMOID, U_TANH, U_RELU, U_LEAKY, U_EXP, U_LOG, U_SQRT, U_SQUARE,
-       U_SOFTPLUS, U_POW, U_LRELUG };
+       U_SOFTPLUS, U_POW, U_LRELUG, U_COS, U_CLAMP };
 
 #ifdef L2_AD_DOUBLE
 #define AD_EXP exp
@@ -968,12 +1045,14 @@ static double unary_f(int op, double x, double p0, double p1)
 	case U_SOFTPLUS: return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
 	case U_POW: return pow(x, p0);
 	case U_LRELUG: return (x > 0 ? x : p0 * x) * p1;
+	case U_COS: return cos(x);
+	case U_CLAMP: return x < p0 ? p0 : x > p1 ? p1 : x;
 	}
 	return 0;
 }
 
 /* d f / d x at x (y = f(x) where cheaper) */
-static double unary_df(int op, double x, double y, double p0)
+static double unary_df(int op, double x, double y, double p0, double p1)
 {
 	switch (op) {
 	case U_AFFINE: return p0;
@@ -991,6 +1070,8 @@ static double unary_df(int op, double x, double y, double p0)
 	case U_SOFTPLUS: return sigm(x);
 	case U_POW: return p0 * pow(x, p0 - 1);
 	case U_LRELUG: return 0; /* hot path in unary_bw */
+	case U_COS: return -sin(x);
+	case U_CLAMP: return x >= p0 && x <= p1;
 	}
 	return 0;
 }
@@ -1030,7 +1111,7 @@ static void unary_bw(AdGraph *g, AdNode *nd)
 			for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (xv[i] > 0 ? a : b);
 	} else {
 		for (size_t i = 0; i < n; i++) {
-			adr d = (adr)(dy[i] * unary_df(op, xv[i], y->v[i], p0));
+			adr d = (adr)(dy[i] * unary_df(op, xv[i], y->v[i], p0, nd->fp[1]));
 			dx[i] = fr ? d : dx[i] + d;
 		}
 	}
@@ -1058,6 +1139,9 @@ static AdTensor *unary(AdGraph *g, AdTensor *x, int op, double p0, double p1)
 	} else if (op == U_LEAKY) {
 		adr b = (adr)p0;
 		for (size_t i = 0; i < n; i++) yv[i] = xv[i] > 0 ? xv[i] : b * xv[i];
+	} else if (op == U_CLAMP) {
+		adr lo = (adr)p0, hi = (adr)p1;
+		for (size_t i = 0; i < n; i++) yv[i] = xv[i] < lo ? lo : xv[i] > hi ? hi : xv[i];
 	} else {
 		for (size_t i = 0; i < n; i++) yv[i] = (adr)unary_f(op, xv[i], p0, p1);
 	}
@@ -1090,6 +1174,12 @@ AdTensor *ad_sqrt(AdGraph *g, AdTensor *x) { return unary(g, x, U_SQRT, 0, 0); }
 AdTensor *ad_square(AdGraph *g, AdTensor *x) { return unary(g, x, U_SQUARE, 0, 0); }
 AdTensor *ad_softplus(AdGraph *g, AdTensor *x) { return unary(g, x, U_SOFTPLUS, 0, 0); }
 AdTensor *ad_pow(AdGraph *g, AdTensor *x, double p) { return unary(g, x, U_POW, p, 0); }
+AdTensor *ad_cos(AdGraph *g, AdTensor *x) { return unary(g, x, U_COS, 0, 0); }
+AdTensor *ad_clamp(AdGraph *g, AdTensor *x, double lo, double hi)
+{
+	if (!(lo <= hi)) shape_die("clamp", "lo %g > hi %g", lo, hi);
+	return unary(g, x, U_CLAMP, lo, hi);
+}
 
 /* ---- reductions -------------------------------------------------------------------- */
 

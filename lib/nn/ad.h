@@ -99,6 +99,11 @@ const char *ad_shape_str(const AdTensor *t, char *buf, size_t len);
 void ad_gemm(int ta, int tb, int m, int n, int k, adr alpha, const adr *A, int lda, const adr *B, int ldb,
 	     adr beta, adr *C, int ldc);
 
+/* For threads that split work themselves (a shard of a batch each, lib/method/
+ * diffusion_train.c): with on = 1, ad_gemm in the calling thread leaves OpenBLAS's
+ * thread count alone (the caller has set it to 1 for the duration). */
+void ad_gemm_serial(int on);
+
 /* ---- linear algebra --------------------------------------------------------- */
 
 /* x[..., in] W[out, in]^T + b[out] -> [..., out]  (b may be NULL). */
@@ -117,6 +122,14 @@ AdTensor *ad_layernorm(AdGraph *g, AdTensor *x, AdTensor *w, AdTensor *b, double
 AdTensor *ad_groupnorm(AdGraph *g, AdTensor *x, int groups, AdTensor *w, AdTensor *b, double eps);
 /* x / max(||x||, eps) along the last dimension (cosine similarity). */
 AdTensor *ad_normalize(AdGraph *g, AdTensor *x, double eps);
+/* x / (eps + ||x|| / sqrt(L)) along `axis` (L = its length; any axis, strided):
+ * EDM2's magnitude-preserving normalisation (an RMS norm without gain), used
+ * per pixel and head on the queries, keys and values of cosine attention. */
+AdTensor *ad_normalize_axis(AdGraph *g, AdTensor *x, int axis, double eps);
+/* Forced weight normalisation (EDM2): row o of v[O, ...] with F = n / O
+ * elements (the fan-in) becomes  W_o = v_o / (eps + ||v_o|| / sqrt(F)) / sqrt(F),
+ * a unit-norm row up to eps; conv2d / linear then use W. */
+AdTensor *ad_wn_weight(AdGraph *g, AdTensor *v, double eps);
 /* Softmax over the last dimension. */
 AdTensor *ad_softmax(AdGraph *g, AdTensor *x);
 /* softmax(q k^T / sqrt(D) [+ causal mask]) v.  q[B, H, Tq, D], k and v
@@ -151,6 +164,9 @@ AdTensor *ad_sqrt(AdGraph *g, AdTensor *x);
 AdTensor *ad_square(AdGraph *g, AdTensor *x);
 AdTensor *ad_softplus(AdGraph *g, AdTensor *x);    /* log(1 + e^x), stable */
 AdTensor *ad_pow(AdGraph *g, AdTensor *x, double p); /* x^p (x > 0 unless p is an integer) */
+AdTensor *ad_cos(AdGraph *g, AdTensor *x);
+/* min(max(x, lo), hi); the gradient passes where lo <= x <= hi (torch.clamp). */
+AdTensor *ad_clamp(AdGraph *g, AdTensor *x, double lo, double hi);
 
 /* ---- reductions ------------------------------------------------------------------- */
 

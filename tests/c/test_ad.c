@@ -168,6 +168,36 @@ static void test_normalize_softmax(void)
 	free_params(p, 1);
 }
 
+/* EDM2's normalisations: per-axis magnitude-preserving norm, forced weight norm */
+static int na_axis;
+static AdTensor *f_normaxis(AdGraph *g, AdTensor **p) { return ad_normalize_axis(g, p[0], na_axis, 1e-4); }
+static AdTensor *f_wn(AdGraph *g, AdTensor **p) { return ad_wn_weight(g, p[0], 1e-4); }
+static void test_edm2_norms(void)
+{
+	AdTensor *p[1] = {MKP("x", 1, 0, 2, 3, 4, 5)};
+	for (na_axis = 0; na_axis < 4; na_axis++) gradcheck("normalize_axis", f_normaxis, 1, p);
+	/* forward: element [1][2][3][4] over axis 1 by a direct sum */
+	ad_graph_reset(G0);
+	AdTensor *y = ad_normalize_axis(G0, p[0], 1, 1e-4);
+	double ss = 0;
+	for (int c = 0; c < 3; c++) ss += p[0]->v[((1 * 3 + c) * 4 + 3) * 5 + 4] * p[0]->v[((1 * 3 + c) * 4 + 3) * 5 + 4];
+	CHECK_CLOSE(y->v[((1 * 3 + 2) * 4 + 3) * 5 + 4], p[0]->v[((1 * 3 + 2) * 4 + 3) * 5 + 4] / (1e-4 + sqrt(ss / 3)),
+		    1e-14, 1e-13);
+	gradcheck("wn_weight 4-D", f_wn, 1, p);
+	ad_graph_reset(G0);
+	y = ad_wn_weight(G0, p[0], 1e-4);
+	for (int o = 0; o < 2; o++) {
+		double n2 = 0, m2 = 0;
+		for (int i = 0; i < 60; i++) n2 += y->v[o * 60 + i] * y->v[o * 60 + i], m2 += p[0]->v[o * 60 + i] * p[0]->v[o * 60 + i];
+		/* unit rows up to eps: |W_o| = |v_o| / (sqrt F eps + |v_o|) */
+		CHECK_CLOSE(sqrt(n2), sqrt(m2) / (sqrt(60.0) * 1e-4 + sqrt(m2)), 1e-14, 1e-13);
+	}
+	free_params(p, 1);
+	AdTensor *q[1] = {MKP("v", 1, 0, 5, 7)};
+	gradcheck("wn_weight 2-D", f_wn, 1, q);
+	free_params(q, 1);
+}
+
 static int att_causal;
 static AdTensor *f_att(AdGraph *g, AdTensor **p) { return ad_attention(g, p[0], p[1], p[2], att_causal); }
 static void test_attention(void)
@@ -262,18 +292,21 @@ static AdTensor *f_un(AdGraph *g, AdTensor **p)
 	case 11: return ad_square(g, x);
 	case 12: return ad_softplus(g, x);
 	case 13: return ad_pow(g, ad_affine(g, ad_square(g, x), 1, 0.5), -0.5);
+	case 15: return ad_cos(g, x);
+	case 16: return ad_clamp(g, x, -0.8, 1.1);
 	default: return ad_leaky_relu_gain(g, x, 0.2, 1.4142135623730951);
 	}
 }
 static void test_unary(void)
 {
 	static const char *nm[] = {"affine", "gelu", "quick_gelu", "silu", "sigmoid", "tanh", "relu", "leaky_relu",
-				   "exp", "log", "sqrt", "square", "softplus", "pow", "leaky_relu_gain"};
-	for (un_op = 0; un_op < 15; un_op++) {
+				   "exp", "log", "sqrt", "square", "softplus", "pow", "leaky_relu_gain", "cos", "clamp"};
+	for (un_op = 0; un_op < 17; un_op++) {
 		AdTensor *p[1] = {MKP("x", 1.5, 0, 3, 7)};
-		/* keep kinks (relu, leaky) away from the difference step */
+		/* keep kinks (relu, leaky, clamp's bounds) away from the difference step */
 		for (size_t i = 0; i < p[0]->n; i++)
-			if (fabs(p[0]->v[i]) < 0.05) p[0]->v[i] = 0.5;
+			if (fabs(p[0]->v[i]) < 0.05 || fabs(p[0]->v[i] + 0.8) < 0.05 || fabs(p[0]->v[i] - 1.1) < 0.05)
+				p[0]->v[i] = 0.5;
 		gradcheck(nm[un_op], f_un, 1, p);
 		free_params(p, 1);
 	}
@@ -289,6 +322,10 @@ static void test_unary(void)
 	CHECK_CLOSE(ad_leaky_relu_gain(G0, x, 0.2, 3)->v[0], -0.42, 1e-15, 1e-14);
 	x->v[0] = 0.7;
 	CHECK_CLOSE(ad_leaky_relu_gain(G0, x, 0.2, 3)->v[0], 2.1, 1e-15, 1e-14);
+	CHECK_CLOSE(ad_cos(G0, x)->v[0], cos(0.7), 1e-15, 1e-14);
+	CHECK(ad_clamp(G0, x, -0.5, 0.5)->v[0] == 0.5);
+	CHECK(ad_clamp(G0, x, 0.8, 0.9)->v[0] == 0.8);
+	CHECK(ad_clamp(G0, x, -1, 1)->v[0] == 0.7);
 	ad_param_free(x);
 }
 
@@ -667,6 +704,7 @@ int main(void)
 	RUN(test_layernorm);
 	RUN(test_groupnorm);
 	RUN(test_normalize_softmax);
+	RUN(test_edm2_norms);
 	RUN(test_attention);
 	RUN(test_cross_entropy);
 	RUN(test_broadcast);

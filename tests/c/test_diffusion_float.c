@@ -1,0 +1,280 @@
+/* test_diffusion_float.c — lib/models/diffusion.c as the tools run it, in float32:
+ *   - the PyTorch transcription's goldens (tests/ref/make_diffusion.py): D, u, loss,
+ *     every parameter gradient, one step of lib/nn/optim.h's Adam + the forced
+ *     renormalisation, to 1e-5 relative (of each tensor's largest entry);
+ *   - weights files: save, read back, metadata, refusal of wrong and damaged files;
+ *   - the loaded model (diffusion_model.c, the tape-free forward): equal to the
+ *     goldens and to the autodiff forward at the small preset, for any batch split
+ *     and thread count. */
+#include "models/diffusion.h"
+#include "nn/optim.h"
+#include "io/safetensors.h"
+#include "core/util.h"
+
+#include "check.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define REF_W "tests/ref/diffusion/tiny.safetensors"
+#define REF_IO "tests/ref/diffusion/tiny_io.safetensors"
+#define N 3
+
+static L2Safetensors *IO;
+static char dir[256];
+
+static float *ref(const char *name, size_t n)
+{
+	const L2Tensor *t = l2_st_find(IO, name);
+	if (!t || t->nelem != n) {
+		printf("# golden %s missing or misshapen\n", name);
+		exit(1);
+	}
+	float *d = l2_malloc(n * sizeof *d);
+	l2_st_to_f32(IO, t, d);
+	return d;
+}
+
+static double rel_err(const float *got, const float *want, size_t n)
+{
+	double mx = 0, e = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (got[i] != got[i]) return INFINITY;
+		mx = fmax(mx, fabs(want[i]));
+		e = fmax(e, fabs((double)got[i] - want[i]));
+	}
+	return e / (mx > 0 ? mx : 1);
+}
+
+static L2Diffusion *load_tiny(void)
+{
+	L2DiffusionConfig c;
+	char feat[64];
+	l2_diffusion_read_config(REF_W, &c, feat, sizeof feat);
+	CHECK(!strcmp(feat, "caption"));
+	L2Diffusion *m = l2_diffusion_new(&c, 5);
+	l2_diffusion_load_weights(REF_W, m);
+	return m;
+}
+
+static float *Y, *EPS, *COND, *SIGF;
+static double SIG[N];
+static int CHW;
+
+static void test_goldens_float(void)
+{
+	L2Diffusion *m = load_tiny();
+	const L2DiffusionConfig *c = l2_diffusion_config(m);
+	CHW = c->cimg * c->res * c->res;
+	Y = ref("y", (size_t)N * CHW), EPS = ref("eps", (size_t)N * CHW), COND = ref("cond", (size_t)N * c->cdim);
+	SIGF = ref("sigma", N);
+	for (int n = 0; n < N; n++) SIG[n] = SIGF[n]; /* 0.01, 0.7, 40 */
+	SIG[0] = 0.01, SIG[1] = 0.7, SIG[2] = 40;
+	int np, nt;
+	AdTensor **p = l2_diffusion_params(m, &np, &nt);
+	AdGraph *g = ad_graph_new();
+	L2DiffusionWeighting w = {L2_DIFF_W_UNCERTAINTY, 0};
+	double mse[N], u[N];
+	ad_zero_grads(p, nt);
+	AdTensor *L = l2_diffusion_loss(g, m, Y, EPS, SIG, COND, NULL, N, N, &w, mse, u);
+	ad_backward(g, L);
+	float *want = ref("loss", 1);
+	CHECK_CLOSE(L->v[0], want[0], 0, 1e-5);
+	free(want);
+	want = ref("u", N);
+	for (int n = 0; n < N; n++) CHECK_CLOSE(u[n], want[n], 1e-6, 1e-5);
+	free(want);
+	double worst = 0;
+	for (int k = 0; k < nt; k++) {
+		char nm[256];
+		snprintf(nm, sizeof nm, "grad.%s", p[k]->name);
+		want = ref(nm, p[k]->n);
+		double e = rel_err(p[k]->g, want, p[k]->n);
+		worst = fmax(worst, e);
+		CHECK_MSG(e < 1e-5, "%s: relative error %.3g", nm, e);
+		free(want);
+	}
+	printf("# float32: %d gradients, worst relative error %.2g\n", nt, worst);
+	/* lib/nn/optim.h's Adam (torch's), then the renormalisation */
+	L2Adam *opt = l2_adam_new(p, nt, 0.9, 0.99, 1e-8, 0);
+	l2_adam_step(opt, 0.01);
+	l2_diffusion_renormalize(m);
+	worst = 0;
+	for (int k = 0; k < np; k++) {
+		char nm[256];
+		snprintf(nm, sizeof nm, "adam.%s", p[k]->name);
+		want = ref(nm, p[k]->n);
+		double e = rel_err(p[k]->v, want, p[k]->n);
+		worst = fmax(worst, e);
+		CHECK_MSG(e < 1e-5, "%s: relative error %.3g", nm, e);
+		free(want);
+	}
+	printf("# float32: after Adam + renormalisation, worst relative error %.2g\n", worst);
+	l2_adam_free(opt);
+	ad_graph_free(g);
+	l2_diffusion_free(m);
+}
+
+static void test_model_goldens(void)
+{
+	L2Diffusion *net = load_tiny();
+	const L2DiffusionConfig *c = l2_diffusion_config(net);
+	L2DiffusionModel *m = l2_diffusion_model_from(net);
+	float *x = l2_malloc((size_t)N * CHW * sizeof(float)), *out = l2_malloc((size_t)N * CHW * sizeof(float));
+	for (int n = 0; n < N; n++)
+		for (int i = 0; i < CHW; i++) x[n * CHW + i] = (float)(Y[n * CHW + i] + SIG[n] * EPS[n * CHW + i]);
+	float *want = ref("D", (size_t)N * CHW);
+	l2_threads = 1;
+	l2_diffusion_model_denoise(m, x, SIG, COND, N, out);
+	double e = rel_err(out, want, (size_t)N * CHW);
+	printf("# loaded model: D relative error %.2g\n", e);
+	CHECK(e < 1e-5);
+	(void)c;
+	free(want), free(x), free(out);
+	l2_diffusion_model_free(m);
+	l2_diffusion_free(net);
+}
+
+/* The small preset with random weights (gain made non-zero): the tape-free forward
+ * against the autodiff forward, for batch splits over 1 and 3 threads. */
+static void test_model_vs_autodiff(void)
+{
+	L2DiffusionConfig c;
+	l2_diffusion_preset("small", 16, 7, &c);
+	c.attn_res[0] = 4, c.attn_res[1] = 8, c.nattn = 2;
+	L2Diffusion *net = l2_diffusion_new(&c, 3);
+	int np;
+	AdTensor **p = l2_diffusion_params(net, &np, NULL);
+	for (int i = 0; i < np; i++)
+		if (!strcmp(p[i]->name, "out.gain")) p[i]->v[0] = 0.8f;
+	int B = 5, chw = 3 * 16 * 16;
+	float *x = l2_malloc((size_t)B * chw * sizeof(float)), *cond = l2_malloc((size_t)B * 7 * sizeof(float));
+	double sig[5] = {0.002, 0.3, 1.1, 9, 80};
+	for (int i = 0; i < B * chw; i++) x[i] = (float)(check_normal() * 0.8);
+	for (int n = 0; n < B; n++) {
+		double s = 0;
+		for (int k = 0; k < 7; k++) cond[n * 7 + k] = (float)check_normal(), s += cond[n * 7 + k] * cond[n * 7 + k];
+		for (int k = 0; k < 7; k++) cond[n * 7 + k] = n == 2 ? 0 : (float)(cond[n * 7 + k] / sqrt(s));
+	}
+	AdGraph *g = ad_graph_new();
+	ad_graph_set_grad(g, 0);
+	AdTensor *D = l2_diffusion_denoise(g, net, ad_input(g, 4, (int[]){B, 3, 16, 16}, x), sig,
+					   ad_input(g, 2, (int[]){B, 7}, cond), NULL, NULL);
+	L2DiffusionModel *m = l2_diffusion_model_from(net);
+	float *o1 = l2_malloc((size_t)B * chw * sizeof(float)), *o3 = l2_malloc((size_t)B * chw * sizeof(float));
+	l2_threads = 1;
+	l2_diffusion_model_denoise(m, x, sig, cond, B, o1);
+	/* per image, against the autodiff forward */
+	for (int n = 0; n < B; n++) {
+		double e = rel_err(o1 + n * chw, D->v + n * chw, chw);
+		printf("# sigma %g: model vs autodiff relative error %.2g\n", sig[n], e);
+		CHECK(e < 2e-5);
+	}
+	/* a fresh model on 3 threads (persistent workers, called twice) */
+	L2DiffusionModel *m3 = l2_diffusion_model_from(net);
+	l2_threads = 3;
+	l2_diffusion_model_denoise(m3, x, sig, cond, B, o3);
+	l2_diffusion_model_denoise(m3, x, sig, cond, B, o3);
+	CHECK(rel_err(o3, o1, (size_t)B * chw) < 1e-6);
+	/* one image at a time */
+	for (int n = 0; n < B; n++) l2_diffusion_model_denoise(m3, x + n * chw, sig + n, cond + n * 7, 1, o3 + n * chw);
+	CHECK(rel_err(o3, o1, (size_t)B * chw) < 1e-6);
+	/* NULL condition = every row null */
+	float *zc = l2_calloc((size_t)B * 7, sizeof(float));
+	l2_diffusion_model_denoise(m3, x, sig, zc, B, o1);
+	l2_diffusion_model_denoise(m3, x, sig, NULL, B, o3);
+	CHECK(!memcmp(o1, o3, (size_t)B * chw * sizeof(float)));
+	l2_threads = 1;
+	free(zc), free(x), free(cond), free(o1), free(o3);
+	l2_diffusion_model_free(m), l2_diffusion_model_free(m3);
+	ad_graph_free(g);
+	l2_diffusion_free(net);
+}
+
+static int child_status(void (*fn)(const char *), const char *arg, char *err, size_t errlen)
+{
+	int pfd[2];
+	if (pipe(pfd)) return -1;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		close(pfd[0]);
+		fn(arg);
+		_exit(0);
+	}
+	close(pfd[1]);
+	ssize_t k = read(pfd[0], err, errlen - 1);
+	err[k > 0 ? k : 0] = 0;
+	close(pfd[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void load_child(const char *path) { l2_diffusion_model_free(l2_diffusion_load(path)); }
+
+static void test_files(void)
+{
+	L2Diffusion *net = load_tiny();
+	char path[320], bad[320], err[512];
+	snprintf(path, sizeof path, "%s/m.safetensors", dir);
+	l2_diffusion_save(path, net, "pseudo", "0.050", 42);
+	L2Safetensors *st = l2_st_open(path);
+	CHECK(!strcmp(l2_st_metadata(st, "l2.kind"), "diffusion"));
+	CHECK(!strcmp(l2_st_metadata(st, "l2.arch"), "l2-edm2e-unet"));
+	CHECK(!strcmp(l2_st_metadata(st, "l2.cond.feature"), "pseudo"));
+	CHECK(!strcmp(l2_st_metadata(st, "l2.ema"), "0.050"));
+	CHECK(!strcmp(l2_st_metadata(st, "l2.step"), "42"));
+	CHECK(!strcmp(l2_st_metadata(st, "l2.sigma_data"), "0.5"));
+	l2_st_close(st);
+	L2DiffusionModel *a = l2_diffusion_load(path), *b = l2_diffusion_model_from(net);
+	CHECK(!strcmp(l2_diffusion_model_cond_feature(a), "pseudo"));
+	CHECK(l2_diffusion_model_config(a)->cdim == 5);
+	float *o1 = l2_malloc((size_t)N * CHW * sizeof(float)), *o2 = l2_malloc((size_t)N * CHW * sizeof(float));
+	l2_diffusion_model_denoise(a, Y, SIG, COND, N, o1);
+	l2_diffusion_model_denoise(b, Y, SIG, COND, N, o2);
+	CHECK(!memcmp(o1, o2, (size_t)N * CHW * sizeof(float)));
+	free(o1), free(o2);
+	l2_diffusion_model_free(a), l2_diffusion_model_free(b);
+	/* damaged: one flipped byte in the data, a truncated file, a file of another kind */
+	size_t len;
+	char *buf = l2_read_file(path, &len);
+	snprintf(bad, sizeof bad, "%s/flip.safetensors", dir);
+	buf[len - 100] ^= 0x40;
+	FILE *f = fopen(bad, "wb");
+	fwrite(buf, 1, len, f);
+	fclose(f);
+	CHECK(child_status(load_child, bad, err, sizeof err) == 1);
+	CHECK(strstr(err, "checksum") != NULL);
+	snprintf(bad, sizeof bad, "%s/trunc.safetensors", dir);
+	buf[len - 100] ^= 0x40;
+	f = fopen(bad, "wb");
+	fwrite(buf, 1, len / 2, f);
+	fclose(f);
+	CHECK(child_status(load_child, bad, err, sizeof err) == 1);
+	CHECK(strchr(err, '\n') == err + strlen(err) - 1); /* one line */
+	free(buf);
+	CHECK(child_status(load_child, "tests/ref/gan/d_tiny.safetensors", err, sizeof err) == 1);
+	CHECK(strstr(err, "not an l2 diffusion model") != NULL);
+	l2_diffusion_free(net);
+}
+
+int main(void)
+{
+	if (access(REF_IO, R_OK) && chdir("../..")) {}
+	l2_init(1, (char *[]){"test_diffusion_float", NULL});
+	snprintf(dir, sizeof dir, "/tmp/l2-test-diffusion-%d", (int)getpid());
+	l2_mkdir_p(dir);
+	IO = l2_st_open(REF_IO);
+	RUN(test_goldens_float);
+	RUN(test_model_goldens);
+	RUN(test_model_vs_autodiff);
+	RUN(test_files);
+	l2_st_close(IO);
+	free(Y), free(EPS), free(COND), free(SIGF);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd)) {}
+	return check_done();
+}
