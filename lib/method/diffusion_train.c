@@ -9,6 +9,7 @@
 
 #include "core/rng.h"
 #include "core/util.h"
+#include "nn/train.h"
 
 struct L2DiffusionTrainer {
 	L2DiffusionTrainConfig tc;
@@ -159,7 +160,7 @@ void l2_diffusion_train_step(L2DiffusionTrainer *t, const float *x, const float 
 	/* noise levels, condition drop, noise, dropout keys: per (step, sample) */
 	for (int b = 0; b < B; b++) {
 		L2Rng r;
-		l2_rng_init(&r, t->tc.seed, (uint64_t)t->step << 24 | (uint64_t)b);
+		l2_train_rng(&r, t->tc.seed, t->step, L2_DIFF_PHASE, (uint64_t)b);
 		t->sigma[b] = exp(c->p_mean + c->p_std * l2_rng_normal(&r));
 		int drop = l2_rng_uniform(&r) < t->tc.cond_drop;
 		if (d) {
@@ -170,11 +171,12 @@ void l2_diffusion_train_step(L2DiffusionTrainer *t, const float *x, const float 
 		t->dropkey[b] = l2_rng_u64(&r);
 	}
 	t->x = x;
-	/* shard gradients: threads with single-threaded BLAS */
+	/* shard gradients: threads with single-threaded BLAS (also with one thread: a GEMM
+	 * split over OpenBLAS threads need not round as the single-threaded one does) */
 	Job jobs[64];
 	pthread_t th[64];
 	int started = 0;
-	if (t->nthread > 1) openblas_set_num_threads(1);
+	openblas_set_num_threads(1);
 	for (int i = 0; i < t->nthread; i++) jobs[i] = (Job){t, i};
 	for (int i = 1; i < t->nthread; i++) {
 		if (pthread_create(&th[i], NULL, shard_thread, &jobs[i])) break;
@@ -195,7 +197,7 @@ void l2_diffusion_train_step(L2DiffusionTrainer *t, const float *x, const float 
 	reduce_thread(&rd[0]);
 	for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
 	for (int i = started + 1; i < t->nthread; i++) reduce_thread(&rd[i]);
-	if (t->nthread > 1) openblas_set_num_threads(l2_threads);
+	openblas_set_num_threads(l2_threads);
 	/* non-finite entries zeroed and counted (EDM2's force_finite), optional clipping */
 	int bad = 0;
 	for (int k = 0; k < t->ntrain; k++)

@@ -7,8 +7,9 @@
  * thread count; each shard's gradient goes into a replica of its own
  * (l2_diffusion_replica) on one of l2_threads threads with single-threaded BLAS, and
  * the shard gradients are added in shard order.  All randomness of sample i at step t
- * comes from l2_rng_init(seed, t << 24 | i): ln sigma ~ N(P_mean, P_std^2), then the
- * condition drop, the noise eps and the dropout key.  So a step's result depends on
+ * comes from its stream l2_train_rng(seed, t, L2_DIFF_PHASE, i) (lib/nn/train.h), in
+ * this order: ln sigma ~ N(P_mean, P_std^2), the condition drop, the noise eps, the
+ * dropout key.  So a step's result depends on
  * (weights, step, batch) only: the same bytes for any --threads, and a resumed run
  * equals an uninterrupted one.
  *
@@ -28,6 +29,7 @@
 #define L2_DIFF_BETA1 0.9
 #define L2_DIFF_BETA2 0.99
 #define L2_DIFF_ADAM_EPS 1e-8
+#define L2_DIFF_PHASE 0x64696666 /* l2_train_rng phase of the step's draws ("diff") */
 
 typedef struct {
 	double lr;                   /* peak learning rate */

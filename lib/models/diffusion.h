@@ -48,6 +48,7 @@
 
 #include "nn/ad.h"
 #include "core/rng.h"
+#include "models/sampler.h"
 
 #define L2_DIFF_MAXLEV 6
 #define L2_DIFF_LOGVAR_CH 128   /* Fourier channels of u(sigma) */
@@ -178,6 +179,26 @@ const char *l2_diffusion_model_cond_feature(const L2DiffusionModel *m);
  * rows (NULL: all null).  Not reentrant for one model (the buffers are its own). */
 void l2_diffusion_model_denoise(L2DiffusionModel *m, const float *x, const double *sigma, const float *cond, int N,
 				float *out);
+
+/* The network callback of lib/models/sampler.h (L2NetFn) over loaded models:
+ *     L2DiffusionNet dn;
+ *     l2_diffusion_net_init(&dn, model, guide, conds, ncond);
+ *     l2_sample_images(&cfg, l2_diffusion_net, &dn, n, e, cond_index, streams, out, ...);
+ * L2_ROW_COND rows use conds[row.cond], L2_ROW_UNCOND rows the null condition (both in
+ * one batch through `model`: a CFG pair is one forward), L2_ROW_GUIDE rows conds[row.cond]
+ * through `guide` (autoguidance; NULL when unused).  conds: [ncond, cdim] unit rows. */
+typedef struct {
+	L2DiffusionModel *model, *guide;
+	const float *conds;
+	int ncond;
+	double *sigma;   /* scratch, grown on demand */
+	float *c;
+	int cap;
+} L2DiffusionNet;
+void l2_diffusion_net_init(L2DiffusionNet *n, L2DiffusionModel *model, L2DiffusionModel *guide, const float *conds,
+			   int ncond);
+void l2_diffusion_net_free(L2DiffusionNet *n);
+void l2_diffusion_net(void *ctx, int rows, size_t e, const L2NetRow *row, const float *x, float *x0);
 #endif
 
 #endif

@@ -611,3 +611,59 @@ void l2_diffusion_model_denoise(L2DiffusionModel *m, const float *x, const doubl
 	pthread_mutex_unlock(&m->mu);
 	openblas_set_num_threads(l2_threads);
 }
+
+/* ---- the sampler's network callback ------------------------------------------------------------- */
+
+void l2_diffusion_net_init(L2DiffusionNet *n, L2DiffusionModel *model, L2DiffusionModel *guide, const float *conds,
+			   int ncond)
+{
+	memset(n, 0, sizeof *n);
+	n->model = model, n->guide = guide, n->conds = conds, n->ncond = ncond;
+	if (guide) {
+		const L2DiffusionConfig *a = &model->c, *b = &guide->c;
+		if (a->res != b->res || a->cimg != b->cimg || a->cdim != b->cdim || a->patch != b->patch)
+			l2_die("diffusion: the guide model's images or conditions differ from the model's");
+	}
+}
+
+void l2_diffusion_net_free(L2DiffusionNet *n)
+{
+	free(n->sigma), free(n->c);
+	memset(n, 0, sizeof *n);
+}
+
+void l2_diffusion_net(void *ctx, int rows, size_t e, const L2NetRow *row, const float *x, float *x0)
+{
+	L2DiffusionNet *n = ctx;
+	const L2DiffusionConfig *c = &n->model->c;
+	int d = c->cdim;
+	if (e != (size_t)c->cimg * c->res * c->res)
+		l2_die("diffusion: the sampler's images have %zu values, the model's %d", e, c->cimg * c->res * c->res);
+	if (rows > n->cap) {
+		n->cap = rows;
+		n->sigma = l2_realloc(n->sigma, (size_t)rows * sizeof *n->sigma);
+		n->c = l2_realloc(n->c, (size_t)rows * (d ? d : 1) * sizeof *n->c);
+	}
+	for (int i = 0; i < rows; i++) {
+		n->sigma[i] = row[i].sigma;
+		if (!d) continue;
+		if (row[i].mode == L2_ROW_UNCOND) {
+			memset(n->c + (size_t)i * d, 0, (size_t)d * sizeof(float));
+			continue;
+		}
+		if (row[i].cond < 0 || row[i].cond >= n->ncond)
+			l2_die("diffusion: condition %d of %d", row[i].cond, n->ncond);
+		memcpy(n->c + (size_t)i * d, n->conds + (size_t)row[i].cond * d, (size_t)d * sizeof(float));
+	}
+	/* rows come grouped: the main model's (cond, uncond) first, then the guide's */
+	int i = 0;
+	while (i < rows) {
+		int guide = row[i].mode == L2_ROW_GUIDE, j = i;
+		while (j < rows && (row[j].mode == L2_ROW_GUIDE) == guide) j++;
+		L2DiffusionModel *m = guide ? n->guide : n->model;
+		if (!m) l2_die("diffusion: autoguidance rows without a guide model");
+		l2_diffusion_model_denoise(m, x + (size_t)i * e, n->sigma + i, d ? n->c + (size_t)i * d : NULL, j - i,
+					   x0 + (size_t)i * e);
+		i = j;
+	}
+}

@@ -8,6 +8,7 @@
  *     and thread count. */
 #include "models/diffusion.h"
 #include "nn/optim.h"
+#include "method/diffusion_train.h"
 #include "io/safetensors.h"
 #include "core/util.h"
 
@@ -191,6 +192,102 @@ static void test_model_vs_autodiff(void)
 	l2_diffusion_free(net);
 }
 
+/* The sampler's network callback: CFG pairs and autoguidance rows, results
+ * independent of the sampler's batch and of the thread count. */
+static void test_sampler_net(void)
+{
+	L2DiffusionConfig c;
+	l2_diffusion_preset("tiny", 16, 6, &c);
+	L2Diffusion *net = l2_diffusion_new(&c, 9), *gnet = l2_diffusion_new(&c, 10);
+	int np;
+	AdTensor **p = l2_diffusion_params(net, &np, NULL);
+	for (int i = 0; i < np; i++)
+		if (!strcmp(p[i]->name, "out.gain")) p[i]->v[0] = 0.6f;
+	p = l2_diffusion_params(gnet, &np, NULL);
+	for (int i = 0; i < np; i++)
+		if (!strcmp(p[i]->name, "out.gain")) p[i]->v[0] = 0.4f;
+	L2DiffusionModel *m = l2_diffusion_model_from(net), *gm = l2_diffusion_model_from(gnet);
+	float conds[2 * 6];
+	for (int i = 0; i < 12; i++) conds[i] = (float)(i % 6 == i / 6 ? 1 : 0);
+	int n = 5, cond[5] = {0, 1, 0, 1, 1};
+	size_t e = (size_t)3 * 16 * 16;
+	float *a = l2_malloc(n * e * sizeof(float)), *b = l2_malloc(n * e * sizeof(float));
+	L2SampleConfig sc;
+	l2_sample_config_defaults(&sc);
+	sc.steps = 6, sc.guidance.w = 2.5, sc.seed = 3, sc.batch = 5;
+	for (int autog = 0; autog < 2; autog++) {
+		L2DiffusionNet dn;
+		l2_diffusion_net_init(&dn, m, autog ? gm : NULL, conds, 2);
+		sc.guidance.autoguide = autog;
+		l2_threads = 1, sc.batch = 5;
+		l2_sample_images(&sc, l2_diffusion_net, &dn, n, e, cond, NULL, a, NULL, NULL, NULL);
+		l2_threads = 2, sc.batch = 2;
+		l2_sample_images(&sc, l2_diffusion_net, &dn, n, e, cond, NULL, b, NULL, NULL, NULL);
+		double mx = 0, md = 0;
+		for (size_t i = 0; i < n * e; i++) mx = fmax(mx, fabs(a[i])), md = fmax(md, fabs(a[i] - b[i]));
+		printf("# %s: samples within |x| <= %.3g, batch 5 / 1 thread vs batch 2 / 2 threads: max difference %.2g\n",
+		       autog ? "autoguidance" : "CFG", mx, md);
+		CHECK(md <= 1e-5);
+		CHECK(mx > 0.01 && isfinite(mx));
+		l2_diffusion_net_free(&dn);
+	}
+	l2_threads = 1;
+	free(a), free(b);
+	l2_diffusion_model_free(m), l2_diffusion_model_free(gm);
+	l2_diffusion_free(net), l2_diffusion_free(gnet);
+}
+
+/* Training steps give the same bytes for any thread count (fixed shards, streams per
+ * sample), and the EMAs and statistics are what they say. */
+static void test_train_threads(void)
+{
+	L2DiffusionConfig c;
+	l2_diffusion_preset("tiny", 16, 6, &c);
+	c.dropout = 0.1;
+	int B = 10;
+	size_t chw = (size_t)3 * 16 * 16;
+	float *x = l2_malloc(B * chw * sizeof(float)), *h = l2_malloc((size_t)B * 6 * sizeof(float));
+	for (size_t i = 0; i < B * chw; i++) x[i] = (float)(check_uniform() * 2 - 1);
+	for (int i = 0; i < B * 6; i++) h[i] = (float)(i % 6 == (i / 6) % 6 ? 1 : 0);
+	L2Diffusion *net[2];
+	L2DiffusionTrainer *tr[2];
+	L2DiffusionStepStats st[2];
+	int threads[2] = {1, 3};
+	for (int k = 0; k < 2; k++) {
+		net[k] = l2_diffusion_new(&c, 4);
+		l2_threads = threads[k];
+		tr[k] = l2_diffusion_trainer_new(net[k], &(L2DiffusionTrainConfig){
+			.lr = 0.01, .lr_warmup = 2, .batch = B, .seed = 8, .ema_std = {0.05, 0.1}, .nema = 2, .cond_drop = 0.2,
+			.weighting = {L2_DIFF_W_UNCERTAINTY, 0}, .shard = 3});
+		for (int s = 0; s < 3; s++) l2_diffusion_train_step(tr[k], x, h, &st[k]);
+	}
+	l2_threads = 1;
+	int np, nt;
+	AdTensor **p0 = l2_diffusion_params(net[0], &np, &nt), **p1 = l2_diffusion_params(net[1], NULL, NULL);
+	int same = 1, moved = 0;
+	L2Adam *a0 = l2_diffusion_trainer_adam(tr[0]), *a1 = l2_diffusion_trainer_adam(tr[1]);
+	L2Ema *e0 = l2_diffusion_trainer_ema(tr[0], 1), *e1 = l2_diffusion_trainer_ema(tr[1], 1);
+	for (int i = 0; i < nt; i++) {
+		same &= !memcmp(p0[i]->v, p1[i]->v, p0[i]->n * sizeof(float));
+		same &= !memcmp(a0->m[i], a1->m[i], p0[i]->n * sizeof(float)) && !memcmp(a0->v[i], a1->v[i], p0[i]->n * sizeof(float));
+		same &= !memcmp(e0->w[i], e1->w[i], p0[i]->n * sizeof(float));
+		moved |= memcmp(e0->w[i], p0[i]->v, p0[i]->n * sizeof(float)) != 0;
+	}
+	CHECK(same);
+	CHECK(moved); /* the EMA lags the weights */
+	CHECK(st[0].loss == st[1].loss && isfinite(st[0].loss));
+	CHECK(l2_diffusion_trainer_step(tr[0]) == 3 && a0->t == 3);
+	int n = 0;
+	for (int k = 0; k < L2_DIFF_BANDS; k++) n += st[0].band_n[k];
+	CHECK(n == B);
+	CHECK_CLOSE(st[0].lr, 0.01, 0, 1e-12);
+	printf("# 3 steps on 1 and 3 threads: identical bytes; loss %.4f, mse %.4f\n", st[0].loss, st[0].mse);
+	CHECK(l2_diffusion_band(0.001) == 0 && l2_diffusion_band(100) == L2_DIFF_BANDS - 1);
+	CHECK(l2_diffusion_band(l2_diffusion_band_edge(3) * 1.0001) == 3);
+	for (int k = 0; k < 2; k++) l2_diffusion_trainer_free(tr[k]), l2_diffusion_free(net[k]);
+	free(x), free(h);
+}
+
 static int child_status(void (*fn)(const char *), const char *arg, char *err, size_t errlen)
 {
 	int pfd[2];
@@ -270,6 +367,8 @@ int main(void)
 	RUN(test_goldens_float);
 	RUN(test_model_goldens);
 	RUN(test_model_vs_autodiff);
+	RUN(test_sampler_net);
+	RUN(test_train_threads);
 	RUN(test_files);
 	l2_st_close(IO);
 	free(Y), free(EPS), free(COND), free(SIGF);
