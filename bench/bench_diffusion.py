@@ -104,7 +104,7 @@ def main():
         null = torch.zeros_like(cond)
         cc = torch.cat([cond, null])
         with torch.no_grad():
-            for r in range(max(2, a.reps // 4) + 1):
+            for r in range(a.reps + 1):
                 t0, c0 = time.perf_counter(), cpu()
                 x = torch.randn(B, 3, a.res, a.res, dtype=torch.float64) * sig[0]
                 old = None

@@ -5,6 +5,7 @@
 
 #include "core/device.h"
 #include "nn/nn.h"
+#include "io/image.h"
 #include "io/safetensors.h"
 #include "core/util.h"
 
@@ -612,6 +613,34 @@ void l2_clip_encode_images(const L2Clip *m, const float *px, int n, float *out)
 	for (int i = 1; i <= started; i++) pthread_join(parts[i].th, NULL);
 	for (int i = started + 1; i < nt; i++) part_main(&parts[i]); /* threads that could not start */
 	openblas_set_num_threads(l2_threads);
+}
+
+void l2_clip_encode_generated(const L2Clip *m, const float *img, int n, int R, float *out)
+{
+	int cr = m->cfg.res, E = m->cfg.embed, chunk = 8 * (l2_threads > 0 ? l2_threads : 1);
+	size_t pl = (size_t)cr * cr, isz = (size_t)3 * R * R;
+	float *px = l2_malloc(l2_mul_size((size_t)chunk, 3 * pl * sizeof(float))), *t = l2_malloc(isz * sizeof(float));
+	for (int i0 = 0; i0 < n; i0 += chunk) {
+		int nb = n - i0 < chunk ? n - i0 : chunk;
+		for (int b = 0; b < nb; b++) {
+			const float *src = img + (size_t)(i0 + b) * isz;
+			for (size_t k = 0; k < isz; k++) t[k] = (src[k] + 1) / 2;
+			float *p = px + (size_t)b * 3 * pl;
+			l2_resize_bilinear_f32(t, 3, R, R, p, cr, cr);
+			for (int ch = 0; ch < 3; ch++)
+				for (size_t k = 0; k < pl; k++) p[ch * pl + k] = (p[ch * pl + k] - L2_CLIP_MEAN[ch]) / L2_CLIP_STD[ch];
+		}
+		l2_clip_encode_images(m, px, nb, out + (size_t)i0 * E);
+		for (int b = 0; b < nb; b++) {
+			float *f = out + (size_t)(i0 + b) * E;
+			double s = 0;
+			for (int k = 0; k < E; k++) s += (double)f[k] * f[k];
+			s = sqrt(s);
+			if (s > 0)
+				for (int k = 0; k < E; k++) f[k] = (float)(f[k] / s);
+		}
+	}
+	free(px), free(t);
 }
 
 void l2_clip_encode_text(const L2Clip *m, const int32_t *tokens, int n, float *out)

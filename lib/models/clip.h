@@ -43,6 +43,12 @@ int l2_clip_layout(const L2Clip *m);
  * running its share with OpenBLAS on one thread (a single image uses
  * OpenBLAS's threads instead). */
 void l2_clip_encode_images(const L2Clip *m, const float *px, int n, float *out);
+/* Unit features of generated images img (n, 3, R, R) in [-1, 1], as the trainers
+ * measure their samples (the CLIP-feature Frechet distance): (v + 1) / 2, bilinear
+ * resize to the tower's input (align_corners=False), CLIP normalisation, encode,
+ * L2-normalise as l2-encode-images writes features -> out (n, embed).  Batches of
+ * 8 images per thread through l2_clip_encode_images. */
+void l2_clip_encode_generated(const L2Clip *m, const float *img, int n, int R, float *out);
 /* The same on the calling thread alone, for callers that run a batch per
  * thread themselves; OpenBLAS must be set to one thread
  * (openblas_set_num_threads(1)) while they do. */

@@ -504,6 +504,20 @@ AdTensor *l2_diffusion_denoise(AdGraph *g, L2Diffusion *m, AdTensor *x, const do
 	return D;
 }
 
+double l2_diffusion_u(const L2Diffusion *m, double sigma)
+{
+	const AdTensor *fr = m->p[m->lv_freqs], *ph = m->p[m->lv_phases], *w = m->p[m->lv_lin];
+	double cn = log(sigma) / 4, u = 0, nrm = 0;
+	for (size_t k = 0; k < w->n; k++) nrm += (double)w->v[k] * w->v[k];
+	for (size_t k = 0; k < w->n; k++) {
+		double a = (double)fr->v[k] * cn + (double)ph->v[k];
+		u += w->v[k] * M_SQRT2 * cos(2 * M_PI * (a - floor(a)));
+	}
+	/* the forced weight normalisation of a single row of fan-in F */
+	double F = (double)w->n;
+	return u / (L2_DIFF_WN_EPS + sqrt(nrm / F)) / sqrt(F);
+}
+
 /* ---- loss ----------------------------------------------------------------------------------- */
 
 int l2_diffusion_weighting_parse(const char *s, L2DiffusionWeighting *w)

@@ -118,6 +118,9 @@ void l2_diffusion_renormalize(L2Diffusion *m);
 AdTensor *l2_diffusion_denoise(AdGraph *g, L2Diffusion *m, AdTensor *x, const double *sigma, AdTensor *cond,
 			       const uint64_t *dropkey, AdTensor **u);
 
+/* u(sigma) of the current weights (for the loss log), in double. */
+double l2_diffusion_u(const L2Diffusion *m, double sigma);
+
 /* Loss weighting per noise level (§5.3). */
 enum { L2_DIFF_W_UNCERTAINTY, L2_DIFF_W_EDM, L2_DIFF_W_MINSNR };
 typedef struct {
