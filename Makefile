@@ -93,6 +93,11 @@ FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 REPLAYS  := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay-%)
 FUZZERS  := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz-%)
 FUZZ_SECONDS ?= 60
+# OpenAI CLIP's BPE vocabulary, shipped (lib/text/vocab/README.md).  The build
+# puts it where the install does, relative to the programs (../share/l2/), so
+# the tools find it from the build tree and from PREFIX alike.
+VOCAB_SRC := lib/text/vocab/bpe_simple_vocab_16e6.txt.gz
+VOCAB     := $(BUILD)/share/l2/bpe_simple_vocab_16e6.txt.gz
 
 # Rebuild everything when the compiler, flags or CUDA switch change.
 FLAGS_NOW := $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA)
@@ -102,7 +107,11 @@ $(shell mkdir -p $(BUILD) && echo '$(FLAGS_NOW)' > $(BUILD)/.flags)
 endif
 
 .PHONY: all deps test check unit bats bench demo goldens install uninstall clean experiment-fewshot fuzz fuzzers
-all: $(BUILD)/libl2.a $(BINS) $(TESTS) $(REPLAYS) $(CUDA_SO)
+all: $(BUILD)/libl2.a $(BINS) $(TESTS) $(REPLAYS) $(CUDA_SO) $(VOCAB)
+
+$(VOCAB): $(VOCAB_SRC)
+	@mkdir -p $(@D)
+	cp $< $@
 
 $(BUILD)/lib/%.o: lib/%.c $(BUILD)/.flags
 	@mkdir -p $(@D)
@@ -182,15 +191,20 @@ experiment-fewshot:
 	@$(MAKE) --no-print-directory -f pipelines/demo.mk BUILD=$(BUILD) experiment-fewshot
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/l2
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	$(if $(SCRIPTS),install -m 755 $(SCRIPTS) $(DESTDIR)$(PREFIX)/bin/)
 	$(if $(CUDA_SO),install -d $(DESTDIR)$(PREFIX)/lib/l2 && install -m 755 $(CUDA_SO) $(DESTDIR)$(PREFIX)/lib/l2/)
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 $(VOCAB_SRC) $(DESTDIR)$(PREFIX)/share/l2/
+	install -m 644 lib/text/vocab/LICENSE $(DESTDIR)$(PREFIX)/share/l2/bpe_simple_vocab_16e6.LICENSE
 
 uninstall:
-	rm -f $(TOOLS:%=$(DESTDIR)$(PREFIX)/bin/%) $(notdir $(SCRIPTS):%=$(DESTDIR)$(PREFIX)/bin/%)
+	rm -f $(TOOLS:%=$(DESTDIR)$(PREFIX)/bin/%) $(patsubst %,$(DESTDIR)$(PREFIX)/bin/%,$(notdir $(SCRIPTS)))
 	rm -f $(patsubst man/%,$(DESTDIR)$(PREFIX)/share/man/man1/%,$(wildcard man/*.1))
+	rm -f $(DESTDIR)$(PREFIX)/share/l2/bpe_simple_vocab_16e6.txt.gz $(DESTDIR)$(PREFIX)/share/l2/bpe_simple_vocab_16e6.LICENSE
+	rm -f $(DESTDIR)$(PREFIX)/lib/l2/libl2cuda.so
+	rmdir $(DESTDIR)$(PREFIX)/share/l2 $(DESTDIR)$(PREFIX)/lib/l2 2>/dev/null || true
 
 clean:
 	rm -rf build build-san build-*

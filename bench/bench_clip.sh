@@ -21,8 +21,8 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then N=24 B=4 NT=4 NX=128 model=tiny; fi
 out=bench/out/clip
 mkdir -p "$out/img"
 rm -f "$out"/img/*
-vocab=${L2_CLIP_VOCAB:-${L2_TEST_VOCAB:-$PWD/../shared/data/clip/bpe_simple_vocab_16e6.txt.gz}}
-[ -r "$vocab" ] || { echo "bench_clip: no CLIP vocabulary (set L2_CLIP_VOCAB)" >&2; exit 1; }
+vocab=${L2_CLIP_VOCAB:-$PWD/lib/text/vocab/bpe_simple_vocab_16e6.txt.gz}   # shipped with l2
+[ -r "$vocab" ] || { echo "bench_clip: $vocab: no CLIP vocabulary" >&2; exit 1; }
 cc -O2 bench/sgemm_peak.c -o "$out/sgemm_peak" $(pkg-config --cflags --libs openblas 2>/dev/null || echo -lopenblas)
 peak=$("$out/sgemm_peak" 1024 $TH | awk '{print $2}')
 w=$out/$model.safetensors

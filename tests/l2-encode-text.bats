@@ -2,7 +2,7 @@
 # l2-encode-text: CLIP text features and token ids against
 # tests/ref/make_clip.py (OpenAI's SimpleTokenizer and model re-implemented
 # in Python/PyTorch) on the tiny model test_clip --write-models rebuilds.
-# Needs the CLIP vocabulary ($L2_TEST_VOCAB); tests that read it skip without.
+# The vocabulary is the one l2 ships (lib/text/vocab/; $L2_TEST_VOCAB).
 load test_helper
 
 REF=$L2_ROOT/tests/ref/clip
@@ -16,8 +16,6 @@ setup() {
 	cd "$BATS_TEST_TMPDIR" || return 1
 	unset L2_CLIP_VOCAB
 }
-
-need_vocab() { [ -n "$L2_TEST_VOCAB" ] && [ -r "$L2_TEST_VOCAB" ] || skip "no CLIP vocabulary (L2_TEST_VOCAB)"; }
 
 streams_close() {
 	l2-cat -f tsv "$1" > x.tsv
@@ -52,7 +50,7 @@ golden() { l2-cat --from-npy "$REF/text_features.npy" --keys "$REF/texts.txt" --
 }
 
 @test "features match the PyTorch reference in both layouts, any batch size" {
-	need_vocab; golden
+	golden
 	l2-encode-text -m "$OPENAI" --vocab "$L2_TEST_VOCAB" "$REF/texts.txt" > a.l2f
 	run streams_close a.l2f gold.l2f 1e-4; assert_success
 	l2-encode-text -m "$HF" --vocab "$L2_TEST_VOCAB" -b 2 < "$REF/texts.txt" > b.l2f
@@ -63,7 +61,6 @@ golden() { l2-cat --from-npy "$REF/text_features.npy" --keys "$REF/texts.txt" --
 }
 
 @test "--tokens prints clip.tokenize ids without padding" {
-	need_vocab
 	l2-encode-text --tokens --vocab "$L2_TEST_VOCAB" "$REF/texts.txt" > ids.txt
 	diff ids.txt "$REF/text_ids.txt"
 	run bash -c "echo 'a photo of a cat' | l2-encode-text --tokens --vocab '$L2_TEST_VOCAB'"
@@ -71,7 +68,6 @@ golden() { l2-cat --from-npy "$REF/text_features.npy" --keys "$REF/texts.txt" --
 }
 
 @test "over-long text is cut to the context with the end token last" {
-	need_vocab
 	for i in $(seq 200); do printf 'word%d ' "$i"; done > long.txt
 	echo >> long.txt
 	run l2-encode-text --tokens --vocab "$L2_TEST_VOCAB" -m "$OPENAI" long.txt
@@ -80,25 +76,58 @@ golden() { l2-cat --from-npy "$REF/text_features.npy" --keys "$REF/texts.txt" --
 	[ "$(echo "$output" | awk '{ print $NF }')" = 49407 ]
 }
 
-@test "vocabulary search: --vocab, then \$L2_CLIP_VOCAB, then beside the weights" {
-	need_vocab
+@test "vocabulary search: --vocab, \$L2_CLIP_VOCAB, beside the weights, then l2's own copy" {
 	echo "a cat" > t.txt
-	run l2-encode-text -m "$OPENAI" t.txt
-	assert_failure 1; assert_output --partial "no CLIP vocabulary"
-	L2_CLIP_VOCAB=$L2_TEST_VOCAB l2-encode-text -m "$OPENAI" t.txt > a.l2f
-	mkdir m && ln -s "$OPENAI" m/model.safetensors && ln -s "$L2_TEST_VOCAB" m/bpe_simple_vocab_16e6.txt.gz
-	l2-encode-text -m m/model.safetensors t.txt > b.l2f
+	echo "not a vocabulary" > bad.txt
+	# nothing chosen: the shipped copy ($(BUILD)/share/l2), the same as naming it
+	l2-encode-text -m "$OPENAI" t.txt > a.l2f
+	l2-encode-text -m "$OPENAI" --vocab "$L2_ROOT/lib/text/vocab/bpe_simple_vocab_16e6.txt.gz" t.txt > b.l2f
 	cmp a.l2f b.l2f
+	# each choice is taken before the ones after it (a bad file shows which was read)
+	L2_CLIP_VOCAB=$PWD/bad.txt l2-encode-text -m "$OPENAI" --vocab "$L2_TEST_VOCAB" t.txt | cmp - a.l2f
+	run env L2_CLIP_VOCAB=$PWD/bad.txt l2-encode-text -m "$OPENAI" t.txt
+	assert_failure 1; assert_output --partial "bad.txt"
+	mkdir m && ln -s "$OPENAI" m/model.safetensors && cp bad.txt m/merges.txt
+	run l2-encode-text -m m/model.safetensors t.txt
+	assert_failure 1; assert_output --partial "m/merges.txt"
+	cp bad.txt m/bpe_simple_vocab_16e6.txt.gz
+	run l2-encode-text -m m/model.safetensors t.txt
+	assert_failure 1; assert_output --partial "m/bpe_simple_vocab_16e6.txt.gz"
+	ln -s "$L2_TEST_VOCAB" m/model.vocab.txt.gz     # STEM.vocab.txt.gz, l2-train-clip's, first
+	l2-encode-text -m m/model.safetensors t.txt | cmp - a.l2f
+	# a program copied away from its share/l2 says where l2's copy should be
+	mkdir -p x/bin && cp "$L2_BUILD/bin/l2-encode-text" x/bin/
+	run x/bin/l2-encode-text -m "$OPENAI" t.txt
+	assert_failure 1
+	assert_output --partial "no CLIP vocabulary"
+	assert_output --partial "x/bin/../share/l2/bpe_simple_vocab_16e6.txt.gz"
+}
+
+@test "an installed l2 finds its vocabulary under PREFIX/share/l2; uninstall removes it" {
+	make -s -C "$L2_ROOT" BUILD="$L2_BUILD" SAN="${SAN:-0}" PREFIX="$PWD/p" install > make.log 2>&1 || { cat make.log; false; }
+	assert_file_exist p/share/l2/bpe_simple_vocab_16e6.txt.gz p/share/l2/bpe_simple_vocab_16e6.LICENSE
+	cmp p/share/l2/bpe_simple_vocab_16e6.txt.gz "$L2_ROOT/lib/text/vocab/bpe_simple_vocab_16e6.txt.gz"
+	echo "a photo of a cat" > t.txt
+	run env -u L2_CLIP_VOCAB PATH=/usr/bin:/bin p/bin/l2-encode-text --tokens t.txt
+	assert_success; assert_output "49406 320 1125 539 320 2368 49407"
+	p/bin/l2-encode-text -m "$OPENAI" t.txt > a.l2f
+	l2-encode-text -m "$OPENAI" t.txt | cmp - a.l2f
+	# it is the installed copy that is read, not the build tree's
+	mv p/share/l2 p/share/l2.away
+	run p/bin/l2-encode-text --tokens t.txt
+	assert_failure 1; assert_output --partial "p/bin/../share/l2/bpe_simple_vocab_16e6.txt.gz"
+	mv p/share/l2.away p/share/l2
+	make -s -C "$L2_ROOT" BUILD="$L2_BUILD" SAN="${SAN:-0}" PREFIX="$PWD/p" uninstall > make.log 2>&1 || { cat make.log; false; }
+	[ -z "$(find p -type f)" ]
+	assert_not_exist p/share/l2
 }
 
 @test "a Hugging Face merges.txt (plain text) tokenizes the same" {
-	need_vocab
 	gzip -dc "$L2_TEST_VOCAB" | head -n 48895 | sed '1s/.*/#version: 0.2/' > merges.txt
 	l2-encode-text --tokens --vocab merges.txt "$REF/texts.txt" | diff - "$REF/text_ids.txt"
 }
 
 @test "wrong vocabulary file: not BPE, or too small for the model" {
-	need_vocab
 	echo "a cat" > t.txt
 	echo "hello world" > junk.txt
 	run l2-encode-text -m "$OPENAI" --vocab junk.txt t.txt
@@ -111,7 +140,6 @@ golden() { l2-cat --from-npy "$REF/text_features.npy" --keys "$REF/texts.txt" --
 }
 
 @test "invalid UTF-8 is an error naming the line; no output file" {
-	need_vocab
 	printf 'fine\nbad \xff byte\n' > t.txt
 	run l2-encode-text -m "$OPENAI" --vocab "$L2_TEST_VOCAB" -o out.l2f t.txt
 	assert_failure 1
@@ -120,7 +148,6 @@ golden() { l2-cat --from-npy "$REF/text_features.npy" --keys "$REF/texts.txt" --
 }
 
 @test "bad weights and missing input are errors" {
-	need_vocab
 	run l2-encode-text -m nothere.safetensors --vocab "$L2_TEST_VOCAB" "$REF/texts.txt"
 	assert_failure 1; assert_output --partial "nothere.safetensors"
 	run l2-encode-text -m "$OPENAI" --vocab "$L2_TEST_VOCAB" nothere.txt
@@ -136,7 +163,6 @@ PY
 }
 
 @test "empty input gives an empty stream; keys are the lines (CRLF stripped)" {
-	need_vocab
 	l2-encode-text -m "$OPENAI" --vocab "$L2_TEST_VOCAB" < /dev/null > e.l2f
 	[ "$(l2-cat --count e.l2f)" = 0 ]
 	printf 'a cat\r\nüñí 😀\n' | l2-encode-text -m "$OPENAI" --vocab "$L2_TEST_VOCAB" | l2-cat -f tsv | cut -f1 > keys
@@ -144,7 +170,6 @@ PY
 }
 
 @test "--store puts the features into a dataset store keyed by text" {
-	need_vocab
 	run l2-encode-text -m "$OPENAI" --vocab "$L2_TEST_VOCAB" --store ds.lmdb -o s.l2f "$REF/texts.txt"
 	assert_success
 	assert_output --partial "1 empty or over-long"
@@ -155,7 +180,6 @@ PY
 }
 
 @test "unwritable output is an error" {
-	need_vocab
 	run l2-encode-text -m "$OPENAI" --vocab "$L2_TEST_VOCAB" -o /nonexistent/x.l2f "$REF/texts.txt"
 	assert_failure 1
 }

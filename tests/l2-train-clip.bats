@@ -86,6 +86,12 @@ PY
 	# the vocabulary is reusable
 	run l2-train-clip --synthetic 40 $TINY --steps 1 --vocab m.vocab.txt.gz -o n.safetensors
 	assert_success
+	# the encoders find it beside the weights; without it they say why l2's own does not fit
+	echo "a red circle" | env -u L2_CLIP_VOCAB l2-encode-text -m m.safetensors > /dev/null
+	mkdir away && mv m.vocab.txt.gz vocab.txt.gz away/
+	run bash -c "echo 'a red circle' | env -u L2_CLIP_VOCAB l2-encode-text -m m.safetensors"
+	assert_failure 1
+	assert_output --partial "l2's own OpenAI one was tried: give --vocab"
 }
 
 @test "l2-train-clip: same seed, same bytes; --resume after a stop is bit-identical" {

@@ -6,8 +6,8 @@ L2_ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 L2_BUILD=${L2_BUILD:-$L2_ROOT/build}
 export PATH="$L2_BUILD/bin:$L2_ROOT/tools:$PATH"
 export L2_ROOT L2_BUILD
-# the CLIP vocabulary users bring; tests read the copy beside the checkout
-export L2_TEST_VOCAB=${L2_TEST_VOCAB:-$(ls "$L2_ROOT"/../shared/data/clip/bpe_simple_vocab_16e6.txt.gz 2>/dev/null)}
+# OpenAI CLIP's vocabulary, which l2 ships (lib/text/vocab/README.md)
+export L2_TEST_VOCAB=${L2_TEST_VOCAB:-$L2_ROOT/lib/text/vocab/bpe_simple_vocab_16e6.txt.gz}
 
 load_lib() {
 	local name=$1

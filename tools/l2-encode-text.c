@@ -32,7 +32,8 @@ static void usage(FILE *f)
 		"Writes a text-feature stream (schemas/l2fs.md) to standard output.\n\n"
 		"  -m, --model FILE    CLIP weights (.safetensors, OpenAI or Hugging Face layout)\n"
 		"      --vocab FILE    BPE vocabulary (bpe_simple_vocab_16e6.txt.gz or merges.txt); default:\n"
-		"                      $L2_CLIP_VOCAB, else such a file beside the weights\n"
+		"                      $L2_CLIP_VOCAB, else such a file beside the weights, else l2's\n"
+		"                      own copy of OpenAI's (PREFIX/share/l2/)\n"
 		"  -o, --output FILE   write here instead of standard output (atomically)\n"
 		"  -b, --batch N       texts per forward pass (default 64)\n"
 		"      --raw           do not L2-normalise the features\n"
@@ -119,11 +120,7 @@ int main(int argc, char **argv)
 		C = l2_clip_config(m)->context;
 		E = l2_clip_config(m)->tembed;
 	}
-	char *vpath = l2_tok_find_vocab(o.vocab, o.model);
-	L2Tokenizer *tok = l2_tok_load(vpath);
-	if (m && l2_tok_vocab_size(tok) != l2_clip_config(m)->vocab)
-		l2_die("%s: vocabulary of %d tokens, but %s has %d token embeddings (wrong vocabulary file?)", vpath,
-		       l2_tok_vocab_size(tok), o.model, l2_clip_config(m)->vocab);
+	L2Tokenizer *tok = l2_clip_tokenizer(m, o.model, o.vocab, NULL);
 
 	FILE *in = l2_fopen_read(o.in);
 	const char *inname = strcmp(o.in, "-") ? o.in : "standard input";
@@ -227,7 +224,6 @@ int main(int argc, char **argv)
 	free(bt);
 	free(feat);
 	free(bf);
-	free(vpath);
 	l2_tok_free(tok);
 	l2_clip_free(m);
 	return 0;

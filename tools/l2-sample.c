@@ -36,7 +36,7 @@ static void usage(FILE *f)
 		"  -p, --prompt TEXT        a prompt (repeatable)\n"
 		"      --prompts FILE       prompts, one per line (empty lines skipped)\n"
 		"      --clip WEIGHTS       CLIP weights that encode the prompts (l2-encode-text's file)\n"
-		"      --vocab FILE         BPE vocabulary (default: found beside WEIGHTS, as l2-encode-text)\n"
+		"      --vocab FILE         BPE vocabulary (default: as l2-encode-text finds it)\n"
 		"  -n, --count N            images per condition (default 4)\n"
 		"      --seed N             (default 0)\n"
 		"      --truncation PSI     w = w_avg + PSI (w - w_avg) (default 1)\n"

@@ -6,15 +6,14 @@
  * would pay at start-up, and a machine without the CUDA runtime can still run
  * every CPU path. */
 #include "core/device.h"
+#include "core/util.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #ifdef L2_CUDA
 #include <dlfcn.h>
-#include <limits.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 static int loaded; /* 0 not tried, 1 loaded, -1 failed */
 static char why[512];
@@ -37,20 +36,10 @@ static int load(void)
 	void *h = NULL;
 	const char *env = getenv("L2_CUDA_LIB");
 	if (env && *env) h = try_open(env);
-	if (!h) {
-		char exe[PATH_MAX], path[PATH_MAX + 32];
-		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-		if (n > 0) {
-			exe[n] = 0;
-			char *slash = strrchr(exe, '/');
-			if (slash) *slash = 0;
-			snprintf(path, sizeof path, "%s/libl2cuda.so", exe);
-			h = try_open(path);
-			if (!h) {
-				snprintf(path, sizeof path, "%s/../lib/l2/libl2cuda.so", exe);
-				h = try_open(path);
-			}
-		}
+	for (int i = 0; !h && i < 2; i++) {
+		char *p = l2_exe_path(i ? "../lib/l2/libl2cuda.so" : "libl2cuda.so");
+		if (p) h = try_open(p);
+		free(p);
 	}
 	if (!h) return 0;
 	cu_available = (int (*)(void))dlsym(h, "l2cu_available");

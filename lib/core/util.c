@@ -418,6 +418,20 @@ int l2_file_exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
+char *l2_exe_path(const char *rel)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0) return NULL;
+	exe[n] = 0;
+	char *slash = strrchr(exe, '/');
+	size_t dl = slash ? (size_t)(slash - exe) + 1 : 0;
+	char *p = l2_malloc(dl + strlen(rel) + 1);
+	memcpy(p, exe, dl);
+	strcpy(p + dl, rel);
+	return p;
+}
+
 void l2_mkdir_p(const char *path)
 {
 	char *p = l2_strdup(path);

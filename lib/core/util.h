@@ -135,6 +135,11 @@ void l2_cleanup_register(void (*fn)(void));
 void l2_mkdir_p(const char *path);
 int l2_is_dir(const char *path);
 int l2_file_exists(const char *path);
+/* REL resolved against the directory of the running program
+ * (/proc/self/exe): l2_exe_path("../share/l2/x") is PREFIX/share/l2/x for
+ * PREFIX/bin/l2-tool, installed or in the build tree.  Malloc'd; NULL when
+ * the program's path cannot be read. */
+char *l2_exe_path(const char *rel);
 
 /* ---- numbers and strings ---------------------------------------------------- */
 

@@ -85,8 +85,7 @@ void l2_conditions_from_prompts(L2Conditions *c, char *const *text, int n, const
 	L2Clip *m = l2_clip_load(clip, L2_CLIP_TEXT);
 	const L2ClipConfig *cc = l2_clip_config(m);
 	if (cc->tembed != dim) l2_die("%s: text features have %d dimensions; %s was trained on %d", clip, cc->tembed, model, dim);
-	char *vp = l2_tok_find_vocab(vocab, clip);
-	L2Tokenizer *tok = l2_tok_load(vp);
+	L2Tokenizer *tok = l2_clip_tokenizer(m, clip, vocab, NULL); /* found, loaded, size-checked */
 	int32_t *ids = l2_malloc((size_t)cc->context * sizeof(int32_t));
 	for (int i = 0; i < n; i++) {
 		if (l2_tok_tokenize(tok, text[i], strlen(text[i]), cc->context, ids) < 0)
@@ -94,7 +93,7 @@ void l2_conditions_from_prompts(L2Conditions *c, char *const *text, int n, const
 		l2_clip_encode_text(m, ids, 1, c->h + (size_t)i * dim);
 		unit(c->h + (size_t)i * dim, dim);
 	}
-	free(ids), free(vp);
+	free(ids);
 	l2_tok_free(tok);
 	l2_clip_free(m);
 }

@@ -875,3 +875,22 @@ void l2_clip_write_random(const char *path, const L2ClipConfig *c, int layout, i
 	for (int i = 0; i < g.nbufs; i++) free(g.bufs[i]);
 	free(g.bufs);
 }
+
+L2Tokenizer *l2_clip_tokenizer(const L2Clip *m, const char *weights, const char *vocab_opt, char **pathP)
+{
+	char *path = l2_tok_find_vocab(vocab_opt, weights);
+	L2Tokenizer *tok = l2_tok_load(path);
+	if (m && l2_tok_vocab_size(tok) != m->cfg.vocab) {
+		/* a model trained with its own vocabulary, found without it: say so */
+		char *shipped = l2_tok_shipped_vocab();
+		int fallback = shipped && !strcmp(shipped, path);
+		free(shipped);
+		l2_die("%s: vocabulary of %d tokens, but %s has %d token embeddings (%s)", path, l2_tok_vocab_size(tok),
+		       weights, m->cfg.vocab,
+		       fallback ? "no vocabulary beside the weights, so l2's own OpenAI one was tried: give --vocab"
+				: "wrong vocabulary file?");
+	}
+	if (pathP) *pathP = path;
+	else free(path);
+	return tok;
+}

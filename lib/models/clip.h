@@ -16,6 +16,8 @@
 #ifndef L2_CLIP_H
 #define L2_CLIP_H
 
+#include "text/clip_tokenizer.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +60,11 @@ void l2_clip_encode_images_serial(const L2Clip *m, const float *px, int n, float
  * is computed only up to its longest text (the causal mask makes that
  * exact): pooling is at each row's first largest token id, the end token. */
 void l2_clip_encode_text(const L2Clip *m, const int32_t *tokens, int n, float *out);
+/* The tokenizer for M (loaded from WEIGHTS; NULL for tokens only): the
+ * vocabulary l2_tok_find_vocab picks for VOCAB_OPT (--vocab), loaded and
+ * checked against M's token embedding; dies naming both files when they
+ * disagree.  *PATHP (if not NULL) gets the malloc'd path. */
+L2Tokenizer *l2_clip_tokenizer(const L2Clip *m, const char *weights, const char *vocab_opt, char **pathP);
 
 /* Write a random-weight CLIP of the given sizes to PATH in a layout, as f32
  * or f16.  The values are a pure function of (seed, OpenAI key name, index)

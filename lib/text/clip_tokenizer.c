@@ -463,12 +463,17 @@ int l2_tok_tokenize(const L2Tokenizer *b, const char *text, size_t len, int cont
 	return k;
 }
 
+char *l2_tok_shipped_vocab(void)
+{
+	return l2_exe_path("../share/l2/" L2_TOK_SHIPPED_NAME);
+}
+
 char *l2_tok_find_vocab(const char *opt, const char *weights)
 {
 	if (opt) return l2_strdup(opt);
 	const char *env = getenv("L2_CLIP_VOCAB");
 	if (env && *env) return l2_strdup(env);
-	static const char *const names[] = {"bpe_simple_vocab_16e6.txt.gz", "merges.txt", "vocab.txt.gz"};
+	static const char *const names[] = {L2_TOK_SHIPPED_NAME, "merges.txt", "vocab.txt.gz"};
 	if (weights) {
 		/* STEM.vocab.txt.gz: what l2-train-clip writes beside STEM.safetensors,
 		 * so several models can share a directory */
@@ -489,6 +494,13 @@ char *l2_tok_find_vocab(const char *opt, const char *weights)
 			free(p);
 		}
 	}
-	l2_die("no CLIP vocabulary: give --vocab FILE, set L2_CLIP_VOCAB, or put bpe_simple_vocab_16e6.txt.gz "
-	       "beside the weights");
+	/* last, the copy l2 ships (lib/text/vocab/): PREFIX/share/l2 installed,
+	 * $(BUILD)/share/l2 in the build tree */
+	char *shipped = l2_tok_shipped_vocab();
+	if (shipped && l2_file_exists(shipped)) return shipped;
+	char where[512];
+	snprintf(where, sizeof where, "%s", shipped ? shipped : "/proc/self/exe is unreadable");
+	free(shipped);
+	l2_die("no CLIP vocabulary: give --vocab FILE, set L2_CLIP_VOCAB, or put " L2_TOK_SHIPPED_NAME
+	       " beside the weights (l2's own copy is missing: %s)", where);
 }

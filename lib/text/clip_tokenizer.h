@@ -41,9 +41,20 @@ long l2_tok_encode(const L2Tokenizer *b, const char *text, size_t len, int32_t *
  * or -1 for invalid UTF-8. */
 int l2_tok_tokenize(const L2Tokenizer *b, const char *text, size_t len, int context, int32_t *out);
 
-/* Which vocabulary to use: OPT (--vocab) when given, else $L2_CLIP_VOCAB,
- * else bpe_simple_vocab_16e6.txt.gz, merges.txt or vocab.txt.gz beside
- * WEIGHTS.  Returns a malloc'd path, or dies saying where it looked. */
+/* OpenAI's vocabulary, which l2 ships (lib/text/vocab/) and installs as
+ * PREFIX/share/l2/bpe_simple_vocab_16e6.txt.gz; the build puts it at
+ * $(BUILD)/share/l2/ too, the same place relative to the programs. */
+#define L2_TOK_SHIPPED_NAME "bpe_simple_vocab_16e6.txt.gz"
+/* Where the shipped copy should be for this program: ../share/l2/ from the
+ * running executable's directory (malloc'd; NULL if /proc/self/exe is
+ * unreadable).  It may be missing (a bare copied binary). */
+char *l2_tok_shipped_vocab(void);
+
+/* Which vocabulary to use, the user's choices first: OPT (--vocab) when
+ * given, else $L2_CLIP_VOCAB, else STEM.vocab.txt.gz for STEM.safetensors
+ * (l2-train-clip's), bpe_simple_vocab_16e6.txt.gz, merges.txt or
+ * vocab.txt.gz beside WEIGHTS (may be NULL), else l2's shipped copy.
+ * Returns a malloc'd path, or dies saying where it looked. */
 char *l2_tok_find_vocab(const char *opt, const char *weights);
 
 #endif

@@ -3,22 +3,51 @@
  * pieces that need no vocabulary (clean-up, NFC, HTML entities, lower), and
  * lib/text/ftfy.c against real ftfy's fix_text and fix_encoding (ftfy.jsonl;
  * $L2_FTFY_CASES names another file of the same form).
- * The vocabulary is $L2_TEST_VOCAB or ../shared/data/clip/ beside the
- * checkout; without it the vocabulary tests are skipped. */
+ * The vocabulary is the copy l2 ships (lib/text/vocab/, found from the
+ * build tree as the tools find it), or $L2_TEST_VOCAB when set; its SHA-256
+ * is checked against the one recorded in lib/text/vocab/README.md. */
 #include "text/clip_tokenizer.h"
 #include "check.h"
 #include "text/ftfy.h"
+#include "core/sha256.h"
 #include "core/util.h"
 
 #include <jansson.h>
 #include <unistd.h>
 
+/* openai/CLIP clip/bpe_simple_vocab_16e6.txt.gz (git blob 7b5088a5) */
+#define SHIPPED_SHA256 "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"
+
+/* The shipped file in the source tree and the copy the build made, where
+ * l2_tok_find_vocab looks last (../share/l2/ from this program's directory). */
+static void test_shipped_vocab(void)
+{
+	char hex[65];
+	l2_sha256_file("lib/text/vocab/bpe_simple_vocab_16e6.txt.gz", hex);
+	CHECK_MSG(!strcmp(hex, SHIPPED_SHA256), "lib/text/vocab/bpe_simple_vocab_16e6.txt.gz: SHA-256 %s", hex);
+	char *p = l2_tok_shipped_vocab();
+	CHECK(p && access(p, R_OK) == 0);
+	if (p && access(p, R_OK) == 0) {
+		l2_sha256_file(p, hex);
+		CHECK_MSG(!strcmp(hex, SHIPPED_SHA256), "%s: SHA-256 %s", p, hex);
+		/* no --vocab, no $L2_CLIP_VOCAB, no weights: the shipped copy */
+		char *saved = getenv("L2_CLIP_VOCAB") ? l2_strdup(getenv("L2_CLIP_VOCAB")) : NULL;
+		unsetenv("L2_CLIP_VOCAB");
+		char *found = l2_tok_find_vocab(NULL, NULL);
+		CHECK_MSG(!strcmp(found, p), "found %s, expected %s", found, p);
+		/* weights with nothing beside them: still the shipped copy */
+		char *found2 = l2_tok_find_vocab(NULL, "/nonexistent-dir/model.safetensors");
+		CHECK(!strcmp(found2, p));
+		if (saved) setenv("L2_CLIP_VOCAB", saved, 1);
+		free(saved), free(found), free(found2);
+	}
+	free(p);
+}
+
 static const char *vocab_path(void)
 {
 	const char *v = getenv("L2_TEST_VOCAB");
-	if (v && *v && access(v, R_OK) == 0) return v;
-	v = "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz";
-	return access(v, R_OK) == 0 ? v : NULL;
+	return v && *v ? v : "lib/text/vocab/bpe_simple_vocab_16e6.txt.gz";
 }
 
 static L2Tokenizer *tok;
@@ -171,12 +200,8 @@ int main(int argc, char **argv)
 	l2_init(argc, argv);
 	RUN(test_clean);
 	RUN(test_ftfy);
+	RUN(test_shipped_vocab);
 	const char *v = vocab_path();
-	if (!v) {
-		printf("ok 3 - test_goldens # SKIP no CLIP vocabulary (set L2_TEST_VOCAB)\n");
-		check_test_no++;
-		return check_done();
-	}
 	tok = l2_tok_load(v);
 	RUN(test_vocab_shape);
 	RUN(test_goldens);

@@ -2,7 +2,7 @@
  * PyTorch goldens (tests/ref/make_train.py: OpenAI's model.py in float64):
  * features, symmetric InfoNCE loss and every parameter's gradient; and the
  * BPE learner/tokenizer (lib/text/bpe_learn.c), against OpenAI's vocabulary
- * when ../shared/data/clip has it. */
+ * (shipped in lib/text/vocab/). */
 #include "text/clip_tokenizer.h"
 #include "text/bpe_learn.h"
 #include "models/clip.h"
@@ -127,11 +127,7 @@ static void test_bpe_learn_roundtrip(void)
 
 static void test_bpe_openai_vocab(void)
 {
-	const char *p = "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz";
-	if (access(p, R_OK)) {
-		printf("# skip: %s not present\n", p);
-		return;
-	}
+	const char *p = "lib/text/vocab/bpe_simple_vocab_16e6.txt.gz"; /* shipped with l2 */
 	L2BpeVocab *v = l2_bpe_read(p);
 	CHECK(l2_bpe_size(v) == 49408 && l2_bpe_sot(v) == 49406 && l2_bpe_eot(v) == 49407);
 	/* clip.tokenize("a photo of a cat") and a contraction + digits */

@@ -74,7 +74,7 @@ except ImportError:
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "clip")
-VOCAB = os.environ.get("L2_TEST_VOCAB") or os.path.join(HERE, "../../../shared/data/clip/bpe_simple_vocab_16e6.txt.gz")
+VOCAB = os.environ.get("L2_TEST_VOCAB") or os.path.join(HERE, "../../lib/text/vocab/bpe_simple_vocab_16e6.txt.gz")
 
 CFG = dict(width=128, layers=2, patch=8, res=32, embed=48,
            twidth=128, tlayers=2, context=77, vocab=49408, seed=1234)
