@@ -65,7 +65,120 @@ def stream_seeds():
     out("stream", "empty-counted", l2fs_header("inception-feature", 8, count=0))
 
 
-SEEDS = {"stream": stream_seeds}
+# ---- .npy and .npz ---------------------------------------------------------------------
+
+def npy(shape, values, descr="<f4", version=1):
+    d = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (
+        descr, "".join("%d," % n for n in shape) if len(shape) == 1 else ", ".join(str(n) for n in shape))
+    pre = 10 if version == 1 else 12
+    pad = (64 - (pre + len(d) + 1) % 64) % 64
+    h = (d + " " * pad + "\n").encode()
+    size = struct.pack("<H", len(h)) if version == 1 else struct.pack("<I", len(h))
+    return b"\x93NUMPY" + bytes([version, 0]) + size + h + struct.pack("<%d%s" % (len(values), "f" if descr == "<f4" else "d"), *values)
+
+
+def npy_seeds():
+    import io
+    import zipfile
+    out("npy", "f4-2x3-v1", npy((2, 3), [1, 2, 3, 4, 5, 6]))
+    out("npy", "f8-4-v2", npy((4,), [0.5, -1, 1e300, 0], "<f8", 2))
+    out("npy", "f4-scalar-v3", npy((), [7], "<f4", 3))
+    out("npy", "f4-0x5", npy((0, 5), []))
+    mu, sigma = npy((2,), [0.1, 0.2], "<f8"), npy((2, 2), [1, 0.5, 0.5, 2], "<f8")
+    for name, how, z64 in (("stored", zipfile.ZIP_STORED, False), ("deflated", zipfile.ZIP_DEFLATED, False),
+                           ("zip64", zipfile.ZIP_STORED, True)):
+        b = io.BytesIO()
+        with zipfile.ZipFile(b, "w", how) as z:
+            for member, data in (("mu.npy", mu), ("sigma.npy", sigma)):
+                with z.open(member, "w", force_zip64=z64) as f:
+                    f.write(data)
+        out("npy", "npz-" + name, b.getvalue())
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w") as z:
+        z.writestr("arr_0.npy", npy((3,), [1, 2, 3]))
+    out("npy", "npz-arr0", b.getvalue())
+
+
+# ---- PNG and JPEG ------------------------------------------------------------------------
+
+def png(w, h, ctype, depth, interlace=0, plte=None, trns=None, seed=1):
+    import zlib
+    chans = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ctype]
+    bits = chans * depth
+    rows, x = [], seed
+    passes = [(0, 0, 1, 1)] if not interlace else [
+        (0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    raw = b""
+    for x0, y0, dx, dy in passes:
+        pw, ph = len(range(x0, w, dx)), len(range(y0, h, dy))
+        if not pw or not ph:
+            continue
+        for _ in range(ph):
+            n = (pw * bits + 7) // 8
+            row = bytearray()
+            for _ in range(n):
+                x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+                row.append(x >> 16 & 0xFF)
+            if ctype == 3:  # indices inside the palette
+                row = bytearray(b & ((1 << min(depth, 2)) - 1) if depth < 8 else b % 4 for b in row)
+            raw += bytes([(x >> 8) % 5]) + bytes(row)
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    b = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, interlace))
+    if plte:
+        b += chunk(b"PLTE", plte)
+    if trns:
+        b += chunk(b"tRNS", trns)
+    return b + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def image_seeds():
+    plte = bytes([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255])
+    for depth in (1, 2, 4, 8, 16):
+        out("image", "png-grey%d" % depth, png(5, 4, 0, depth))
+    out("image", "png-grey8-trns", png(5, 4, 0, 8, trns=b"\x00\x10"))
+    out("image", "png-grey16-interlaced", png(9, 9, 0, 16, interlace=1))
+    for depth in (8, 16):
+        out("image", "png-rgb%d" % depth, png(5, 4, 2, depth))
+        out("image", "png-greyalpha%d" % depth, png(4, 5, 4, depth))
+        out("image", "png-rgba%d" % depth, png(6, 3, 6, depth))
+    out("image", "png-rgb8-trns", png(5, 4, 2, 8, trns=b"\x00\x10\x00\x20\x00\x30"))
+    out("image", "png-rgba8-interlaced", png(10, 9, 6, 8, interlace=1))
+    for depth in (1, 2, 4, 8):
+        out("image", "png-palette%d" % depth, png(7, 3, 3, depth, plte=plte))
+    out("image", "png-palette8-trns", png(7, 3, 3, 8, plte=plte, trns=b"\x00\x80"))
+    fixtures = os.path.join(HERE, "..", "fixtures", "images")
+    for name in ("jg.jpg", "jprog.jpg", "jrgb444.jpg", "jrgb422.jpg", "jextra.jpg", "jgprog.jpg",
+                 "jcmyk.jpg", "jcmyk_noadobe.jpg", "jycck.jpg", "jycckprog.jpg", "jrgb.jpg"):
+        with open(os.path.join(fixtures, name), "rb") as f:
+            out("image", "jpeg-" + name[1:-4], f.read())
+
+
+# ---- text for the tokenizer ---------------------------------------------------------------
+
+TEXTS = {
+    "caption": "a red heart with a smiling face",
+    "upper-punct": "Hello, World!!  It's a DOG's life... (really?)",
+    "html": "fish &amp; chips &lt;3 &quot;tasty&quot; &#x1F600; &eacute;",
+    "mojibake-latin1": "cafÃ© and naÃ¯ve",
+    "mojibake-cp1252": "donâ€™t â€œquoteâ€\x9d me",
+    "special": "<|startoftext|>a cat<|endoftext|> after",
+    "unicode": "Ὀδυσσεύς ΣΙΣΥΦΟΣ 東京タワー 🎉👍🏽 ﬁne ｆｕｌｌ",
+    "combining": "e\u0301 a\u0308 \u212b ﬀ",
+    "controls": "tab\there\r\nline\x1b[31mred\x1b[0m \u00a0nbsp \u200b",
+    "numbers": "2023 12,345.67 ½ ² Ⅻ",
+    "long-word": "supercalifragilisticexpialidocious" * 4,
+}
+
+
+def tokenizer_seeds():
+    for name, text in TEXTS.items():
+        out("tokenizer", name, text.encode("utf-8", "surrogatepass"))
+    out("tokenizer", "invalid-utf8", b"abc \xff\xfe \xc3\x28 \xed\xa0\x80")
+
+
+SEEDS = {"stream": stream_seeds, "npy": npy_seeds, "image": image_seeds, "tokenizer": tokenizer_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or SEEDS:
