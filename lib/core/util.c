@@ -250,6 +250,24 @@ size_t l2_mul_size(size_t n, size_t m)
 	return n * m;
 }
 
+char *l2_escape(char *buf, size_t cap, const void *s, size_t n)
+{
+	const unsigned char *p = s;
+	size_t o = 0;
+	if (!cap) return buf;
+	for (size_t i = 0; i < n; i++) {
+		int esc = p[i] < 0x20 || p[i] == 0x7f;
+		if (o + (esc ? 4 : 1) + 4 > cap) { /* room for "..." and the NUL */
+			snprintf(buf + o, cap - o, "...");
+			return buf;
+		}
+		if (esc) o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", p[i]);
+		else buf[o++] = (char)p[i];
+	}
+	buf[o] = 0;
+	return buf;
+}
+
 /* ---- files ---------------------------------------------------------------------- */
 
 FILE *l2_fopen_read(const char *path)

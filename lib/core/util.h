@@ -170,6 +170,11 @@ static inline void l2_put_le64(unsigned char *p, uint64_t v) {
 	l2_put_le32(p, (uint32_t)v); l2_put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
+/* Bytes from an input, fit for a one-line message: control bytes (newlines
+ * included) and DEL written as \xNN, cut with "..." to fit cap; returns
+ * buf.  Use it whenever a message quotes a name or value read from a file. */
+char *l2_escape(char *buf, size_t cap, const void *s, size_t n);
+
 /* Wall clock in seconds (monotonic). */
 double l2_now(void);
 

@@ -55,9 +55,10 @@ void l2_npy_parse(const unsigned char *buf, size_t len, const char *name, L2Npy 
 	if (!strncmp(v, "'<f4'", 5)) a->is_f64 = 0;
 	else if (!strncmp(v, "'<f8'", 5)) a->is_f64 = 1;
 	else {
-		const char *e = strchr(v, ',');
-		l2_die("%s: unsupported .npy element type %.*s (expected float32 '<f4' or float64 '<f8')", name,
-		       e ? (int)(e - v) : 8, v);
+		size_t n = strcspn(v, ",}");
+		char q[64];
+		l2_die("%s: unsupported .npy element type %s (expected float32 '<f4' or float64 '<f8')", name,
+		       l2_escape(q, sizeof q, v, n));
 	}
 	v = dict_value(d, "fortran_order");
 	if (!v) l2_die("%s: .npy header has no 'fortran_order'", name);
