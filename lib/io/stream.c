@@ -69,6 +69,7 @@ struct L2StreamReader {
 	size_t *nkey_cap;
 	uint32_t *nkey_len;
 	float *nscore, *nvec;
+	size_t nvec_cap; /* floats allocated in nvec: grown as neighbours arrive */
 	L2Held held; /* from open to close (util.h): the file */
 };
 
@@ -116,7 +117,8 @@ L2StreamReader *l2_stream_open_fp(FILE *f, const char *name)
 		r->nkey_cap = l2_calloc(k, sizeof *r->nkey_cap);
 		r->nkey_len = l2_calloc(k, sizeof *r->nkey_len);
 		r->nscore = l2_calloc(k, sizeof(float));
-		r->nvec = l2_malloc(l2_mul_size(l2_mul_size(k, d), sizeof(float)));
+		/* nvec (k x dim floats, up to 256 GiB by the header's limits) is
+		 * allocated as the neighbours' bytes arrive, not on the header's word */
 	}
 	return r;
 }
@@ -221,6 +223,12 @@ int l2_stream_next(L2StreamReader *r, L2Record *rec)
 			r->nkey_len[j] = nl;
 			uint32_t s = read_u32(r, "neighbor score");
 			memcpy(&r->nscore[j], &s, 4);
+			if ((size_t)(j + 1) * d > r->nvec_cap) {
+				size_t cap = r->nvec_cap ? 2 * r->nvec_cap : d;
+				if (cap > (size_t)r->h.k * d) cap = (size_t)r->h.k * d;
+				r->nvec = l2_realloc(r->nvec, l2_mul_size(cap, sizeof(float)));
+				r->nvec_cap = cap;
+			}
 			read_vec(r, r->nvec + (size_t)j * d, "neighbor vector");
 		}
 		rec->k = r->h.k;

@@ -31,6 +31,10 @@
 #endif
 #ifdef REPLAY_ASAN
 void __sanitizer_set_death_callback(void (*callback)(void));
+/* As libFuzzer's -malloc_limit_mb (tests/fuzz/run.sh): an allocation above
+ * 2 GiB from an input of a few KiB is a size taken on the input's word. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "max_allocation_size_mb=2048"; }
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
