@@ -129,7 +129,8 @@ static const char *parse_tensor(L2Safetensors *st, json_t *info, L2Tensor *t, ui
 	json_t *v;
 	json_object_foreach(info, k, v)
 	if (strcmp(k, "dtype") && strcmp(k, "shape") && strcmp(k, "data_offsets")) {
-		snprintf(why, sizeof why, "unknown field \"%.64s\"", k);
+		char q[80];
+		snprintf(why, sizeof why, "unknown field \"%s\"", l2_escape(q, sizeof q, k, strlen(k)));
 		return why;
 	}
 	json_t *dt = json_object_get(info, "dtype"), *sh = json_object_get(info, "shape"),
@@ -141,7 +142,9 @@ static const char *parse_tensor(L2Safetensors *st, json_t *info, L2Tensor *t, ui
 	for (size_t i = 0; i < sizeof dtypes / sizeof *dtypes; i++)
 		if (!strcmp(json_string_value(dt), dtypes[i].name)) { code = dtypes[i].code; esize = dtypes[i].size; }
 	if (code < 0) {
-		snprintf(why, sizeof why, "unknown dtype \"%.32s\"", json_string_value(dt));
+		char q[48];
+		snprintf(why, sizeof why, "unknown dtype \"%s\"",
+			 l2_escape(q, sizeof q, json_string_value(dt), strlen(json_string_value(dt))));
 		return why;
 	}
 	if (json_array_size(sh) > ST_MAX_DIMS) {
@@ -224,7 +227,10 @@ L2Safetensors *l2_st_open(const char *path)
 	if (hlen < 2 || st->base[8] != '{') l2_die("%s: header is not a JSON object (not a safetensors file?)", path);
 	json_error_t err;
 	json_t *root = st->root = json_loadb((const char *)st->base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &err);
-	if (!root) l2_die("%s: bad JSON header: %s (line %d, column %d)", path, err.text, err.line, err.column);
+	char q[200], q2[200];
+	if (!root)
+		l2_die("%s: bad JSON header: %s (line %d, column %d)", path, l2_escape(q, sizeof q, err.text, strlen(err.text)),
+		       err.line, err.column);
 	if (!json_is_object(root)) l2_die("%s: header is not a JSON object", path);
 	size_t data_len = st->size - 8 - (size_t)hlen;
 
@@ -244,7 +250,8 @@ L2Safetensors *l2_st_open(const char *path)
 			json_object_foreach(v, mk, mv)
 			{
 				if (!json_is_string(mv))
-					l2_die("%s: __metadata__ entry \"%s\": value must be a string", path, mk);
+					l2_die("%s: __metadata__ entry \"%s\": value must be a string", path,
+					       l2_escape(q, sizeof q, mk, strlen(mk)));
 				st->meta[st->nmeta].key = l2_strdup(mk);
 				st->meta[st->nmeta].value = l2_strdup(json_string_value(mv));
 				st->nmeta++;
@@ -253,7 +260,7 @@ L2Safetensors *l2_st_open(const char *path)
 		}
 		L2Tensor *t = &st->t[st->n];
 		const char *why = parse_tensor(st, v, t, span[st->n], data_len);
-		if (why) l2_die("%s: tensor %s: %s", path, name, why);
+		if (why) l2_die("%s: tensor %s: %s", path, l2_escape(q, sizeof q, name, strlen(name)), why);
 		t->name = l2_strdup(name);
 		st->n++;
 	}
@@ -273,7 +280,9 @@ L2Safetensors *l2_st_open(const char *path)
 		if (last >= 0 && span[j][0] < end)
 			l2_die("%s: tensors %s and %s overlap (data_offsets [%" PRIu64 ", %" PRIu64 "] and [%" PRIu64 ", %" PRIu64
 			       "])",
-			       path, st->t[last].name, st->t[j].name, span[last][0], span[last][1], span[j][0], span[j][1]);
+			       path, l2_escape(q, sizeof q, st->t[last].name, strlen(st->t[last].name)),
+			       l2_escape(q2, sizeof q2, st->t[j].name, strlen(st->t[j].name)), span[last][0], span[last][1],
+			       span[j][0], span[j][1]);
 		end = span[j][1];
 		last = j;
 	}
@@ -363,7 +372,11 @@ void l2_st_to_f32(const L2Safetensors *st, const L2Tensor *t, float *out)
 		for (size_t i = 0; i < n; i++) out[i] = (float)p[i];
 		break;
 	default:
-		l2_die("%s: tensor %s: its dtype cannot be converted to float32", st ? st->path : "safetensors", t->name);
+		{
+			char q[200];
+			l2_die("%s: tensor %s: its dtype cannot be converted to float32", st ? st->path : "safetensors",
+			       l2_escape(q, sizeof q, t->name, strlen(t->name)));
+		}
 	}
 }
 
