@@ -147,8 +147,12 @@ $(BUILD)/fuzz/replay-%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/fuzz.o $(BUILD)/fuz
 $(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/fuzz.o $(BUILD)/libl2.a
 	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+# The model-file seeds (tests/fuzz/seeds.py runs it).
+$(BUILD)/fuzz/model-seeds: $(BUILD)/fuzz/model_seeds.o $(BUILD)/libl2.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
 fuzzers: $(FUZZERS)
-.SECONDARY: $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%.o) $(BUILD)/fuzz/fuzz.o $(BUILD)/fuzz/replay.o
+.SECONDARY: $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%.o) $(BUILD)/fuzz/fuzz.o $(BUILD)/fuzz/replay.o $(BUILD)/fuzz/model_seeds.o
 
 # Build the harnesses with libFuzzer and run each for FUZZ_SECONDS
 # (tests/fuzz/run.sh; FUZZ_JOBS=2 runs two at once).

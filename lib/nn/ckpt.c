@@ -88,7 +88,9 @@ static void check_file(const L2Safetensors *st, const char *path)
 			l2_die("%s: tensor %s is not float32", path, l2_st_tensor(st, i)->name);
 	char got[32];
 	snprintf(got, sizeof got, "%016" PRIx64, file_checksum(st));
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION /* fuzz builds: reach the checks behind it */
 	if (strcmp(got, sum)) l2_die("%s: checksum mismatch: the checkpoint is corrupt", path);
+#endif
 }
 
 void l2_ckpt_save_weights(const char *path, AdTensor **p, int n, const char *const *meta)

@@ -45,7 +45,7 @@
 int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
 					      void (*free_hook)(const volatile void *));
 
-#define LEDGER_BITS 22
+#define LEDGER_BITS 18
 #define LEDGER_SLOTS ((size_t)1 << LEDGER_BITS)
 #define LEDGER_MAX (LEDGER_SLOTS / 2) /* slots one input may use, tombstones included */
 #define TOMB ((uintptr_t)1)

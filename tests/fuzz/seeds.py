@@ -178,7 +178,19 @@ def tokenizer_seeds():
     out("tokenizer", "invalid-utf8", b"abc \xff\xfe \xc3\x28 \xed\xa0\x80")
 
 
-SEEDS = {"stream": stream_seeds, "npy": npy_seeds, "image": image_seeds, "tokenizer": tokenizer_seeds}
+# ---- model files: written by l2's own writers (tests/fuzz/model_seeds.c) ----------------
+
+def model_seeds():
+    import subprocess
+    root = os.path.join(HERE, "..", "..")
+    build = os.environ.get("BUILD", "build")
+    subprocess.run(["make", "-s", "-C", root, build + "/fuzz/model-seeds"], check=True)
+    for h in ("safetensors", "ckpt"):
+        os.makedirs(os.path.join(HERE, "corpus", h), exist_ok=True)
+    subprocess.run([os.path.join(root, build, "fuzz", "model-seeds"), os.path.join(HERE, "corpus")], check=True)
+
+
+SEEDS = {"stream": stream_seeds, "models": model_seeds, "npy": npy_seeds, "image": image_seeds, "tokenizer": tokenizer_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or SEEDS:
