@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <lmdb.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -223,6 +224,46 @@ uint8_t l2_fuzz_u8(L2FuzzInput *in)
 
 uint16_t l2_fuzz_u16(L2FuzzInput *in) { return (uint16_t)(l2_fuzz_u8(in) | l2_fuzz_u8(in) << 8); }
 uint32_t l2_fuzz_u32(L2FuzzInput *in) { return (uint32_t)l2_fuzz_u16(in) | (uint32_t)l2_fuzz_u16(in) << 16; }
+
+/* ---- LMDB environments from inputs --------------------------------------------------------- */
+
+static void mdb_check(int rc, const char *what)
+{
+	if (rc) {
+		fprintf(stderr, "l2 fuzz: building the input's LMDB: %s: %s\n", what, mdb_strerror(rc));
+		abort();
+	}
+}
+
+void l2_fuzz_lmdb(const char *dir, const char *const *dbs, int ndbs, unsigned dupsort, L2FuzzInput *in)
+{
+	l2_fuzz_remove(dir);
+	if (mkdir(dir, 0700) != 0) {
+		perror(dir);
+		abort();
+	}
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi[32];
+	mdb_check(mdb_env_create(&env), "create");
+	mdb_env_set_maxdbs(env, 32);
+	mdb_env_set_mapsize(env, (size_t)64 << 20);
+	mdb_check(mdb_env_open(env, dir, MDB_NOSYNC, 0644), "open");
+	mdb_check(mdb_txn_begin(env, NULL, 0, &txn), "begin");
+	for (int i = 0; i < ndbs && i < 32; i++)
+		mdb_check(mdb_dbi_open(txn, dbs[i], MDB_CREATE | (dupsort >> i & 1 ? MDB_DUPSORT : 0), &dbi[i]), dbs[i]);
+	while (in->n) {
+		int db = l2_fuzz_u8(in) % ndbs;
+		size_t kl, vl;
+		const uint8_t *k = l2_fuzz_bytes(in, l2_fuzz_u8(in), &kl);
+		const uint8_t *v = l2_fuzz_bytes(in, l2_fuzz_u16(in), &vl);
+		MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+		int rc = mdb_put(txn, dbi[db], &key, &val, 0);
+		if (rc && rc != MDB_BAD_VALSIZE) mdb_check(rc, "put");
+	}
+	mdb_check(mdb_txn_commit(txn), "commit");
+	mdb_env_close(env);
+}
 
 /* ---- running one input ------------------------------------------------------------------ */
 

@@ -60,6 +60,15 @@ uint32_t l2_fuzz_u32(L2FuzzInput *in);
 /* The next n bytes (fewer when the input ends); *len gets the count. */
 const uint8_t *l2_fuzz_bytes(L2FuzzInput *in, size_t n, size_t *len);
 
+/* Build an LMDB environment at DIR (made afresh) from a structured input:
+ * records (u8 db, u8 key length, key, u16 value length, value), db an
+ * index into dbs[] (modulo ndbs; a db whose bit is set in dupsort is
+ * opened MDB_DUPSORT), until the input is used up.  Records LMDB refuses
+ * (an empty key) are skipped.  Lets the store and index harnesses reach
+ * l2's readers with arbitrary contents in a valid LMDB file, rather than
+ * fuzzing LMDB's own page format (which has no checksums). */
+void l2_fuzz_lmdb(const char *dir, const char *const *dbs, int ndbs, unsigned dupsort, L2FuzzInput *in);
+
 #define L2_FUZZ_TARGET_INIT(body, init)                               \
 	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); \
 	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)  \

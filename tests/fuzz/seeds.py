@@ -178,6 +178,67 @@ def tokenizer_seeds():
     out("tokenizer", "invalid-utf8", b"abc \xff\xfe \xc3\x28 \xed\xa0\x80")
 
 
+# ---- stores: records for l2_fuzz_lmdb (tests/fuzz/fuzz.c) ---------------------------------
+
+STORE_DBS = ["meta", "images", "captions", "split", "groups", "attrs", "corpus", "feat.a", "feat.pseudo"]
+INDEX_DBS = ["meta", "vectors", "keys", "hash", "ivf_centroids", "ivf_lists"]
+
+
+def records(dbs, items):
+    b = b""
+    for db, key, val in items:
+        key = key.encode() if isinstance(key, str) else key
+        val = val.encode() if isinstance(val, str) else val
+        b += bytes([dbs.index(db), len(key)]) + key + struct.pack("<H", len(val)) + val
+    return b
+
+
+def store_seeds():
+    meta = [("meta", "format", "l2-store"), ("meta", "kind", "dataset"), ("meta", "version", "1"),
+            ("meta", "state", "complete"), ("meta", "background", "ffffff")]
+    feats = [("meta", "feat.a.kind", "image-feature"), ("meta", "feat.a.dim", "3"), ("meta", "feat.a.dtype", "f32"),
+             ("meta", "feat.a.normalized", "1"), ("meta", "feat.pseudo.kind", "pseudo-text-feature"),
+             ("meta", "feat.pseudo.dim", "2"), ("meta", "feat.pseudo.dtype", "f16")]
+    images = [("images", "a.png", png(3, 2, 6, 8)), ("images", "b/c.png", png(2, 2, 3, 2, plte=bytes(range(12)))),
+              ("split", "a.png", "train"), ("split", "b/c.png", "test"), ("groups", "b/c.png", "b"),
+              ("captions", "a.png", "a red heart\nheart"), ("attrs", "a.png", "category\tSmileys & Emotion"),
+              ("corpus", "a red heart", "caption"), ("corpus", "a gloss", "wordnet"),
+              ("feat.a", "a.png", struct.pack("<3f", 0.6, 0.8, 0)), ("feat.a", "b/c.png", struct.pack("<3f", 0, 0, 1)),
+              ("feat.pseudo", "a.png", struct.pack("<2e", 0.6, 0.8))]
+    out("store", "dataset", records(STORE_DBS, meta + feats + images))
+    out("store", "features-store", records(STORE_DBS, [("meta", "format", "l2-store"), ("meta", "kind", "features"),
+                                                       ("meta", "version", "1")] + feats[:4] + images[-3:-1]))
+    out("store", "no-format", records(STORE_DBS, [("meta", "kind", "dataset")] + images[:3]))
+
+
+def be64(n):
+    return struct.pack(">Q", n)
+
+
+def index_seeds():
+    rows = [("a red heart", [0.6, 0.8, 0, 0]), ("a blue moon", [0, 0.6, 0.8, 0]), ("sun", [0, 0, 0, 1])]
+
+    def base(nlist, dtype="f32"):
+        vals = [v for _, v in rows]
+        packed = b"".join(struct.pack("<4" + ("f" if dtype == "f32" else "e"), *v) for v in vals)
+        items = [("meta", "format", "l2-index"), ("meta", "version", "1"), ("meta", "kind", "text-feature"),
+                 ("meta", "dim", "4"), ("meta", "dtype", dtype), ("meta", "metric", "cos"),
+                 ("meta", "count", "%d" % len(rows)), ("meta", "block_rows", "4096"),
+                 ("meta", "ivf_nlist", "%d" % nlist), ("meta", "l2_version", "0.1.0"), ("vectors", be64(0), packed)]
+        for r, (key, _) in enumerate(rows):
+            h = 0xcbf29ce484222325
+            for c in key.encode():
+                h = ((h ^ c) * 0x100000001b3) & (2**64 - 1)
+            items += [("keys", be64(r), key.encode() + b"\0"), ("hash", be64(h), be64(r))]
+        return items
+    out("index", "exact-f32", records(INDEX_DBS, base(0)))
+    out("index", "exact-f16", records(INDEX_DBS, base(0, "f16")))
+    ivf = base(2) + [("ivf_centroids", struct.pack(">I", 0), struct.pack("<8f", 0.6, 0.8, 0, 0, 0, 0, 0.6, 0.8)),
+                     ("ivf_lists", struct.pack(">II", 0, 0), struct.pack("<2Q", 0, 1)),
+                     ("ivf_lists", struct.pack(">II", 1, 0), struct.pack("<Q", 2))]
+    out("index", "ivf2", records(INDEX_DBS, ivf))
+
+
 # ---- model files: written by l2's own writers (tests/fuzz/model_seeds.c) ----------------
 
 def model_seeds():
@@ -190,7 +251,7 @@ def model_seeds():
     subprocess.run([os.path.join(root, build, "fuzz", "model-seeds"), os.path.join(HERE, "corpus")], check=True)
 
 
-SEEDS = {"stream": stream_seeds, "models": model_seeds, "npy": npy_seeds, "image": image_seeds, "tokenizer": tokenizer_seeds}
+SEEDS = {"stream": stream_seeds, "models": model_seeds, "store": store_seeds, "index": index_seeds, "npy": npy_seeds, "image": image_seeds, "tokenizer": tokenizer_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or SEEDS:
