@@ -80,12 +80,20 @@ static unsigned char *member_data(const Zip *z, const unsigned char *c, size_t *
 	if (l2_le32(l) != SIG_LOCAL) l2_die("%s: corrupt .npz archive (bad local header of %s)", z->path, mname);
 	uint64_t doff = loff + 30 + l2_le16(l + 26) + l2_le16(l + 28);
 	need(z, doff, csize, "member data");
+	/* the sizes are the archive's word: check them against the bytes there
+	 * before allocating (deflate expands at most 1032:1) */
+	if (method != 0 && method != 8)
+		l2_die("%s: member %s uses zip compression method %u (only stored and deflated are read)", z->path, mname, method);
+	if (method == 0 && csize != usize)
+		l2_die("%s: corrupt .npz archive (stored member %s changes size)", z->path, mname);
+	if (method == 8 && usize / 1032 > csize + 1)
+		l2_die("%s: corrupt .npz archive (member %s claims %llu bytes from %llu compressed)", z->path, mname,
+		       (unsigned long long)usize, (unsigned long long)csize);
 	if (usize > ((uint64_t)1 << 40)) l2_die("%s: member %s is implausibly large", z->path, mname);
 	unsigned char *out = l2_malloc(usize ? (size_t)usize : 1);
 	if (method == 0) {
-		if (csize != usize) l2_die("%s: corrupt .npz archive (stored member %s changes size)", z->path, mname);
 		memcpy(out, z->buf + doff, (size_t)usize);
-	} else if (method == 8) {
+	} else {
 		z_stream s;
 		memset(&s, 0, sizeof s);
 		if (inflateInit2(&s, -MAX_WBITS) != Z_OK) l2_die("%s: zlib inflateInit failed", z->path);
@@ -108,8 +116,6 @@ static unsigned char *member_data(const Zip *z, const unsigned char *c, size_t *
 		inflateEnd(&s);
 		if (rc != Z_STREAM_END || out_done != usize)
 			l2_die("%s: corrupt .npz archive (member %s does not inflate)", z->path, mname);
-	} else {
-		l2_die("%s: member %s uses zip compression method %u (only stored and deflated are read)", z->path, mname, method);
 	}
 	uLong cc = crc32(0L, Z_NULL, 0);
 	for (uint64_t o = 0; o < usize; o += 1u << 30) {

@@ -27,13 +27,14 @@ names=${FUZZ_ONLY:-$(for f in "$BUILD"/fuzz/fuzz-*; do [ -x "$f" ] && echo "${f#
 [ -n "$names" ] || { echo "run.sh: no harnesses in $BUILD/fuzz (make FUZZ=1 fuzzers)" >&2; exit 2; }
 
 # Allocations above 2 GiB from inputs of a few KiB are findings (a size
-# taken from the input without a bound); -timeout catches hangs.
+# taken from the input without a bound); -timeout catches hangs (30 s: on
+# a loaded machine ASan alone has stalled an input for 13 s).
 run_one() {
 	local name=$1 dict=()
 	local work=$BUILD/fuzz/corpus/$name crashes=$BUILD/fuzz/crashes/$name log=$BUILD/fuzz/logs/$name.log
 	mkdir -p "$work" "$crashes" "${log%/*}"
 	[ -f tests/fuzz/$name.dict ] && dict=(-dict=tests/fuzz/$name.dict)
-	nice -n "$niceness" "$BUILD/fuzz/fuzz-$name" -max_total_time="$seconds" -runs="$runs" -timeout=10 \
+	nice -n "$niceness" "$BUILD/fuzz/fuzz-$name" -max_total_time="$seconds" -runs="$runs" -timeout=30 \
 		-rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$crashes/" "${dict[@]}" \
 		"$work" tests/fuzz/corpus/"$name" >"$log" 2>&1
 }
