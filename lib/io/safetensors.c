@@ -2,6 +2,7 @@
  * writer for the safetensors weight format.  Layout and the rules checked
  * here: schemas/safetensors.md.  The JSON header is parsed with jansson. */
 #include "io/safetensors.h"
+#include "core/mapguard.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -50,6 +51,7 @@ struct L2Safetensors {
 	unsigned char *base; /* whole file (mapped, or read when not mappable) */
 	size_t size;
 	int mapped;
+	int guard; /* core/mapguard handle of the map (a file cut short while in use) */
 	int n;
 	L2Tensor *t;   /* (n) in header order */
 	int *sorted;   /* (n) indices sorted by name, for l2_st_find */
@@ -85,6 +87,7 @@ static void load_file(L2Safetensors *st)
 			if (m == MAP_FAILED) close_die_errno(fd, ": cannot map file", st->path);
 			st->base = m;
 			st->mapped = 1;
+			st->guard = l2_mapguard_add(m, st->size, st->path);
 		}
 	} else { /* a pipe or process substitution: read it whole */
 		size_t cap = 1 << 16;
@@ -301,7 +304,10 @@ void l2_st_close(L2Safetensors *st)
 	if (!st) return;
 	l2_unhold(&st->held);
 	if (st->root) json_decref(st->root); /* released after a die while parsing */
-	if (st->mapped) munmap(st->base, st->size);
+	if (st->mapped) {
+		l2_mapguard_remove(st->guard);
+		munmap(st->base, st->size);
+	}
 	else free(st->base);
 	for (int i = 0; i < st->n; i++) free((char *)st->t[i].name);
 	for (int i = 0; i < st->nmeta; i++) { free(st->meta[i].key); free(st->meta[i].value); }

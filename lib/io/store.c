@@ -9,6 +9,7 @@
  * (MDB_MAP_RESIZED).  LMDB's commits are atomic, so a writer killed at any
  * point leaves every committed batch intact. */
 #include "io/store.h"
+#include "core/mapguard.h"
 #include "core/util.h"
 
 #include <dirent.h>
@@ -22,6 +23,7 @@
 #define STORE_MAXDBS 256
 #define STORE_DEFAULT_MAPSIZE ((size_t)1 << 30)
 #define STORE_BATCH_BYTES ((size_t)64 << 20)
+#define STORE_MIN_PAGE 4096 /* LMDB pages are the OS page size, at least 4 KiB */
 
 static size_t initial_mapsize; /* 0: STORE_DEFAULT_MAPSIZE or $L2_STORE_MAPSIZE */
 
@@ -52,6 +54,7 @@ struct L2Store {
 	int ndbi, dbicap;
 	size_t maxkey;
 	L2Held held; /* from open to close (util.h): the environment */
+	int guard;   /* core/mapguard handle of the map */
 };
 
 L2_NORETURN static void mdb_die(const L2Store *s, const char *what, int rc)
@@ -84,6 +87,21 @@ static size_t env_mapsize(const L2Store *s)
 
 uint64_t l2_store_mapsize(L2Store *s) { return env_mapsize(s); }
 
+/* Tell core/mapguard where the map is now (it moves when it grows), so a
+ * fault reading it names the store instead of killing the tool with SIGBUS. */
+static void guard_map(L2Store *s)
+{
+	if (s->guard >= 0) {
+		l2_mapguard_refresh(s->guard);
+		return;
+	}
+	size_t n = strlen(s->path) + 16;
+	char *data = l2_malloc(n);
+	snprintf(data, n, "%s/data.mdb", s->path);
+	s->guard = l2_mapguard_add_file(data, s->path);
+	free(data);
+}
+
 /* ---- transactions ------------------------------------------------------- */
 
 static void begin_write(L2Store *s)
@@ -93,6 +111,7 @@ static void begin_write(L2Store *s)
 		int rc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
 		if (rc == MDB_MAP_RESIZED) {
 			if ((rc = mdb_env_set_mapsize(s->env, 0))) mdb_die(s, "cannot adopt the grown map", rc);
+			guard_map(s);
 			continue;
 		}
 		if (rc) mdb_die(s, "cannot begin a write transaction", rc);
@@ -110,6 +129,7 @@ static MDB_txn *begin_read(L2Store *s)
 		int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t);
 		if (rc == MDB_MAP_RESIZED) {
 			if ((rc = mdb_env_set_mapsize(s->env, 0))) mdb_die(s, "cannot adopt the grown map", rc);
+			guard_map(s);
 			continue;
 		}
 		if (rc) mdb_die(s, "cannot begin a read transaction", rc);
@@ -193,6 +213,7 @@ static void grow(L2Store *s)
 	size_t now = env_mapsize(s), next = now * 2;
 	int rc = mdb_env_set_mapsize(s->env, next);
 	if (rc) mdb_die(s, "cannot grow the map", rc);
+	guard_map(s);
 }
 
 /* Replay the logged batch into a new transaction, growing again if needed. */
@@ -405,6 +426,30 @@ void l2_store_expect_kind(L2Store *s, const char *kind, int max_version)
 
 /* ---- open / close --------------------------------------------------------------- */
 
+/* A data.mdb shorter than the pages its newest meta page says are in use
+ * (an interrupted copy, a sync tool that wrote part of it) would fault on
+ * the first read past its end: refuse it before any read.  Pages are
+ * written before the meta page that refers to them, so a writer running
+ * beside this reader never makes a sound file look short. */
+static void check_not_truncated(L2Store *s)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_env_info(s->env, &info);
+	int rc = mdb_env_stat(s->env, &st);
+	if (rc) mdb_die(s, "cannot read the store's header", rc);
+	size_t n = strlen(s->path) + 16;
+	char *data = l2_malloc(n);
+	snprintf(data, n, "%s/data.mdb", s->path);
+	struct stat fs;
+	if (stat(data, &fs) != 0) l2_die_errno("%s", data);
+	free(data);
+	uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if (need > (uint64_t)fs.st_size)
+		l2_die("%s: corrupt or truncated store: data.mdb is %llu bytes, its pages reach %llu", s->path,
+		       (unsigned long long)fs.st_size, (unsigned long long)need);
+}
+
 static int dir_is_empty(const char *path)
 {
 	DIR *d = opendir(path);
@@ -427,6 +472,7 @@ static void store_release(void *p)
 	L2Store *s = p;
 	l2_unhold(&s->held);
 	if (s->wtxn) mdb_txn_abort(s->wtxn);
+	l2_mapguard_remove(s->guard);
 	if (s->env) mdb_env_close(s->env);
 	for (int i = 0; i < s->ndbi; i++) free(s->dbis[i].name);
 	clear_log(s);
@@ -442,6 +488,7 @@ L2Store *l2_store_open(const char *path, int mode)
 		l2_die("%s: invalid store open mode %d", path, mode);
 	L2Store *s = l2_calloc(1, sizeof *s);
 	l2_hold(&s->held, store_release, s);
+	s->guard = -1;
 	s->path = l2_strdup(path);
 	s->mode = mode;
 	s->batch = 1000;
@@ -457,9 +504,20 @@ L2Store *l2_store_open(const char *path, int mode)
 		size_t n = strlen(path) + 16;
 		char *data = l2_malloc(n);
 		snprintf(data, n, "%s/data.mdb", path);
-		if (!l2_file_exists(data)) {
+		struct stat ds;
+		if (stat(data, &ds) != 0) {
+			if (errno != ENOENT) l2_die_errno("%s", data);
 			if (mode == L2_STORE_CREATE && dir_is_empty(path)) fresh = 1;
 			else l2_die("%s: not a store (no data.mdb in this directory)", path);
+		} else if (!S_ISREG(ds.st_mode)) {
+			l2_die("%s: not a store (data.mdb is not a regular file)", path);
+		} else if (ds.st_size == 0 && mode == L2_STORE_CREATE) {
+			fresh = 1; /* a creator killed before LMDB wrote its first page: nothing to lose */
+		} else if (ds.st_size < 2 * STORE_MIN_PAGE) {
+			/* LMDB's two meta pages come first; a writer would silently
+			 * start a new environment over what is left */
+			l2_die("%s: corrupt or truncated store: data.mdb is %lld bytes, less than its two header pages",
+			       path, (long long)ds.st_size);
 		}
 		free(data);
 	}
@@ -492,6 +550,8 @@ L2Store *l2_store_open(const char *path, int mode)
 	} else if ((rc = mdb_env_set_mapsize(s->env, 0))) {
 		mdb_die(s, "cannot map the store", rc);
 	}
+	check_not_truncated(s);
+	guard_map(s);
 
 	char *format = l2_store_get_meta(s, "format");
 	if (!format && mode == L2_STORE_CREATE && !fresh) {

@@ -12,6 +12,7 @@
  * transaction with MDB_APPEND puts. */
 #include "method/index.h"
 #include "io/stream.h"
+#include "core/mapguard.h"
 #include "core/util.h"
 
 #include <cblas.h>
@@ -839,7 +840,10 @@ static void check_store_files(const char *path)
 	if (st.st_size < 2 * 4096) l2_die("%s: corrupt index: data.mdb is truncated", path);
 	free(f);
 }
-static void check_not_truncated(MDB_env *env, const char *path)
+/* ... and returns the core/mapguard handle of its map, so that a damaged
+ * page that sends a read past the file's end names the index instead of
+ * killing the program with SIGBUS. */
+static int check_not_truncated(MDB_env *env, const char *path)
 {
 	MDB_envinfo info;
 	MDB_stat st;
@@ -849,10 +853,13 @@ static void check_not_truncated(MDB_env *env, const char *path)
 	sprintf(f, "%s/data.mdb", path);
 	struct stat fs;
 	if (stat(f, &fs)) l2_die_errno("%s", f);
-	free(f);
 	if ((uint64_t)(info.me_last_pgno + 1) * st.ms_psize > (uint64_t)fs.st_size)
 		l2_die("%s: corrupt index: data.mdb is truncated (%llu bytes, pages up to %llu)", path,
 		       (unsigned long long)fs.st_size, (unsigned long long)(info.me_last_pgno + 1) * st.ms_psize);
+	sprintf(f, "%s/data.mdb", path);
+	int guard = l2_mapguard_add_file(f, path);
+	free(f);
+	return guard;
 }
 
 /* the CLIP-space kinds an index holds and answers */
@@ -868,6 +875,7 @@ struct L2IndexWriter {
 	int creating;
 	L2IndexBuildOptions o;
 	MDB_env *env;
+	int guard; /* core/mapguard handle of env's map */
 	MDB_txn *txn;
 	MDB_dbi meta, vectors, keys, hash, cent_db, lists_db;
 	char kind[32];
@@ -984,7 +992,7 @@ L2IndexWriter *l2_index_writer_open(const char *path, const L2IndexBuildOptions 
 		for (int i = 0; i < 4; i++) prev_handler[sigs[i]] = signal(sigs[i], on_signal);
 	}
 	w->env = env_open(w->dir, 0, w->creating);
-	if (!w->creating) check_not_truncated(w->env, path);
+	w->guard = w->creating ? -1 : check_not_truncated(w->env, path);
 	mdb_ok(mdb_txn_begin(w->env, NULL, 0, &w->txn), path, "starting a transaction");
 	unsigned cf = w->creating ? MDB_CREATE : 0;
 	if (!w->creating) {
@@ -1314,6 +1322,7 @@ void l2_index_writer_close(L2IndexWriter *w)
 	w->txn = NULL;
 	mdb_ok(rc, w->path, "committing");
 	if (w->creating) mdb_ok(mdb_env_sync(w->env, 1), w->path, "syncing");
+	l2_mapguard_remove(w->guard);
 	mdb_env_close(w->env);
 	if (w->creating) {
 		char lock[4096];
@@ -1342,6 +1351,7 @@ void l2_index_writer_close(L2IndexWriter *w)
 struct L2Index {
 	char *path;
 	MDB_env *env;
+	int guard; /* core/mapguard handle of env's map */
 	MDB_txn *txn;
 	MDB_dbi meta, keys;
 	char kind[32];
@@ -1379,9 +1389,10 @@ L2Index *l2_index_open(const char *path)
 	check_store_files(path);
 	L2Index *ix = l2_calloc(1, sizeof *ix);
 	l2_hold(&ix->held, index_release, ix);
+	ix->guard = -1;
 	ix->path = l2_strdup(path);
 	ix->env = env_open(path, 1, 0);
-	check_not_truncated(ix->env, path);
+	ix->guard = check_not_truncated(ix->env, path);
 	mdb_ok(mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &ix->txn), path, "starting a transaction");
 	int rc = mdb_dbi_open(ix->txn, DB_META, 0, &ix->meta);
 	if (rc == MDB_NOTFOUND) l2_die("%s: not an l2 index (no metadata)", path);
@@ -1486,6 +1497,7 @@ void l2_index_close(L2Index *ix)
 	if (!ix) return;
 	l2_unhold(&ix->held);
 	if (ix->txn) mdb_txn_abort(ix->txn);
+	l2_mapguard_remove(ix->guard);
 	if (ix->env) mdb_env_close(ix->env);
 	free(ix->R.blk);
 	free(ix->R.blk_rows);
