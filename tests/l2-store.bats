@@ -199,8 +199,13 @@ PY
 	assert_output --partial "cut.l2f: truncated input"
 	run l2-store info s.lmdb
 	assert_line "db	db	2000"
+	assert_line "meta	db.complete	0"
+	# an interrupted write is refused by readers unless asked for
+	run l2-store get-features s.lmdb db
+	assert_failure 1
+	assert_output --partial "s.lmdb: db is incomplete (2000 records): the write that filled it was interrupted"
 	# the 2000 stored are exactly the first 2000 records
-	l2-store get-features s.lmdb db | l2-cat -f tsv > got.tsv
+	l2-store get-features --incomplete s.lmdb db | l2-cat -f tsv > got.tsv
 	l2-cat -f tsv x.l2f | head -n 2000 | LC_ALL=C sort > want.tsv
 	cmp want.tsv got.tsv
 	run l2-store put-features --resume s.lmdb db x.l2f

@@ -30,7 +30,7 @@ typedef struct {
 	double test_fraction;
 	uint64_t seed;
 	long max_lines, candidates, checkpoint;
-	int source_given, resume, force, skip_bad, unique, primary, with_keys, rgb, long_list, no_skin_tones;
+	int source_given, resume, force, skip_bad, unique, primary, with_keys, rgb, long_list, no_skin_tones, incomplete;
 	L2Split split;
 } Options;
 
@@ -74,6 +74,8 @@ static void usage(FILE *f)
 		"                          background, write RGB PNGs (the pixels trainers see)\n"
 		"  -n, --name NAME         feature set ([a-z0-9_-], e.g. image, caption, pseudo)\n"
 		"      --model M           import-features: record what made the features\n"
+		"      --incomplete        export-features: read a set whose import was interrupted\n"
+		"                          (or still runs) instead of refusing it\n"
 		"      --candidates N      eval-retrieval: captions in the searched index (default:\n"
 		"                          the distinct captions of the split)\n"
 		"      --max N             glosses: at most N glosses, a deterministic subset by --seed\n"
@@ -86,7 +88,7 @@ static void usage(FILE *f)
 
 enum { OPT_CAPTIONS = L2_OPT_COMMON_END, OPT_TEST_FRACTION, OPT_SEED, OPT_CORPUS, OPT_SOURCE, OPT_RESUME, OPT_FORCE,
        OPT_SKIP_BAD, OPT_SPLIT, OPT_UNIQUE, OPT_PRIMARY, OPT_KEYS, OPT_RGB, OPT_MODEL, OPT_CANDIDATES, OPT_MAX,
-       OPT_NO_SKIN, OPT_CHECKPOINT };
+       OPT_NO_SKIN, OPT_CHECKPOINT, OPT_INCOMPLETE };
 
 static const char *const COMMANDS[] = {"build", "emoji", "add-corpus", "list", "captions", "corpus", "stats",
 				       "export-images", "import-features", "export-features", "eval-retrieval",
@@ -119,6 +121,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"candidates", required_argument, 0, OPT_CANDIDATES},
 		{"max", required_argument, 0, OPT_MAX},
 		{"checkpoint", required_argument, 0, OPT_CHECKPOINT},
+		{"incomplete", no_argument, 0, OPT_INCOMPLETE},
 		{0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->test_fraction = 0.1;
@@ -149,6 +152,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case OPT_FORCE: o->force = 1; break;
 		case OPT_SKIP_BAD: o->skip_bad = 1; break;
 		case OPT_NO_SKIN: o->no_skin_tones = 1; break;
+		case OPT_INCOMPLETE: o->incomplete = 1; break;
 		case OPT_SPLIT: {
 			int s = l2_split_parse(optarg);
 			if (s < 0) l2_usage_error(usage, "invalid value for --split: '%s' (expected train, test or all)", optarg);
@@ -201,6 +205,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		l2_usage_error(usage, "%s needs -n NAME", o->cmd);
 	if (is(o, "export-images") && !o->out) l2_usage_error(usage, "export-images needs -o DIR");
 	if (o->captions && !is(o, "build")) l2_usage_error(usage, "--captions goes with build");
+	if (o->incomplete && !is(o, "export-features")) l2_usage_error(usage, "--incomplete goes with export-features");
 	if (o->unique && o->primary) l2_usage_error(usage, "--unique and --primary exclude each other");
 	if ((o->unique && o->with_keys)) l2_usage_error(usage, "--unique and --keys exclude each other");
 }
@@ -830,8 +835,9 @@ static int meta_cb(void *ctx, const void *key, size_t klen, const void *val, siz
 		snprintf(name, sizeof name, "%.*s", (int)(klen - 10 < 60 ? klen - 10 : 60), (const char *)key + 5);
 		L2FeatureInfo fi;
 		if (l2_dataset_feature_info(ds, name, &fi))
-			printf("feature\t%s\t%s\t%u\t%s%s\t%llu\n", name, fi.kind, fi.dim, fi.f16 ? "f16" : "f32",
-			       fi.normalized ? ",normalized" : "", (unsigned long long)l2_dataset_feature_count(ds, name));
+			printf("feature\t%s\t%s\t%u\t%s%s%s\t%llu\n", name, fi.kind, fi.dim, fi.f16 ? "f16" : "f32",
+			       fi.normalized ? ",normalized" : "", fi.complete ? "" : ",incomplete",
+			       (unsigned long long)l2_dataset_feature_count(ds, name));
 	}
 	return 0;
 }
@@ -964,16 +970,18 @@ static void cmd_import_features(const Options *o, const char *dspath, const char
 	if (!strcmp(h->kind, L2_KIND_NEIGHBORS))
 		l2_die("%s: a neighbors stream cannot be stored as features (pass it through l2-optimize-pseudo)",
 		       l2_stream_name(r));
-	L2Dataset *ds = l2_dataset_open(dspath, L2_STORE_WRITE);
-	L2FeatureInfo fi = {{0}, h->dim, (h->flags & L2FS_NORMALIZED) != 0, h->dtype == L2_DTYPE_F16};
-	snprintf(fi.kind, sizeof fi.kind, "%s", h->kind);
-	l2_dataset_feature_declare(ds, o->name, &fi);
-	int by_image = strcmp(h->kind, L2_KIND_TEXT) != 0;
+	/* a stream that fails on its first record changes nothing */
 	L2Record rec;
+	int more = l2_stream_next(r, &rec);
+	L2Dataset *ds = l2_dataset_open(dspath, L2_STORE_WRITE);
+	L2FeatureInfo fi = {{0}, h->dim, (h->flags & L2FS_NORMALIZED) != 0, h->dtype == L2_DTYPE_F16, 1};
+	snprintf(fi.kind, sizeof fi.kind, "%s", h->kind);
+	l2_dataset_feature_begin(ds, o->name, &fi);
+	int by_image = strcmp(h->kind, L2_KIND_TEXT) != 0;
 	L2Progress p;
 	l2_progress_start(&p, "features", "vec", 0);
 	uint64_t n = 0;
-	while (l2_stream_next(r, &rec)) {
+	for (; more; more = l2_stream_next(r, &rec)) {
 		if (by_image && !l2_dataset_has_image(ds, rec.key))
 			l2_die("%s: key '%s' is not an image of %s", l2_stream_name(r), rec.key, dspath);
 		if (rec.key_len > L2_DATASET_MAX_KEY)
@@ -984,15 +992,12 @@ static void cmd_import_features(const Options *o, const char *dspath, const char
 		l2_progress_add(&p, 1);
 	}
 	l2_progress_end(&p);
-	if (!l2_stream_normalized(r)) {
-		fi.normalized = 0;
-		l2_dataset_feature_declare(ds, o->name, &fi);
-	}
 	if (o->model) {
 		char k[80];
 		snprintf(k, sizeof k, "feat.%s.model", o->name);
 		l2_store_set_meta(l2_dataset_store(ds), k, o->model);
 	}
+	l2_dataset_feature_end(ds, o->name, l2_stream_normalized(r));
 	l2_dataset_close(ds);
 	l2_info("%s: %llu %s vectors stored as '%s'", dspath, (unsigned long long)n, h->kind, o->name);
 	l2_stream_close(r); /* h points into the reader */
@@ -1031,6 +1036,7 @@ static void cmd_export_features(const Options *o, const char *dspath)
 {
 	L2Dataset *ds = l2_dataset_open(dspath, L2_STORE_RDONLY);
 	L2FeatureInfo fi;
+	if (!o->incomplete) l2_dataset_feature_need_complete(ds, o->name, "--incomplete");
 	if (!l2_dataset_feature_info(ds, o->name, &fi)) l2_die("%s: no feature set '%s'", dspath, o->name);
 	ExportCtx c = {ds, NULL, o->split, fi.dim, fi.f16, strcmp(fi.kind, L2_KIND_TEXT) != 0, NULL, dspath};
 	if (o->split != L2_SPLIT_ALL && !c.by_image)

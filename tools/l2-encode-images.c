@@ -249,7 +249,7 @@ int main(int argc, char **argv)
 		ds = l2_dataset_open(o.store, L2_STORE_CREATE);
 		L2FeatureInfo fi = {.dim = (uint32_t)E, .normalized = !o.raw};
 		snprintf(fi.kind, sizeof fi.kind, "%s", L2_KIND_IMAGE);
-		l2_dataset_feature_declare(ds, o.name, &fi);
+		l2_dataset_feature_begin(ds, o.name, &fi);
 		char mk[64];
 		snprintf(mk, sizeof mk, "feat.%s.model", o.name);
 		const char *base = strrchr(o.model, '/');
@@ -321,7 +321,10 @@ int main(int argc, char **argv)
 	}
 	l2_progress_end(&prog);
 	l2_stream_writer_close(w);
-	if (ds) l2_dataset_close(ds);
+	if (ds) {
+		l2_dataset_feature_end(ds, o.name, !o.raw);
+		l2_dataset_close(ds);
+	}
 	if (failed) l2_warn("%llu image(s) could not be read; %llu encoded", (unsigned long long)failed, (unsigned long long)done);
 	free(in.line);
 	free(keys);

@@ -134,7 +134,7 @@ int main(int argc, char **argv)
 			ds = l2_dataset_open(o.store, L2_STORE_CREATE);
 			L2FeatureInfo fi = {.dim = (uint32_t)E, .normalized = !o.raw};
 			snprintf(fi.kind, sizeof fi.kind, "%s", L2_KIND_TEXT);
-			l2_dataset_feature_declare(ds, o.name, &fi);
+			l2_dataset_feature_begin(ds, o.name, &fi);
 			char mk[64];
 			snprintf(mk, sizeof mk, "feat.%s.model", o.name);
 			const char *base = strrchr(o.model, '/');
@@ -212,7 +212,10 @@ int main(int argc, char **argv)
 	if (in != stdin) fclose(in);
 	if (txt) l2_ofile_commit(txt);
 	if (w) l2_stream_writer_close(w);
-	if (ds) l2_dataset_close(ds);
+	if (ds) {
+		l2_dataset_feature_end(ds, o.name, !o.raw);
+		l2_dataset_close(ds);
+	}
 	if (not_stored)
 		l2_warn("%s: %ld empty or over-long (> %d bytes) text(s) are in the stream but not in the store",
 			o.store, not_stored, L2_DATASET_MAX_KEY);

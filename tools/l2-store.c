@@ -17,7 +17,7 @@
 
 typedef struct {
 	const char *out;
-	int resume, null;
+	int resume, null, incomplete;
 	long batch;
 } Options;
 
@@ -37,11 +37,16 @@ static void usage(FILE *f)
 		"  put-features  store the records of a feature stream (STREAM or standard input) in DB,\n"
 		"                keyed by record key; creates STORE and DB when missing and records the\n"
 		"                stream's kind and dimension in meta (DB.kind, DB.dim, ...); refuses a\n"
-		"                stream of another kind or dimension than DB holds\n"
-		"  get-features  DB's records as a feature stream, in key order\n\n"
+		"                stream of another kind or dimension than DB holds; one writer per DB\n"
+		"                (a second is refused, naming the first's pid); DB.complete is 0 until\n"
+		"                the last record is in\n"
+		"  get-features  DB's records as a feature stream, in key order; refuses a DB whose\n"
+		"                write is incomplete (--incomplete reads it anyway)\n\n"
 		"  -o, --output FILE   write here instead of standard output (atomically)\n"
 		"      --resume        put-features: keep records whose key DB already has (default: replace)\n"
 		"      --batch N       put-features: records per write transaction (default 1000)\n"
+		"      --incomplete    get-features: read a sub-database whose write was interrupted\n"
+		"                      (or is still running) instead of refusing it\n"
 		"  -0, --null          ls: end keys with NUL instead of newline, unescaped\n"
 		"      --progress      progress on stderr even when it is not a terminal\n"
 		"      --quiet         no summary line\n"
@@ -50,7 +55,7 @@ static void usage(FILE *f)
 		"Formats: schemas/store.md, schemas/l2fs.md; see l2-store(1).\n");
 }
 
-enum { OPT_RESUME = L2_OPT_COMMON_END, OPT_BATCH };
+enum { OPT_RESUME = L2_OPT_COMMON_END, OPT_BATCH, OPT_INCOMPLETE };
 
 static void parse_options(int argc, char **argv, Options *o)
 {
@@ -60,6 +65,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"resume", no_argument, 0, OPT_RESUME},
 		{"batch", required_argument, 0, OPT_BATCH},
 		{"null", no_argument, 0, '0'},
+		{"incomplete", no_argument, 0, OPT_INCOMPLETE},
 		{0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->out = "-";
@@ -71,6 +77,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case 'o': o->out = optarg; break;
 		case '0': o->null = 1; break;
 		case OPT_RESUME: o->resume = 1; break;
+		case OPT_INCOMPLETE: o->incomplete = 1; break;
 		case OPT_BATCH: o->batch = l2_parse_long(optarg, "--batch", 1, 100000000); break;
 		default: l2_usage_error(usage, "unknown option");
 		}
@@ -235,8 +242,18 @@ static void cmd_put_features(const char *path, const char *db, const char *in, c
 	const char *name = l2_stream_name(r);
 	if (!strcmp(h->kind, L2_KIND_NEIGHBORS))
 		l2_die("%s: a neighbors stream carries k neighbours per record; put-features stores one vector per key", name);
+	/* nor does one whose first record is bad (cut short, an empty key ...) */
+	L2Record rec;
+	int more = l2_stream_next(r, &rec);
 	int created = !l2_file_exists(path);
 	L2Store *s = l2_store_open(path, L2_STORE_CREATE);
+	char activity[300];
+	snprintf(activity, sizeof activity, "a write into %s", db);
+	l2_store_lock_db(s, db, activity);
+	/* The description is checked or written in the transaction of the
+	 * first batch: a failed write leaves neither behind, and a writer of
+	 * the same sub-database that is not l2 sees both or neither. */
+	l2_store_begin(s);
 	if (created) l2_store_set_kind(s, "features", 1);
 	char *kind = db_meta(s, db, "kind"), *dims = db_meta(s, db, "dim"), *dtype = db_meta(s, db, "dtype"),
 	     *norm = db_meta(s, db, "normalized");
@@ -263,7 +280,8 @@ static void cmd_put_features(const char *path, const char *db, const char *in, c
 		set_db_meta(s, db, "dtype", f16 ? "f16" : "f32");
 		set_db_meta(s, db, "normalized", h->flags & L2FS_NORMALIZED ? "1" : "0");
 	}
-	l2_store_commit(s); /* meta first: a batch is never without its description */
+	/* until the last record is in: an interrupted write shows */
+	set_db_meta(s, db, "complete", "0");
 	l2_store_set_batch(s, (size_t)o->batch);
 
 	size_t vbytes = (size_t)h->dim * (f16 ? 2 : 4);
@@ -271,8 +289,7 @@ static void cmd_put_features(const char *path, const char *db, const char *in, c
 	uint64_t stored = 0, skipped = 0;
 	L2Progress prog;
 	l2_progress_start(&prog, "records", "rec", h->count == L2FS_UNTIL_END ? 0 : h->count);
-	L2Record rec;
-	while (l2_stream_next(r, &rec)) {
+	for (; more; more = l2_stream_next(r, &rec)) {
 		if (rec.key_len == 0) l2_die("%s: record %llu has an empty key; a store needs keys", name,
 					     (unsigned long long)l2_stream_records_read(r));
 		if (rec.key_len > l2_store_max_key(s))
@@ -288,6 +305,7 @@ static void cmd_put_features(const char *path, const char *db, const char *in, c
 	}
 	l2_progress_end(&prog);
 	if (!l2_stream_normalized(r)) set_db_meta(s, db, "normalized", "0"); /* a later segment was not */
+	set_db_meta(s, db, "complete", "1");
 	l2_store_close(s);
 	l2_stream_close(r);
 	l2_info("%s: %s: %llu records stored, %llu kept (already present)", path, db, (unsigned long long)stored,
@@ -330,11 +348,27 @@ static int emit_feature(void *ctx, const void *key, size_t klen, const void *val
 static void cmd_get_features(const char *path, const char *db, const Options *o)
 {
 	L2Store *s = l2_store_open(path, L2_STORE_RDONLY);
+	if (!has_db(s, db) && !o->incomplete && l2_store_db_writer(s, db))
+		l2_die("%s: %s is being written and has nothing committed yet; wait for it to end", path, db);
 	need_db(s, db);
 	char *kind = db_meta(s, db, "kind"), *dims = db_meta(s, db, "dim"), *dtype = db_meta(s, db, "dtype"),
 	     *norm = db_meta(s, db, "normalized");
 	if (!kind || !dims)
 		l2_die("%s: %s is not a feature sub-database (meta has no %s.kind / %s.dim)", path, db, db, db);
+	char *complete = db_meta(s, db, "complete");
+	if (complete && strcmp(complete, "1") && !o->incomplete) {
+		long pid = l2_store_db_writer(s, db);
+		if (pid > 0)
+			l2_die("%s: %s is being written (pid %ld) and is not complete yet; wait for it to end, or pass "
+			       "--incomplete to read what is there", path, db, pid);
+		if (pid < 0)
+			l2_die("%s: %s is being written and is not complete yet; wait for it to end, or pass "
+			       "--incomplete to read what is there", path, db);
+		l2_die("%s: %s is incomplete (%llu records): the write that filled it was interrupted; rerun it "
+		       "(put-features --resume) to complete it, or pass --incomplete to read what is there",
+		       path, db, (unsigned long long)l2_store_count(s, db));
+	}
+	free(complete);
 	char *end;
 	unsigned long d = strtoul(dims, &end, 10);
 	if (*end || d == 0 || d > L2FS_MAX_DIM) l2_die("%s: invalid %s.dim \"%s\" in meta", path, db, dims);
@@ -380,6 +414,7 @@ int main(int argc, char **argv)
 	if (n - 1 < cmds[k].min || n - 1 > cmds[k].max) l2_usage_error(usage, "%s: wrong number of arguments", cmd);
 	if (o.resume && k != 3) l2_usage_error(usage, "--resume goes with put-features");
 	if (o.null && k != 1) l2_usage_error(usage, "--null goes with ls");
+	if (o.incomplete && k != 4) l2_usage_error(usage, "--incomplete goes with get-features");
 	if (k == 3 && strcmp(o.out, "-")) l2_usage_error(usage, "put-features writes into STORE; -o does not apply");
 	switch (k) {
 	case 0: cmd_info(a[1], &o); break;

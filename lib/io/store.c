@@ -9,6 +9,7 @@
  * (MDB_MAP_RESIZED).  LMDB's commits are atomic, so a writer killed at any
  * point leaves every committed batch intact. */
 #include "io/store.h"
+#include "core/lock.h"
 #include "core/mapguard.h"
 #include "core/util.h"
 
@@ -48,6 +49,7 @@ struct L2Store {
 	int mode;
 	MDB_txn *wtxn;
 	size_t batch, pending_bytes;
+	size_t pending_records; /* puts/dels outside "meta": what `batch` counts */
 	Op *log;
 	size_t nlog, logcap;
 	Dbi *dbis;
@@ -55,6 +57,8 @@ struct L2Store {
 	size_t maxkey;
 	L2Held held; /* from open to close (util.h): the environment */
 	int guard;   /* core/mapguard handle of the map */
+	L2Lock **locks; /* writer locks of sub-databases, released with the store */
+	int nlocks;
 };
 
 L2_NORETURN static void mdb_die(const L2Store *s, const char *what, int rc)
@@ -236,6 +240,7 @@ static void clear_log(L2Store *s)
 {
 	for (size_t i = 0; i < s->nlog; i++) free(s->log[i].key);
 	s->nlog = 0;
+	s->pending_records = 0;
 	s->pending_bytes = 0;
 }
 
@@ -256,6 +261,12 @@ void l2_store_commit(L2Store *s)
 		for (int i = 0; i < s->ndbi; i++) s->dbis[i].fresh = 0;
 	}
 	clear_log(s);
+}
+
+void l2_store_begin(L2Store *s)
+{
+	if (s->mode == L2_STORE_RDONLY) l2_die("%s: store opened read-only", s->path);
+	begin_write(s);
 }
 
 static int write_op(L2Store *s, const char *db, int del, unsigned flags, const void *key, size_t klen, const void *val,
@@ -283,7 +294,9 @@ static int write_op(L2Store *s, const char *db, int del, unsigned flags, const v
 	l->val = (char *)l->key + klen;
 	if (vlen) memcpy(l->val, val, vlen);
 	s->pending_bytes += klen + vlen;
-	if (s->nlog >= s->batch || s->pending_bytes >= STORE_BATCH_BYTES) l2_store_commit(s);
+	/* meta entries ride along with the records they describe */
+	if (strcmp(db, "meta")) s->pending_records++;
+	if (s->pending_records >= s->batch || s->pending_bytes >= STORE_BATCH_BYTES) l2_store_commit(s);
 	return 0;
 }
 
@@ -389,6 +402,44 @@ size_t l2_store_dbs(L2Store *s, char ***names)
 
 size_t l2_store_max_key(const L2Store *s) { return s->maxkey; }
 
+/* ---- writer locks ------------------------------------------------------------ */
+
+/* STORE/DB.lock, with every byte of DB outside [A-Za-z0-9._-] as %XX so
+ * that no sub-database name reaches outside the store's directory. */
+static char *db_lock_path(const L2Store *s, const char *db)
+{
+	size_t n = strlen(s->path) + 3 * strlen(db) + 8;
+	char *p = l2_malloc(n), *o = p + snprintf(p, n, "%s/", s->path);
+	for (const unsigned char *c = (const unsigned char *)db; *c; c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+		    *c == '_' || *c == '-')
+			*o++ = (char)*c;
+		else
+			o += sprintf(o, "%%%02X", *c);
+	}
+	strcpy(o, ".lock");
+	return p;
+}
+
+void l2_store_lock_db(L2Store *s, const char *db, const char *activity)
+{
+	if (s->mode == L2_STORE_RDONLY) l2_die("%s: store opened read-only", s->path);
+	check_db_name(s, db);
+	char *lp = db_lock_path(s, db);
+	L2Lock *l = l2_lock_take(lp, s->path, activity);
+	free(lp);
+	s->locks = l2_realloc(s->locks, (size_t)(s->nlocks + 1) * sizeof *s->locks);
+	s->locks[s->nlocks++] = l;
+}
+
+long l2_store_db_writer(L2Store *s, const char *db)
+{
+	char *lp = db_lock_path(s, db);
+	long pid = l2_lock_holder(lp);
+	free(lp);
+	return pid;
+}
+
 /* ---- meta ------------------------------------------------------------------- */
 
 void l2_store_set_meta(L2Store *s, const char *key, const char *value)
@@ -474,6 +525,8 @@ static void store_release(void *p)
 	if (s->wtxn) mdb_txn_abort(s->wtxn);
 	l2_mapguard_remove(s->guard);
 	if (s->env) mdb_env_close(s->env);
+	for (int i = 0; i < s->nlocks; i++) l2_lock_release(s->locks[i]);
+	free(s->locks);
 	for (int i = 0; i < s->ndbi; i++) free(s->dbis[i].name);
 	clear_log(s);
 	free(s->log);

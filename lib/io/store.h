@@ -27,7 +27,8 @@ L2Store *l2_store_open(const char *path, int mode);
 void l2_store_close(L2Store *s);
 const char *l2_store_path(const L2Store *s);
 
-/* Records per write transaction (default 1000). */
+/* Records per write transaction (default 1000); entries of "meta" ride
+ * along uncounted. */
 void l2_store_set_batch(L2Store *s, size_t n);
 /* Put key -> value into sub-database DB (created on first use by writers).
  * Overwrites an existing key unless no_overwrite; returns 0 if stored, 1 if
@@ -36,6 +37,11 @@ int l2_store_put(L2Store *s, const char *db, const void *key, size_t klen, const
 		 int no_overwrite);
 /* Commit pending puts now (a durable checkpoint for resumable writers). */
 void l2_store_commit(L2Store *s);
+/* Begin the write transaction now, if none is open.  What is read from
+ * here to the next commit is what that commit builds on, so a check of
+ * meta and the writes it allows (a feature sub-database's description and
+ * its first batch) are one atomic step against every other writer. */
+void l2_store_begin(L2Store *s);
 /* Delete a key; returns 1 if it was there. */
 int l2_store_del(L2Store *s, const char *db, const void *key, size_t klen);
 
@@ -59,6 +65,15 @@ size_t l2_store_max_key(const L2Store *s);
  * $L2_STORE_MAPSIZE); the map doubles whenever it fills. */
 void l2_store_set_initial_mapsize(size_t bytes);
 uint64_t l2_store_mapsize(L2Store *s);
+
+/* One writer per sub-database: take DB's writer lock (core/lock.h; the
+ * file STORE/DB.lock) until l2_store_close, or die with "STORE: ACTIVITY is
+ * running (pid N); ...".  Every tool that fills a feature sub-database
+ * takes it first.  Writers only. */
+void l2_store_lock_db(L2Store *s, const char *db, const char *activity);
+/* The pid of the process holding DB's writer lock; -1 when held by one whose
+ * pid is unknown; 0 when no writer holds it. */
+long l2_store_db_writer(L2Store *s, const char *db);
 
 /* String metadata in the "meta" sub-database. */
 void l2_store_set_meta(L2Store *s, const char *key, const char *value);

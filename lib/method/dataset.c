@@ -291,6 +291,9 @@ int l2_dataset_feature_info(L2Dataset *ds, const char *name, L2FeatureInfo *info
 	if (dt && strcmp(dt, "f32") && strcmp(dt, "f16")) l2_die("%s: meta feat.%s.dtype '%s' unknown", path, name, dt);
 	info->f16 = dt && !strcmp(dt, "f16");
 	info->normalized = nz && !strcmp(nz, "1");
+	char *cp = feat_meta(ds, name, "complete");
+	info->complete = !cp || strcmp(cp, "0"); /* sets written before completeness was recorded count as complete */
+	free(cp);
 	free(kind), free(dim), free(dt), free(nz);
 	snprintf(ds->feat_name, sizeof ds->feat_name, "%s", name);
 	ds->feat = *info;
@@ -329,6 +332,57 @@ void l2_dataset_feature_declare(L2Dataset *ds, const char *name, const L2Feature
 }
 
 static void feat_db(const char *name, char *db, size_t n) { snprintf(db, n, "feat.%s", name); }
+
+static void set_feat_meta(L2Dataset *ds, const char *name, const char *field, const char *value)
+{
+	char k[80];
+	snprintf(k, sizeof k, "feat.%s.%s", name, field);
+	l2_store_set_meta(ds->st, k, value);
+	ds->feat_valid = 0;
+}
+
+void l2_dataset_feature_begin(L2Dataset *ds, const char *name, const L2FeatureInfo *info)
+{
+	if (!l2_feature_name_ok(name)) l2_die("invalid feature-set name '%s' (expected [a-z0-9_-]{1,32})", name);
+	char db[48], activity[80];
+	feat_db(name, db, sizeof db);
+	snprintf(activity, sizeof activity, "a write into feature set '%s'", name);
+	l2_store_lock_db(ds->st, db, activity);
+	l2_store_begin(ds->st); /* the check and the first batch: one transaction */
+	ds->feat_valid = 0;     /* read the description inside it */
+	l2_dataset_feature_declare(ds, name, info);
+	set_feat_meta(ds, name, "complete", "0");
+}
+
+void l2_dataset_feature_end(L2Dataset *ds, const char *name, int normalized)
+{
+	L2FeatureInfo fi;
+	if (!l2_dataset_feature_info(ds, name, &fi)) l2_die("%s: feature set '%s' is not declared", l2_store_path(ds->st), name);
+	if (fi.normalized && !normalized) set_feat_meta(ds, name, "normalized", "0");
+	set_feat_meta(ds, name, "complete", "1");
+	l2_store_commit(ds->st);
+}
+
+void l2_dataset_feature_need_complete(L2Dataset *ds, const char *name, const char *override)
+{
+	L2FeatureInfo fi;
+	const char *path = l2_store_path(ds->st);
+	char db[48];
+	feat_db(name, db, sizeof db);
+	int have = l2_dataset_feature_info(ds, name, &fi);
+	if (have && fi.complete) return;
+	long pid = l2_store_db_writer(ds->st, db);
+	if (!have && !pid) l2_die("%s: no feature set '%s'", path, name);
+	unsigned long long n = (unsigned long long)l2_store_count(ds->st, db);
+	if (pid) {
+		char who[32] = "another process";
+		if (pid > 0) snprintf(who, sizeof who, "pid %ld", pid);
+		l2_die("%s: feature set '%s' is being written (%s; %llu vectors so far); wait for it to end, or pass "
+		       "%s to use what is there", path, name, who, n, override);
+	}
+	l2_die("%s: feature set '%s' is incomplete (%llu vectors): the write that filled it was interrupted; rerun it "
+	       "to complete it, or pass %s to use what is there", path, name, n, override);
+}
 
 void l2_dataset_put_feature(L2Dataset *ds, const char *name, const char *key, const float *vec)
 {

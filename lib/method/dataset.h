@@ -72,6 +72,7 @@ typedef struct {
 	uint32_t dim;
 	int normalized;  /* every vector unit-norm */
 	int f16;         /* stored as float16 */
+	int complete;    /* its last write ended normally (meta feat.NAME.complete is not 0) */
 } L2FeatureInfo;
 
 /* Is NAME a valid feature-set name ([a-z0-9_-]{1,32})? */
@@ -81,6 +82,20 @@ int l2_dataset_feature_info(L2Dataset *ds, const char *name, L2FeatureInfo *info
 /* Declare (or check) feature set NAME: dies when it exists with another
  * kind or dimension.  Writers only. */
 void l2_dataset_feature_declare(L2Dataset *ds, const char *name, const L2FeatureInfo *info);
+/* A writer of feature set NAME starts with begin and ends with end.  begin
+ * takes the set's writer lock (one writer per set; a second dies with
+ * "PATH: a write into feature set 'NAME' is running (pid N) ..."), then
+ * declares or checks the set in the transaction of the first batch and
+ * marks it incomplete (meta feat.NAME.complete = 0), so that an
+ * interrupted write shows.  end marks it complete (and not normalized when
+ * a vector written was not) and commits. */
+void l2_dataset_feature_begin(L2Dataset *ds, const char *name, const L2FeatureInfo *info);
+void l2_dataset_feature_end(L2Dataset *ds, const char *name, int normalized);
+/* Readers that must not use part of a set (trainers) call this: it dies
+ * unless feature set NAME is complete, saying whether a writer is still
+ * at work (its pid) or was interrupted, and that OVERRIDE (a flag of the
+ * calling tool, e.g. "--allow-incomplete") uses the set anyway. */
+void l2_dataset_feature_need_complete(L2Dataset *ds, const char *name, const char *override);
 /* Store / fetch one vector (dim floats).  get returns 0 when absent. */
 void l2_dataset_put_feature(L2Dataset *ds, const char *name, const char *key, const float *vec);
 int l2_dataset_get_feature(L2Dataset *ds, const char *name, const char *key, float *vec);
