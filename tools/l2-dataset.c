@@ -892,6 +892,7 @@ static void write_file(const char *path, const void *buf, size_t len, const L2Im
 	FILE *f = fopen(tmp, "wb");
 	if (!f) l2_die_errno("%s", path);
 	int ok = 1;
+	errno = 0; /* what fails below sets it */
 	if (rgb) {
 		png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
 		png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -911,8 +912,16 @@ static void write_file(const char *path, const void *buf, size_t len, const L2Im
 	} else {
 		ok = fwrite(buf, 1, len, f) == len;
 	}
-	if (fclose(f) || !ok) {
+	int err = ok ? 0 : errno;
+	if (fclose(f) && !err) err = errno;
+	if (!ok || err) {
 		unlink(tmp);
+		/* libpng reports through longjmp without errno: a full disk is the usual cause */
+		if (!err && l2_disk_full(tmp)) err = ENOSPC;
+		if (err) {
+			errno = err;
+			l2_die_errno("%s: write error", path);
+		}
 		l2_die("%s: write error", path);
 	}
 	if (rename(tmp, path)) {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -448,6 +449,23 @@ char *l2_exe_path(const char *rel)
 	memcpy(p, exe, dl);
 	strcpy(p + dl, rel);
 	return p;
+}
+
+int l2_disk_full(const char *path)
+{
+	struct statvfs v;
+	if (statvfs(path, &v) != 0) { /* not made yet: its folder */
+		char *dir = l2_strdup(path), *slash = strrchr(dir, '/');
+		if (slash == dir) slash[1] = 0;
+		else if (slash) *slash = 0;
+		else strcpy(dir, ".");
+		int rc = statvfs(dir, &v);
+		free(dir);
+		if (rc != 0) return 0;
+	}
+	/* "full": less than a few pages left for an unprivileged writer (what
+	 * a failed multi-page commit leaves), or no inodes */
+	return (uint64_t)v.f_bavail * v.f_frsize < ((uint64_t)1 << 20) || (v.f_files && v.f_favail == 0);
 }
 
 void l2_mkdir_p(const char *path)

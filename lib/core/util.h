@@ -140,6 +140,10 @@ int l2_file_exists(const char *path);
  * PREFIX/bin/l2-tool, installed or in the build tree.  Malloc'd; NULL when
  * the program's path cannot be read. */
 char *l2_exe_path(const char *rel);
+/* Is the filesystem holding PATH (a file or directory) out of space?  LMDB
+ * turns a short write at a full disk into EIO; callers that get EIO ask this
+ * to report "No space left on device" instead. */
+int l2_disk_full(const char *path);
 
 /* ---- numbers and strings ---------------------------------------------------- */
 

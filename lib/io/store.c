@@ -65,6 +65,7 @@ L2_NORETURN static void mdb_die(const L2Store *s, const char *what, int rc)
 {
 	if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID)
 		l2_die("%s: corrupt store: %s: %s", s->path, what, mdb_strerror(rc));
+	if (rc == EIO && l2_disk_full(s->path)) rc = ENOSPC; /* LMDB's word for a short write */
 	l2_die("%s: %s: %s", s->path, what, mdb_strerror(rc));
 }
 

@@ -758,6 +758,7 @@ double l2_kmeans(const float *x, size_t n, size_t d, uint32_t k, int iters, L2Km
 
 static void mdb_ok(int rc, const char *path, const char *what)
 {
+	if (rc == EIO && l2_disk_full(path)) rc = ENOSPC; /* LMDB's word for a short write */
 	if (rc) l2_die("%s: %s: %s", path, what, mdb_strerror(rc));
 }
 
