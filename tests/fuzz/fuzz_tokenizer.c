@@ -1,9 +1,10 @@
 /* fuzz_tokenizer.c — CLIP's tokenizer on arbitrary bytes (lib/text/clip_tokenizer.h),
  * with ftfy's fix_text and fix_encoding (lib/text/ftfy.h) in front of it.
  *
- * The vocabulary is $L2_FUZZ_VOCAB, else OpenAI's bpe_simple_vocab_16e6.txt.gz
- * from ../shared/data/clip/ beside the checkout, else a small built-in one
- * (a few hundred merges: the BPE loop still runs, with shorter tokens).
+ * The vocabulary is $L2_FUZZ_VOCAB, else the one l2 ships (OpenAI's
+ * bpe_simple_vocab_16e6.txt.gz, lib/text/vocab/, from the checkout the
+ * harness runs in, or l2_tok_shipped_vocab), else a small built-in one (a
+ * few dozen merges: the BPE loop still runs, with shorter tokens).
  *
  * Checks: text is refused (NULL / -1) exactly when it is not valid UTF-8 as
  * Python decodes it (no overlong forms, no surrogates, nothing above
@@ -63,11 +64,15 @@ static const char *const MINI_MERGES[] = {
 static void init(void)
 {
 	const char *v = getenv("L2_FUZZ_VOCAB");
-	if (!v || !*v) v = "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz";
+	if (!v || !*v) v = "lib/text/vocab/bpe_simple_vocab_16e6.txt.gz";
+	char *shipped = access(v, R_OK) == 0 ? NULL : l2_tok_shipped_vocab();
+	if (shipped && access(shipped, R_OK) == 0) v = shipped;
 	if (access(v, R_OK) == 0) {
 		tok = l2_tok_load(v);
+		free(shipped);
 		return;
 	}
+	free(shipped);
 	char text[4096] = "#version: 0.2\n";
 	for (size_t i = 0; i < sizeof MINI_MERGES / sizeof *MINI_MERGES; i++) {
 		strcat(text, MINI_MERGES[i]);
