@@ -222,8 +222,19 @@ uint8_t l2_fuzz_u8(L2FuzzInput *in)
 	return n ? p[0] : 0;
 }
 
-uint16_t l2_fuzz_u16(L2FuzzInput *in) { return (uint16_t)(l2_fuzz_u8(in) | l2_fuzz_u8(in) << 8); }
-uint32_t l2_fuzz_u32(L2FuzzInput *in) { return (uint32_t)l2_fuzz_u16(in) | (uint32_t)l2_fuzz_u16(in) << 16; }
+/* Little-endian; the reads are sequenced (in one expression the order of
+ * the two calls would be the compiler's choice). */
+uint16_t l2_fuzz_u16(L2FuzzInput *in)
+{
+	uint16_t lo = l2_fuzz_u8(in);
+	return (uint16_t)(lo | l2_fuzz_u8(in) << 8);
+}
+
+uint32_t l2_fuzz_u32(L2FuzzInput *in)
+{
+	uint32_t lo = l2_fuzz_u16(in);
+	return lo | (uint32_t)l2_fuzz_u16(in) << 16;
+}
 
 /* ---- LMDB environments from inputs --------------------------------------------------------- */
 
