@@ -111,7 +111,8 @@ typedef struct {
 	L2SampleStats *stats;  /* optional: added to */
 } L2SampleIO;
 
-/* x (N, E) = σ_0·ε with ε the first E normals of each image's stream. */
+/* x (N, E) = σ_0·ε with ε the first E normals of each image's stream
+ * (normals in Box-Muller pairs: cos and sin of one pair of uniforms). */
 void l2_sample_init_noise(L2Rng *rng, int n, size_t e, double sigma0, double *x);
 /* Integrate x (N, E) from sigmas[0] to sigmas[steps] = 0 in place: in x_T,
  * out the sample.  sigmas strictly decreasing, sigmas[steps] == 0. */
