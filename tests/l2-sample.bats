@@ -82,7 +82,7 @@ png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{ print $1 * 16777216 + $2 * 65536
 	run l2-sample -m "$RUN/D.safetensors" --grid x.png "$FX/caption.l2f"
 	assert_failure 1; assert_output --partial "not a generator"
 	run l2-sample -m "$CLIP" --grid x.png "$FX/caption.l2f"
-	assert_failure 1; assert_output --partial "not an l2 GAN"
+	assert_failure 1; assert_output --partial "not an l2 generator"
 	head -c 2000 "$G" > trunc.safetensors
 	run l2-sample -m trunc.safetensors --grid x.png "$FX/caption.l2f"
 	assert_failure 1; assert_output --partial "trunc.safetensors"

@@ -171,3 +171,48 @@ void l2_generate_gan(L2GanG *G, const L2Conditions *c, int n, uint64_t seed, dou
 	free(z);
 	ad_graph_free(g);
 }
+
+/* ---- diffusion ----------------------------------------------------------- */
+
+void l2_generate_guide_check(const char *model_path, const L2DiffusionModel *m, const char *guide_path,
+			     const L2DiffusionModel *guide)
+{
+	const L2DiffusionConfig *a = l2_diffusion_model_config(m), *b = l2_diffusion_model_config(guide);
+	if (a->res != b->res || a->cimg != b->cimg || a->patch != b->patch)
+		l2_die("%s: the guide model draws %dx%dx%d images; %s draws %dx%dx%d", guide_path, b->cimg, b->res, b->res,
+		       model_path, a->cimg, a->res, a->res);
+	if (a->cdim != b->cdim)
+		l2_die("%s: the guide model takes %d-dimensional conditions; %s takes %d", guide_path, b->cdim, model_path,
+		       a->cdim);
+}
+
+/* on_x0 of a range: image numbers of the whole run, not of the call */
+typedef struct {
+	L2X0Fn fn;
+	void *ctx;
+	int base;
+} X0Shift;
+
+static void x0_shift(void *ctx, int step, double sigma, int first, int n, size_t e, const double *x0)
+{
+	X0Shift *s = ctx;
+	s->fn(s->ctx, step, sigma, s->base + first, n, e, x0);
+}
+
+void l2_generate_diffusion(L2DiffusionModel *m, L2DiffusionModel *guide, const L2SampleConfig *sc,
+			   const L2Conditions *c, int n, int first, int count, float *out, L2X0Fn on_x0, void *x0_ctx,
+			   L2SampleStats *stats)
+{
+	const L2DiffusionConfig *dc = l2_diffusion_model_config(m);
+	if (dc->cdim != c->dim) l2_die("diffusion: %d-dimensional conditions for a model of %d", c->dim, dc->cdim);
+	size_t e = (size_t)dc->cimg * dc->res * dc->res;
+	int *cond = l2_malloc((size_t)count * sizeof(int));
+	uint64_t *stream = l2_malloc((size_t)count * sizeof(uint64_t));
+	for (int k = 0; k < count; k++) cond[k] = (first + k) / n, stream[k] = (uint64_t)(first + k);
+	L2DiffusionNet net;
+	l2_diffusion_net_init(&net, m, guide, c->h, c->n);
+	X0Shift xs = {on_x0, x0_ctx, first};
+	l2_sample_images(sc, l2_diffusion_net, &net, count, e, cond, stream, out, on_x0 ? x0_shift : NULL, &xs, stats);
+	l2_diffusion_net_free(&net);
+	free(cond), free(stream);
+}

@@ -7,6 +7,8 @@
  *               item 4)
  *   kind        which trainer wrote a weights file (its __metadata__)
  *   GAN         one generator forward per image (z, noise, truncation)
+ *   diffusion   lib/models/sampler.h over the model (and a guide model for
+ *               autoguidance): schedule, sampler, guidance
  *
  * A run draws n images per condition; image k = i·n + j (condition i, image
  * j) takes every random number it uses from l2_rng_init(seed, k), so an image
@@ -17,7 +19,9 @@
 
 #include <stdint.h>
 
+#include "models/diffusion.h"
 #include "models/gan.h"
+#include "models/sampler.h"
 
 /* ---- conditions ---------------------------------------------------------- */
 
@@ -57,5 +61,18 @@ const char *l2_generator_kind_name(L2GenKind k); /* "GAN", "diffusion" */
  * generator: out (count, 3, R, R) in about [-1, 1].  psi: truncation. */
 void l2_generate_gan(L2GanG *G, const L2Conditions *c, int n, uint64_t seed, double psi, int first, int count,
 		     float *out);
+
+/* Images first .. first + count - 1 of a run of n per condition with a
+ * diffusion model (and, for autoguidance, guide: NULL otherwise), sampled as
+ * sc says (sc->seed, sc->batch images per sampler run): out (count, cimg,
+ * R, R).  on_x0 (optional) gets each step's denoised estimate with image
+ * numbers of the whole run; stats (optional) is added to. */
+void l2_generate_diffusion(L2DiffusionModel *m, L2DiffusionModel *guide, const L2SampleConfig *sc,
+			   const L2Conditions *c, int n, int first, int count, float *out, L2X0Fn on_x0, void *x0_ctx,
+			   L2SampleStats *stats);
+/* Dies "GUIDE_PATH: ..." unless the guide draws the same images from the
+ * same conditions as the model. */
+void l2_generate_guide_check(const char *model_path, const L2DiffusionModel *m, const char *guide_path,
+			     const L2DiffusionModel *guide);
 
 #endif
