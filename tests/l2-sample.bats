@@ -87,7 +87,9 @@ png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{ print $1 * 16777216 + $2 * 65536
 	run l2-sample -m trunc.safetensors --grid x.png "$FX/caption.l2f"
 	assert_failure 1; assert_output --partial "trunc.safetensors"
 	cp "$G" flip.safetensors
-	printf 'X' | dd of=flip.safetensors bs=1 seek=$(( $(stat -c %s "$G") - 7 )) conv=notrunc 2> /dev/null
+	# complement one byte of tensor data (a fixed byte value could already be there)
+	at=$(( $(stat -c %s "$G") - 7 )) b=$(od -An -tu1 -j "$at" -N1 "$G" | tr -d ' ')
+	printf "\\$(printf %o $(( 255 - b )))" | dd of=flip.safetensors bs=1 seek=$at conv=notrunc 2> /dev/null
 	run l2-sample -m flip.safetensors --grid x.png "$FX/caption.l2f"
 	assert_failure 1; assert_output --partial "flip.safetensors"
 	run l2-sample -m nothere.safetensors --grid x.png "$FX/caption.l2f"

@@ -166,6 +166,15 @@ import sys; b = bytearray(open('m.state','rb').read()); b[-20] ^= 0x55; open('m.
 	run l2-train-clip --synthetic 40 $TINY --steps 4 -o none.safetensors --resume
 	assert_failure 1
 	assert_output --partial "no training state"
+	# a state of the first format (no l2.state_version): refused with a hint, one line
+	python3 -c 'import json, struct, sys
+h = json.dumps({"param.x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "__metadata__": {"l2.kind":
+    "train-state", "step": "2", "adam_t": "2", "rng_key": "1", "rng_ctr": "9", "config": "x"}}).encode()
+sys.stdout.buffer.write(struct.pack("<Q", len(h)) + h + bytes(4))' > m.state
+	run l2-train-clip --synthetic 40 $TINY --steps 4 -o m.safetensors --resume
+	assert_failure 1
+	assert_output --partial "m.state: a training state of format 1"
+	[ "${#lines[@]}" = 1 ]
 }
 
 @test "l2-train-clip: missing dataset, non-dataset and unwritable output" {

@@ -8,7 +8,8 @@
  * Writes OUT (weights, OpenAI state-dict names: l2-encode-images and
  * l2-encode-text load it), OUT's stem + .vocab.txt.gz and vocab.txt.gz
  * beside OUT (the BPE vocabulary; the encoders look for the latter), and
- * OUT's stem + .state (optimizer moments, step, RNG, data position: --resume).
+ * OUT's stem + .state (lib/nn/ckpt.h group "clip": parameters, AdamW state,
+ * EMA; step, data position: --resume).
  * Layouts: schemas/dataset.md (input), lib/nn/ckpt.h (state). */
 #include "text/clip_tokenizer.h"
 #include "text/bpe_learn.h"
@@ -375,12 +376,19 @@ static void config_string(const Options *o, char *buf, size_t len)
 	}
 }
 
+/* The training state's one group: parameters, AdamW, the EMA when kept. */
+static L2CkptGroup state_group(L2ClipTrain *m, L2Adam *opt, L2Ema *ema)
+{
+	return (L2CkptGroup){.name = "clip", .p = m->p, .n = m->np, .adam = opt, .nema = ema != NULL, .ema = {ema}};
+}
+
 static void save_all(const Options *o, L2ClipTrain *m, L2Adam *opt, L2Ema *ema, const L2TrainState *st,
 		     const char *state_path, const char *vocab_name)
 {
 	/* the state first: a kill between the two renames leaves a state that
 	 * is ahead of the weights, which --resume handles */
-	l2_ckpt_save_state(state_path, st, m->p, m->np, opt, ema);
+	L2CkptGroup grp = state_group(m, opt, ema);
+	l2_ckpt_save_state(state_path, st, &grp, 1);
 	char buf[32][64];
 	const L2ClipTrainConfig *c = &m->c;
 	int vals[] = {c->res, c->patch, c->width, c->layers, c->heads, c->twidth, c->tlayers, c->theads, c->context,
@@ -469,14 +477,13 @@ int main(int argc, char **argv)
 	L2ClipTrain *m = l2_cliptr_new(c, o.seed);
 	L2Adam *opt = l2_adam_new(m->p, m->np, o.beta1, o.beta2, o.eps, o.wd);
 	L2Ema *ema = o.ema > 0 ? l2_ema_new(m->p, m->np) : NULL;
-	L2TrainState st;
-	memset(&st, 0, sizeof st);
-	l2_rng_init(&st.rng, o.seed, 0x74726e);
+	L2TrainState st = {0};
 	config_string(&o, st.config, sizeof st.config);
 	if (o.resume) {
 		if (!l2_file_exists(state_path)) l2_die("%s: no training state to resume (run without --resume first)", state_path);
 		L2TrainState saved;
-		l2_ckpt_load_state(state_path, &saved, m->p, m->np, opt, ema);
+		L2CkptGroup grp = state_group(m, opt, ema);
+		l2_ckpt_load_state(state_path, &saved, &grp, 1);
 		if (strcmp(saved.config, st.config))
 			l2_die("%s: made with other settings (%s); resume with the same options", state_path, saved.config);
 		st = saved;
@@ -517,7 +524,10 @@ int main(int argc, char **argv)
 		for (int b = 0; b < B; b++) {
 			int i = idx[b];
 			memcpy(px + (size_t)b * 3 * R * R, tr.px + (size_t)i * 3 * R * R, (size_t)3 * R * R * sizeof(float));
-			int k = tr.ncap[i] > 1 ? (int)l2_rng_below(&st.rng, tr.ncap[i]) : 0;
+			/* one of the image's captions, from the sample's own stream (lib/nn/train.h) */
+			L2Rng r;
+			l2_train_rng(&r, o.seed, st.step, 0, (uint64_t)b);
+			int k = tr.ncap[i] > 1 ? (int)l2_rng_below(&r, tr.ncap[i]) : 0;
 			memcpy(tok + (size_t)b * C, tr.tok + (size_t)(tr.cap0[i] + k) * C, C * sizeof(int32_t));
 		}
 		ad_graph_reset(g);

@@ -1,6 +1,7 @@
 /* train_data.c — images and conditions for the generators' trainers (see train_data.h). */
 #include "method/train_data.h"
 #include "nn/ckpt.h"
+#include "nn/train.h"
 #include "io/image.h"
 #include "core/util.h"
 
@@ -227,4 +228,15 @@ void l2_train_data_sample(const L2TrainData *d, const L2TrainDataOptions *o, int
 				for (int k = 0; k < R; k++) x[(ch * R + y) * R + k] = src[(ch * R + y) * R + R - 1 - k];
 	} else memcpy(x, src, isz * sizeof(float));
 	l2_train_data_cond(d, o, i, r, h);
+}
+
+void l2_train_data_batch(const L2TrainData *d, const L2TrainDataOptions *o, const int *idx, int B, int xflip,
+			 uint64_t seed, int64_t step, int phase, float *x, float *h)
+{
+	size_t isz = (size_t)3 * d->R * d->R;
+	for (int b = 0; b < B; b++) {
+		L2Rng r;
+		l2_train_rng(&r, seed, step, phase, (uint64_t)b);
+		l2_train_data_sample(d, o, idx[b], xflip, &r, x + b * isz, h + (size_t)b * d->dim);
+	}
 }

@@ -13,8 +13,8 @@
  *   int dim = l2_train_data_dim(ds, &o, need_captions);
  *   L2TrainData tr;
  *   l2_train_data_load(ds, &o, L2_SPLIT_TRAIN, dim, &tr, &dropped);
- *   ... per sample i of a batch, with its own generator r (lib/nn/train.h):
- *   l2_train_data_sample(&tr, &o, i, xflip, &r, x + b * 3*R*R, h + b * dim);
+ *   ... each step, B examples from the batcher (lib/nn/train.h), each sample with its own stream:
+ *   l2_train_data_batch(&tr, &o, idx, B, xflip, seed, step, PHASE, x, h);
  *
  * Conditions (--cond):
  *   text      every image is paired (its primary caption's feature);
@@ -84,6 +84,10 @@ int l2_train_data_npaired(const L2TrainData *d);
  * flip (when xflip), the gaussian/mixed choice and noise (when unpaired). */
 void l2_train_data_sample(const L2TrainData *d, const L2TrainDataOptions *o, int i, int xflip, L2Rng *r, float *x,
 			  float *h);
+/* A batch: example idx[b] into x[b] and h[b] for b < B, sample b drawing
+ * from l2_train_rng(seed, step, phase, b) (lib/nn/train.h). */
+void l2_train_data_batch(const L2TrainData *d, const L2TrainDataOptions *o, const int *idx, int B, int xflip,
+			 uint64_t seed, int64_t step, int phase, float *x, float *h);
 /* Only the condition (the second half of the above). */
 void l2_train_data_cond(const L2TrainData *d, const L2TrainDataOptions *o, int i, L2Rng *r, float *h);
 

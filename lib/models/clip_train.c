@@ -34,8 +34,8 @@ static AdTensor *add_param(L2ClipTrain *m, const char *name, int ndim, const int
 
 static void fill(AdTensor *t, L2Rng *r, double std, double mean)
 {
-	if (std == 0) for (size_t i = 0; i < t->n; i++) t->v[i] = (float)mean;
-	else l2_rng_fill_normal(r, t->v, t->n, mean, std);
+	/* as l2_rng_fill_normal, written out so the file also builds with adr = double */
+	for (size_t i = 0; i < t->n; i++) t->v[i] = (adr)(std == 0 ? mean : mean + std * l2_rng_normal(r));
 }
 
 static void add_tower(L2ClipTrain *m, L2Rng *r, const char *pre, int W, int L)
@@ -89,7 +89,7 @@ L2ClipTrain *l2_cliptr_new(const L2ClipTrainConfig *c, uint64_t seed)
 	fill(add_param(m, "ln_final.bias", 1, (int[]){TW}), &r, 0, 0);
 	fill(add_param(m, "text_projection", 2, (int[]){TW, c->embed}), &r, pow(TW, -0.5), 0);
 	m->logit_scale = add_param(m, "logit_scale", 1, (int[]){1});
-	m->logit_scale->v[0] = (float)log(1 / 0.07);
+	m->logit_scale->v[0] = (adr)log(1 / 0.07);
 	return m;
 }
 
@@ -201,9 +201,9 @@ AdTensor *l2_cliptr_loss(AdGraph *g, L2ClipTrain *m, AdTensor *img, AdTensor *tx
 
 void l2_cliptr_clamp(L2ClipTrain *m)
 {
-	float *s = m->logit_scale->v;
+	adr *s = m->logit_scale->v;
 	if (s[0] < 0) s[0] = 0;
-	if (s[0] > (float)log(100.0)) s[0] = (float)log(100.0);
+	if (s[0] > (adr)log(100.0)) s[0] = (adr)log(100.0);
 }
 
 static double tower_flops(int B, int T, int W, int L)
@@ -220,3 +220,34 @@ double l2_cliptr_flops(const L2ClipTrainConfig *c, int B, int T)
 	f += (double)B * (c->width + c->twidth) * c->embed + (double)B * B * c->embed;
 	return 2 * f; /* multiply-adds -> flops */
 }
+
+#ifndef L2_AD_DOUBLE
+#include "models/clip.h"
+#include "io/safetensors.h"
+
+L2ClipTrain *l2_cliptr_load_image_tower(const char *path)
+{
+	L2Clip *c = l2_clip_load(path, L2_CLIP_VISION | L2_CLIP_TEXT);
+	const L2ClipConfig *cc = l2_clip_config(c);
+	if (l2_clip_layout(c) != L2_CLIP_LAYOUT_OPENAI) l2_die("%s: --clip for training needs OpenAI key names", path);
+	L2ClipTrainConfig tc = {.res = cc->res, .patch = cc->patch, .width = cc->width, .layers = cc->layers,
+				.heads = cc->heads, .context = cc->context, .vocab = cc->vocab, .twidth = cc->twidth,
+				.tlayers = cc->tlayers, .theads = cc->theads, .embed = cc->embed};
+	l2_clip_free(c);
+	const char *bad = l2_cliptr_check(&tc);
+	if (bad) l2_die("%s: %s", path, bad);
+	L2ClipTrain *m = l2_cliptr_new(&tc, 0);
+	L2Safetensors *st = l2_st_open(path);
+	int n = 0;
+	for (int i = 0; i < m->np; i++) {
+		if (strncmp(m->p[i]->name, "visual.", 7)) continue;
+		int64_t sh[AD_MAXDIM];
+		for (int k = 0; k < m->p[i]->ndim; k++) sh[k] = m->p[i]->shape[k];
+		l2_st_load_f32_into(st, m->p[i]->name, m->p[i]->ndim, sh, m->p[i]->v);
+		n++;
+	}
+	l2_st_close(st);
+	if (!n) l2_die("%s: no visual.* tensors", path);
+	return m;
+}
+#endif

@@ -50,4 +50,11 @@ void l2_cliptr_clamp(L2ClipTrain *m);
 /* Multiply-adds of one forward pass on B pairs with text length T. */
 double l2_cliptr_flops(const L2ClipTrainConfig *c, int B, int T);
 
+#ifndef L2_AD_DOUBLE
+/* A CLIP weights file (OpenAI key names, as l2-encode-images loads) with its
+ * image tower loaded (visual.*, exact shapes); the text tower keeps its
+ * initial values.  For a frozen image encoder (the GAN's L_ConG). */
+L2ClipTrain *l2_cliptr_load_image_tower(const char *path);
+#endif
+
 #endif

@@ -135,7 +135,8 @@ static AdTensor *styled_fwd(AdGraph *g, const Styled *s, AdTensor *x, AdTensor *
 	if (s->noise && noise) {
 		int N = y->shape[0], H = y->shape[2], W = y->shape[3];
 		adr *nz = ad_scratch(g, (size_t)N * H * W * sizeof(adr));
-		for (size_t i = 0; i < (size_t)N * H * W; i++) nz[i] = (adr)l2_rng_normal(noise);
+		for (int n = 0; n < N; n++) /* sample n's noise from its own stream */
+			for (size_t i = 0; i < (size_t)H * W; i++) nz[(size_t)n * H * W + i] = (adr)l2_rng_normal(&noise[n]);
 		y = l2_gan_noise(g, y, nz, s->noise);
 	}
 	y = bias4(g, y, s->b);
@@ -445,9 +446,9 @@ AdTensor *l2_gan_clip_view(AdGraph *g, AdTensor *x, const int *box, int out)
 	return ad_add(g, ad_mul(g, y, a), b);
 }
 
-AdTensor *l2_gan_softplus_mean(AdGraph *g, AdTensor *logits, int sign)
+AdTensor *l2_gan_softplus_loss(AdGraph *g, AdTensor *logits, int sign, int B)
 {
-	return ad_mean_all(g, ad_softplus(g, sign < 0 ? ad_scale(g, logits, -1) : logits));
+	return ad_scale(g, ad_sum_all(g, ad_softplus(g, sign < 0 ? ad_scale(g, logits, -1) : logits)), 1.0 / B);
 }
 
 /* ---- R1 ----------------------------------------------------------------------------- */

@@ -68,8 +68,10 @@ void l2_gan_d_free(L2GanD *D);
 AdTensor **l2_gan_d_params(L2GanD *D, int *n);
 
 /* Generator.  z[N, zdim], h[N, cdim] -> images [N, 3, R, R].
- * psi: truncation (1 = none) towards mapping.w_avg.  noise: per-layer noise
- * drawn from this generator (NULL: no noise, StyleGAN2's noise_mode const 0).
+ * psi: truncation (1 = none) towards mapping.w_avg.  noise: NULL (no noise,
+ * StyleGAN2's noise_mode const 0) or N generators, noise[n] drawing sample
+ * n's noise inputs layer by layer (so a sample's images do not depend on the
+ * rest of the batch).
  * wavg_beta > 0: update w_avg = lerp(mean w, w_avg, beta) (training). */
 AdTensor *l2_gan_g_forward(AdGraph *g, L2GanG *G, AdTensor *z, AdTensor *h, double psi, L2Rng *noise,
 			   double wavg_beta);
@@ -99,9 +101,10 @@ AdTensor *l2_gan_clip_view(AdGraph *g, AdTensor *x, const int *box, int out);
 /* Random crop boxes of side uniform in [lo, hi] * R at uniform offsets. */
 void l2_gan_random_boxes(L2Rng *r, int n, int R, double lo, double hi, int *box);
 
-/* Non-saturating logistic losses: mean softplus(-l) (G, and D on reals)
- * and mean softplus(l) (D on fakes). */
-AdTensor *l2_gan_softplus_mean(AdGraph *g, AdTensor *logits, int sign);
+/* Non-saturating logistic losses: (sum of softplus(-l)) / B (G, and D on
+ * reals; sign < 0) and (sum of softplus(l)) / B (D on fakes).  B is the
+ * whole batch's size, so the losses of parts of a batch add up. */
+AdTensor *l2_gan_softplus_loss(AdGraph *g, AdTensor *logits, int sign, int B);
 
 /* ---- R1 ------------------------------------------------------------------------
  * R1 = (gamma / 2) * mean_n ||d S / d x_n||^2 with S = sum_n D(x_n, h_n), on

@@ -120,38 +120,79 @@ void l2_ckpt_load_weights(const char *path, AdTensor **p, int n)
 	l2_st_close(st);
 }
 
-void l2_ckpt_save_state(const char *path, const L2TrainState *s, AdTensor **p, int n, const L2Adam *opt,
-			const L2Ema *ema)
+static void check_groups(const L2CkptGroup *g, int ng)
 {
-	int ne = n * (1 + (opt ? 2 : 0) + (ema ? 1 : 0)), k = 0;
-	Entry *e = l2_calloc(ne, sizeof *e);
-	char **names = l2_calloc(ne, sizeof *names);
-	for (int i = 0; i < n; i++) {
-		static const char *pre[] = {"param.", "adam_m.", "adam_v.", "ema."};
-		const float *src[4] = {p[i]->v, opt ? opt->m[i] : NULL, opt ? opt->v[i] : NULL, ema ? ema->w[i] : NULL};
-		for (int j = 0; j < 4; j++) {
-			if (!src[j]) continue;
-			size_t len = strlen(pre[j]) + strlen(p[i]->name) + 1;
-			names[k] = l2_malloc(len);
-			snprintf(names[k], len, "%s%s", pre[j], p[i]->name);
-			e[k] = (Entry){names[k], src[j], p[i]->ndim, {0}};
-			shape64(p[i], e[k].shape);
-			k++;
-		}
+	for (int k = 0; k < ng; k++) {
+		if (g[k].adam && (g[k].adam->n != g[k].n || g[k].adam->p[0] != g[k].p[0]))
+			l2_die("checkpoint group %s: the optimizer is not over its parameters", g[k].name);
+		if (g[k].nema < 0 || g[k].nema > L2_CKPT_MAX_EMA) l2_die("checkpoint group %s: %d EMAs", g[k].name, g[k].nema);
+		for (int e = 0; e < g[k].nema; e++)
+			if (g[k].ema[e]->n != g[k].n) l2_die("checkpoint group %s: an EMA is not over its parameters", g[k].name);
 	}
-	char step[32], t[32], key[32], ctr[32], ep[32], pos[32];
-	snprintf(step, sizeof step, "%" PRId64, s->step);
-	snprintf(t, sizeof t, "%" PRId64, opt ? opt->t : 0);
-	snprintf(key, sizeof key, "%" PRIu64, s->rng.key);
-	snprintf(ctr, sizeof ctr, "%" PRIu64, s->rng.ctr);
-	snprintf(ep, sizeof ep, "%" PRIu64, s->data.epoch);
-	snprintf(pos, sizeof pos, "%" PRIu64, s->data.pos);
-	const char *meta[] = {"l2.kind", "train-state", "step", step, "adam_t", t, "rng_key", key, "rng_ctr", ctr,
-			      "data_epoch", ep, "data_pos", pos, "config", s->config, NULL};
-	write_entries(path, e, k, meta, NULL);
-	for (int i = 0; i < k; i++) free(names[i]);
-	free(names);
-	free(e);
+}
+
+static const char *ema_name(const L2CkptGroup *g, int e) { return g->ema_name[e] ? g->ema_name[e] : "ema"; }
+
+/* The tensors of the groups: for each parameter, its value, Adam moments and
+ * EMAs under "GROUP.KIND.NAME"; names[] receives the malloc'd names. */
+static int group_entries(const L2CkptGroup *g, int ng, Entry **out, char ***names_out)
+{
+	int ne = 0;
+	for (int k = 0; k < ng; k++) ne += g[k].n * (1 + (g[k].adam ? 2 : 0) + g[k].nema);
+	Entry *e = l2_calloc(ne ? ne : 1, sizeof *e);
+	char **names = l2_calloc(ne ? ne : 1, sizeof *names);
+	int m = 0;
+	for (int k = 0; k < ng; k++)
+		for (int i = 0; i < g[k].n; i++) {
+			const char *kind[2 + 2 + L2_CKPT_MAX_EMA];
+			const float *src[2 + 2 + L2_CKPT_MAX_EMA];
+			int nk = 0;
+			kind[nk] = "param", src[nk++] = g[k].p[i]->v;
+			if (g[k].adam) {
+				kind[nk] = "adam_m", src[nk++] = g[k].adam->m[i];
+				kind[nk] = "adam_v", src[nk++] = g[k].adam->v[i];
+			}
+			for (int j = 0; j < g[k].nema; j++) kind[nk] = ema_name(&g[k], j), src[nk++] = g[k].ema[j]->w[i];
+			for (int j = 0; j < nk; j++) {
+				size_t len = strlen(g[k].name) + strlen(kind[j]) + strlen(g[k].p[i]->name) + 3;
+				names[m] = l2_malloc(len);
+				snprintf(names[m], len, "%s.%s.%s", g[k].name, kind[j], g[k].p[i]->name);
+				e[m] = (Entry){names[m], src[j], g[k].p[i]->ndim, {0}};
+				shape64(g[k].p[i], e[m].shape);
+				m++;
+			}
+		}
+	*out = e, *names_out = names;
+	return m;
+}
+
+void l2_ckpt_save_state(const char *path, const L2TrainState *s, const L2CkptGroup *g, int ng)
+{
+	check_groups(g, ng);
+	Entry *e;
+	char **names;
+	int ne = group_entries(g, ng, &e, &names);
+	/* metadata: fixed keys, then NAME.adam_t per group with an optimizer */
+	const char **meta = l2_calloc(2 * (6 + ng) + 1, sizeof *meta);
+	char (*num)[32] = l2_calloc(4 + ng, sizeof *num), (*key)[96] = l2_calloc(ng ? ng : 1, sizeof *key);
+	snprintf(num[0], 32, "%d", L2_CKPT_STATE_VERSION);
+	snprintf(num[1], 32, "%" PRId64, s->step);
+	snprintf(num[2], 32, "%" PRIu64, s->data.epoch);
+	snprintf(num[3], 32, "%" PRIu64, s->data.pos);
+	int m = 0;
+	const char *fixed[] = {"l2.kind", "train-state", "l2.state_version", num[0], "step", num[1], "data_epoch", num[2],
+			       "data_pos", num[3], "config", s->config};
+	for (int i = 0; i < 12; i++) meta[m++] = fixed[i];
+	for (int k = 0; k < ng; k++) {
+		if (!g[k].adam) continue;
+		snprintf(key[k], sizeof key[k], "%s.adam_t", g[k].name);
+		snprintf(num[4 + k], 32, "%" PRId64, g[k].adam->t);
+		meta[m++] = key[k], meta[m++] = num[4 + k];
+	}
+	meta[m] = NULL;
+	write_entries(path, e, ne, meta, NULL);
+	for (int i = 0; i < ne; i++) free(names[i]);
+	free(names), free(e), free(meta), free(num), free(key);
 }
 
 static uint64_t meta_u64(const L2Safetensors *st, const char *path, const char *key)
@@ -164,39 +205,37 @@ static uint64_t meta_u64(const L2Safetensors *st, const char *path, const char *
 	return x;
 }
 
-void l2_ckpt_load_state(const char *path, L2TrainState *s, AdTensor **p, int n, L2Adam *opt, L2Ema *ema)
+void l2_ckpt_load_state(const char *path, L2TrainState *s, const L2CkptGroup *g, int ng)
 {
+	check_groups(g, ng);
 	L2Safetensors *st = l2_st_open(path);
 	const char *kind = l2_st_metadata(st, "l2.kind");
 	if (!kind || strcmp(kind, "train-state")) l2_die("%s: not an l2 training state", path);
+	const char *ver = l2_st_metadata(st, "l2.state_version");
+	if (!ver || strcmp(ver, "2")) /* version 1 had none: one Adam, an RNG stream, tensors param.NAME */
+		l2_die("%s: a training state of format %s; this l2 reads format %d (finish that run with the l2 that "
+		       "started it, or start it again without --resume)",
+		       path, ver ? ver : "1", L2_CKPT_STATE_VERSION);
 	check_file(st, path);
 	memset(s, 0, sizeof *s);
 	s->step = (int64_t)meta_u64(st, path, "step");
-	s->rng.key = meta_u64(st, path, "rng_key");
-	s->rng.ctr = meta_u64(st, path, "rng_ctr");
 	s->data.epoch = meta_u64(st, path, "data_epoch");
 	s->data.pos = meta_u64(st, path, "data_pos");
 	const char *cfg = l2_st_metadata(st, "config");
 	snprintf(s->config, sizeof s->config, "%s", cfg ? cfg : "");
-	char name[600];
-	for (int i = 0; i < n; i++) {
-		snprintf(name, sizeof name, "param.%s", p[i]->name);
-		load_into(st, name, p[i], NULL);
-		if (opt) {
-			int64_t sh[AD_MAXDIM];
-			shape64(p[i], sh);
-			snprintf(name, sizeof name, "adam_m.%s", p[i]->name);
-			l2_st_load_f32_into(st, name, p[i]->ndim, sh, opt->m[i]);
-			snprintf(name, sizeof name, "adam_v.%s", p[i]->name);
-			l2_st_load_f32_into(st, name, p[i]->ndim, sh, opt->v[i]);
-		}
-		if (ema) {
-			int64_t sh[AD_MAXDIM];
-			shape64(p[i], sh);
-			snprintf(name, sizeof name, "ema.%s", p[i]->name);
-			l2_st_load_f32_into(st, name, p[i]->ndim, sh, ema->w[i]);
-		}
+	Entry *e;
+	char **names;
+	int ne = group_entries(g, ng, &e, &names);
+	for (int i = 0; i < ne; i++) {
+		l2_st_load_f32_into(st, e[i].name, e[i].ndim, e[i].shape, (float *)e[i].data);
+		free(names[i]);
 	}
-	if (opt) opt->t = (int64_t)meta_u64(st, path, "adam_t");
+	free(names), free(e);
+	for (int k = 0; k < ng; k++) {
+		if (!g[k].adam) continue;
+		char key[96];
+		snprintf(key, sizeof key, "%s.adam_t", g[k].name);
+		g[k].adam->t = (int64_t)meta_u64(st, path, key);
+	}
 	l2_st_close(st);
 }

@@ -4,15 +4,23 @@
  *   WEIGHTS (safetensors): the model's parameters under their PyTorch
  *     state-dict names, float32, plus __metadata__ (config); this is the
  *     deliverable the inference tools load.
- *   STATE (safetensors too, "l2.kind": "train-state"): everything a resumed
- *     run needs to continue bit for bit — parameters again (so the state
- *     alone is consistent even if a kill lands between the two renames),
- *     Adam moments, EMA weights, and in __metadata__ the step, Adam's t,
- *     the RNG (key, counter), the data position and the run's config.
+ *   STATE (safetensors too, "l2.kind": "train-state", "l2.state_version": 2):
+ *     everything a resumed run needs to continue bit for bit, in named
+ *     groups — for each group NAME (a network: "G", "D", "clip", ...) its
+ *     parameters again (so the state alone is consistent even if a kill lands
+ *     between two renames), its optimizer's moments and step count, and its
+ *     EMAs:
+ *         NAME.param.<parameter name>     NAME.adam_m.<..>   NAME.adam_v.<..>
+ *         NAME.<ema name>.<..>            __metadata__ NAME.adam_t
+ *     and in __metadata__ the step, the data position and the run's config.
+ *     No generator state: the trainers draw from streams keyed by step and
+ *     sample (lib/nn/train.h).
  * Both carry "l2.checksum", an FNV-1a 64 of all tensor bytes, so a
  * damaged file is refused with a clear message.  Writes are atomic: a
  * temporary sibling renamed over the old file (lib/io/safetensors.h writer),
- * so killing a run mid-write leaves the previous checkpoint intact. */
+ * so killing a run mid-write leaves the previous checkpoint intact.
+ * A state of another format version is refused with a one-line hint, never
+ * read as this one. */
 #ifndef L2_CKPT_H
 #define L2_CKPT_H
 
@@ -35,15 +43,28 @@ typedef struct {
 
 typedef struct {
 	int64_t step;          /* optimizer steps done */
-	L2Rng rng;
 	L2DataPos data;
 	char config[4096];     /* the run's settings; resume compares them */
 } L2TrainState;
 
-void l2_ckpt_save_state(const char *path, const L2TrainState *s, AdTensor **p, int n, const L2Adam *opt,
-			const L2Ema *ema);
-/* Restores parameters, moments (opt may be NULL), EMA (may be NULL). */
-void l2_ckpt_load_state(const char *path, L2TrainState *s, AdTensor **p, int n, L2Adam *opt, L2Ema *ema);
+#define L2_CKPT_STATE_VERSION 2
+#define L2_CKPT_MAX_EMA 4
+
+/* One network's share of a training state. */
+typedef struct {
+	const char *name;      /* "G", "D", ...: the prefix of its tensors */
+	AdTensor **p;          /* [n] parameters, with unique names */
+	int n;
+	L2Adam *adam;          /* NULL: none; else over exactly p[0..n) (moments and t saved) */
+	int nema;              /* EMAs of p (each L2Ema over exactly p[0..n)) */
+	L2Ema *ema[L2_CKPT_MAX_EMA];
+	const char *ema_name[L2_CKPT_MAX_EMA]; /* NULL: "ema" */
+} L2CkptGroup;
+
+void l2_ckpt_save_state(const char *path, const L2TrainState *s, const L2CkptGroup *g, int ng);
+/* Restores every group's parameters, moments, step counts and EMAs, which
+ * must all be there with the same shapes ("PATH: ..." otherwise). */
+void l2_ckpt_load_state(const char *path, L2TrainState *s, const L2CkptGroup *g, int ng);
 
 /* FNV-1a 64 of a buffer, chained from h (start with L2_FNV_INIT). */
 #define L2_FNV_INIT 0xcbf29ce484222325ull

@@ -6,6 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Element type adr (lib/nn/ad.h): float, or double when a test compiles this
+ * file with -DL2_AD_DOUBLE (tests/c/test_gan_train.c). */
+#ifdef L2_AD_DOUBLE
+#define ADR_SQRT sqrt
+#else
+#define ADR_SQRT sqrtf
+#endif
+
 L2Adam *l2_adam_new(AdTensor **p, int n, double beta1, double beta2, double eps, double weight_decay)
 {
 	L2Adam *a = l2_calloc(1, sizeof *a);
@@ -16,8 +24,8 @@ L2Adam *l2_adam_new(AdTensor **p, int n, double beta1, double beta2, double eps,
 	a->v = l2_calloc(n, sizeof *a->v);
 	a->decay = l2_calloc(n, 1);
 	for (int i = 0; i < n; i++) {
-		a->m[i] = l2_calloc(p[i]->n, sizeof(float));
-		a->v[i] = l2_calloc(p[i]->n, sizeof(float));
+		a->m[i] = l2_calloc(p[i]->n, sizeof(adr));
+		a->v[i] = l2_calloc(p[i]->n, sizeof(adr));
 		a->decay[i] = p[i]->ndim >= 2;
 	}
 	a->beta1 = beta1;
@@ -45,20 +53,20 @@ void l2_adam_step(L2Adam *a, double lr)
 {
 	a->t++;
 	double bc1 = 1 - pow(a->beta1, (double)a->t), bc2 = 1 - pow(a->beta2, (double)a->t);
-	float b1 = (float)a->beta1, b2 = (float)a->beta2, ob1 = (float)(1 - a->beta1), ob2 = (float)(1 - a->beta2);
-	float step = (float)(lr / bc1), sbc2 = (float)sqrt(bc2), eps = (float)a->eps;
+	adr b1 = (adr)a->beta1, b2 = (adr)a->beta2, ob1 = (adr)(1 - a->beta1), ob2 = (adr)(1 - a->beta2);
+	adr step = (adr)(lr / bc1), sbc2 = (adr)sqrt(bc2), eps = (adr)a->eps;
 	for (int i = 0; i < a->n; i++) {
 		AdTensor *p = a->p[i];
-		float *m = a->m[i], *v = a->v[i], *w = p->v;
-		const float *g = p->g;
+		adr *m = a->m[i], *v = a->v[i], *w = p->v;
+		const adr *g = p->g;
 		if (a->decay[i] && a->wd > 0) {
-			float keep = (float)(1 - lr * a->wd);
+			adr keep = (adr)(1 - lr * a->wd);
 			for (size_t j = 0; j < p->n; j++) w[j] *= keep;
 		}
 		for (size_t j = 0; j < p->n; j++) {
 			m[j] = b1 * m[j] + ob1 * g[j];
 			v[j] = b2 * v[j] + ob2 * g[j] * g[j];
-			w[j] -= step * (m[j] / (sqrtf(v[j]) / sbc2 + eps));
+			w[j] -= step * (m[j] / (ADR_SQRT(v[j]) / sbc2 + eps));
 		}
 	}
 }
@@ -70,7 +78,7 @@ double l2_grad_clip(AdTensor **p, int n, double max_norm)
 		for (size_t j = 0; j < p[i]->n; j++) s += (double)p[i]->g[j] * p[i]->g[j];
 	double norm = sqrt(s);
 	if (max_norm > 0 && norm > max_norm) {
-		float c = (float)(max_norm / (norm + 1e-6));
+		adr c = (adr)(max_norm / (norm + 1e-6));
 		for (int i = 0; i < n; i++)
 			for (size_t j = 0; j < p[i]->n; j++) p[i]->g[j] *= c;
 	}
@@ -94,8 +102,8 @@ L2Ema *l2_ema_new(AdTensor **p, int n)
 	memcpy(e->p, p, n * sizeof *e->p);
 	e->w = l2_calloc(n, sizeof *e->w);
 	for (int i = 0; i < n; i++) {
-		e->w[i] = l2_malloc_aligned(p[i]->n * sizeof(float)); /* swappable with p->v */
-		memcpy(e->w[i], p[i]->v, p[i]->n * sizeof(float));
+		e->w[i] = l2_malloc_aligned(p[i]->n * sizeof(adr)); /* swappable with p->v */
+		memcpy(e->w[i], p[i]->v, p[i]->n * sizeof(adr));
 	}
 	return e;
 }
@@ -111,7 +119,7 @@ void l2_ema_free(L2Ema *e)
 
 void l2_ema_update(L2Ema *e, double decay)
 {
-	float d = (float)decay, od = (float)(1 - decay);
+	adr d = (adr)decay, od = (adr)(1 - decay);
 	for (int i = 0; i < e->n; i++)
 		for (size_t j = 0; j < e->p[i]->n; j++) e->w[i][j] = d * e->w[i][j] + od * e->p[i]->v[j];
 }
@@ -119,7 +127,7 @@ void l2_ema_update(L2Ema *e, double decay)
 void l2_ema_swap(L2Ema *e)
 {
 	for (int i = 0; i < e->n; i++) {
-		float *t = e->p[i]->v;
+		adr *t = e->p[i]->v;
 		e->p[i]->v = e->w[i];
 		e->w[i] = t;
 	}

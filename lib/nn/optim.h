@@ -17,7 +17,7 @@
 typedef struct {
 	int n;
 	AdTensor **p;       /* [n] parameters (not owned) */
-	float **m, **v;     /* [n][p->n] first and second moments */
+	adr **m, **v;     /* [n][p->n] first and second moments */
 	unsigned char *decay; /* [n] 1 = apply weight decay */
 	double beta1, beta2, eps, wd;
 	int64_t t;          /* steps taken */
@@ -39,7 +39,7 @@ double l2_lr_schedule(int64_t step, int64_t warmup, int64_t total, double lr, do
 typedef struct {
 	int n;
 	AdTensor **p;
-	float **w;          /* [n][p->n] averaged weights */
+	adr **w;          /* [n][p->n] averaged weights */
 } L2Ema;
 
 L2Ema *l2_ema_new(AdTensor **p, int n); /* starts equal to the parameters */

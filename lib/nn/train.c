@@ -1,6 +1,9 @@
 /* train.c — trainer plumbing (see train.h). */
 #include "nn/train.h"
 #include "core/util.h"
+#include "io/plot.h"
+
+#include <math.h>
 
 #include <signal.h>
 #include <stdarg.h>
@@ -127,4 +130,89 @@ void l2_train_log(int64_t step, int64_t steps, int64_t stop_after, int B, double
 	va_end(ap);
 	l2_train_eta(rate > 0 ? (double)(stop_after - step) * B / rate : 0, eta, sizeof eta);
 	l2_info("step %lld/%lld  %s  %.1f img/s  ETA %s", (long long)step, (long long)steps, mid, rate, eta);
+}
+
+/* ---- log.tsv and loss.png -------------------------------------------------------------- */
+
+void l2_train_tsv_init(L2TrainTsv *t, int ncol, const char *const *names, const char *const *fmt)
+{
+	memset(t, 0, sizeof *t);
+	t->ncol = ncol, t->names = names, t->fmt = fmt;
+}
+
+void l2_train_tsv_free(L2TrainTsv *t)
+{
+	free(t->rows);
+	t->rows = NULL;
+	t->n = t->cap = 0;
+}
+
+void l2_train_tsv_add(L2TrainTsv *t, int64_t step, const double *v)
+{
+	int w = 1 + t->ncol;
+	if (t->n == t->cap) t->cap = t->cap ? 2 * t->cap : 64, t->rows = l2_realloc(t->rows, (size_t)t->cap * w * sizeof(double));
+	double *r = t->rows + (size_t)t->n++ * w;
+	r[0] = (double)step;
+	memcpy(r + 1, v, t->ncol * sizeof(double));
+}
+
+void l2_train_tsv_write(const L2TrainTsv *t, const char *path)
+{
+	L2OFile *f = l2_ofile_open(path, 0);
+	FILE *fp = l2_ofile_fp(f);
+	fprintf(fp, "step");
+	for (int c = 0; c < t->ncol; c++) fprintf(fp, "\t%s", t->names[c]);
+	fputc('\n', fp);
+	for (int i = 0; i < t->n; i++) {
+		const double *r = t->rows + (size_t)i * (1 + t->ncol);
+		fprintf(fp, "%lld", (long long)r[0]);
+		for (int c = 0; c < t->ncol; c++) {
+			fputc('\t', fp);
+			if (isnan(r[1 + c])) fputs("nan", fp);
+			else fprintf(fp, t->fmt[c], r[1 + c]);
+		}
+		fputc('\n', fp);
+	}
+	l2_ofile_commit(f);
+}
+
+void l2_train_tsv_read(L2TrainTsv *t, const char *path, int64_t upto)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) return;
+	char line[4096];
+	double *v = l2_malloc((t->ncol + 1) * sizeof(double));
+	while (fgets(line, sizeof line, f)) {
+		char *p = line, *end;
+		long long step = strtoll(p, &end, 10);
+		if (end == p || *end != '\t') continue; /* the header */
+		if (step > upto) break;
+		p = end;
+		for (int c = 0; c < t->ncol; c++) {
+			v[c] = NAN;
+			if (*p != '\t') continue;
+			double x = strtod(p + 1, &end);
+			if (end != p + 1) v[c] = x, p = end;
+		}
+		l2_train_tsv_add(t, step, v);
+	}
+	free(v);
+	fclose(f);
+}
+
+void l2_train_tsv_plot(const L2TrainTsv *t, const char *path, const char *title, const int *cols, int k)
+{
+	int w = 1 + t->ncol, n = t->n;
+	if (k > 8) k = 8;
+	double *x = l2_malloc((size_t)(n ? n : 1) * (k + 1) * sizeof(double)), *y = x + (n ? n : 1);
+	L2PlotSeries s[8];
+	for (int i = 0; i < n; i++) x[i] = t->rows[(size_t)i * w];
+	for (int j = 0; j < k; j++) {
+		for (int i = 0; i < n; i++) y[(size_t)j * n + i] = t->rows[(size_t)i * w + 1 + cols[j]];
+		s[j] = (L2PlotSeries){.label = t->names[cols[j]], .x = x, .y = y + (size_t)j * n, .n = n};
+		l2_plot_color(j, s[j].rgb);
+	}
+	L2PlotPanel p = {.title = title, .s = s, .ns = k};
+	l2_plot_png(path, &p, 1, 640, 320);
+	free(x);
 }

@@ -90,4 +90,28 @@ void l2_train_eta(double seconds, char *buf, size_t n);
 void l2_train_log(int64_t step, int64_t steps, int64_t stop_after, int B, double rate, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
 
+/* ---- log.tsv and loss.png ------------------------------------------------
+ * One row per tick: "step" then named columns, a header line first; the
+ * whole file is rewritten atomically at each tick, and --resume reads the
+ * rows up to the state's step back, so the log of a resumed run equals an
+ * uninterrupted one's.  NaN (a value not taken) is written "nan". */
+typedef struct {
+	int ncol;                  /* columns after "step" */
+	const char *const *names;  /* [ncol] */
+	const char *const *fmt;    /* [ncol] printf formats, e.g. "%.6f" */
+	int n, cap;
+	double *rows;              /* [n][1 + ncol]: step, then the columns */
+} L2TrainTsv;
+
+void l2_train_tsv_init(L2TrainTsv *t, int ncol, const char *const *names, const char *const *fmt);
+void l2_train_tsv_free(L2TrainTsv *t);
+void l2_train_tsv_add(L2TrainTsv *t, int64_t step, const double *v);
+void l2_train_tsv_write(const L2TrainTsv *t, const char *path);
+/* Appends the rows of PATH with step <= upto (none when PATH is missing;
+ * a row with fewer columns gets NaN in the rest). */
+void l2_train_tsv_read(L2TrainTsv *t, const char *path, int64_t upto);
+/* A line chart (lib/io/plot.h) of columns cols[0..k) (k <= 8) against the
+ * step, in one panel with a legend of the column names; NaN leaves a gap. */
+void l2_train_tsv_plot(const L2TrainTsv *t, const char *path, const char *title, const int *cols, int k);
+
 #endif

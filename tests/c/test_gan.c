@@ -195,9 +195,9 @@ static AdTensor *ZIN, *HIN, *XIN;
 
 static AdTensor *f_gen(AdGraph *g, AdTensor **p)
 {
-	L2Rng r;
-	l2_rng_init(&r, 7, 1);
-	return l2_gan_g_forward(g, GG, ZIN, HIN, 0.7, &r, 0);
+	L2Rng r[2];
+	l2_rng_init(&r[0], 7, 1), l2_rng_init(&r[1], 7, 2);
+	return l2_gan_g_forward(g, GG, ZIN, HIN, 0.7, r, 0);
 }
 
 static void test_generator(void)

@@ -3,7 +3,7 @@
  * lib/method/train_data on a small dataset made here (feature-set sizes,
  * the paired subset's size, nesting and independence of order, paired-only,
  * the test split, images in [-1, 1] over the background, flips and the
- * gaussian / mixed conditions). */
+ * gaussian / mixed conditions), log.tsv written and read back to a step. */
 #include "check.h"
 #include "nn/train.h"
 #include "method/train_data.h"
@@ -105,6 +105,32 @@ static void test_paths_eta(void)
 	CHECK(!strcmp(e, "0:00"));
 	CHECK(l2_cond_parse("mixed") == L2_COND_MIXED && l2_cond_parse("Text") == -1);
 	for (int k = 0; k <= L2_COND_MIXED; k++) CHECK(l2_cond_parse(l2_cond_name(k)) == k);
+}
+
+static void test_tsv(void)
+{
+	static const char *names[3] = {"loss", "fd", "rate"}, *fmt[3] = {"%.6f", "%.6f", "%.2f"};
+	L2TrainTsv t, r;
+	l2_train_tsv_init(&t, 3, names, fmt);
+	for (int s = 1; s <= 4; s++) l2_train_tsv_add(&t, 10 * s, (double[]){1.0 / s, s % 2 ? NAN : 0.5 * s, 100 + s});
+	char path[300], png[300];
+	snprintf(path, sizeof path, "%s/log.tsv", dir);
+	snprintf(png, sizeof png, "%s/loss.png", dir);
+	l2_train_tsv_write(&t, path);
+	size_t n;
+	char *txt = l2_read_file(path, &n);
+	CHECK(!strncmp(txt, "step\tloss\tfd\trate\n10\t1.000000\tnan\t101.00\n20\t0.500000\t1.000000\t102.00\n", 60));
+	free(txt);
+	/* back up to step 30 (a resumed run at step 30 continues from there) */
+	l2_train_tsv_init(&r, 3, names, fmt);
+	l2_train_tsv_read(&r, path, 30);
+	CHECK(r.n == 3 && r.rows[2 * 4] == 30 && fabs(r.rows[2 * 4 + 1] - 1.0 / 3) < 1e-6 && isnan(r.rows[2 * 4 + 2]));
+	l2_train_tsv_plot(&t, png, "losses", (int[]){0, 1}, 2);
+	L2Image im;
+	char err[128];
+	CHECK(l2_image_load(png, &im, err, sizeof err) == 0 && im.w == 640 && im.h >= 320);
+	l2_image_free(&im);
+	l2_train_tsv_free(&t), l2_train_tsv_free(&r);
 }
 
 /* ---- train_data on a dataset of 12 train + 4 test images ------------------------ */
@@ -299,6 +325,7 @@ int main(void)
 	RUN(test_batcher);
 	RUN(test_sample_rng);
 	RUN(test_paths_eta);
+	RUN(test_tsv);
 	RUN(test_train_data);
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
