@@ -29,7 +29,12 @@
  * Randomness: sample b's latent z, G's noise inputs and its crop box come
  * from l2_train_rng(seed, step, L2_GAN_PHASE_G or _D, b) in that order (the
  * crop in the G phase only); the data draws (x-flip, gaussian conditions)
- * belong to L2_GAN_PHASE_DATA.  No generator state crosses a step.
+ * belong to L2_GAN_PHASE_DATA.  No generator state crosses a step.  When
+ * a batch is split across processes (../DISTRIBUTED §3.3), each computes its
+ * samples' draws exactly; what still needs the whole batch is the in-batch
+ * contrastive terms (all-gather f and h), minibatch std (groups stay in a
+ * process), and two means over the batch: w_avg's mean w and R1's mean
+ * gradient norm (sums, then / B).
  *
  * Compiles in float (training) and, included after lib/nn/ad.c, optim.c,
  * models/gan.c and clip_train.c with -DL2_AD_DOUBLE, in double: the step test
