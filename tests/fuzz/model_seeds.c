@@ -49,10 +49,12 @@ int main(int argc, char **argv)
 	L2Adam *opt = l2_adam_new(q, 2, 0.9, 0.999, 1e-8, 0);
 	L2Ema *ema = l2_ema_new(q, 2);
 	opt->t = 3;
-	L2TrainState s = {.step = 3, .rng = {5, 6}, .data = {1, 2}};
+	L2TrainState s = {.step = 3, .data = {1, 2}};
 	snprintf(s.config, sizeof s.config, "lr=0.001 batch=4");
-	l2_ckpt_save_state(at(dir, "ckpt", "state"), &s, q, 2, opt, ema);
-	l2_ckpt_save_state(at(dir, "ckpt", "state-no-ema"), &s, q, 2, opt, NULL);
+	L2CkptGroup grp = {.name = "net", .p = q, .n = 2, .adam = opt, .nema = 1, .ema = {ema}};
+	l2_ckpt_save_state(at(dir, "ckpt", "state"), &s, &grp, 1);
+	grp.nema = 0;
+	l2_ckpt_save_state(at(dir, "ckpt", "state-no-ema"), &s, &grp, 1);
 	l2_ema_free(ema);
 	l2_adam_free(opt);
 	ad_param_free(q[0]);
