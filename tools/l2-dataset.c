@@ -11,6 +11,7 @@
 #include "method/dataset.h"
 #include "io/image.h"
 #include "io/stream.h"
+#include "core/hash.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -1178,9 +1179,7 @@ static void cmd_glosses(const Options *o, const char *dir)
 	if (o->max_lines && (size_t)o->max_lines < n) {
 		Ranked *rk = l2_malloc(n * sizeof *rk);
 		for (size_t i = 0; i < n; i++) {
-			uint64_t h = 0xcbf29ce484222325ull ^ o->seed;
-			for (const unsigned char *p = (const unsigned char *)g[i]; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
-			rk[i].h = h;
+			rk[i].h = l2_fnv1a64_str(L2_FNV_INIT ^ o->seed, g[i]);
 			rk[i].i = i;
 		}
 		qsort(rk, n, sizeof *rk, ranked_cmp);

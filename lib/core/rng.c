@@ -1,22 +1,16 @@
 /* rng.c — counter-based SplitMix64 generator (see rng.h). */
 #include "core/rng.h"
+#include "core/hash.h"
 
 #include <math.h>
 
-static uint64_t mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 void l2_rng_init(L2Rng *r, uint64_t seed, uint64_t stream)
 {
-	r->key = mix64(seed * 0x9e3779b97f4a7c15ull + mix64(stream + 0x632be59bd9b4e019ull));
+	r->key = l2_mix64(seed * L2_GOLDEN + l2_mix64(stream + 0x632be59bd9b4e019ull));
 	r->ctr = 0;
 }
 
-uint64_t l2_rng_u64(L2Rng *r) { return mix64(r->key + ++r->ctr * 0x9e3779b97f4a7c15ull); }
+uint64_t l2_rng_u64(L2Rng *r) { return l2_mix64(r->key + ++r->ctr * L2_GOLDEN); }
 
 double l2_rng_uniform(L2Rng *r) { return (l2_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
 

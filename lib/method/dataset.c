@@ -1,6 +1,7 @@
 /* dataset.c — l2 datasets over lib/io/store.h (layout: schemas/dataset.md). */
 #include "method/dataset.h"
 
+#include "core/hash.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -62,14 +63,7 @@ const char *l2_split_name(L2Split s) { return s == L2_SPLIT_TRAIN ? "train" : s 
 
 L2Split l2_split_for(const char *group, double test_fraction, uint64_t seed)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (const unsigned char *p = (const unsigned char *)group; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
-	uint64_t x = h ^ seed;
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
+	uint64_t x = l2_mix64(l2_fnv1a64_str(L2_FNV_INIT, group) ^ seed);
 	double u = (double)(x >> 11) * 0x1p-53;
 	return u < test_fraction ? L2_SPLIT_TEST : L2_SPLIT_TRAIN;
 }

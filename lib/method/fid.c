@@ -1,6 +1,7 @@
 /* fid.c — streaming feature statistics, the Fréchet distance through
  * symmetric eigendecompositions, and KID (see fid.h). */
 #include "method/fid.h"
+#include "core/hash.h"
 #include "core/util.h"
 
 #include <cblas.h>
@@ -194,21 +195,13 @@ L2FidResult l2_fid_frechet(const double *mu1, const double *sigma1, const double
 
 /* ---- KID ---------------------------------------------------------------------------- */
 
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 /* m distinct indices of 0..n-1 (partial Fisher-Yates); identity when m == n. */
 static void draw(size_t *idx, size_t n, size_t m, uint64_t *rng)
 {
 	for (size_t i = 0; i < n; i++) idx[i] = i;
 	if (m == n) return;
 	for (size_t i = 0; i < m; i++) {
-		size_t j = i + (size_t)(splitmix(rng) % (n - i)), t = idx[i];
+		size_t j = i + (size_t)(l2_splitmix64(rng) % (n - i)), t = idx[i];
 		idx[i] = idx[j], idx[j] = t;
 	}
 }

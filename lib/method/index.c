@@ -12,6 +12,7 @@
  * transaction with MDB_APPEND puts. */
 #include "method/index.h"
 #include "io/stream.h"
+#include "core/hash.h"
 #include "core/mapguard.h"
 #include "core/util.h"
 
@@ -37,14 +38,7 @@
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-static double rng_uniform(uint64_t *s) { return (rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+static double rng_uniform(uint64_t *s) { return (l2_splitmix64(s) >> 11) * (1.0 / 9007199254740992.0); }
 static uint64_t rng_below(uint64_t *s, uint64_t n) { return (uint64_t)(rng_uniform(s) * (double)n) % n; }
 static double rng_normal(uint64_t *s)
 {
@@ -67,14 +61,6 @@ static void put_be32(unsigned char *p, uint32_t v)
 	for (int i = 3; i >= 0; i--, v >>= 8) p[i] = (unsigned char)v;
 }
 static uint32_t get_be32(const unsigned char *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-
-/* FNV-1a, 64 bit: the key hash of the "hash" database (schemas/index.md). */
-static uint64_t fnv1a64(const char *s, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-	return h;
-}
 
 static void half_row_to_float(const uint16_t *h, float *f, size_t d)
 {
@@ -1160,7 +1146,8 @@ int l2_index_writer_add(L2IndexWriter *w, const char *key, uint32_t key_len, con
 	} else if (w->metric == L2_METRIC_COS && fabs(sqrt(s) - 1) > NORM_TOL)
 		l2_die("%s: the vector of \"%.60s\" has norm %.6g, not 1 (use --normalize)", w->path, key, sqrt(s));
 
-	uint64_t h = fnv1a64(key, key_len), id = w->count;
+	/* FNV-1a 64: the key hash of the "hash" database (schemas/index.md) */
+	uint64_t h = l2_fnv1a64(L2_FNV_INIT, key, key_len), id = w->count;
 	unsigned char hb[8], ib[8];
 	put_be64(hb, h);
 	put_be64(ib, id);

@@ -9,6 +9,7 @@
 #ifndef PSEUDO_T
 
 #include "method/pseudo.h"
+#include "core/hash.h"
 #include "core/util.h"
 
 #include <cblas.h>
@@ -45,13 +46,8 @@ int l2_pseudo_mode_parse(const char *s)
 
 /* ---- counter-based random numbers ------------------------------------------ */
 
-static inline uint64_t mix64(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15ull;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
+/* SplitMix64's step as a pure function of z (l2_splitmix64 without the state) */
+static inline uint64_t mix64(uint64_t z) { return l2_mix64(z + L2_GOLDEN); }
 
 /* uniform in (0, 1): never 0, so log() is finite */
 static inline double uniform01(uint64_t seed, uint64_t stream, uint64_t counter)

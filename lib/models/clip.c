@@ -7,6 +7,7 @@
 #include "nn/nn.h"
 #include "io/image.h"
 #include "io/safetensors.h"
+#include "core/hash.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -681,26 +682,12 @@ void l2_clip_encode_text(const L2Clip *m, const int32_t *tokens, int n, float *o
 
 /* ---- random weights ---------------------------------------------------------------- */
 
-static uint64_t mix64(uint64_t z)
-{
-	z ^= z >> 30;
-	z *= 0xbf58476d1ce4e5b9ull;
-	z ^= z >> 27;
-	z *= 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 void l2_clip_random_values(const char *name, uint64_t seed, int e, float *out, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		h ^= *p;
-		h *= 0x100000001b3ull;
-	}
-	h ^= seed;
+	uint64_t h = l2_fnv1a64_str(L2_FNV_INIT, name) ^ seed;
 	double scale = ldexp(1.0, -e);
 	for (size_t i = 0; i < n; i++) {
-		uint64_t x = mix64(h + (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ull);
+		uint64_t x = l2_mix64(h + (uint64_t)(i + 1) * L2_GOLDEN);
 		if (e < 0) out[i] = (float)((768.0 + (double)(x >> 55)) / 1024.0);
 		else out[i] = (float)(((double)(x >> 53) * 2.0 - 2047.0) / 2048.0 * scale);
 	}

@@ -7,6 +7,7 @@
 #include "models/inception.h"
 #include "nn/conv.h"
 #include "io/safetensors.h"
+#include "core/hash.h"
 #include "core/util.h"
 
 #include <malloc.h>
@@ -147,15 +148,6 @@ const char *l2_inception_param_name(int i, int *ndim, int64_t shape[4])
 
 /* ---- seeded random parameters ---------------------------------------------------- */
 
-#define PHI 0x9e3779b97f4a7c15ull
-
-static uint64_t fnv1a64(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return h;
-}
-
 void l2_inception_random_param(uint64_t seed, int i, float *out)
 {
 	int ndim;
@@ -164,16 +156,13 @@ void l2_inception_random_param(uint64_t seed, int i, float *out)
 	if (!name) l2_die("l2_inception_random_param: no parameter %d", i);
 	size_t n = 1;
 	for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
-	uint64_t key = fnv1a64(name) ^ seed * PHI;
+	uint64_t key = l2_fnv1a64_str(L2_FNV_INIT, name) ^ seed * L2_GOLDEN;
 	int kind = i >= nspecs * 5 ? 5 + (i - nspecs * 5) : i % 5;
 	float scale = 1;
 	if (kind == 0) scale = (float)sqrt(6.0 / (double)(shape[1] * shape[2] * shape[3]));
 	if (kind == 5) scale = (float)sqrt(3.0 / 2048.0);
 	for (size_t j = 0; j < n; j++) {
-		uint64_t z = key + (uint64_t)(j + 1) * PHI;
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-		z ^= z >> 31;
+		uint64_t z = l2_mix64(key + (uint64_t)(j + 1) * L2_GOLDEN);
 		float v = (float)(z >> 40) * 0x1p-23f - 1.0f; /* exact: 24 bits */
 		switch (kind) {
 		case 0: case 5: out[j] = v * scale; break;

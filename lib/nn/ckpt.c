@@ -8,16 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t l2_fnv1a64(uint64_t h, const void *buf, size_t n)
-{
-	const unsigned char *p = buf;
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 static void shape64(const AdTensor *t, int64_t *s)
 {
 	for (int i = 0; i < t->ndim; i++) s[i] = t->shape[i];

@@ -26,6 +26,7 @@
 
 #include <stdint.h>
 
+#include "core/hash.h" /* l2_fnv1a64: the checksum */
 #include "nn/ad.h"
 #include "nn/optim.h"
 #include "core/rng.h"
@@ -65,9 +66,5 @@ void l2_ckpt_save_state(const char *path, const L2TrainState *s, const L2CkptGro
 /* Restores every group's parameters, moments, step counts and EMAs, which
  * must all be there with the same shapes ("PATH: ..." otherwise). */
 void l2_ckpt_load_state(const char *path, L2TrainState *s, const L2CkptGroup *g, int ng);
-
-/* FNV-1a 64 of a buffer, chained from h (start with L2_FNV_INIT). */
-#define L2_FNV_INIT 0xcbf29ce484222325ull
-uint64_t l2_fnv1a64(uint64_t h, const void *buf, size_t n);
 
 #endif

@@ -1,5 +1,6 @@
 /* bpe_learn.c — BPE learning, vocabulary files, tokenizing (see bpe_learn.h). */
 #include "text/bpe_learn.h"
+#include "core/hash.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -200,12 +201,7 @@ int l2_bpe_tokenize(const L2BpeVocab *v, const char *text, int32_t *out, int con
 	return n + 2;
 }
 
-static uint64_t fnv(const char *s, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-	return h;
-}
+static uint64_t fnv(const char *s, size_t n) { return l2_fnv1a64(L2_FNV_INIT, s, n); }
 
 /* symbol string -> id, for reading merges */
 typedef struct {

@@ -4,6 +4,7 @@
 #include "text/clip_tokenizer.h"
 
 #include "text/ftfy.h"
+#include "core/hash.h"
 #include "core/util.h"
 
 /* unicode_tables.h is shared with ftfy.c; each file uses part of it */
@@ -183,12 +184,7 @@ typedef struct {
 	size_t cap, n;
 } Map;
 
-static uint64_t hash_str(const char *s, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 0x100000001b3ull; }
-	return h;
-}
+static uint64_t hash_str(const char *s, size_t n) { return l2_fnv1a64(L2_FNV_INIT, s, n); }
 
 static void map_init(Map *m, size_t n)
 {

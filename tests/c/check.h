@@ -9,9 +9,12 @@
 #define L2_CHECK_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/hash.h" /* check_rand_u64: SplitMix64 */
 
 static int check_test_no, check_test_failed, check_total_failed, check_fail_lines;
 
@@ -58,14 +61,8 @@ static inline int check_done(void)
 }
 
 /* Deterministic test randomness (splitmix64), never zeros. */
-static unsigned long long check_rng_state = 0x9e3779b97f4a7c15ull;
-static inline unsigned long long check_rand_u64(void)
-{
-	unsigned long long z = (check_rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
+static uint64_t check_rng_state = L2_GOLDEN;
+static inline uint64_t check_rand_u64(void) { return l2_splitmix64(&check_rng_state); }
 static inline double check_uniform(void) { return (check_rand_u64() >> 11) * (1.0 / 9007199254740992.0); }
 static inline double check_normal(void)
 {
