@@ -9,6 +9,7 @@
  *   -> "images_per_s <wall rate> images_per_cpu_s <cpu rate> gflop_per_cpu_s <g>"
  *   bench_fid peak [n=1024]   one-thread SGEMM n^3 -> "sgemm_gflop_per_cpu_s <g>" */
 #include "models/inception.h"
+#include "core/parallel.h"
 #include "core/util.h"
 
 #include <pthread.h>
@@ -20,7 +21,6 @@
 
 #include <cblas.h>
 
-extern void openblas_set_num_threads(int);
 
 static const L2Inception *net;
 static int B, R;
@@ -79,7 +79,7 @@ static double sgemm_cpu_rate(int n)
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "peak")) {
-		openblas_set_num_threads(1);
+		l2_blas_threads(1);
 		printf("sgemm_gflop_per_cpu_s %.2f\n", sgemm_cpu_rate(argc > 2 ? atoi(argv[2]) : 1024));
 		return 0;
 	}
@@ -90,7 +90,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_fid [threads] [batch<=64] [reps]\n");
 		return 2;
 	}
-	openblas_set_num_threads(1);
+	l2_blas_threads(1);
 	net = l2_inception_random(1);
 	pthread_barrier_init(&bar, NULL, (unsigned)T + 1);
 	pthread_t th[64];

@@ -13,6 +13,7 @@
 #include "core/device.h"
 #include "io/image.h"
 #include "io/stream.h"
+#include "core/parallel.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -20,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern void openblas_set_num_threads(int);
 
 typedef struct {
 	const char *model, *out, *store, *name;
@@ -199,12 +199,10 @@ typedef struct {
 	Round *r;
 	float *px;        /* (per, 3, R, R) */
 	float *f;         /* (per, E) */
-	pthread_t th;
 } Worker;
 
-static void *worker(void *arg)
+static void worker(Worker *w)
 {
-	Worker *w = arg;
 	Round *r = w->r;
 	const L2ClipConfig *cfg = l2_clip_config(r->m);
 	size_t sz = (size_t)3 * cfg->res * cfg->res, E = (size_t)cfg->embed;
@@ -225,8 +223,9 @@ static void *worker(void *arg)
 		else l2_clip_encode_images(r->m, w->px, k, w->f);
 		for (int j = 0; j < k; j++) memcpy(r->feat + (size_t)idx[j] * E, w->f + (size_t)j * E, E * sizeof(float));
 	}
-	return NULL;
 }
+
+static void worker_main(void *workers, int t) { worker((Worker *)workers + t); }
 
 int main(int argc, char **argv)
 {
@@ -290,15 +289,7 @@ int main(int argc, char **argv)
 			worker(&wk[0]);
 		} else {
 			r.serial = 1;
-			openblas_set_num_threads(1);
-			int started = 0;
-			for (int t = 1; t < nw; t++) {
-				if (pthread_create(&wk[t].th, NULL, worker, &wk[t])) break;
-				started = t;
-			}
-			worker(&wk[0]);
-			for (int t = 1; t <= started; t++) pthread_join(wk[t].th, NULL);
-			openblas_set_num_threads(l2_threads);
+			l2_parallel_workers(nw, worker_main, wk);
 		}
 		for (int i = 0; i < n; i++) {
 			if (!r.ok[i]) {

@@ -17,6 +17,7 @@
 #include "io/safetensors.h"
 #include "core/sha256.h"
 #include "io/stream.h"
+#include "core/parallel.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -24,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern void openblas_set_num_threads(int);
 
 #define INCEPTION_KIND "inception-feature"
 
@@ -264,7 +264,7 @@ static void load_image(const char *root, const char *rel, float *out)
 	l2_image_free(&rgb);
 }
 
-static void *worker(void *arg)
+static void worker(void *arg, int w)
 {
 	Pool *p = arg;
 	const size_t per = (size_t)3 * L2_INCEPTION_SIZE * L2_INCEPTION_SIZE;
@@ -282,14 +282,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&p->lock);
 	}
 	l2_free_aligned(x);
-	return NULL;
-}
-
-static void *worker_thread(void *arg)
-{
-	worker(arg);
-	l2_inception_thread_cleanup(); /* this thread's buffers */
-	return NULL;
+	if (w) l2_inception_thread_cleanup(); /* a worker thread's buffers (the caller's stay for the next chunk) */
 }
 
 /* Features of every image of dir, in chunks (constant memory in N), handed
@@ -310,27 +303,24 @@ static void image_features(const Options *o, const L2Inception *net, Side *s, L2
 	L2Progress prog;
 	l2_progress_start(&prog, s->path, "img", n);
 	p.prog = &prog;
-	/* one image per thread at a time: BLAS single-threaded inside each */
-	openblas_set_num_threads(1);
+	/* one batch per thread at a time, BLAS single-threaded inside each, also when a chunk
+	 * has a single batch (OpenBLAS's thread count changes its rounding: the same features
+	 * for any number of images) */
+	int blas_was = l2_blas_threads(1);
 	for (size_t lo = 0; lo < n; lo += chunk) {
 		p.lo = p.next = lo;
 		p.hi = lo + chunk < n ? lo + chunk : n;
 		int nt = threads;
 		size_t batches = (p.hi - p.lo + o->batch - 1) / o->batch;
 		if ((size_t)nt > batches) nt = (int)batches;
-		pthread_t *th = l2_malloc((size_t)nt * sizeof *th);
-		for (int t = 1; t < nt; t++)
-			if (pthread_create(&th[t], NULL, worker_thread, &p)) l2_die("cannot start a thread");
-		worker(&p);
-		for (int t = 1; t < nt; t++) pthread_join(th[t], NULL);
-		free(th);
+		l2_parallel_workers(nt, worker, &p);
 		size_t m = p.hi - p.lo;
 		l2_fid_stats_add(&st, p.feat, m);
 		if (w)
 			for (size_t i = 0; i < m; i++) l2_stream_write(w, paths[p.lo + i], p.feat + i * o->dims);
 		if (o->kid) keep_features(s, p.feat, m);
 	}
-	openblas_set_num_threads(threads);
+	l2_blas_threads(blas_was);
 	l2_progress_end(&prog);
 	s->n = n;
 	if (!w) {
@@ -384,11 +374,10 @@ typedef struct {
 	char *hex;
 } HashJob;
 
-static void *hash_file(void *arg)
+static void hash_file(void *arg)
 {
 	HashJob *j = arg;
 	l2_sha256_file(j->path, j->hex);
-	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -421,9 +410,8 @@ int main(int argc, char **argv)
 		if (side[i].kind == SIDE_STATS) load_stats(&side[i]);
 	char hash[65] = "";
 	L2Inception *net = NULL;
-	pthread_t hash_thread;
+	L2Task *hashing = NULL;
 	HashJob hj;
-	int hashing = 0;
 	if (need_net) {
 		for (int i = 0; i < nin; i++)
 			if (side[i].kind == SIDE_STATS && side[i].dim != o.dims)
@@ -434,8 +422,7 @@ int main(int argc, char **argv)
 		if (!o.features && !o.save_stats) { /* only the FID report names the weights */
 			hj.path = o.model;
 			hj.hex = hash;
-			if (pthread_create(&hash_thread, NULL, hash_file, &hj)) l2_die("cannot start a thread");
-			hashing = 1;
+			hashing = l2_task_start(hash_file, &hj);
 		}
 		net = l2_inception_load(l2_inception_st_get, st);
 		l2_st_close(st);
@@ -458,7 +445,7 @@ int main(int argc, char **argv)
 				side[i].path, (unsigned long long)side[i].n, side[i].dim);
 	}
 	l2_inception_free(net);
-	if (hashing) pthread_join(hash_thread, NULL);
+	l2_task_join(hashing);
 
 	if (o.save_stats) {
 		Side *s = &side[0];

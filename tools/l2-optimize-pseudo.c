@@ -11,6 +11,7 @@
  * METHOD.md §2–3; formats: schemas/l2fs.md. */
 #include "method/pseudo.h"
 #include "io/stream.h"
+#include "core/parallel.h"
 #include "core/util.h"
 
 #include <cblas.h>
@@ -199,7 +200,7 @@ int main(int argc, char **argv)
 	 * is then the same bytes for every --threads (OpenBLAS's own threading
 	 * changes the rounding).  Memory: nthr batches in flight. */
 	int nthr = l2_threads < 1 ? 1 : l2_threads > 32 ? 32 : l2_threads;
-	openblas_set_num_threads(1);
+	l2_blas_threads(1);
 	L2PseudoBatch **bs = l2_calloc((size_t)nthr, sizeof *bs);
 	for (int t = 0; t < nthr; t++) bs[t] = l2_pseudo_batch_new(&o.p, D, K);
 	L2PseudoStats tb = {0}, ta = {0};

@@ -2,6 +2,7 @@
  * progress.  See util.h for the policy. */
 #include "core/util.h"
 #include "core/device.h"
+#include "core/parallel.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +17,6 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
-
-extern void openblas_set_num_threads(int);
 
 static char progname[64] = "l2";
 int l2_quiet = 0;
@@ -68,7 +67,7 @@ void l2_init(int argc, char **argv)
 	l2_threads = n > 0 ? (int)n : 1;
 	const char *env = getenv("L2_THREADS");
 	if (env && atoi(env) > 0) l2_threads = atoi(env);
-	openblas_set_num_threads(l2_threads);
+	l2_blas_threads(l2_threads);
 	atexit(l2_ofile_cleanup_all);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -597,7 +596,7 @@ int l2_common_option(int c, const char *arg, L2UsageFn usage)
 		exit(L2_EXIT_OK);
 	case L2_OPT_THREADS:
 		l2_threads = (int)l2_parse_long(arg, "--threads", 1, 1024);
-		openblas_set_num_threads(l2_threads);
+		l2_blas_threads(l2_threads);
 		return 1;
 	case L2_OPT_PROGRESS:
 		l2_progress_flag = 1;

@@ -14,13 +14,13 @@
 #include "io/stream.h"
 #include "core/hash.h"
 #include "core/mapguard.h"
+#include "core/parallel.h"
 #include "core/util.h"
 
 #include <cblas.h>
 #include <errno.h>
 #include <lmdb.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,40 +69,6 @@ static void half_row_to_float(const uint16_t *h, float *f, size_t d)
 	for (; j + 8 <= d; j += 8) _mm256_storeu_ps(f + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + j))));
 #endif
 	for (; j < d; j++) f[j] = l2_half_to_float(h[j]);
-}
-
-/* ---- threads ------------------------------------------------------------------- */
-
-typedef void (*WorkFn)(void *ctx, int tid);
-typedef struct {
-	WorkFn fn;
-	void *ctx;
-	int tid;
-} ThreadArg;
-static void *thread_main(void *p)
-{
-	ThreadArg *a = p;
-	a->fn(a->ctx, a->tid);
-	return NULL;
-}
-
-/* Run fn on nt threads (tid 0 is the caller).  Each calls a single-threaded
- * SGEMM, so OpenBLAS's own threads are switched off meanwhile. */
-static void run_parallel(int nt, WorkFn fn, void *ctx)
-{
-	if (nt <= 1) {
-		fn(ctx, 0);
-		return;
-	}
-	openblas_set_num_threads(1);
-	pthread_t th[nt];
-	ThreadArg a[nt];
-	for (int t = 0; t < nt; t++) a[t] = (ThreadArg){fn, ctx, t};
-	for (int t = 1; t < nt; t++)
-		if (pthread_create(&th[t], NULL, thread_main, &a[t])) l2_die("cannot start a thread");
-	fn(ctx, 0);
-	for (int t = 1; t < nt; t++) pthread_join(th[t], NULL);
-	openblas_set_num_threads(l2_threads);
 }
 
 /* ---- candidate pools: per query a min-heap of the best P (score, id) ------------
@@ -346,7 +312,7 @@ static size_t merge_pools(const Rows *R, const float *q, size_t nq, uint32_t k, 
 	MergeCtx c = {R, q, nq, k, pools, npools, ids, scores, short_, 0};
 	memset(short_, 0, nq);
 	int nt = l2_threads < (int)((nq + 63) / 64) ? l2_threads : (int)((nq + 63) / 64);
-	run_parallel(nt, merge_worker, &c);
+	l2_parallel_workers(nt, merge_worker, &c);
 	size_t n = 0;
 	for (size_t i = 0; i < nq; i++) n += short_[i];
 	return n;
@@ -418,7 +384,7 @@ static void search_exact(const Rows *R, const float *q, size_t nq, uint32_t k, u
 	Pools *pools = l2_malloc(nt * sizeof *pools);
 	for (int t = 0; t < nt; t++) pools_scratch(&pools[t], &scratch[t], nq, P);
 	c.pools = pools;
-	run_parallel(nt, exact_worker, &c);
+	l2_parallel_workers(nt, exact_worker, &c);
 	unsigned char *short_ = l2_malloc(nq);
 	size_t nshort = merge_pools(R, q, nq, k, pools, nt, ids, scores, short_);
 	if (nshort) l2_die("internal error: exact search found fewer than %u rows", k);
@@ -532,7 +498,7 @@ static void search_ivf(const Rows *R, const float *cent, uint32_t nlist, const u
 	pools_scratch(&probe, &probe_scratch, nq, nprobe);
 	ProbeCtx pc = {q, nq, d, cent, nlist, &probe, 0};
 	int npt = l2_threads < (int)((nq + QTILE - 1) / QTILE) ? l2_threads : (int)((nq + QTILE - 1) / QTILE);
-	run_parallel(npt, probe_worker, &pc);
+	l2_parallel_workers(npt, probe_worker, &pc);
 	size_t *ql_off = l2_calloc(nlist + 1, sizeof(size_t));
 	for (size_t i = 0; i < nq; i++)
 		for (uint32_t j = 0; j < probe.n[i]; j++) ql_off[probe.id[i * nprobe + j] + 1]++;
@@ -556,7 +522,7 @@ static void search_ivf(const Rows *R, const float *cent, uint32_t nlist, const u
 	Pools *pools = l2_malloc(nt * sizeof *pools);
 	for (int t = 0; t < nt; t++) pools_scratch(&pools[t], &scratch[t], nq, P);
 	IvfCtx c = {R, q, nq, list_off, list_ids, ql_off, ql, tasks, ntasks, pools, 0};
-	run_parallel(nt, ivf_worker, &c);
+	l2_parallel_workers(nt, ivf_worker, &c);
 	unsigned char *short_ = l2_malloc(nq);
 	size_t nshort = merge_pools(R, q, nq, k, pools, nt, ids, scores, short_);
 	if (nshort) { /* the probed lists held fewer than k rows: search those queries exactly */

@@ -10,6 +10,7 @@
 
 #include "method/pseudo.h"
 #include "core/hash.h"
+#include "core/parallel.h"
 #include "core/util.h"
 
 #include <cblas.h>
@@ -272,14 +273,14 @@ typedef struct {
 	pthread_mutex_t mu;
 } BatchQueue;
 
-static void *batch_worker(void *arg)
+static void batch_worker(void *arg, int worker)
 {
 	BatchQueue *q = arg;
 	for (;;) {
 		pthread_mutex_lock(&q->mu);
 		int i = q->next++;
 		pthread_mutex_unlock(&q->mu);
-		if (i >= q->n) return NULL;
+		if (i >= q->n) return;
 		l2_pseudo_batch_process(q->b[i]);
 	}
 }
@@ -293,14 +294,7 @@ void l2_pseudo_batches_process(L2PseudoBatch **b, int n, int threads)
 	}
 	BatchQueue q = {.b = b, .n = n, .next = 0};
 	pthread_mutex_init(&q.mu, NULL);
-	pthread_t *tid = l2_malloc((size_t)threads * sizeof *tid);
-	int started = 0;
-	for (int t = 1; t < threads; t++)
-		if (pthread_create(&tid[t], NULL, batch_worker, &q) == 0) started = t;
-		else break;
-	batch_worker(&q); /* the calling thread works too */
-	for (int t = 1; t <= started; t++) pthread_join(tid[t], NULL);
-	free(tid);
+	l2_parallel_workers(threads, batch_worker, &q);
 	pthread_mutex_destroy(&q.mu);
 }
 

@@ -4,6 +4,7 @@
 #include "models/clip.h"
 
 #include "core/device.h"
+#include "core/parallel.h"
 #include "nn/nn.h"
 #include "io/image.h"
 #include "io/safetensors.h"
@@ -23,7 +24,6 @@
 
 #define LN_EPS 1e-5f
 
-extern void openblas_set_num_threads(int);
 
 typedef struct {
 	float *ln1_w, *ln1_b; /* (W) */
@@ -369,7 +369,7 @@ L2Clip *l2_clip_load(const char *path, int towers)
 	m->layout = ld.hf ? L2_CLIP_LAYOUT_HF : L2_CLIP_LAYOUT_OPENAI;
 	if (towers & L2_CLIP_VISION) load_vision(&ld, m);
 	if (towers & L2_CLIP_TEXT) load_text(&ld, m);
-	l2_nn_parallel(ld.nq, 4, conv_range, ld.q);
+	l2_parallel_for(ld.nq, 4, conv_range, ld.q);
 	free(ld.q);
 	l2_st_close(st);
 	return m;
@@ -415,7 +415,7 @@ int l2_clip_layout(const L2Clip *m) { return m->layout; }
  * one thread (no spinning BLAS threads, no serial gaps between GEMMs). */
 static void run(int par, size_t n, size_t min_chunk, L2ParallelFn fn, void *ctx)
 {
-	if (par) l2_nn_parallel(n, min_chunk, fn, ctx);
+	if (par) l2_parallel_for(n, min_chunk, fn, ctx);
 	else if (n) fn(ctx, 0, n);
 }
 
@@ -578,17 +578,15 @@ typedef struct {
 	const float *px;
 	float *out;
 	int n, nt;
-	pthread_t th;
-	int part;
-} Part;
+} Parts;
 
-static void *part_main(void *p)
+/* images [n * part / nt, n * (part + 1) / nt) on this thread */
+static void part_main(void *p, int part)
 {
-	Part *c = p;
-	int i0 = (int)((long)c->n * c->part / c->nt), i1 = (int)((long)c->n * (c->part + 1) / c->nt);
+	const Parts *c = p;
+	int i0 = (int)((long)c->n * part / c->nt), i1 = (int)((long)c->n * (part + 1) / c->nt);
 	size_t sz = (size_t)3 * c->m->cfg.res * c->m->cfg.res;
 	encode_images(c->m, c->px + (size_t)i0 * sz, i1 - i0, c->out + (size_t)i0 * c->m->cfg.embed, 0);
-	return NULL;
 }
 
 void l2_clip_encode_images(const L2Clip *m, const float *px, int n, float *out)
@@ -602,18 +600,8 @@ void l2_clip_encode_images(const L2Clip *m, const float *px, int n, float *out)
 		return;
 	}
 	/* images split over the threads, each with single-threaded BLAS */
-	Part parts[64];
-	openblas_set_num_threads(1);
-	int started = 0;
-	for (int i = 0; i < nt; i++) parts[i] = (Part){.m = m, .px = px, .out = out, .n = n, .nt = nt, .part = i};
-	for (int i = 1; i < nt; i++) {
-		if (pthread_create(&parts[i].th, NULL, part_main, &parts[i])) break;
-		started = i;
-	}
-	part_main(&parts[0]);
-	for (int i = 1; i <= started; i++) pthread_join(parts[i].th, NULL);
-	for (int i = started + 1; i < nt; i++) part_main(&parts[i]); /* threads that could not start */
-	openblas_set_num_threads(l2_threads);
+	Parts parts = {.m = m, .px = px, .out = out, .n = n, .nt = nt};
+	l2_parallel_workers(nt, part_main, &parts);
 }
 
 void l2_clip_encode_generated(const L2Clip *m, const float *img, int n, int R, float *out)

@@ -52,8 +52,8 @@ void l2_clip_encode_images(const L2Clip *m, const float *px, int n, float *out);
  * 8 images per thread through l2_clip_encode_images. */
 void l2_clip_encode_generated(const L2Clip *m, const float *img, int n, int R, float *out);
 /* The same on the calling thread alone, for callers that run a batch per
- * thread themselves; OpenBLAS must be set to one thread
- * (openblas_set_num_threads(1)) while they do. */
+ * thread themselves (l2_parallel_workers, which runs OpenBLAS on one
+ * thread meanwhile, as it must be). */
 void l2_clip_encode_images_serial(const L2Clip *m, const float *px, int n, float *out);
 /* Text features: tokens (n, context) as l2_bpe_encode gives them (start,
  * text, end, zero padding) -> out (n, tembed), not normalised.  The batch

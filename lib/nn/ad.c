@@ -7,6 +7,7 @@
  * both contributions. */
 #include "nn/ad.h"
 #include "core/device.h"
+#include "core/parallel.h"
 #include "core/util.h"
 
 #include <cblas.h>
@@ -358,10 +359,10 @@ void ad_gemm(int ta, int tb, int m, int n, int k, adr alpha, const adr *A, int l
 	 * then spin in sched_yield through the non-GEMM work between them) costs more than they
 	 * save there (l2-train-gan at 32x32 and 64x64 on 2 threads: +20-40% images/s). */
 	int one = !gemm_serial && l2_threads > 1 && (double)m * n * k < 1e8;
-	if (one) openblas_set_num_threads(1);
+	int blas_was = one ? l2_blas_threads(1) : 0;
 	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, A,
 		    lda, B, ldb, beta, C, ldc);
-	if (one) openblas_set_num_threads(l2_threads);
+	if (one) l2_blas_threads(blas_was);
 #endif
 }
 

@@ -6,58 +6,14 @@
 #include "nn/nn.h"
 
 #include "core/device.h"
+#include "core/parallel.h"
 #include "core/util.h"
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- a tiny parallel-for ---------------------------------------------------- */
-
-typedef struct {
-	L2ParallelFn fn;
-	void *ctx;
-	size_t i0, i1;
-} Chunk;
-
-static void *chunk_main(void *p)
-{
-	Chunk *c = p;
-	c->fn(c->ctx, c->i0, c->i1);
-	return NULL;
-}
-
-void l2_nn_parallel(size_t n, size_t min_chunk, L2ParallelFn fn, void *ctx)
-{
-	int nt = l2_threads > 0 ? l2_threads : 1;
-	if (min_chunk < 1) min_chunk = 1;
-	if ((size_t)nt > n / min_chunk) nt = (int)(n / min_chunk);
-	if (nt > 64) nt = 64;
-	if (nt <= 1) {
-		if (n) fn(ctx, 0, n);
-		return;
-	}
-	Chunk c[64];
-	pthread_t th[64];
-	for (int t = 0; t < nt; t++) {
-		c[t].fn = fn;
-		c[t].ctx = ctx;
-		c[t].i0 = n * t / nt;
-		c[t].i1 = n * (t + 1) / nt;
-	}
-	int started = 0;
-	for (int t = 1; t < nt; t++) {
-		if (pthread_create(&th[t], NULL, chunk_main, &c[t])) break;
-		started = t;
-	}
-	fn(ctx, c[0].i0, c[0].i1);
-	for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
-	/* chunks whose thread could not start run here */
-	for (int t = started + 1; t < nt; t++) fn(ctx, c[t].i0, c[t].i1);
-}
 
 /* ---- linear ------------------------------------------------------------------ */
 
@@ -118,7 +74,7 @@ static void ln_rows(void *p, size_t i0, size_t i1)
 void l2_nn_layer_norm(const float *x, int n, int d, const float *g, const float *b, float eps, float *y)
 {
 	LnCtx c = {x, g, b, y, d, eps};
-	l2_nn_parallel((size_t)n, 16, ln_rows, &c);
+	l2_parallel_for((size_t)n, 16, ln_rows, &c);
 }
 
 /* ---- QuickGELU ---------------------------------------------------------------------- */
@@ -129,7 +85,7 @@ static void gelu_range(void *p, size_t i0, size_t i1)
 	for (size_t i = i0; i < i1; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
 }
 
-void l2_nn_quick_gelu(float *x, size_t n) { l2_nn_parallel(n, 16384, gelu_range, x); }
+void l2_nn_quick_gelu(float *x, size_t n) { l2_parallel_for(n, 16384, gelu_range, x); }
 
 /* ---- attention ------------------------------------------------------------------------- */
 
@@ -187,7 +143,7 @@ void l2_nn_attention(const float *qkv, int nb, int s, int d, int heads, int caus
 {
 	if (heads < 1 || d % heads) l2_die("attention: width %d is not a multiple of %d heads", d, heads);
 	AttCtx c = {qkv, out, s, d, heads, causal};
-	l2_nn_parallel((size_t)nb * heads, 1, att_items, &c);
+	l2_parallel_for((size_t)nb * heads, 1, att_items, &c);
 }
 
 /* ---- vectorised single-thread kernels ---------------------------------------------------

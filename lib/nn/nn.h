@@ -41,9 +41,4 @@ void l2_nn_quick_gelu_serial(float *x, size_t n);
  * i0 <= sequence * heads + head < i1 */
 void l2_nn_attention_range(const float *qkv, int s, int d, int heads, int causal, float *out, size_t i0, size_t i1);
 
-/* Run fn(ctx, i0, i1) over [0, n) split into chunks on l2_threads threads
- * (serially when n is small or one thread). */
-typedef void (*L2ParallelFn)(void *ctx, size_t i0, size_t i1);
-void l2_nn_parallel(size_t n, size_t min_chunk, L2ParallelFn fn, void *ctx);
-
 #endif

@@ -14,12 +14,12 @@
 #include "io/stream.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
+#include "core/parallel.h"
 #include "core/util.h"
 
 #include <stdint.h>
 #include <unistd.h>
 
-extern void openblas_set_num_threads(int);
 
 #define REF "tests/ref/clip/"
 
@@ -164,11 +164,11 @@ static void test_threads_agree(void)
 	l2_threads = saved;
 	/* 3 threads run images {0}, {1}, {2, 3} on their own: the same as
 	 * those batches on one thread, bit for bit */
-	openblas_set_num_threads(1);
+	int blas_was = l2_blas_threads(1);
 	l2_clip_encode_images_serial(m, px, 1, c);
 	l2_clip_encode_images_serial(m, px + len, 1, c + 48);
 	l2_clip_encode_images_serial(m, px + 2 * len, 2, c + 2 * 48);
-	openblas_set_num_threads(l2_threads);
+	l2_blas_threads(blas_was);
 	CHECK(memcmp(b, c, sizeof b) == 0);
 	/* and the same as one batch of 4 up to OpenBLAS's rounding, which
 	 * depends on the number of rows of a product */

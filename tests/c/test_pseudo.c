@@ -7,6 +7,7 @@
 #include "io/npy.h"
 #include "method/pseudo.h"
 #include "io/stream.h"
+#include "core/parallel.h"
 #include "core/util.h"
 
 static double *rand_d(size_t n)
@@ -361,8 +362,6 @@ static void test_torch_goldens(void)
 	CHECK(ncase == 4);
 }
 
-extern void openblas_set_num_threads(int);
-
 /* Whole batches in parallel, each single-threaded: the same bytes for any
  * thread count.  (OpenBLAS's own threading is not bit-stable: 1 vs 2 BLAS
  * threads differ in the last bits, which is why the tool does not use it.) */
@@ -377,7 +376,7 @@ static void test_threads_deterministic(void)
 	o.steps = 3;
 	o.batch = 300;
 	float *out[3];
-	openblas_set_num_threads(1);
+	l2_blas_threads(1);
 	for (int run = 0; run < 3; run++) {
 		int thr = run + 1, nb = 0;
 		L2PseudoBatch *b[4];
