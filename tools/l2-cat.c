@@ -10,6 +10,7 @@
 #include "io/npy.h"
 #include "io/stream.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #include <math.h>
 #include <stdlib.h>

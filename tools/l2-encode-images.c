@@ -15,6 +15,7 @@
 #include "io/stream.h"
 #include "core/parallel.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #include <errno.h>
 #include <pthread.h>

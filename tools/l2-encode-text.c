@@ -14,6 +14,7 @@
 #include "core/device.h"
 #include "io/stream.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #include <stdlib.h>
 #include <string.h>

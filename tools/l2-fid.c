@@ -13,7 +13,7 @@
 #include "method/fid.h"
 #include "io/image.h"
 #include "models/inception.h"
-#include "io/npy.h"
+#include "io/npz.h"
 #include "io/safetensors.h"
 #include "core/sha256.h"
 #include "io/stream.h"

@@ -8,6 +8,7 @@
 #include "method/index.h"
 #include "io/stream.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #include <malloc.h>
 #include <math.h>

@@ -1,6 +1,6 @@
-/* npy.h — NumPy .npy arrays (format 1.0/2.0/3.0), and .npz archives of them
- * (stored or deflated, through zlib).  Only what l2 exchanges: little-endian
- * float32 / float64 arrays in C order. */
+/* npy.h — NumPy .npy arrays (format 1.0/2.0/3.0); .npz archives of them are
+ * io/npz.h.  Only what l2 exchanges: little-endian float32 / float64 arrays
+ * in C order. */
 #ifndef L2_NPY_H
 #define L2_NPY_H
 
@@ -26,10 +26,5 @@ unsigned char *l2_npy_serialize(const void *data, int is_f64, int ndim, const si
 /* Write a .npy atomically ("-" = stdout). */
 void l2_npy_write(const char *path, const void *data, int is_f64, int ndim, const size_t *shape);
 
-/* .npz: read the member NAME (without ".npy") of PATH; returns 0 if absent. */
-int l2_npz_read(const char *path, const char *name, L2Npy *a);
-/* Write an .npz of n arrays; compress = 1 deflates members (np.savez_compressed). */
-typedef struct { const char *name; const void *data; int is_f64; int ndim; size_t shape[8]; } L2NpzMember;
-void l2_npz_write(const char *path, const L2NpzMember *m, int n, int compress);
 
 #endif

@@ -1,9 +1,9 @@
-/* npz.c — NumPy .npz archives (npy.h): zip files whose members are .npy
+/* npz.c — NumPy .npz archives (npz.h): zip files whose members are .npy
  * arrays, stored (np.savez) or deflated (np.savez_compressed).  The reader
  * walks the central directory, zip64 records and extra fields included
  * (numpy asks zipfile for zip64 local headers), and checks every CRC.  The
  * writer writes plain zip (members < 4 GiB). */
-#include "io/npy.h"
+#include "io/npz.h"
 #include "core/util.h"
 
 #include <stdlib.h>

@@ -1,7 +1,6 @@
 /* stream.c — reading and writing l2 feature streams (schemas/l2fs.md). */
 #include "io/stream.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -375,17 +374,4 @@ void l2_stream_writer_close(L2StreamWriter *w)
 	l2_ofile_commit(w->o);
 	free(w->raw);
 	free(w);
-}
-
-void l2_normalize_rows(float *x, size_t n, size_t d)
-{
-	for (size_t i = 0; i < n; i++) {
-		float *r = x + i * d;
-		double s = 0;
-		for (size_t j = 0; j < d; j++) s += (double)r[j] * r[j];
-		if (s > 0) {
-			float inv = (float)(1.0 / sqrt(s));
-			for (size_t j = 0; j < d; j++) r[j] *= inv;
-		}
-	}
 }

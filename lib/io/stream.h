@@ -103,7 +103,4 @@ void l2_stream_write_neighbors(L2StreamWriter *w, const char *key, const float *
 uint64_t l2_stream_records_written(const L2StreamWriter *w);
 void l2_stream_writer_close(L2StreamWriter *w);
 
-/* Scale each row of x (n, d) to unit L2 norm (rows of norm 0 stay 0). */
-void l2_normalize_rows(float *x, size_t n, size_t d);
-
 #endif

@@ -4,6 +4,7 @@
 
 #include "core/rng.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "io/safetensors.h"
 #include "io/stream.h"
 #include "method/index.h"
@@ -15,15 +16,6 @@
 #include <string.h>
 
 /* ---- conditions ---------------------------------------------------------- */
-
-static void unit(float *v, int d)
-{
-	double s = 0;
-	for (int i = 0; i < d; i++) s += (double)v[i] * v[i];
-	s = sqrt(s);
-	if (s > 0)
-		for (int i = 0; i < d; i++) v[i] = (float)(v[i] / s);
-}
 
 void l2_conditions_from_stream(L2Conditions *c, const char *path, int dim, const char *model)
 {
@@ -46,7 +38,7 @@ void l2_conditions_from_stream(L2Conditions *c, const char *path, int dim, const
 			c->label = l2_realloc(c->label, cap * sizeof(char *));
 		}
 		memcpy(c->h + (size_t)c->n * dim, rec.vec, dim * sizeof(float));
-		unit(c->h + (size_t)c->n * dim, dim);
+		l2_normalize_rows_exact(c->h + (size_t)c->n * dim, 1, (size_t)dim);
 		c->label[c->n++] = l2_strdup(rec.key);
 	}
 	if (!c->n) l2_die("%s: no conditions", l2_stream_name(r));
@@ -91,7 +83,7 @@ void l2_conditions_from_prompts(L2Conditions *c, char *const *text, int n, const
 		if (l2_tok_tokenize(tok, text[i], strlen(text[i]), cc->context, ids) < 0)
 			l2_die("%s: prompt '%s' is not valid UTF-8", source, text[i]);
 		l2_clip_encode_text(m, ids, 1, c->h + (size_t)i * dim);
-		unit(c->h + (size_t)i * dim, dim);
+		l2_normalize_rows_exact(c->h + (size_t)i * dim, 1, (size_t)dim);
 	}
 	free(ids);
 	l2_tok_free(tok);
@@ -113,12 +105,12 @@ void l2_conditions_retrieve(L2Conditions *c, const char *index, int k_want, doub
 		memset(mean, 0, dim * sizeof(double));
 		for (uint32_t j = 0; j < k; j++) {
 			l2_index_vector(ix, ids[(size_t)i * k + j], v);
-			unit(v, dim);
+			l2_normalize_rows_exact(v, 1, (size_t)dim);
 			for (int d = 0; d < dim; d++) mean[d] += v[d] / k;
 		}
 		float *hi = c->h + (size_t)i * dim;
 		for (int d = 0; d < dim; d++) hi[d] = (float)((1 - alpha) * hi[d] + alpha * mean[d]);
-		unit(hi, dim);
+		l2_normalize_rows_exact(hi, 1, (size_t)dim);
 	}
 	free(ids), free(sc), free(v), free(mean);
 	l2_index_close(ix);

@@ -16,6 +16,7 @@
 #include "core/mapguard.h"
 #include "core/parallel.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #include <cblas.h>
 #include <errno.h>

@@ -12,6 +12,7 @@
 #include "core/hash.h"
 #include "core/parallel.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "core/parallel.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #include <stdint.h>
 #include <unistd.h>

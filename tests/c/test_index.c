@@ -6,6 +6,7 @@
 #include "method/index.h"
 #include "io/stream.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #include <stdint.h>
 #include <unistd.h>

@@ -2,7 +2,7 @@
  * write (tests/ref/make_fid.py), and our own archives read back. */
 #include "check.h"
 #include "method/fid.h"
-#include "io/npy.h"
+#include "io/npz.h"
 #include "core/util.h"
 
 #include <unistd.h>

@@ -6,7 +6,7 @@
  * "arr_0").  An accepted array must survive a round trip: serialised with
  * l2_npy_serialize and parsed again, it has the same type, shape and bytes. */
 #include "fuzz.h"
-#include "io/npy.h"
+#include "io/npz.h"
 
 #include <stdio.h>
 #include <stdlib.h>
