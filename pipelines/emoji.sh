@@ -29,6 +29,7 @@ skin=${SKIN_TONES:-1}
 bin=${L2_BIN:-}
 [ -z "$bin" ] && [ -x "$root/build/bin/l2-dataset" ] && bin=$root/build/bin
 dataset=${bin:+$bin/}l2-dataset
+glosses_tool=${bin:+$bin/}l2-wordnet-glosses
 
 say() { printf 'emoji.sh: %s\n' "$*" >&2; }
 die() { printf 'emoji.sh: %s\n' "$*" >&2; exit 1; }
@@ -65,7 +66,7 @@ if [ "$distractors" != 0 ]; then
 	if [ -f "$wordnet/data.noun" ]; then
 		glosses=$cache/wordnet-glosses-$distractors.txt
 		if [ ! -f "$glosses" ]; then
-			"$dataset" glosses --max "$distractors" --seed "$seed" "$wordnet" > "$glosses.part"
+			"$glosses_tool" --max "$distractors" --seed "$seed" "$wordnet" > "$glosses.part"
 			mv "$glosses.part" "$glosses"
 		fi
 		corpus_opts="--corpus $glosses --source wordnet"

@@ -395,25 +395,6 @@ make_emoji_pkg() {
 	assert_output --partial "broken/emoji.json: line"
 }
 
-@test "glosses: the definition part of WordNet's gloss field, a deterministic subset" {
-	mkdir wn
-	printf '  1 This software and database is being provided\n  2 licence text | not a gloss\n' > wn/data.noun
-	printf '00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived to exist  \n' >> wn/data.noun
-	printf '00002137 03 n 02 abstraction 0 | a general concept; "an example"; "another"\n' >> wn/data.noun
-	printf '00001740 29 v 04 breathe 0 | draw air into, and expel out of, the lungs; "I can breathe better"\n' > wn/data.verb
-	printf '00001740 00 a 01 able 0 | (usually followed by `to'"'"') having the necessary means\n' > wn/data.adj
-	: > wn/data.adv
-	run l2-dataset glosses wn
-	assert_success
-	assert_output "$(printf 'that which is perceived to exist\na general concept\ndraw air into, and expel out of, the lungs\n(usually followed by `to'"'"') having the necessary means')"
-	a=$(l2-dataset glosses --max 2 --seed 4 wn)
-	b=$(l2-dataset glosses --max 2 --seed 4 wn)
-	assert_equal "$a" "$b"
-	assert_equal "$(printf '%s\n' "$a" | wc -l)" 2
-	run l2-dataset glosses nowhere
-	assert_failure 1
-}
-
 @test "pipelines/emoji.sh: from a cached package tarball, with WordNet distractors, resumable" {
 	make_emoji_pkg
 	mkdir -p cache wn

@@ -9,29 +9,24 @@
  *   l2-dataset eval-retrieval ds.lmdb neighbors.l2f    top-1/top-5 vs chance
  */
 #include "method/dataset.h"
+#include "method/dataset_build.h"
+#include "method/retrieval_eval.h"
 #include "io/image.h"
 #include "io/stream.h"
-#include "core/hash.h"
 #include "core/util.h"
 
 #include <errno.h>
-#include <ftw.h>
-#include <jansson.h>
 #include <png.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
-	const char *cmd, *captions, *out, *split_s, *name, *source, *model, *kind;
+	const char *cmd, *captions, *out, *name, *source, *model;
 	const char **corpus;
-	int ncorpus;
-	double test_fraction;
-	uint64_t seed;
-	long max_lines, candidates, checkpoint;
-	int source_given, resume, force, skip_bad, unique, primary, with_keys, rgb, long_list, no_skin_tones, incomplete;
+	L2BuildOptions build; /* build, emoji */
+	long candidates;
+	int source_given, unique, primary, with_keys, rgb, long_list, incomplete;
 	L2Split split;
 } Options;
 
@@ -50,7 +45,6 @@ static void usage(FILE *f)
 		"       l2-dataset put-features DATASET NAME [STREAM]   (the same)\n"
 		"       l2-dataset export-features -n NAME [--split S] DATASET > STREAM\n"
 		"       l2-dataset eval-retrieval [--split S] [--candidates N] DATASET [NEIGHBORS]\n"
-		"       l2-dataset glosses [--max N] [--seed S] [WORDNET_DIR]\n"
 		"Build, inspect and feed l2 datasets: an LMDB store of images, captions, a\n"
 		"deterministic train/test split, features and a caption corpus (schemas/dataset.md).\n\n"
 		"Building (build, emoji):\n"
@@ -79,21 +73,20 @@ static void usage(FILE *f)
 		"                          (or still runs) instead of refusing it\n"
 		"      --candidates N      eval-retrieval: captions in the searched index (default:\n"
 		"                          the distinct captions of the split)\n"
-		"      --max N             glosses: at most N glosses, a deterministic subset by --seed\n"
 		"      --progress          progress on stderr even when it is not a terminal\n"
 		"      --quiet             no informational messages\n"
 		"  -h, --help              this help\n"
 		"      --version           print the version\n"
-		"See l2-dataset(1).\n");
+		"See l2-dataset(1); WordNet glosses for the corpus: l2-wordnet-glosses(1).\n");
 }
 
 enum { OPT_CAPTIONS = L2_OPT_COMMON_END, OPT_TEST_FRACTION, OPT_SEED, OPT_CORPUS, OPT_SOURCE, OPT_RESUME, OPT_FORCE,
-       OPT_SKIP_BAD, OPT_SPLIT, OPT_UNIQUE, OPT_PRIMARY, OPT_KEYS, OPT_RGB, OPT_MODEL, OPT_CANDIDATES, OPT_MAX,
-       OPT_NO_SKIN, OPT_CHECKPOINT, OPT_INCOMPLETE };
+       OPT_SKIP_BAD, OPT_SPLIT, OPT_UNIQUE, OPT_PRIMARY, OPT_KEYS, OPT_RGB, OPT_MODEL, OPT_CANDIDATES, OPT_NO_SKIN,
+       OPT_CHECKPOINT, OPT_INCOMPLETE };
 
 static const char *const COMMANDS[] = {"build", "emoji", "add-corpus", "list", "captions", "corpus", "stats",
 				       "export-images", "import-features", "export-features", "eval-retrieval",
-				       "glosses", "put-features", NULL};
+				       "put-features", NULL};
 
 static int is(const Options *o, const char *c) { return !strcmp(o->cmd, c); }
 
@@ -120,15 +113,15 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"name", required_argument, 0, 'n'},
 		{"model", required_argument, 0, OPT_MODEL},
 		{"candidates", required_argument, 0, OPT_CANDIDATES},
-		{"max", required_argument, 0, OPT_MAX},
 		{"checkpoint", required_argument, 0, OPT_CHECKPOINT},
 		{"incomplete", no_argument, 0, OPT_INCOMPLETE},
 		{0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
-	o->test_fraction = 0.1;
-	o->checkpoint = 256;
-	o->source = "extra";
+	L2BuildOptions *b = &o->build;
+	l2_build_defaults(b);
+	o->source = b->corpus_source;
 	o->corpus = l2_calloc((size_t)argc + 1, sizeof *o->corpus);
+	b->corpus = o->corpus;
 	/* the subcommand comes first; -h / --version work without one */
 	if (argc > 1 && argv[1][0] != '-') {
 		for (int i = 0; COMMANDS[i]; i++)
@@ -142,23 +135,22 @@ static void parse_options(int argc, char **argv, Options *o)
 		switch (c) {
 		case OPT_CAPTIONS: o->captions = optarg; break;
 		case OPT_TEST_FRACTION:
-			o->test_fraction = l2_parse_double(optarg, "--test-fraction");
-			if (!(o->test_fraction >= 0 && o->test_fraction <= 1))
+			b->test_fraction = l2_parse_double(optarg, "--test-fraction");
+			if (!(b->test_fraction >= 0 && b->test_fraction <= 1))
 				l2_usage_error(usage, "--test-fraction must be in [0, 1]");
 			break;
-		case OPT_SEED: o->seed = l2_parse_u64(optarg, "--seed"); break;
-		case OPT_CORPUS: o->corpus[o->ncorpus++] = optarg; break;
-		case OPT_SOURCE: o->source = optarg; o->source_given = 1; break;
-		case OPT_RESUME: o->resume = 1; break;
-		case OPT_FORCE: o->force = 1; break;
-		case OPT_SKIP_BAD: o->skip_bad = 1; break;
-		case OPT_NO_SKIN: o->no_skin_tones = 1; break;
+		case OPT_SEED: b->seed = l2_parse_u64(optarg, "--seed"); break;
+		case OPT_CORPUS: o->corpus[b->ncorpus++] = optarg; break;
+		case OPT_SOURCE: o->source = b->corpus_source = optarg; o->source_given = 1; break;
+		case OPT_RESUME: b->resume = 1; break;
+		case OPT_FORCE: b->force = 1; break;
+		case OPT_SKIP_BAD: b->skip_bad = 1; break;
+		case OPT_NO_SKIN: b->skin_tones = 0; break;
 		case OPT_INCOMPLETE: o->incomplete = 1; break;
 		case OPT_SPLIT: {
-			int s = l2_split_parse(optarg);
-			if (s < 0) l2_usage_error(usage, "invalid value for --split: '%s' (expected train, test or all)", optarg);
-			o->split = (L2Split)s;
-			o->split_s = optarg;
+			int sp = l2_split_parse(optarg);
+			if (sp < 0) l2_usage_error(usage, "invalid value for --split: '%s' (expected train, test or all)", optarg);
+			o->split = (L2Split)sp;
 			break;
 		}
 		case OPT_UNIQUE: o->unique = 1; break;
@@ -170,8 +162,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case 'n': o->name = optarg; break;
 		case OPT_MODEL: o->model = optarg; break;
 		case OPT_CANDIDATES: o->candidates = l2_parse_long(optarg, "--candidates", 1, 1L << 40); break;
-		case OPT_CHECKPOINT: o->checkpoint = l2_parse_long(optarg, "--checkpoint", 1, 1L << 30); break;
-		case OPT_MAX: o->max_lines = l2_parse_long(optarg, "--max", 0, 1L << 40); break;
+		case OPT_CHECKPOINT: b->checkpoint = l2_parse_long(optarg, "--checkpoint", 1, 1L << 30); break;
 		default: l2_usage_error(usage, "unknown option");
 		}
 	}
@@ -199,7 +190,6 @@ static void parse_options(int argc, char **argv, Options *o)
 	}
 	if (is(o, "build") || is(o, "emoji")) want_min = want_max = 2;
 	else if (is(o, "add-corpus") || is(o, "import-features") || is(o, "eval-retrieval")) want_max = 2;
-	else if (is(o, "glosses")) want_min = 0;
 	if (npos < want_min) l2_usage_error(usage, "%s: missing arguments", o->cmd);
 	if (npos > want_max) l2_usage_error(usage, "%s: too many arguments", o->cmd);
 	if ((is(o, "import-features") || is(o, "export-features")) && !o->name)
@@ -211,465 +201,16 @@ static void parse_options(int argc, char **argv, Options *o)
 	if ((o->unique && o->with_keys)) l2_usage_error(usage, "--unique and --keys exclude each other");
 }
 
-/* ---- helpers ------------------------------------------------------------------ */
-
-/* Lines of a text file ("-" = stdin), LF or CRLF, as malloc'd strings. */
-static size_t read_lines(const char *path, char ***out)
-{
-	FILE *f = l2_fopen_read(path);
-	char **v = NULL;
-	size_t n = 0, cap = 0;
-	char *line = NULL;
-	size_t lcap = 0;
-	ssize_t len;
-	while ((len = getline(&line, &lcap, f)) >= 0) {
-		if ((size_t)len != strlen(line)) l2_die("%s: line %zu contains a NUL byte", path, n + 1);
-		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 1024;
-			v = l2_realloc(v, cap * sizeof *v);
-		}
-		v[n++] = l2_strdup(line);
-	}
-	if (ferror(f)) l2_die_errno("%s", path);
-	free(line);
-	if (f != stdin) fclose(f);
-	*out = v;
-	return n;
-}
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(p);
-}
-
-static void rm_rf(const char *path)
-{
-	if (nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS) && errno != ENOENT) l2_die_errno("%s: cannot remove", path);
-}
-
-/* The building dataset lives at OUT.partial until it is complete, so that
- * OUT never holds half a dataset; --resume reopens OUT.partial. */
-typedef struct {
-	char *final, *partial;
-	L2Dataset *ds;
-	uint64_t added, kept, bad, captions_added, uncaptioned, corpus_added, corpus_long;
-	long since_commit;
-} Build;
-
-/* After an image and its captions: a durable point every --checkpoint images. */
-static void build_tick(Build *b, const Options *o)
-{
-	if (++b->since_commit >= o->checkpoint) {
-		l2_store_commit(l2_dataset_store(b->ds));
-		b->since_commit = 0;
-	}
-}
-
-static void build_open(Build *b, const Options *o, const char *out, const char *source, const char *root)
-{
-	memset(b, 0, sizeof *b);
-	b->final = l2_strdup(out);
-	size_t n = strlen(out);
-	while (n > 1 && b->final[n - 1] == '/') b->final[--n] = 0;
-	b->partial = l2_malloc(n + 16);
-	snprintf(b->partial, n + 16, "%s.partial", b->final);
-	if (l2_file_exists(b->final) && !o->force)
-		l2_die("%s: exists (use --force to replace it)", b->final);
-	if (l2_file_exists(b->partial)) {
-		if (!o->resume)
-			l2_die("%s: an interrupted build is there (continue it with --resume, or remove it)", b->partial);
-	} else if (o->resume) {
-		l2_info("%s: nothing to resume; building from the start", b->partial);
-	}
-	b->ds = l2_dataset_open(b->partial, L2_STORE_CREATE);
-	L2Store *st = l2_dataset_store(b->ds);
-	char v[64];
-	char *prev = l2_store_get_meta(st, "seed");
-	snprintf(v, sizeof v, "%llu", (unsigned long long)o->seed);
-	if (prev && strcmp(prev, v)) l2_die("%s: was started with --seed %s, not %s", b->partial, prev, v);
-	free(prev);
-	l2_store_set_meta(st, "seed", v);
-	prev = l2_store_get_meta(st, "test_fraction");
-	snprintf(v, sizeof v, "%.17g", o->test_fraction);
-	if (prev && strcmp(prev, v)) l2_die("%s: was started with --test-fraction %s, not %s", b->partial, prev, v);
-	free(prev);
-	l2_store_set_meta(st, "test_fraction", v);
-	l2_store_set_meta(st, "source", source);
-	l2_store_set_meta(st, "root", root);
-	l2_store_set_meta(st, "state", "building");
-	l2_store_commit(st);
-}
-
-/* Read, check and add one image file.  Returns 1 added, 0 already there,
- * -1 bad (skipped with --skip-bad). */
-static int build_image(Build *b, const Options *o, const char *root, const char *rel, const char *group)
-{
-	if (o->resume && l2_dataset_has_image(b->ds, rel)) {
-		b->kept++;
-		return 0;
-	}
-	size_t pl = strlen(root) + strlen(rel) + 2;
-	char *path = l2_malloc(pl);
-	snprintf(path, pl, "%s/%s", root, rel);
-	char err[300];
-	int ok = 0;
-	size_t len = 0;
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf = NULL;
-	if (!f) snprintf(err, sizeof err, "%s", strerror(errno));
-	else {
-		fseek(f, 0, SEEK_END);
-		long sz = ftell(f);
-		rewind(f);
-		if (sz < 0) snprintf(err, sizeof err, "cannot read");
-		else {
-			len = (size_t)sz;
-			buf = l2_malloc(len ? len : 1);
-			if (fread(buf, 1, len, f) != len) snprintf(err, sizeof err, "read error");
-			else {
-				L2Image img;
-				if (l2_image_load_mem(buf, len, &img, err, sizeof err) == 0) {
-					l2_image_free(&img);
-					ok = 1;
-				}
-			}
-		}
-		fclose(f);
-	}
-	if (!ok) {
-		free(buf);
-		if (!o->skip_bad) l2_die("%s: %s", path, err);
-		l2_warn("%s: %s (skipped)", path, err);
-		free(path);
-		b->bad++;
-		return -1;
-	}
-	L2Split s = l2_split_for(group ? group : rel, o->test_fraction, o->seed);
-	int r = l2_dataset_put_image(b->ds, rel, buf, len, s, group);
-	free(buf);
-	free(path);
-	if (r) b->added++;
-	else b->kept++;
-	return r;
-}
-
-static void build_caption(Build *b, const char *key, const char *cap)
-{
-	if (l2_dataset_add_caption(b->ds, key, cap)) b->captions_added++;
-	char *c = l2_strdup(cap);
-	l2_caption_clean(c);
-	int r = l2_dataset_add_corpus(b->ds, c, "caption");
-	if (r > 0) b->corpus_added++;
-	else if (r < 0 && *c) b->corpus_long++;
-	free(c);
-}
-
-static void build_corpus_files(Build *b, const Options *o)
-{
-	for (int i = 0; i < o->ncorpus; i++) {
-		char **lines;
-		size_t n = read_lines(o->corpus[i], &lines);
-		L2Progress p;
-		l2_progress_start(&p, "corpus", "lines", n);
-		for (size_t j = 0; j < n; j++) {
-			int r = l2_dataset_add_corpus(b->ds, lines[j], o->source);
-			if (r > 0) b->corpus_added++;
-			else if (r < 0 && l2_caption_clean(lines[j])) b->corpus_long++;
-			l2_progress_add(&p, 1);
-		}
-		l2_progress_end(&p);
-		l2_dataset_free_strings(lines, n);
-	}
-}
-
-static void build_finish(Build *b, const Options *o)
-{
-	l2_dataset_finish(b->ds);
-	uint64_t n = l2_dataset_count(b->ds, L2_SPLIT_ALL), te = l2_dataset_count(b->ds, L2_SPLIT_TEST);
-	uint64_t nc = l2_store_count(l2_dataset_store(b->ds), "corpus");
-	l2_dataset_close(b->ds);
-	if (n == 0) {
-		rm_rf(b->partial);
-		l2_die("%s: no images to build a dataset from", b->final);
-	}
-	if (l2_file_exists(b->final)) { /* --force */
-		size_t l = strlen(b->final) + 16;
-		char *old = l2_malloc(l);
-		snprintf(old, l, "%s.old", b->final);
-		rm_rf(old);
-		if (rename(b->final, old)) l2_die_errno("%s: cannot move aside", b->final);
-		if (rename(b->partial, b->final)) l2_die_errno("%s: cannot rename to %s", b->partial, b->final);
-		rm_rf(old);
-		free(old);
-	} else if (rename(b->partial, b->final)) {
-		l2_die_errno("%s: cannot rename to %s", b->partial, b->final);
-	}
-	l2_info("%s: %llu images (%llu train, %llu test; %llu added now%s), %llu uncaptioned, corpus %llu lines%s",
-		b->final, (unsigned long long)n, (unsigned long long)(n - te), (unsigned long long)te,
-		(unsigned long long)b->added, o->resume ? ", rest resumed" : "", (unsigned long long)b->uncaptioned,
-		(unsigned long long)nc, b->corpus_long ? " (some lines over 511 bytes left out)" : "");
-	if (b->bad) l2_warn("%llu bad images skipped", (unsigned long long)b->bad);
-	free(b->final);
-	free(b->partial);
-}
-
-/* ---- build from a folder ------------------------------------------------------------ */
-
-typedef struct {
-	char *path, *caption;
-	size_t line;
-} CapLine;
-
-static int cap_cmp(const void *a, const void *b)
-{
-	const CapLine *x = a, *y = b;
-	int c = strcmp(x->path, y->path);
-	return c ? c : (x->line > y->line) - (x->line < y->line);
-}
+/* ---- building ---------------------------------------------------------------- */
 
 static void cmd_build(const Options *o, const char *out, const char *dir)
 {
-	if (!l2_is_dir(dir)) l2_die("%s: not a directory", dir);
-	/* static: still reachable (not "leaked") when a later error exits */
-	static CapLine *caps;
-	static char **lines;
-	size_t ncap = 0;
-	if (o->captions) {
-		size_t n = read_lines(o->captions, &lines);
-		for (size_t i = 0; i < n; i++) { /* check every line before using any */
-			char *t = strchr(lines[i], '\t'), *p = lines[i];
-			if (!t && l2_caption_clean(lines[i]))
-				l2_die("%s: line %zu: expected 'relative/path<TAB>caption'", o->captions, i + 1);
-			while (t && p[0] == '.' && p[1] == '/') p += 2;
-			if (t && p == t) l2_die("%s: line %zu: empty path", o->captions, i + 1);
-		}
-		caps = l2_malloc((n ? n : 1) * sizeof *caps);
-		for (size_t i = 0; i < n; i++) {
-			char *t = strchr(lines[i], '\t');
-			if (!t) { free(lines[i]); continue; }
-			*t = 0;
-			char *p = lines[i];
-			while (p[0] == '.' && p[1] == '/') p += 2;
-			caps[ncap].path = l2_strdup(p);
-			caps[ncap].caption = l2_strdup(t + 1);
-			caps[ncap].line = i + 1;
-			ncap++;
-			free(lines[i]);
-		}
-		free(lines);
-		lines = NULL;
-		qsort(caps, ncap, sizeof *caps, cap_cmp);
-	}
-	char **paths;
-	size_t skipped = 0;
-	size_t n = l2_image_list_dir(dir, &paths, &skipped);
-	if (n == 0) l2_die("%s: no PNG or JPEG images in it", dir);
-	Build b;
-	build_open(&b, o, out, o->captions ? "tsv" : "folder", dir);
-	L2Progress p;
-	l2_progress_start(&p, "images", "img", n);
-	size_t ci = 0, orphans = 0;
-	const char *first_orphan = NULL;
-	for (size_t i = 0; i < n; i++) {
-		/* captions are sorted by path as the images are: merge */
-		while (ci < ncap && strcmp(caps[ci].path, paths[i]) < 0) {
-			if (!first_orphan) first_orphan = caps[ci].path;
-			orphans++;
-			ci++;
-		}
-		int r = build_image(&b, o, dir, paths[i], NULL);
-		size_t c0 = ci;
-		while (ci < ncap && !strcmp(caps[ci].path, paths[i])) {
-			if (r >= 0) build_caption(&b, paths[i], caps[ci].caption);
-			ci++;
-		}
-		if (r >= 0 && ci == c0) {
-			char **cv;
-			size_t nc = l2_dataset_captions(b.ds, paths[i], &cv);
-			if (!nc) b.uncaptioned++;
-			l2_dataset_free_strings(cv, nc);
-		}
-		if (r > 0) build_tick(&b, o);
-		l2_progress_add(&p, 1);
-	}
-	l2_progress_end(&p);
-	for (; ci < ncap; ci++, orphans++)
-		if (!first_orphan) first_orphan = caps[ci].path;
-	if (orphans)
-		l2_warn("%s: %zu caption lines name images not in %s (first: %s)", o->captions, orphans, dir, first_orphan);
-	if (skipped) l2_info("%s: %zu files that are not .png/.jpg/.jpeg ignored", dir, skipped);
-	build_corpus_files(&b, o);
-	build_finish(&b, o);
-	for (size_t i = 0; i < ncap; i++) free(caps[i].path), free(caps[i].caption);
-	free(caps);
-	l2_dataset_free_strings(paths, n);
-}
-
-/* ---- build from emoji-datasource-google ---------------------------------------------- */
-
-static const char *tone_name(const char *code)
-{
-	static const char *const codes[] = {"1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"};
-	static const char *const names[] = {"light skin tone", "medium-light skin tone", "medium skin tone",
-					    "medium-dark skin tone", "dark skin tone"};
-	for (int i = 0; i < 5; i++)
-		if (!strcasecmp(code, codes[i])) return names[i];
-	return NULL;
-}
-
-/* "1F3FB-1F3FF" -> ": light skin tone, dark skin tone"; NULL if unknown. */
-static char *tone_suffix(const char *key)
-{
-	char buf[256] = ": ", part[16];
-	const char *p = key;
-	int first = 1;
-	while (*p) {
-		size_t l = strcspn(p, "-");
-		if (l == 0 || l >= sizeof part) return NULL;
-		memcpy(part, p, l);
-		part[l] = 0;
-		const char *t = tone_name(part);
-		if (!t) return NULL;
-		if (!first) strcat(buf, ", ");
-		strcat(buf, t);
-		first = 0;
-		p += l;
-		if (*p == '-') p++;
-	}
-	return l2_strdup(buf);
-}
-
-static char *lower_dup(const char *s)
-{
-	char *r = l2_strdup(s);
-	for (char *p = r; *p; p++)
-		if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
-	return r;
-}
-
-static void emoji_captions(Build *b, const char *key, json_t *e, const char *suffix)
-{
-	json_t *name = json_object_get(e, "name");
-	const char *nm = json_string_value(name);
-	char *base[64];
-	int nb = 0;
-	if (nm && *nm) base[nb++] = lower_dup(nm);
-	json_t *sn = json_object_get(e, "short_names");
-	size_t i;
-	json_t *v;
-	json_array_foreach(sn, i, v) {
-		const char *s = json_string_value(v);
-		if (!s || !*s || nb == 64) continue;
-		char *c = lower_dup(s);
-		for (char *p = c; *p; p++)
-			if (*p == '_') *p = ' ';
-		base[nb++] = c;
-	}
-	for (int j = 0; j < nb; j++) {
-		size_t l = strlen(base[j]) + (suffix ? strlen(suffix) : 0) + 1;
-		char *c = l2_malloc(l);
-		snprintf(c, l, "%s%s", base[j], suffix ? suffix : "");
-		build_caption(b, key, c);
-		free(c);
-		free(base[j]);
-	}
-	if (!nb) b->uncaptioned++;
-}
-
-static void emoji_attrs(Build *b, const char *key, json_t *base, json_t *e)
-{
-	static const char *const fields[] = {"category", "subcategory"};
-	for (int i = 0; i < 2; i++) {
-		const char *s = json_string_value(json_object_get(base, fields[i]));
-		if (s) l2_dataset_set_attr(b->ds, key, fields[i], s);
-	}
-	const char *u = json_string_value(json_object_get(e, "unified"));
-	if (u) l2_dataset_set_attr(b->ds, key, "unified", u);
+	l2_dataset_build_folder(out, dir, o->captions, &o->build);
 }
 
 static void cmd_emoji(const Options *o, const char *out, const char *pkg)
 {
-	size_t l = strlen(pkg) + 64;
-	char *jpath = l2_malloc(l), *ppath = l2_malloc(l), *imgdir = l2_malloc(l);
-	snprintf(jpath, l, "%s/emoji.json", pkg);
-	snprintf(ppath, l, "%s/package.json", pkg);
-	snprintf(imgdir, l, "%s/img/google/64", pkg);
-	if (!l2_file_exists(jpath)) l2_die("%s: no emoji.json (is this the emoji-datasource-google package?)", pkg);
-	if (!l2_is_dir(imgdir)) l2_die("%s: missing (is this the emoji-datasource-google package?)", imgdir);
-	json_error_t je;
-	json_t *root = json_load_file(jpath, 0, &je);
-	if (!root) l2_die("%s: line %d: %s", jpath, je.line, je.text);
-	if (!json_is_array(root)) l2_die("%s: expected a JSON array of emoji", jpath);
-	char source[128] = "emoji-datasource-google";
-	json_t *pj = json_load_file(ppath, 0, &je);
-	if (pj) {
-		const char *ver = json_string_value(json_object_get(pj, "version"));
-		if (ver) snprintf(source, sizeof source, "emoji-datasource-google %.64s", ver);
-		json_decref(pj);
-	}
-	size_t total = 0, i;
-	json_t *e;
-	json_array_foreach(root, i, e) total += 1 + (o->no_skin_tones ? 0 : json_object_size(json_object_get(e, "skin_variations")));
-	Build b;
-	build_open(&b, o, out, source, imgdir);
-	l2_store_set_meta(l2_dataset_store(b.ds), "background", "ffffff");
-	L2Progress p;
-	l2_progress_start(&p, "emoji", "img", total);
-	size_t missing = 0;
-	json_array_foreach(root, i, e) {
-		if (!json_is_object(e)) l2_die("%s: entry %zu is not an object", jpath, i);
-		const char *img = json_string_value(json_object_get(e, "image"));
-		if (!img || !*img || strchr(img, '/')) l2_die("%s: entry %zu has no valid \"image\"", jpath, i);
-		json_t *has = json_object_get(e, "has_img_google");
-		size_t pl = strlen(imgdir) + strlen(img) + 2;
-		char *path = l2_malloc(pl);
-		snprintf(path, pl, "%s/%s", imgdir, img);
-		int present = (!has || json_is_true(has)) && l2_file_exists(path);
-		free(path);
-		l2_progress_add(&p, 1);
-		if (!present) {
-			missing++;
-		} else if (build_image(&b, o, imgdir, img, NULL) >= 0) {
-			emoji_captions(&b, img, e, NULL);
-			emoji_attrs(&b, img, e, e);
-			build_tick(&b, o);
-		}
-		if (o->no_skin_tones) continue;
-		const char *tk;
-		json_t *var;
-		json_object_foreach(json_object_get(e, "skin_variations"), tk, var) {
-			l2_progress_add(&p, 1);
-			const char *vimg = json_string_value(json_object_get(var, "image"));
-			char *suffix = tone_suffix(tk);
-			if (!vimg || !*vimg || strchr(vimg, '/') || !suffix) {
-				free(suffix);
-				missing++;
-				continue;
-			}
-			json_t *vh = json_object_get(var, "has_img_google");
-			pl = strlen(imgdir) + strlen(vimg) + 2;
-			path = l2_malloc(pl);
-			snprintf(path, pl, "%s/%s", imgdir, vimg);
-			present = (!vh || json_is_true(vh)) && l2_file_exists(path);
-			free(path);
-			/* a variant falls on its base emoji's side of the split */
-			if (!present) missing++;
-			else if (build_image(&b, o, imgdir, vimg, img) >= 0) {
-				emoji_captions(&b, vimg, e, suffix);
-				emoji_attrs(&b, vimg, e, var);
-				build_tick(&b, o);
-			}
-			free(suffix);
-		}
-	}
-	l2_progress_end(&p);
-	if (missing) l2_info("%s: %zu emoji without a Google 64x64 image left out", pkg, missing);
-	build_corpus_files(&b, o);
-	build_finish(&b, o);
-	json_decref(root);
-	free(jpath), free(ppath), free(imgdir);
+	l2_dataset_build_emoji(out, pkg, &o->build);
 }
 
 /* ---- corpus ---------------------------------------------------------------------------------- */
@@ -678,7 +219,7 @@ static void cmd_add_corpus(const Options *o, const char *dspath, const char *fil
 {
 	L2Dataset *ds = l2_dataset_open(dspath, L2_STORE_WRITE);
 	char **lines;
-	size_t n = read_lines(file ? file : "-", &lines), added = 0, lng = 0;
+	size_t n = l2_read_lines(file ? file : "-", &lines), added = 0, lng = 0;
 	for (size_t i = 0; i < n; i++) {
 		int r = l2_dataset_add_corpus(ds, lines[i], o->source);
 		if (r > 0) added++;
@@ -690,7 +231,7 @@ static void cmd_add_corpus(const Options *o, const char *dspath, const char *fil
 	l2_dataset_close(ds);
 	l2_info("%s: %zu corpus lines added (%zu already there%s)", dspath, added, n - added - lng,
 		lng ? ", some over 511 bytes left out" : "");
-	l2_dataset_free_strings(lines, n);
+	l2_free_lines(lines, n);
 }
 
 typedef struct {
@@ -756,37 +297,6 @@ static void cmd_list(const Options *o, const char *dspath)
 	l2_dataset_close(ds);
 }
 
-static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* Distinct captions of the images of a split, sorted; returns the count. */
-static size_t unique_captions(L2Dataset *ds, L2Split split, char ***out)
-{
-	char **keys;
-	size_t n = l2_dataset_keys(ds, split, &keys), m = 0, cap = 0;
-	char **v = NULL;
-	for (size_t i = 0; i < n; i++) {
-		char **caps;
-		size_t nc = l2_dataset_captions(ds, keys[i], &caps);
-		for (size_t j = 0; j < nc; j++) {
-			if (m == cap) {
-				cap = cap ? cap * 2 : 1024;
-				v = l2_realloc(v, cap * sizeof *v);
-			}
-			v[m++] = caps[j];
-		}
-		free(caps);
-	}
-	l2_dataset_free_strings(keys, n);
-	if (m) qsort(v, m, sizeof *v, str_cmp);
-	size_t u = 0;
-	for (size_t i = 0; i < m; i++) {
-		if (u && !strcmp(v[u - 1], v[i])) free(v[i]);
-		else v[u++] = v[i];
-	}
-	*out = v;
-	return u;
-}
-
 static void cmd_captions(const Options *o, const char *dspath)
 {
 	L2Dataset *ds = l2_dataset_open(dspath, L2_STORE_RDONLY);
@@ -794,7 +304,7 @@ static void cmd_captions(const Options *o, const char *dspath)
 	FILE *f = l2_ofile_fp(out);
 	if (o->unique) {
 		char **v;
-		size_t u = unique_captions(ds, o->split, &v);
+		size_t u = l2_dataset_unique_captions(ds, o->split, &v);
 		for (size_t i = 0; i < u; i++) fprintf(f, "%s\n", v[i]);
 		l2_dataset_free_strings(v, u);
 	} else {
@@ -1064,136 +574,25 @@ static void cmd_export_features(const Options *o, const char *dspath)
 
 /* ---- retrieval accuracy ------------------------------------------------------------------------ */
 
-/* P(at least one of c true items among the top m of N candidates drawn at
- * random) = 1 - C(N-c, m) / C(N, m). */
-static double chance_topm(double N, double c, int m)
-{
-	if (c <= 0) return 0;
-	double p = 1;
-	for (int i = 0; i < m; i++) {
-		if (N - i <= 0) return 1;
-		p *= (N - c - i) / (N - i);
-		if (p <= 0) return 1;
-	}
-	return 1 - p;
-}
-
 static void cmd_eval_retrieval(const Options *o, const char *dspath, const char *in)
 {
 	L2Dataset *ds = l2_dataset_open(dspath, L2_STORE_RDONLY);
-	char **uniq;
-	size_t N = o->candidates ? (size_t)o->candidates : unique_captions(ds, o->split, &uniq);
-	if (!o->candidates) l2_dataset_free_strings(uniq, N);
 	L2StreamReader *r = l2_stream_open(in ? in : "-");
-	l2_stream_expect(r, L2_KIND_NEIGHBORS, 0);
-	uint32_t k = l2_stream_header(r)->k;
-	const int ms[3] = {1, 5, 10};
-	uint64_t q = 0, hit[3] = {0, 0, 0}, skipped = 0;
-	double chance[3] = {0, 0, 0}, mrr = 0;
-	L2Record rec;
-	while (l2_stream_next(r, &rec)) {
-		int s = l2_dataset_split_of(ds, rec.key);
-		if (s < 0) l2_die("%s: query '%s' is not an image of %s", l2_stream_name(r), rec.key, dspath);
-		if (o->split != L2_SPLIT_ALL && s != (int)o->split) continue;
-		char **caps;
-		size_t nc = l2_dataset_captions(ds, rec.key, &caps);
-		if (!nc) {
-			skipped++;
-			l2_dataset_free_strings(caps, nc);
-			continue;
-		}
-		uint32_t rank = 0;
-		for (uint32_t j = 0; j < rec.k && !rank; j++)
-			for (size_t t = 0; t < nc; t++)
-				if (!strcmp(rec.nkey[j], caps[t])) {
-					rank = j + 1;
-					break;
-				}
-		for (int m = 0; m < 3; m++) {
-			if (rank && (int)rank <= ms[m]) hit[m]++;
-			chance[m] += chance_topm((double)N, (double)(nc < N ? nc : N), ms[m]);
-		}
-		if (rank) mrr += 1.0 / rank;
-		q++;
-		l2_dataset_free_strings(caps, nc);
-	}
+	L2RetrievalScore s;
+	l2_retrieval_eval(ds, r, o->split, (size_t)o->candidates, &s);
 	l2_stream_close(r);
 	l2_dataset_close(ds);
-	if (!q) l2_die("%s: no queries with captions in split %s", in ? in : "stdin", l2_split_name(o->split));
+	if (!s.queries) l2_die("%s: no queries with captions in split %s", in ? in : "stdin", l2_split_name(o->split));
 	L2OFile *out = l2_ofile_open("-", 0);
 	FILE *f = l2_ofile_fp(out);
-	fprintf(f, "queries\t%llu\ncandidates\t%zu\nk\t%u\n", (unsigned long long)q, N, k);
-	for (int m = 0; m < 3; m++) {
-		if ((uint32_t)ms[m] > k) continue;
-		fprintf(f, "top%d\t%.4f\nchance_top%d\t%.4f\n", ms[m], (double)hit[m] / (double)q, ms[m], chance[m] / (double)q);
+	fprintf(f, "queries\t%llu\ncandidates\t%zu\nk\t%u\n", (unsigned long long)s.queries, s.candidates, s.k);
+	for (int m = 0; m < L2_EVAL_NM; m++) {
+		if ((uint32_t)L2_EVAL_M[m] > s.k) continue;
+		fprintf(f, "top%d\t%.4f\nchance_top%d\t%.4f\n", L2_EVAL_M[m], s.top[m], L2_EVAL_M[m], s.chance[m]);
 	}
-	fprintf(f, "mrr_at_k\t%.4f\n", mrr / (double)q);
-	if (skipped) fprintf(f, "uncaptioned_queries\t%llu\n", (unsigned long long)skipped);
+	fprintf(f, "mrr_at_k\t%.4f\n", s.mrr);
+	if (s.uncaptioned) fprintf(f, "uncaptioned_queries\t%llu\n", (unsigned long long)s.uncaptioned);
 	l2_ofile_commit(out);
-}
-
-/* ---- WordNet glosses ----------------------------------------------------------------------------- */
-
-typedef struct {
-	uint64_t h;
-	size_t i;
-} Ranked;
-
-static int ranked_cmp(const void *a, const void *b)
-{
-	const Ranked *x = a, *y = b;
-	if (x->h != y->h) return x->h < y->h ? -1 : 1;
-	return (x->i > y->i) - (x->i < y->i);
-}
-
-static void cmd_glosses(const Options *o, const char *dir)
-{
-	static const char *const parts[] = {"noun", "verb", "adj", "adv"};
-	char **g = NULL;
-	size_t n = 0, cap = 0;
-	for (int pi = 0; pi < 4; pi++) {
-		size_t l = strlen(dir) + 32;
-		char *path = l2_malloc(l);
-		snprintf(path, l, "%s/data.%s", dir, parts[pi]);
-		char **lines;
-		size_t nl = read_lines(path, &lines);
-		for (size_t i = 0; i < nl; i++) {
-			char *s = lines[i];
-			if (s[0] == ' ' || !*s) continue; /* the licence header lines start with spaces */
-			char *bar = strstr(s, " | ");
-			if (!bar) l2_die("%s: line %zu: no gloss (' | ') field", path, i + 1);
-			char *gl = bar + 3, *ex = strstr(gl, "; \"");
-			if (ex) *ex = 0;
-			if (!l2_caption_clean(gl)) continue;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 65536;
-				g = l2_realloc(g, cap * sizeof *g);
-			}
-			g[n++] = l2_strdup(gl);
-		}
-		l2_dataset_free_strings(lines, nl);
-		free(path);
-	}
-	if (n == 0) l2_die("%s: no glosses found", dir);
-	char *keep = l2_calloc(n, 1);
-	if (o->max_lines && (size_t)o->max_lines < n) {
-		Ranked *rk = l2_malloc(n * sizeof *rk);
-		for (size_t i = 0; i < n; i++) {
-			rk[i].h = l2_fnv1a64_str(L2_FNV_INIT ^ o->seed, g[i]);
-			rk[i].i = i;
-		}
-		qsort(rk, n, sizeof *rk, ranked_cmp);
-		for (size_t i = 0; i < (size_t)o->max_lines; i++) keep[rk[i].i] = 1;
-		free(rk);
-	} else {
-		memset(keep, 1, n);
-	}
-	L2OFile *out = l2_ofile_open("-", 0);
-	for (size_t i = 0; i < n; i++)
-		if (keep[i]) fprintf(l2_ofile_fp(out), "%s\n", g[i]);
-	l2_ofile_commit(out);
-	free(keep);
-	l2_dataset_free_strings(g, n);
 }
 
 int main(int argc, char **argv)
@@ -1214,7 +613,6 @@ int main(int argc, char **argv)
 	else if (is(&o, "import-features")) cmd_import_features(&o, a[0], na > 1 ? a[1] : NULL);
 	else if (is(&o, "export-features")) cmd_export_features(&o, a[0]);
 	else if (is(&o, "eval-retrieval")) cmd_eval_retrieval(&o, a[0], na > 1 ? a[1] : NULL);
-	else if (is(&o, "glosses")) cmd_glosses(&o, na ? a[0] : "/usr/share/wordnet");
 	free(o.corpus);
 	return 0;
 }

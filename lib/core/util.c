@@ -306,6 +306,36 @@ char *l2_read_file(const char *path, size_t *len)
 	return buf;
 }
 
+size_t l2_read_lines(const char *path, char ***out)
+{
+	FILE *f = l2_fopen_read(path);
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	char *line = NULL;
+	size_t lcap = 0;
+	ssize_t len;
+	while ((len = getline(&line, &lcap, f)) >= 0) {
+		if ((size_t)len != strlen(line)) l2_die("%s: line %zu contains a NUL byte", path, n + 1);
+		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			v = l2_realloc(v, cap * sizeof *v);
+		}
+		v[n++] = l2_strdup(line);
+	}
+	if (ferror(f)) l2_die_errno("%s", path);
+	free(line);
+	if (f != stdin) fclose(f);
+	*out = v;
+	return n;
+}
+
+void l2_free_lines(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) free(v[i]);
+	free(v);
+}
+
 static int isatty_path(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK);

@@ -111,6 +111,10 @@ FILE *l2_fopen_read(const char *path);
 void l2_read_exact(FILE *f, void *buf, size_t n, const char *path, const char *what);
 /* Read a whole file into memory (NUL-terminated); *len gets the size. */
 char *l2_read_file(const char *path, size_t *len);
+/* The lines of a text file ("-" = stdin), LF or CRLF, as a malloc'd array of malloc'd
+ * strings without their line ends; returns the count.  Dies on a NUL byte in a line. */
+size_t l2_read_lines(const char *path, char ***lines);
+void l2_free_lines(char **lines, size_t n);
 
 /* Atomic output.  l2_ofile_open("-") returns stdout after refusing a
  * terminal when `binary` is set; any other path is written to a temporary

@@ -101,9 +101,8 @@ int l2_image_load_mem(const unsigned char *buf, size_t len, L2Image *img, char *
 	return -1;
 }
 
-int l2_image_load(const char *path, L2Image *img, char *err, size_t errlen)
+int l2_image_read_file(const char *path, unsigned char **out, size_t *outlen, char *err, size_t errlen)
 {
-	memset(img, 0, sizeof *img);
 	int fd = !strcmp(path, "-") ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s", strerror(errno));
@@ -132,6 +131,17 @@ int l2_image_load(const char *path, L2Image *img, char *err, size_t errlen)
 		len += (size_t)r;
 	}
 	if (fd != STDIN_FILENO) close(fd);
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+int l2_image_load(const char *path, L2Image *img, char *err, size_t errlen)
+{
+	memset(img, 0, sizeof *img);
+	unsigned char *buf;
+	size_t len;
+	if (l2_image_read_file(path, &buf, &len, err, errlen)) return -1;
 	int rc = l2_image_load_mem(buf, len, img, err, errlen);
 	free(buf);
 	return rc;

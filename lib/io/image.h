@@ -41,6 +41,9 @@ typedef struct {
  * one-line reason in err ("corrupt PNG: ...", "not a PNG or JPEG file"). */
 int l2_image_load(const char *path, L2Image *img, char *err, size_t errlen);
 int l2_image_load_mem(const unsigned char *buf, size_t len, L2Image *img, char *err, size_t errlen);
+/* The bytes of a file ("-" = stdin) as they are, malloc'd, for decoding later or storing.
+ * Returns 0, or -1 with the reason in err ("No such file or directory", "is a directory"). */
+int l2_image_read_file(const char *path, unsigned char **buf, size_t *len, char *err, size_t errlen);
 void l2_image_free(L2Image *img);
 /* Allocate an 8-bit image of the mode. */
 void l2_image_alloc(L2Image *img, int w, int h, L2ImageMode mode);

@@ -230,6 +230,36 @@ size_t l2_dataset_captions(L2Dataset *ds, const char *key, char ***caps)
 	return n;
 }
 
+static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+size_t l2_dataset_unique_captions(L2Dataset *ds, L2Split split, char ***out)
+{
+	char **keys;
+	size_t n = l2_dataset_keys(ds, split, &keys), m = 0, cap = 0;
+	char **v = NULL;
+	for (size_t i = 0; i < n; i++) {
+		char **caps;
+		size_t nc = l2_dataset_captions(ds, keys[i], &caps);
+		for (size_t j = 0; j < nc; j++) {
+			if (m == cap) {
+				cap = cap ? cap * 2 : 1024;
+				v = l2_realloc(v, cap * sizeof *v);
+			}
+			v[m++] = caps[j];
+		}
+		free(caps);
+	}
+	l2_dataset_free_strings(keys, n);
+	if (m) qsort(v, m, sizeof *v, str_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < m; i++) {
+		if (u && !strcmp(v[u - 1], v[i])) free(v[i]);
+		else v[u++] = v[i];
+	}
+	*out = v;
+	return u;
+}
+
 char *l2_dataset_attr(L2Dataset *ds, const char *key, const char *name)
 {
 	void *v;

@@ -62,6 +62,8 @@ int l2_dataset_background(L2Dataset *ds, uint8_t bg[3]);
 
 /* Captions of an image, primary first (malloc'd strings); 0 when none. */
 size_t l2_dataset_captions(L2Dataset *ds, const char *key, char ***caps);
+/* The distinct captions of the images of a split, sorted bytewise; returns the count. */
+size_t l2_dataset_unique_captions(L2Dataset *ds, L2Split split, char ***caps);
 /* One attribute (attrs sub-db) as a malloc'd string, or NULL. */
 char *l2_dataset_attr(L2Dataset *ds, const char *key, const char *name);
 

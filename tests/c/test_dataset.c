@@ -1,12 +1,15 @@
 /* test_dataset.c — the dataset store (schemas/dataset.md): caption cleaning,
  * the split rule against values from an independent Python implementation,
  * images/captions/attrs/corpus/features round trips, key order, f16
- * features, alpha over the background, counts after finish. */
+ * features, alpha over the background, counts after finish; the builder
+ * (a new source through its API, resuming a build that stopped part way). */
 #include "check.h"
 #include "method/dataset.h"
+#include "method/dataset_build.h"
 #include "core/util.h"
 
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/l2-test-dataset-XXXXXX";
@@ -235,6 +238,86 @@ static void test_feature_completeness(void)
 	l2_dataset_close(ds);
 }
 
+/* A source written with the builder: PNGs under root, two captions each; a
+ * build stopped after 3 images (never finished) resumes to the same dataset. */
+static void build_some(const char *out, const char *root, int upto, int finish, L2BuildOptions *o)
+{
+	L2DatasetBuild *b = l2_dataset_build_open(out, o, "test-source 1", root);
+	char rel[32], cap[64];
+	for (int i = 0; i < upto; i++) {
+		snprintf(rel, sizeof rel, "i%d.png", i);
+		if (l2_dataset_build_image(b, root, rel, i == 4 ? "i3.png" : NULL) < 0) continue;
+		snprintf(cap, sizeof cap, "picture  number %d", i);
+		l2_dataset_build_caption(b, rel, cap);
+		l2_dataset_build_caption(b, rel, "a picture");
+		l2_dataset_build_tick(b);
+	}
+	if (finish) l2_dataset_build_finish(b);
+	else {
+		L2BuildCounts *n = l2_dataset_build_counts(b);
+		CHECK(n->added == 3 && n->kept == 0 && n->captions_added == 6 && n->corpus_added == 4);
+		l2_store_commit(l2_dataset_store(l2_dataset_build_dataset(b)));
+		l2_dataset_close(l2_dataset_build_dataset(b)); /* then the caller's child exits: no finish */
+	}
+}
+
+static void test_builder_and_resume(void)
+{
+	char root[256], out[256], path[300];
+	snprintf(root, sizeof root, "%s/src", dir);
+	l2_mkdir_p(root);
+	for (int i = 0; i < 6; i++) {
+		size_t len;
+		unsigned char *png = make_png(&len, 4 + i, 3);
+		snprintf(path, sizeof path, "%s/i%d.png", root, i);
+		FILE *f = fopen(path, "wb");
+		CHECK(f && fwrite(png, 1, len, f) == len);
+		if (f) fclose(f);
+		free(png);
+	}
+	snprintf(path, sizeof path, "%s/i5.png", root);
+	FILE *f = fopen(path, "wb"); /* a corrupt one */
+	if (f) fputs("\x89PNG\r\n\x1a\nnot really", f), fclose(f);
+	L2BuildOptions o;
+	l2_build_defaults(&o);
+	o.test_fraction = 0.5;
+	o.seed = 2; /* splits i0..i4: test train test train, and i4 alone would be test */
+	o.checkpoint = 2;
+	o.skip_bad = 1;
+	snprintf(out, sizeof out, "%s/built.lmdb", dir);
+	fflush(stdout);
+	pid_t pid = fork(); /* a build killed after 3 images: a child that never finishes */
+	if (pid == 0) {
+		build_some(out, root, 3, 0, &o);
+		_exit(check_test_failed);
+	}
+	int status = -1;
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snprintf(path, sizeof path, "%s.partial", out);
+	CHECK(l2_file_exists(path) && !l2_file_exists(out));
+	o.resume = 1;
+	build_some(out, root, 6, 1, &o);
+	CHECK(!l2_file_exists(path) && l2_file_exists(out));
+	L2Dataset *ds = l2_dataset_open(out, L2_STORE_RDONLY);
+	CHECK(l2_dataset_count(ds, L2_SPLIT_ALL) == 5); /* i5 left out as bad */
+	CHECK(l2_dataset_count(ds, L2_SPLIT_TEST) == 2);
+	CHECK(l2_dataset_split_of(ds, "i4.png") == L2_SPLIT_TRAIN); /* its group's side */
+	for (int i = 0; i < 5; i++) {
+		char rel[32];
+		snprintf(rel, sizeof rel, "i%d.png", i);
+		CHECK(l2_dataset_split_of(ds, rel) == (int)l2_split_for(i == 4 ? "i3.png" : rel, 0.5, 2));
+		char **caps;
+		size_t nc = l2_dataset_captions(ds, rel, &caps);
+		CHECK(nc == 2 && !strcmp(caps[1], "a picture") && !strncmp(caps[0], "picture number ", 15));
+		l2_dataset_free_strings(caps, nc);
+	}
+	char *v = l2_store_get_meta(l2_dataset_store(ds), "source");
+	CHECK(v && !strcmp(v, "test-source 1"));
+	free(v);
+	CHECK(l2_store_count(l2_dataset_store(ds), "corpus") == 6);
+	l2_dataset_close(ds);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) return 1;
@@ -243,6 +326,7 @@ int main(void)
 	RUN(test_build_and_read);
 	RUN(test_features);
 	RUN(test_feature_completeness);
+	RUN(test_builder_and_resume);
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd)) return 1;
