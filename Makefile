@@ -49,7 +49,7 @@ endif
 # -ffp-contract=off: PIL's and PyTorch's reference arithmetic is not fused;
 # matching them bit for bit needs the same rounding.
 CFLAGS   ?= $(OPT) -g -march=native -ffp-contract=off
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread -MMD -MP
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Werror=implicit-function-declaration -pthread -MMD -MP
 CPPFLAGS += -Ilib $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lm -pthread
 ifeq ($(SAN),1)

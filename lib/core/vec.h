@@ -7,8 +7,9 @@
  * They agree to 1 ulp and differ in roughly 30% of the elements (tests/c/test_vec.c).  For the method that is
  * noise far below anything measured; it matters only for reproducibility: every stored
  * feature (l2-encode-images, l2-encode-text, l2-cat --normalize, the index, pseudo features)
- * was normalised with the first, and the GAN's conditions (l2-train-gan, l2-sample) with the
- * second, so a resumed run, a sample or a rebuilt file gives the same bytes as before. */
+ * was normalised with the first, and the generators' conditions (method/train_data, l2-sample,
+ * l2-train-gan's CLIP-feature FD) with the second, so a resumed run, a sample or a rebuilt
+ * file gives the same bytes as before. */
 #ifndef L2_VEC_H
 #define L2_VEC_H
 

@@ -4,6 +4,7 @@
 #include "nn/train.h"
 #include "io/image.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -27,15 +28,6 @@ void l2_train_data_defaults(L2TrainDataOptions *o)
 	o->cap_feat = "caption", o->pseudo_feat = "pseudo", o->img_feat = "image";
 	o->xi = 3;
 	o->res = 32;
-}
-
-void l2_train_unit(float *v, int d)
-{
-	double s = 0;
-	for (int i = 0; i < d; i++) s += (double)v[i] * v[i];
-	s = sqrt(s);
-	if (s > 0)
-		for (int i = 0; i < d; i++) v[i] = (float)(v[i] / s);
 }
 
 static int feat_dim(L2Dataset *ds, const char *name, int need, const char *why)
@@ -163,9 +155,9 @@ void l2_train_data_load(L2Dataset *ds, const L2TrainDataOptions *o, L2Split spli
 				continue;
 			}
 			if (!need_pseudo) memcpy(c, d->img + (size_t)n * dim, dim * sizeof(float));
-			if (need_img) l2_train_unit(d->img + (size_t)n * dim, dim);
+			if (need_img) l2_normalize_rows_exact(d->img + (size_t)n * dim, 1, (size_t)dim);
 		}
-		l2_train_unit(c, dim);
+		l2_normalize_rows_exact(c, 1, (size_t)dim);
 		L2Image img, rgb, a, b;
 		if (l2_dataset_image(ds, keys[i], &img, err, sizeof err)) l2_die("%s: %s", l2_dataset_path(ds), err);
 		if (has_bg) l2_image_to_rgb_over(&img, bg, &rgb);
@@ -213,7 +205,7 @@ void l2_train_data_cond(const L2TrainData *d, const L2TrainDataOptions *o, int i
 	for (int k = 0; k < dim; k++) out[k] = (float)l2_rng_normal(r), s += (double)out[k] * out[k];
 	s = sqrt(s);
 	for (int k = 0; k < dim; k++) out[k] = (float)(d->img[(size_t)i * dim + k] + o->xi * out[k] / s);
-	l2_train_unit(out, dim);
+	l2_normalize_rows_exact(out, 1, (size_t)dim);
 }
 
 void l2_train_data_sample(const L2TrainData *d, const L2TrainDataOptions *o, int i, int xflip, L2Rng *r, float *x,

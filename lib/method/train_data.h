@@ -91,9 +91,4 @@ void l2_train_data_batch(const L2TrainData *d, const L2TrainDataOptions *o, cons
 /* Only the condition (the second half of the above). */
 void l2_train_data_cond(const L2TrainData *d, const L2TrainDataOptions *o, int i, L2Rng *r, float *h);
 
-/* v /= |v| in double (rows of norm 0 stay 0).  Not l2_normalize_rows, which
- * multiplies by a float reciprocal: conditions keep the rounding they were
- * trained with. */
-void l2_train_unit(float *v, int d);
-
 #endif

@@ -10,6 +10,7 @@
 #include "io/safetensors.h"
 #include "core/hash.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #include <math.h>
 #ifdef __F16C__
@@ -620,14 +621,7 @@ void l2_clip_encode_generated(const L2Clip *m, const float *img, int n, int R, f
 				for (size_t k = 0; k < pl; k++) p[ch * pl + k] = (p[ch * pl + k] - L2_CLIP_MEAN[ch]) / L2_CLIP_STD[ch];
 		}
 		l2_clip_encode_images(m, px, nb, out + (size_t)i0 * E);
-		for (int b = 0; b < nb; b++) {
-			float *f = out + (size_t)(i0 + b) * E;
-			double s = 0;
-			for (int k = 0; k < E; k++) s += (double)f[k] * f[k];
-			s = sqrt(s);
-			if (s > 0)
-				for (int k = 0; k < E; k++) f[k] = (float)(f[k] / s);
-		}
+		l2_normalize_rows_exact(out + (size_t)i0 * E, (size_t)nb, (size_t)E);
 	}
 	free(px), free(t);
 }

@@ -1,5 +1,6 @@
 /* train.c — trainer plumbing (see train.h). */
 #include "nn/train.h"
+#include "core/hash.h"
 #include "core/util.h"
 #include "io/plot.h"
 
@@ -42,20 +43,13 @@ const int *l2_batcher_next(L2Batcher *b, int B)
 
 /* ---- randomness per sample ----------------------------------------------------- */
 
-static uint64_t mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 void l2_train_rng(L2Rng *r, uint64_t seed, int64_t step, int phase, uint64_t pos)
 {
 	/* each field through the finaliser before the next is added: distinct
 	 * (step, phase, pos) give unrelated streams */
-	uint64_t s = mix64((uint64_t)step + 0x7374657000000000ull);
-	s = mix64(s + (uint64_t)(unsigned)phase);
-	s = mix64(s + pos);
+	uint64_t s = l2_mix64((uint64_t)step + 0x7374657000000000ull);
+	s = l2_mix64(s + (uint64_t)(unsigned)phase);
+	s = l2_mix64(s + pos);
 	l2_rng_init(r, seed, s);
 }
 

@@ -15,7 +15,7 @@
  *   - that images do not depend on the batch they are sampled in. */
 #include "check.h"
 #include "core/util.h"
-#include "io/npy.h"
+#include "io/npz.h"
 #include "models/sampler.h"
 
 /* ---- Gaussian data ------------------------------------------------------- */

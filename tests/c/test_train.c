@@ -9,6 +9,7 @@
 #include "method/train_data.h"
 #include "io/image.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -226,7 +227,7 @@ static void test_train_data(void)
 		int k = atoi(tr.keys[i] + 4);
 		float v[D];
 		vec_for(k, tr.paired[i] ? 0 : 1, v);
-		l2_train_unit(v, D);
+		l2_normalize_rows_exact(v, 1, (size_t)D);
 		ok &= !memcmp(v, tr.cond + (size_t)i * D, sizeof v);
 		ok &= !tr.paired[i] || k != 3;
 	}
