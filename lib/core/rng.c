@@ -10,6 +10,12 @@ void l2_rng_init(L2Rng *r, uint64_t seed, uint64_t stream)
 	r->ctr = 0;
 }
 
+void l2_rng_init_key(L2Rng *r, uint64_t key)
+{
+	r->key = key;
+	r->ctr = 0;
+}
+
 uint64_t l2_rng_u64(L2Rng *r) { return l2_mix64(r->key + ++r->ctr * L2_GOLDEN); }
 
 double l2_rng_uniform(L2Rng *r) { return (l2_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }

@@ -17,6 +17,10 @@ typedef struct {
 } L2Rng;
 
 void l2_rng_init(L2Rng *r, uint64_t seed, uint64_t stream);
+/* A generator keyed directly (no mixing of seed and stream): its draws are
+ * SplitMix64's sequence from state `key`.  For streams that were defined that
+ * way before l2_rng_init existed (the IVF index's sampling and k-means). */
+void l2_rng_init_key(L2Rng *r, uint64_t key);
 uint64_t l2_rng_u64(L2Rng *r);
 double l2_rng_uniform(L2Rng *r);            /* [0, 1), 53 bits */
 double l2_rng_normal(L2Rng *r);             /* N(0, 1) */

@@ -1,4 +1,4 @@
-/* vec.h — row vectors of floats: scaling to unit length.
+/* vec.h — rows of floats: scaling to unit length, halves to floats.
  *
  * Two roundings of the same operation, both kept because files and runs depend on them bit
  * for bit.  Each sums squares in double; they differ in the last step:
@@ -14,10 +14,14 @@
 #define L2_VEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Scale each row of x (n, d) to unit L2 norm (rows of norm 0 stay 0). */
 void l2_normalize_rows(float *x, size_t n, size_t d);
 /* The same, each element rounded once from the exact quotient. */
 void l2_normalize_rows_exact(float *x, size_t n, size_t d);
+
+/* n IEEE halves to floats (the values of l2_half_to_float; F16C when compiled for it). */
+void l2_half_to_float_row(const uint16_t *h, float *f, size_t n);
 
 #endif

@@ -17,6 +17,15 @@
  * vectors only (so the inner product is the cosine); metric "ip" holds
  * whatever it was given.
  *
+ * The index is an LMDB environment of its own, opened here rather than through
+ * io/store.h, for two reasons that store.h's model does not serve: a search runs
+ * SGEMM straight over the mapped vector blocks (store.h's reads copy values out,
+ * and a 1M x 512 index is 2 GiB), holding one read transaction from open to
+ * close; and an append is one write transaction with MDB_APPEND puts, so a
+ * failed append leaves the index as it was (store.h commits in batches and
+ * grows the map by replaying them).  Its identity is its own meta keys
+ * (schemas/index.md), not store.h's "format/kind/version".
+ *
  *   L2IndexWriter *w = l2_index_writer_open("captions.idx", &opt, "text-feature", 512, 1);
  *   l2_index_writer_add(w, key, key_len, vec);   // 1 if the key was a duplicate
  *   l2_index_writer_close(w);                    // trains IVF, commits, renames
@@ -30,11 +39,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "method/kmeans.h"
+
 #define L2_INDEX_BLOCK 4096u      /* rows per stored vector block */
 #define L2_INDEX_VERSION 1
 
 typedef enum { L2_METRIC_COS = 0, L2_METRIC_IP = 1 } L2Metric;
-typedef enum { L2_KMEANS_PLUSPLUS = 0, L2_KMEANS_RANDOM = 1 } L2KmeansInit;
 
 typedef struct {
 	int f16;             /* store vectors as IEEE half (new index only) */
@@ -96,16 +106,9 @@ void l2_index_vector(L2Index *ix, uint64_t id, float *out);
 /* Metadata pairs for display: calls fn(name, value) for each. */
 void l2_index_each_meta(L2Index *ix, void (*fn)(void *ctx, const char *name, const char *value), void *ctx);
 
-/* ---- kernels, exposed for tests -------------------------------------------- */
-
-/* Exact top-k of in-memory rows x (n, d) for queries q (nq, d): float32
- * GEMM, candidate pool, float64 rescoring.  Threads: l2_threads. */
+/* Exact top-k of in-memory rows x (n, d) for queries q (nq, d) with the index's kernel
+ * (index_search.c): float32 GEMM, candidate pool, float64 rescoring.  Threads: l2_threads. */
 void l2_topk_exact(const float *x, size_t n, size_t d, const float *q, size_t nq, uint32_t k, uint64_t *ids,
 		   float *scores);
-/* Spherical k-means: rows x (n, d), k centroids (k, d) of unit norm.
- * Returns the final objective (mean inner product to the assigned centroid);
- * assign (n) may be NULL. */
-double l2_kmeans(const float *x, size_t n, size_t d, uint32_t k, int iters, L2KmeansInit init, uint64_t seed,
-		 float *centroids, uint32_t *assign);
 
 #endif
