@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench_image.sh — image input paths, one thread, images per CPU-second: l2 (lib/io/image*.c,
-# lib/io/resample.c) vs PIL + torchvision doing the same work, on generated
+# including image_resample.c) vs PIL + torchvision doing the same work, on generated
 # 640x480 JPEGs and PNGs.  BENCH_QUICK=1: fewer images.
 set -euo pipefail
 cd "$(dirname "$0")/.."

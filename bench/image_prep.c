@@ -41,7 +41,7 @@ int main(int argc, char **argv)
 				l2_image_to_rgb(&img, &rgb);
 				float *in = (size_t)rgb.w * rgb.h <= (size_t)299 * 299 * 8 ? x : malloc(sizeof(float) * 3 * rgb.w * rgb.h);
 				l2_image_rgb_to_chw(&rgb, in);
-				l2_resize_bilinear_f32(in, 3, rgb.h, rgb.w, y, 299, 299);
+				l2_image_resize_bilinear_f32(in, 3, rgb.h, rgb.w, y, 299, 299);
 				sink += y[0];
 				if (in != x) free(in);
 				l2_image_free(&rgb);

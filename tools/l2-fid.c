@@ -258,7 +258,7 @@ static void load_image(const char *root, const char *rel, float *out)
 	} else {
 		float *chw = l2_malloc(l2_mul_size((size_t)3 * rgb.w, (size_t)rgb.h) * sizeof(float));
 		l2_image_rgb_to_chw(&rgb, chw);
-		l2_resize_bilinear_f32(chw, 3, rgb.h, rgb.w, out, S, S);
+		l2_image_resize_bilinear_f32(chw, 3, rgb.h, rgb.w, out, S, S);
 		free(chw);
 	}
 	l2_image_free(&rgb);

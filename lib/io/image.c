@@ -1,24 +1,12 @@
-/* image.c — loading (format by content), PIL's mode conversions, torchvision's
- * centre crop and short-side resize, CLIP's preprocessing, tensors, grids and
- * directory walking.  Codecs: image_png.c, image_jpeg.c; resampling:
- * resample.c. */
+/* image.c — the image type (image.h): modes, allocation and copies, PIL's mode
+ * conversions, float CHW tensors and grids.  The layers above: codecs (image_png.c,
+ * image_jpeg.c), loading and directory walking (image_load.c), transforms
+ * (image_transforms.c, image_resample.c). */
 #include "io/image_priv.h"
 #include "core/util.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-/* CLIP's Normalize constants, as torch holds them: the Python doubles
- * rounded to float32 (not the decimal rounded straight to float). */
-const float L2_CLIP_MEAN[3] = {(float)0.48145466, (float)0.4578275, (float)0.40821073};
-const float L2_CLIP_STD[3] = {(float)0.26862954, (float)0.26130258, (float)0.27577711};
 
 static int mode_channels(L2ImageMode m)
 {
@@ -67,8 +55,7 @@ void l2_image_palette_ramp(L2Image *img)
 	}
 }
 
-/* Everything but the pixels. */
-static void copy_meta(const L2Image *in, L2Image *out)
+void l2_image_copy_meta(const L2Image *in, L2Image *out)
 {
 	memcpy(out->palette, in->palette, sizeof out->palette);
 	out->palette_len = in->palette_len;
@@ -79,72 +66,10 @@ static void copy_meta(const L2Image *in, L2Image *out)
 void l2_image_copy(const L2Image *in, L2Image *out)
 {
 	l2_image_alloc(out, in->w, in->h, in->mode);
-	copy_meta(in, out);
+	l2_image_copy_meta(in, out);
 	size_t n = (size_t)in->w * in->h * in->channels;
 	if (in->mode == L2_MODE_I16) memcpy(out->data16, in->data16, n * sizeof(uint16_t));
 	else memcpy(out->data, in->data, n);
-}
-
-/* ---- loading ------------------------------------------------------------------ */
-
-int l2_image_load_mem(const unsigned char *buf, size_t len, L2Image *img, char *err, size_t errlen)
-{
-	memset(img, 0, sizeof *img);
-	if (errlen) err[0] = 0;
-	if (len == 0) {
-		snprintf(err, errlen, "empty file");
-		return -1;
-	}
-	if (len >= 8 && !memcmp(buf, "\x89PNG\r\n\x1a\n", 8)) return l2_image_png_decode(buf, len, img, err, errlen);
-	if (len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF) return l2_image_jpeg_decode(buf, len, img, err, errlen);
-	snprintf(err, errlen, "not a PNG or JPEG file");
-	return -1;
-}
-
-int l2_image_read_file(const char *path, unsigned char **out, size_t *outlen, char *err, size_t errlen)
-{
-	int fd = !strcmp(path, "-") ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		return -1;
-	}
-	struct stat st;
-	if (fstat(fd, &st)) memset(&st, 0, sizeof st);
-	if (S_ISDIR(st.st_mode)) {
-		close(fd);
-		snprintf(err, errlen, "is a directory");
-		return -1;
-	}
-	size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16, len = 0;
-	unsigned char *buf = l2_malloc(cap);
-	for (;;) {
-		if (len == cap) buf = l2_realloc(buf, cap *= 2);
-		ssize_t r = read(fd, buf + len, cap - len);
-		if (r < 0 && errno == EINTR) continue;
-		if (r < 0) {
-			snprintf(err, errlen, "%s", strerror(errno));
-			free(buf);
-			if (fd != STDIN_FILENO) close(fd);
-			return -1;
-		}
-		if (r == 0) break;
-		len += (size_t)r;
-	}
-	if (fd != STDIN_FILENO) close(fd);
-	*out = buf;
-	*outlen = len;
-	return 0;
-}
-
-int l2_image_load(const char *path, L2Image *img, char *err, size_t errlen)
-{
-	memset(img, 0, sizeof *img);
-	unsigned char *buf;
-	size_t len;
-	if (l2_image_read_file(path, &buf, &len, err, errlen)) return -1;
-	int rc = l2_image_load_mem(buf, len, img, err, errlen);
-	free(buf);
-	return rc;
 }
 
 /* ---- conversions (PIL 9.4 Convert.c) -------------------------------------------- */
@@ -219,113 +144,6 @@ void l2_image_to_rgb_over(const L2Image *in, const uint8_t bg[3], L2Image *out)
 	}
 }
 
-/* ---- geometry (torchvision on PIL images) ------------------------------------------- */
-
-void l2_image_crop(const L2Image *in, int x0, int y0, int w, int h, L2Image *out)
-{
-	L2Image o;
-	l2_image_alloc(&o, w, h, in->mode);
-	copy_meta(in, &o);
-	int c = in->channels;
-	size_t es = in->mode == L2_MODE_I16 ? 2 : 1;
-	unsigned char *od = in->mode == L2_MODE_I16 ? (unsigned char *)o.data16 : o.data;
-	const unsigned char *id = in->mode == L2_MODE_I16 ? (const unsigned char *)in->data16 : in->data;
-	memset(od, 0, (size_t)w * h * c * es);
-	int xa = x0 < 0 ? 0 : x0, xb = x0 + w > in->w ? in->w : x0 + w;
-	for (int y = 0; y < h; y++) {
-		int sy = y0 + y;
-		if (sy < 0 || sy >= in->h || xb <= xa) continue;
-		memcpy(od + ((size_t)y * w + (xa - x0)) * c * es, id + ((size_t)sy * in->w + xa) * c * es, (size_t)(xb - xa) * c * es);
-	}
-	*out = o;
-}
-
-/* Python's int(round(d / 2.0)) for d >= 0: halves go to the even neighbour. */
-static int round_half_even_div2(int d)
-{
-	int k = d / 2;
-	if (d % 2 == 0) return k;
-	return k % 2 == 0 ? k : k + 1;
-}
-
-/* torchvision CenterCrop's window for an (iw, ih) image: the crop origin,
- * negative where it pads with zeros (left/top get the smaller half). */
-static void center_crop_origin(int iw, int ih, int w, int h, int *left, int *top)
-{
-	int l = 0, t = 0;
-	if (w > iw || h > ih) {
-		int pl = w > iw ? (w - iw) / 2 : 0, pt = h > ih ? (h - ih) / 2 : 0;
-		int pr = w > iw ? (w - iw + 1) / 2 : 0, pb = h > ih ? (h - ih + 1) / 2 : 0;
-		l = -pl;
-		t = -pt;
-		iw += pl + pr;
-		ih += pt + pb;
-	}
-	*left = l + round_half_even_div2(iw - w);
-	*top = t + round_half_even_div2(ih - h);
-}
-
-void l2_image_center_crop(const L2Image *in, int w, int h, L2Image *out)
-{
-	int left, top;
-	center_crop_origin(in->w, in->h, w, h, &left, &top);
-	l2_image_crop(in, left, top, w, h, out);
-}
-
-/* torchvision Resize(size)'s output size. */
-static void short_side_size(int w, int h, int size, int *nw, int *nh)
-{
-	int sh = w <= h ? w : h, lg = w <= h ? h : w;
-	int nlong = (int)((double)size * (double)lg / (double)sh); /* int(size * long / short) */
-	*nw = w <= h ? size : nlong;
-	*nh = w <= h ? nlong : size;
-}
-
-void l2_image_resize_short_side(const L2Image *in, int size, L2Image *out)
-{
-	int nw, nh;
-	short_side_size(in->w, in->h, size, &nw, &nh);
-	if (nw == in->w && nh == in->h) {
-		l2_image_copy(in, out);
-		return;
-	}
-	l2_image_resize_bicubic_pil(in, nw, nh, out);
-}
-
-/* ---- CLIP ------------------------------------------------------------------------ */
-
-void l2_clip_preprocess_image(const L2Image *img, int res, const uint8_t *bg, float *out)
-{
-	/* Resize(res) then CenterCrop(res), computing only the crop */
-	L2Image c, rgb;
-	int nw, nh, left, top;
-	short_side_size(img->w, img->h, res, &nw, &nh);
-	center_crop_origin(nw, nh, res, res, &left, &top);
-	if (nw == img->w && nh == img->h) l2_image_crop(img, left, top, res, res, &c);
-	else l2_image_resize_crop_pil(img, nw, nh, left, top, res, res, &c);
-	if (bg) l2_image_to_rgb_over(&c, bg, &rgb);
-	else l2_image_to_rgb(&c, &rgb);
-	l2_image_free(&c);
-	size_t n = (size_t)res * res;
-	for (int ch = 0; ch < 3; ch++) {
-		float m = L2_CLIP_MEAN[ch], s = L2_CLIP_STD[ch];
-		for (size_t i = 0; i < n; i++) {
-			float v = (float)rgb.data[3 * i + ch] / 255.0f; /* ToTensor */
-			out[ch * n + i] = (v - m) / s;                  /* Normalize */
-		}
-	}
-	l2_image_free(&rgb);
-}
-
-int l2_clip_preprocess(const char *path, int res, const uint8_t *bg, float *out, char *err, size_t errlen)
-{
-	L2Image img;
-	if (l2_image_load(path, &img, err, errlen)) return -1;
-	l2_clip_preprocess_image(&img, res, bg, out);
-	l2_image_free(&img);
-	return 0;
-}
-
 /* ---- tensors --------------------------------------------------------------------- */
 
 void l2_image_rgb_to_chw(const L2Image *rgb, float *out)
@@ -372,85 +190,4 @@ void l2_image_grid(const L2Image *imgs, int n, int cols, int pad, const uint8_t 
 			memcpy(out->data + ((size_t)(oy + y) * W + ox) * 3, im->data + (size_t)y * w * 3, (size_t)w * 3);
 		l2_image_free(&conv);
 	}
-}
-
-/* ---- files --------------------------------------------------------------------------- */
-
-int l2_image_path_ok(const char *path)
-{
-	const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
-	if (!dot || (slash && dot < slash)) return 0;
-	return !strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg");
-}
-
-typedef struct {
-	char **v;
-	size_t n, cap, skipped;
-	dev_t dev[64];
-	ino_t ino[64];
-	int depth;
-} Walk;
-
-static void walk_dir(Walk *wk, const char *root, const char *rel)
-{
-	char *full;
-	if (*rel) {
-		full = l2_malloc(strlen(root) + strlen(rel) + 2);
-		sprintf(full, "%s/%s", root, rel);
-	} else {
-		full = l2_strdup(root);
-	}
-	DIR *d = opendir(full);
-	if (!d) l2_die("%s: %s", full, strerror(errno));
-	struct stat st;
-	if (fstat(dirfd(d), &st)) l2_die("%s: %s", full, strerror(errno));
-	/* a symlink back to an ancestor would loop forever: skip it */
-	for (int i = 0; i < wk->depth; i++)
-		if (wk->dev[i] == st.st_dev && wk->ino[i] == st.st_ino) {
-			closedir(d);
-			free(full);
-			return;
-		}
-	if (wk->depth >= 64) l2_die("%s: directories nested too deeply", full);
-	wk->dev[wk->depth] = st.st_dev;
-	wk->ino[wk->depth] = st.st_ino;
-	wk->depth++;
-	struct dirent *e;
-	while ((errno = 0, e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-		char *r = l2_malloc(strlen(rel) + strlen(e->d_name) + 2);
-		if (*rel) sprintf(r, "%s/%s", rel, e->d_name);
-		else strcpy(r, e->d_name);
-		char *p = l2_malloc(strlen(full) + strlen(e->d_name) + 2);
-		sprintf(p, "%s/%s", full, e->d_name);
-		struct stat es;
-		int ok = stat(p, &es) == 0; /* follows symlinks; dangling ones count as skipped */
-		free(p);
-		if (ok && S_ISDIR(es.st_mode)) {
-			walk_dir(wk, root, r);
-			free(r);
-		} else if (ok && S_ISREG(es.st_mode) && l2_image_path_ok(r)) {
-			if (wk->n == wk->cap) wk->v = l2_realloc(wk->v, (wk->cap = wk->cap ? 2 * wk->cap : 64) * sizeof *wk->v);
-			wk->v[wk->n++] = r;
-		} else {
-			wk->skipped++;
-			free(r);
-		}
-	}
-	if (errno) l2_die("%s: %s", full, strerror(errno));
-	wk->depth--;
-	closedir(d);
-	free(full);
-}
-
-static int cmp_bytes(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-size_t l2_image_list_dir(const char *dir, char ***paths, size_t *skipped)
-{
-	Walk wk = {0};
-	walk_dir(&wk, dir, "");
-	if (wk.n) qsort(wk.v, wk.n, sizeof *wk.v, cmp_bytes);
-	*paths = wk.v;
-	if (skipped) *skipped = wk.skipped;
-	return wk.n;
 }

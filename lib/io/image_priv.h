@@ -1,5 +1,6 @@
-/* image_priv.h — what lib/io/image*.c and lib/io/resample.c share internally:
- * the codecs behind l2_image_load_mem and the "PIL refuses it" size limit. */
+/* image_priv.h — what lib/io/image*.c share internally: the codecs behind
+ * l2_image_load_mem, the "PIL refuses it" size limit, and two helpers of the
+ * image type. */
 #ifndef L2_IMAGE_PRIV_H
 #define L2_IMAGE_PRIV_H
 
@@ -15,5 +16,7 @@ int l2_image_jpeg_decode(const unsigned char *buf, size_t len, L2Image *img, cha
 /* The palette PIL gives a P image before PLTE is applied: a grey ramp,
  * opaque (entries past a short PLTE keep these values). */
 void l2_image_palette_ramp(L2Image *img);
+/* Everything of in but the pixels (palette, transparency) into out. */
+void l2_image_copy_meta(const L2Image *in, L2Image *out);
 
 #endif

@@ -616,7 +616,7 @@ void l2_clip_encode_generated(const L2Clip *m, const float *img, int n, int R, f
 			const float *src = img + (size_t)(i0 + b) * isz;
 			for (size_t k = 0; k < isz; k++) t[k] = (src[k] + 1) / 2;
 			float *p = px + (size_t)b * 3 * pl;
-			l2_resize_bilinear_f32(t, 3, R, R, p, cr, cr);
+			l2_image_resize_bilinear_f32(t, 3, R, R, p, cr, cr);
 			for (int ch = 0; ch < 3; ch++)
 				for (size_t k = 0; k < pl; k++) p[ch * pl + k] = (p[ch * pl + k] - L2_CLIP_MEAN[ch]) / L2_CLIP_STD[ch];
 		}

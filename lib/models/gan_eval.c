@@ -32,7 +32,7 @@ void l2_gan_inception_features(const L2Inception *net, const float *img, int n, 
 			l2_image_rgb_to_chw(&rgb, chw);
 			l2_image_free(&rgb);
 			if (R == S) memcpy(x + k * per, chw, per * sizeof(float));
-			else l2_resize_bilinear_f32(chw, 3, R, R, x + k * per, S, S);
+			else l2_image_resize_bilinear_f32(chw, 3, R, R, x + k * per, S, S);
 		}
 		l2_inception_forward(net, x, b, 2048, feat + (size_t)i0 * 2048);
 	}

@@ -179,7 +179,7 @@ static void test_clip_view(void)
 	/* sample 1 is the whole image: compare with lib/image's bilinear resize + normalisation */
 	float in[3 * 64], out[3 * 36];
 	for (int i = 0; i < 3 * 64; i++) in[i] = (float)((p[0]->v[3 * 64 + i] + 1) / 2);
-	l2_resize_bilinear_f32(in, 3, 8, 8, out, 6, 6);
+	l2_image_resize_bilinear_f32(in, 3, 8, 8, out, 6, 6);
 	for (int c = 0; c < 3; c++)
 		for (int i = 0; i < 36; i++)
 			CHECK_CLOSE(y->v[3 * 36 + c * 36 + i], (out[c * 36 + i] - L2_CLIP_MEAN[c]) / L2_CLIP_STD[c], 1e-5, 1e-5);

@@ -36,7 +36,7 @@ static void test_features_match_png_path(void)
 		CHECK(l2_image_load(path, &b, err, sizeof err) == 0);
 		l2_image_to_rgb(&b, &rgb);
 		l2_image_rgb_to_chw(&rgb, chw);
-		l2_resize_bilinear_f32(chw, 3, R, R, x + k * per, S, S);
+		l2_image_resize_bilinear_f32(chw, 3, R, R, x + k * per, S, S);
 		l2_image_free(&a), l2_image_free(&b), l2_image_free(&rgb);
 		unlink(path);
 	}

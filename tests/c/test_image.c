@@ -203,7 +203,7 @@ static int run_op(const char *op)
 			int oh = c->a[0], ow = c->a[1];
 			float *x = malloc(sizeof(float) * 3 * im->w * im->h), *y = malloc(sizeof(float) * 3 * oh * ow);
 			l2_image_rgb_to_chw(im, x);
-			l2_resize_bilinear_f32(x, 3, im->h, im->w, y, oh, ow);
+			l2_image_resize_bilinear_f32(x, 3, im->h, im->w, y, oh, ow);
 			CHECK_MSG(same_as_ref(c, y, sizeof(float) * 3 * oh * ow), "bilinear %s %dx%d: not bit-exact", c->fix, oh, ow);
 			free(x), free(y);
 			continue;
@@ -213,7 +213,7 @@ static int run_op(const char *op)
 			l2_image_to_rgb(im, &rgb);
 			float *x = malloc(sizeof(float) * 3 * rgb.w * rgb.h), *y = malloc(sizeof(float) * 3 * oh * ow);
 			l2_image_rgb_to_chw(&rgb, x);
-			l2_resize_bilinear_f32(x, 3, rgb.h, rgb.w, y, oh, ow);
+			l2_image_resize_bilinear_f32(x, 3, rgb.h, rgb.w, y, oh, ow);
 			char path[256];
 			snprintf(path, sizeof path, REFDIR "%s", c->ref);
 			size_t len;

@@ -67,7 +67,7 @@ static void transforms(const L2Image *img, const uint8_t *data, size_t size)
 	l2_image_to_rgb(img, &rgb);
 	float *chw = malloc(sizeof(float) * 3 * (size_t)img->w * img->h), *small = malloc(sizeof(float) * 3 * 7 * 5);
 	l2_image_rgb_to_chw(&rgb, chw);
-	l2_resize_bilinear_f32(chw, 3, img->h, img->w, small, 7, 5);
+	l2_image_resize_bilinear_f32(chw, 3, img->h, img->w, small, 7, 5);
 	free(chw);
 	free(small);
 

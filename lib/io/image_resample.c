@@ -1,4 +1,4 @@
-/* resample.c — PIL's Image.resize (BICUBIC and NEAREST) bit for bit, and
+/* image_resample.c — PIL's Image.resize (BICUBIC and NEAREST) bit for bit, and
  * torch's bilinear interpolate (align_corners=False) bit for bit as its
  * x86-64 CPU kernel computes it (see bilinear_axis).
  *
@@ -400,7 +400,7 @@ static void bilinear_axis(int in_size, int out_size, int *i0, int *i1, float *l0
 	}
 }
 
-void l2_resize_bilinear_f32(const float *in, int c, int h, int w, float *out, int oh, int ow)
+void l2_image_resize_bilinear_f32(const float *in, int c, int h, int w, float *out, int oh, int ow)
 {
 	int *y0 = l2_malloc(sizeof(int) * (size_t)oh), *y1 = l2_malloc(sizeof(int) * (size_t)oh);
 	int *x0 = l2_malloc(sizeof(int) * (size_t)ow), *x1 = l2_malloc(sizeof(int) * (size_t)ow);
