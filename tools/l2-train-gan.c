@@ -14,7 +14,8 @@
 #include "nn/ckpt.h"
 #include "nn/train.h"
 #include "models/clip.h"
-#include "models/gan_eval.h"
+#include "models/inception.h"
+#include "method/fid.h"
 #include "method/gan_train.h"
 #include "method/train_data.h"
 #include "io/image.h"
@@ -276,10 +277,10 @@ static void tick(const Options *o, L2GanTrainer *t, const L2TrainState *st, Tick
 	if (o->fid_every && (st->step % o->fid_every == 0 || last)) {
 		l2_gan_trainer_sample(t, k->te->cond, n, o->seed ^ 0x666964, k->gen);
 		l2_clip_encode_generated(k->clip, k->gen, n, R, k->gen_feat);
-		row[COL_FD] = l2_gan_frechet(k->gen_feat, n, k->real_feat, n, dim);
+		row[COL_FD] = l2_fid_frechet_features(k->gen_feat, n, k->real_feat, n, dim);
 		if (k->inc) {
-			l2_gan_inception_features(k->inc, k->gen, n, R, k->gen_inc);
-			row[COL_FID] = l2_gan_frechet(k->gen_inc, n, k->real_inc, n, 2048);
+			l2_inception_features_chw(k->inc, k->gen, n, R, k->gen_inc);
+			row[COL_FID] = l2_fid_frechet_features(k->gen_inc, n, k->real_inc, n, 2048);
 		}
 	}
 	/* grid: each row a fixed condition (real image first), columns fixed seeds */
@@ -338,10 +339,10 @@ static void ticks_init(const Options *o, const L2TrainData *tr, const L2TrainDat
 		l2_clip_encode_generated(k->clip, te->px, te->n, R, k->real_feat);
 	}
 	if (o->inception) { /* at the training resolution */
-		k->inc = l2_gan_inception_open(o->inception);
+		k->inc = l2_inception_open(o->inception);
 		k->real_inc = l2_malloc((size_t)te->n * 2048 * sizeof(float));
 		k->gen_inc = l2_malloc((size_t)te->n * 2048 * sizeof(float));
-		l2_gan_inception_features(k->inc, te->px, te->n, R, k->real_inc);
+		l2_inception_features_chw(k->inc, te->px, te->n, R, k->real_inc);
 	}
 	l2_train_tsv_init(&k->log, NCOL, col_names, col_fmt);
 }

@@ -265,3 +265,19 @@ void l2_kid(const float *a, size_t n1, const float *b, size_t n2, int d, size_t 
 	*std = var > 0 ? sqrt(var) : 0;
 	free(ia), free(ib), free(x), free(y), free(g);
 }
+
+/* ---- two feature sets --------------------------------------------------------------- */
+
+double l2_fid_frechet_features(const float *a, size_t na, const float *b, size_t nb, int d)
+{
+	L2FidStats s1, s2;
+	l2_fid_stats_init(&s1, d), l2_fid_stats_init(&s2, d);
+	l2_fid_stats_add(&s1, a, na), l2_fid_stats_add(&s2, b, nb);
+	double *mu1 = l2_malloc((size_t)d * sizeof(double)), *mu2 = l2_malloc((size_t)d * sizeof(double));
+	double *S1 = l2_malloc((size_t)d * d * sizeof(double)), *S2 = l2_malloc((size_t)d * d * sizeof(double));
+	l2_fid_stats_finish(&s1, mu1, S1), l2_fid_stats_finish(&s2, mu2, S2);
+	double fd = l2_fid_frechet(mu1, S1, mu2, S2, d).fid;
+	l2_fid_stats_free(&s1), l2_fid_stats_free(&s2);
+	free(mu1), free(mu2), free(S1), free(S2);
+	return fd;
+}

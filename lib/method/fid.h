@@ -51,6 +51,11 @@ typedef struct {
  * Dies if an input holds NaN or infinity. */
 L2FidResult l2_fid_frechet(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int d);
 
+/* Fréchet distance (float64, as l2_fid_frechet) between the Gaussians fitted to two
+ * feature sets a (na, d) and b (nb, d): Inception features for FID, CLIP features for the
+ * GAN trainer's CLIP-space FD. */
+double l2_fid_frechet_features(const float *a, size_t na, const float *b, size_t nb, int d);
+
 /* Tr((S1 S2)^(1/2)) alone; *singular as in L2FidResult (may be NULL). */
 double l2_fid_trace_sqrt_product(const double *s1, const double *s2, int d, int *singular);
 

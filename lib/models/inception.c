@@ -6,6 +6,7 @@
  * their slice of the block output (conv.h). */
 #include "models/inception.h"
 #include "nn/conv.h"
+#include "io/image.h"
 #include "io/safetensors.h"
 #include "core/hash.h"
 #include "core/util.h"
@@ -608,4 +609,39 @@ double l2_inception_flops(int dims)
 		f += 2.0 * s->cout * s->cin * s->kh * s->kw * (double)ho * wo;
 	}
 	return f;
+}
+
+/* ---- opening a file, and features of images in memory ---------------------------- */
+
+L2Inception *l2_inception_open(const char *path)
+{
+	L2Safetensors *st = l2_st_open(path);
+	L2Inception *net = l2_inception_load(l2_inception_st_get, st);
+	l2_st_close(st);
+	return net;
+}
+
+enum { CHW_BATCH = 8 };
+
+void l2_inception_features_chw(const L2Inception *net, const float *img, int n, int R, float *feat)
+{
+	const int S = L2_INCEPTION_SIZE;
+	const size_t per = (size_t)3 * S * S, isz = (size_t)3 * R * R;
+	float *x = l2_malloc_aligned(CHW_BATCH * per * sizeof(float)), *chw = l2_malloc(isz * sizeof(float));
+	for (int i0 = 0; i0 < n; i0 += CHW_BATCH) {
+		int b = n - i0 < CHW_BATCH ? n - i0 : CHW_BATCH;
+		for (int k = 0; k < b; k++) {
+			/* the 8-bit image a PNG of it would hold, then l2-fid's decode path */
+			L2Image rgb;
+			l2_image_from_chw(img + (size_t)(i0 + k) * isz, R, R, -1, 1, &rgb);
+			l2_image_rgb_to_chw(&rgb, chw);
+			l2_image_free(&rgb);
+			if (R == S) memcpy(x + k * per, chw, per * sizeof(float));
+			else l2_image_resize_bilinear_f32(chw, 3, R, R, x + k * per, S, S);
+		}
+		l2_inception_forward(net, x, b, 2048, feat + (size_t)i0 * 2048);
+	}
+	l2_inception_thread_cleanup();
+	l2_free_aligned(x);
+	free(chw);
 }

@@ -47,6 +47,9 @@ void l2_inception_st_get(void *ctx, const char *name, int ndim, const int64_t *s
 
 /* Build the network from a tensor source (fc is not read). */
 L2Inception *l2_inception_load(L2InceptionGetFn get, void *ctx);
+/* Build it from a safetensors file with pytorch-fid's key names; dies with a one-line
+ * error naming the file and the missing or misshapen tensor. */
+L2Inception *l2_inception_open(const char *path);
 /* Build it from l2_inception_random_param(seed, ...). */
 L2Inception *l2_inception_random(uint64_t seed);
 /* Also releases the calling thread's buffers (see below). */
@@ -62,6 +65,15 @@ int l2_inception_dims_ok(int dims);
  * as pytorch-fid does: bilinear, align_corners=False); the network scales
  * to [-1, 1] itself.  feat: (B, dims).  Multi-threaded through OpenBLAS. */
 void l2_inception_forward(const L2Inception *net, const float *x, int B, int dims, float *feat);
+
+/* 2048-d pool3 features of n images img (n, 3, R, R) in [-1, 1] held in memory (a
+ * generator's samples), computed as l2-fid computes them on the same images saved as PNG
+ * files: each image is quantised to 8 bits as l2_image_from_chw() writes it, taken to [0, 1]
+ * and resized bilinearly to 299x299 (align_corners=False).  feat: (n, 2048).  Batches of 8
+ * through OpenBLAS's threads, so bit for bit equal to l2-fid's features at one thread and
+ * to rounding at more (OpenBLAS's sums depend on its thread count).  Frees the calling
+ * thread's buffers before returning. */
+void l2_inception_features_chw(const L2Inception *net, const float *img, int n, int R, float *feat);
 
 /* Multiply-adds x 2 per image up to the feature of `dims` (for reports). */
 double l2_inception_flops(int dims);

@@ -5,6 +5,7 @@
 #include "method/fid.h"
 #include "io/npy.h"
 #include "core/sha256.h"
+#include "core/rng.h"
 #include "core/util.h"
 
 #define REF "tests/ref/fid/"
@@ -170,6 +171,24 @@ static void test_sha256(void)
 	CHECK(!strcmp(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
 }
 
+/* l2_fid_frechet_features on sets with a known distance. */
+static void test_frechet_known(void)
+{
+	/* equal covariances: FD = |mu1 - mu2|^2 exactly */
+	enum { N = 300, D = 6 };
+	float *a = l2_malloc(N * D * sizeof(float)), *b = l2_malloc(N * D * sizeof(float));
+	L2Rng r;
+	l2_rng_init(&r, 9, 0);
+	l2_rng_fill_normal(&r, a, N * D, 0, 1);
+	double shift2 = 0;
+	for (int j = 0; j < D; j++) shift2 += (0.25 * (j + 1)) * (0.25 * (j + 1));
+	for (int i = 0; i < N; i++)
+		for (int j = 0; j < D; j++) b[i * D + j] = a[i * D + j] + 0.25f * (j + 1);
+	CHECK_CLOSE(l2_fid_frechet_features(a, N, b, N, D), shift2, 1e-9, 1e-6);
+	CHECK_CLOSE(l2_fid_frechet_features(a, N, a, N, D), 0, 1e-9, 0);
+	free(a), free(b);
+}
+
 int main(void)
 {
 	RUN(test_stats_two_pass);
@@ -177,5 +196,6 @@ int main(void)
 	RUN(test_trace_diagonal);
 	RUN(test_kid_cases);
 	RUN(test_sha256);
+	RUN(test_frechet_known);
 	return check_done();
 }

@@ -1,13 +1,17 @@
 /* test_inception.c — lib/nn/conv.c against direct float64 loops, and the FID
  * Inception-v3 (lib/models/inception.c) against PyTorch features made by
- * tests/ref/make_fid.py from the same seeded weights and images. */
+ * tests/ref/make_fid.py from the same seeded weights and images; features of in-memory
+ * images equal to those of the same images through PNG files. */
 #include "check.h"
 #include "nn/conv.h"
 #include "models/inception.h"
 #include "io/npy.h"
+#include "io/image.h"
+#include "core/rng.h"
 #include "core/util.h"
 
 #include <stdint.h>
+#include <unistd.h>
 
 #define REF "tests/ref/fid/"
 
@@ -285,6 +289,51 @@ static void test_flops(void)
 	CHECK(l2_inception_flops(768) < f);
 }
 
+/* Inception features of in-memory generator images equal l2-fid's features of the same
+ * images written as PNG files and read back (the path a user takes with l2-sample |
+ * l2-fid), bit for bit. */
+static void test_features_match_png_path(void)
+{
+	enum { N = 3, R = 24 };
+	const int S = L2_INCEPTION_SIZE;
+	const size_t isz = (size_t)3 * R * R, per = (size_t)3 * S * S;
+	L2Inception *net = l2_inception_random(11);
+	float *img = l2_malloc(N * isz * sizeof(float));
+	L2Rng r;
+	l2_rng_init(&r, 5, 0);
+	/* a little beyond [-1, 1] too: the 8-bit quantisation must clip as the PNG does */
+	for (size_t i = 0; i < N * isz; i++) img[i] = (float)(l2_rng_uniform(&r) * 2.2 - 1.1);
+	float *got = l2_malloc(N * 2048 * sizeof(float)), *want = l2_malloc(N * 2048 * sizeof(float));
+	l2_inception_features_chw(net, img, N, R, got);
+
+	char dir[] = "/tmp/l2-test-gan-eval-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	float *x = l2_malloc_aligned(N * per * sizeof(float)), *chw = l2_malloc(isz * sizeof(float));
+	for (int k = 0; k < N; k++) {
+		char path[128], err[256];
+		snprintf(path, sizeof path, "%s/%d.png", dir, k);
+		L2Image a, b, rgb;
+		l2_image_from_chw(img + k * isz, R, R, -1, 1, &a);
+		l2_image_save_png(path, &a);
+		CHECK(l2_image_load(path, &b, err, sizeof err) == 0);
+		l2_image_to_rgb(&b, &rgb);
+		l2_image_rgb_to_chw(&rgb, chw);
+		l2_image_resize_bilinear_f32(chw, 3, R, R, x + k * per, S, S);
+		l2_image_free(&a), l2_image_free(&b), l2_image_free(&rgb);
+		unlink(path);
+	}
+	rmdir(dir);
+	l2_inception_forward(net, x, N, 2048, want);
+	l2_inception_thread_cleanup();
+	CHECK(memcmp(got, want, N * 2048 * sizeof(float)) == 0);
+	double norm = 0;
+	for (int i = 0; i < N * 2048; i++) norm += got[i] * got[i];
+	CHECK(norm > 0 && isfinite(norm));
+	l2_free_aligned(x);
+	free(chw), free(img), free(got), free(want);
+	l2_inception_free(net);
+}
+
 int main(void)
 {
 	RUN(test_conv_shapes);
@@ -294,5 +343,6 @@ int main(void)
 	RUN(test_random_seed);
 	RUN(test_flops);
 	RUN(test_inception_parity);
+	RUN(test_features_match_png_path);
 	return check_done();
 }
