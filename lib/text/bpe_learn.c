@@ -1,4 +1,4 @@
-/* bpe_learn.c — BPE learning, vocabulary files, tokenizing (see bpe_learn.h). */
+/* bpe_learn.c — learning BPE merges and writing the vocabulary file (see bpe_learn.h). */
 #include "text/bpe_learn.h"
 #include "core/hash.h"
 #include "core/util.h"
@@ -12,10 +12,6 @@ struct L2BpeVocab {
 	int nmerge;
 	int *ma, *mb;        /* [nmerge] merge k joins ids ma[k], mb[k] into 512 + k */
 	char **str;          /* [514 + nmerge] symbol strings */
-	/* pair -> rank hash */
-	uint64_t *hk;
-	int *hv;
-	size_t hcap;
 	/* byte -> id (without </w>) */
 	int byte_id[256];
 };
@@ -66,7 +62,7 @@ static void finish_specials(L2BpeVocab *v)
 	v->str[513 + v->nmerge] = l2_strdup("<|endoftext|>");
 }
 
-/* ---- pair -> rank hash ---------------------------------------------------- */
+/* ---- pair keys -------------------------------------------------------------- */
 
 static uint64_t pkey(int a, int b) { return (uint64_t)(uint32_t)a << 32 | (uint32_t)b; }
 static size_t hslot(uint64_t k, size_t cap)
@@ -75,32 +71,6 @@ static size_t hslot(uint64_t k, size_t cap)
 	k *= 0xff51afd7ed558ccdull;
 	k ^= k >> 33;
 	return (size_t)k & (cap - 1);
-}
-
-static void build_rank_hash(L2BpeVocab *v)
-{
-	v->hcap = 16;
-	while (v->hcap < 2 * (size_t)v->nmerge + 2) v->hcap *= 2;
-	v->hk = l2_malloc(v->hcap * sizeof *v->hk);
-	v->hv = l2_malloc(v->hcap * sizeof *v->hv);
-	for (size_t i = 0; i < v->hcap; i++) v->hv[i] = -1;
-	for (int r = 0; r < v->nmerge; r++) {
-		uint64_t k = pkey(v->ma[r], v->mb[r]);
-		size_t s = hslot(k, v->hcap);
-		while (v->hv[s] >= 0 && v->hk[s] != k) s = (s + 1) & (v->hcap - 1);
-		if (v->hv[s] < 0) v->hk[s] = k, v->hv[s] = r; /* first (lowest) rank wins */
-	}
-}
-
-static int rank_of(const L2BpeVocab *v, int a, int b)
-{
-	uint64_t k = pkey(a, b);
-	size_t s = hslot(k, v->hcap);
-	while (v->hv[s] >= 0) {
-		if (v->hk[s] == k) return v->hv[s];
-		s = (s + 1) & (v->hcap - 1);
-	}
-	return -1;
 }
 
 /* ---- pre-tokenizing ---------------------------------------------------------- */
@@ -142,63 +112,14 @@ static void split_words(const char *text, WordFn fn, void *ctx)
 	free(t);
 }
 
-/* ---- encoding one word ---------------------------------------------------------- */
+/* ---- a word as symbols ------------------------------------------------------------ */
 
-/* ids of the word's bytes, </w> on the last; merges applied in rank order. */
-static int encode_word(const L2BpeVocab *v, const char *w, size_t len, int *out)
+/* ids of the word's bytes, </w> on the last */
+static int word_symbols(const L2BpeVocab *v, const char *w, size_t len, int *out)
 {
 	int n = (int)len;
 	for (int i = 0; i < n; i++) out[i] = v->byte_id[(unsigned char)w[i]] + (i == n - 1 ? 256 : 0);
-	if (!v->nmerge) return n;
-	for (;;) {
-		int best = -1, br = 1 << 30;
-		for (int i = 0; i + 1 < n; i++) {
-			int r = rank_of(v, out[i], out[i + 1]);
-			if (r >= 0 && r < br) br = r, best = i;
-		}
-		if (best < 0) break;
-		/* merge every occurrence, left to right, as CLIP's bpe() does */
-		int a = v->ma[br], b = v->mb[br], k = 0;
-		for (int i = 0; i < n;) {
-			if (i + 1 < n && out[i] == a && out[i + 1] == b) {
-				out[k++] = 512 + br;
-				i += 2;
-			} else out[k++] = out[i++];
-		}
-		n = k;
-	}
 	return n;
-}
-
-typedef struct {
-	const L2BpeVocab *v;
-	int32_t *out;
-	int cap, n;
-	int *tmp;
-} TokCtx;
-
-static void tok_word(void *ctx, const char *w, size_t len)
-{
-	TokCtx *c = ctx;
-	int *ids = l2_malloc((len + 1) * sizeof *ids);
-	int k = encode_word(c->v, w, len, ids);
-	for (int i = 0; i < k; i++) {
-		if (c->n < c->cap) c->out[c->n] = ids[i];
-		c->n++;
-	}
-	free(ids);
-}
-
-int l2_bpe_tokenize(const L2BpeVocab *v, const char *text, int32_t *out, int context)
-{
-	if (context < 2) l2_die("l2_bpe_tokenize: context %d too small", context);
-	memset(out, 0, context * sizeof *out);
-	out[0] = l2_bpe_sot(v);
-	TokCtx c = {v, out + 1, context - 2, 0, NULL};
-	split_words(text, tok_word, &c);
-	int n = c.n < context - 2 ? c.n : context - 2;
-	out[1 + n] = l2_bpe_eot(v);
-	return n + 2;
 }
 
 static uint64_t fnv(const char *s, size_t n) { return l2_fnv1a64(L2_FNV_INIT, s, n); }
@@ -294,7 +215,7 @@ L2BpeVocab *l2_bpe_learn(char *const *texts, size_t n, int vocab_size)
 	int *slen = l2_malloc((ws.n ? ws.n : 1) * sizeof *slen);
 	for (size_t i = 0; i < ws.n; i++) {
 		seq[i] = l2_malloc(ws.len[i] * sizeof **seq);
-		slen[i] = encode_word(v, ws.w[i], ws.len[i], seq[i]);
+		slen[i] = word_symbols(v, ws.w[i], ws.len[i], seq[i]);
 	}
 	/* every symbol string, so that no merge makes a string twice (ids and
 	 * strings stay one-to-one, as a string-keyed tokenizer needs) */
@@ -384,7 +305,6 @@ L2BpeVocab *l2_bpe_learn(char *const *texts, size_t n, int vocab_size)
 	free(ws.cnt);
 	free(ws.hidx);
 	finish_specials(v);
-	build_rank_hash(v);
 	return v;
 }
 
@@ -424,70 +344,6 @@ void l2_bpe_write(const L2BpeVocab *v, const char *path)
 	free(buf);
 }
 
-L2BpeVocab *l2_bpe_read(const char *path)
-{
-	gzFile gz = gzopen(path, "rb"); /* reads plain files too */
-	if (!gz) l2_die_errno("%s", path);
-	size_t cap = 1 << 16, len = 0;
-	char *buf = l2_malloc(cap);
-	int r;
-	while ((r = gzread(gz, buf + len, (unsigned)(cap - len - 1))) > 0) {
-		len += (size_t)r;
-		if (cap - len < 2) buf = l2_realloc(buf, cap *= 2);
-	}
-	int zerr;
-	if (r < 0) l2_die("%s: %s", path, gzerror(gz, &zerr));
-	gzclose(gz);
-	buf[len] = 0;
-	L2BpeVocab *v = vocab_base();
-	size_t lines = 0;
-	for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
-	v->ma = l2_malloc((lines + 1) * sizeof *v->ma);
-	v->mb = l2_malloc((lines + 1) * sizeof *v->mb);
-	v->str = l2_realloc(v->str, (514 + lines + 1) * sizeof *v->str);
-	StrMap m = {0};
-	m.cap = 1024;
-	while (m.cap < 4 * (lines + 600)) m.cap *= 2;
-	m.key = l2_calloc(m.cap, sizeof *m.key);
-	m.val = l2_malloc(m.cap * sizeof *m.val);
-	for (int i = 0; i < 512; i++) sm_put(&m, v->str[i], i);
-	char *p = buf;
-	int lineno = 0;
-	/* OpenAI's loader keeps lines 1 .. 48894 (49152 - 256 - 2) */
-	while (*p && v->nmerge < 49152 - 256 - 2) {
-		char *e = strchr(p, '\n');
-		if (e) *e = 0;
-		lineno++;
-		if (lineno == 1) {
-			if (!strstr(p, "#version")) l2_die("%s: line 1: expected '#version: ...', not a BPE vocabulary", path);
-		} else if (*p) {
-			char *sp = strchr(p, ' ');
-			if (!sp || strchr(sp + 1, ' ')) l2_die("%s: line %d: expected two symbols separated by a space", path, lineno);
-			*sp = 0;
-			int a = sm_get(&m, p), b = sm_get(&m, sp + 1);
-			if (a < 0 || b < 0) l2_die("%s: line %d: unknown symbol '%s'", path, lineno, a < 0 ? p : sp + 1);
-			int id = 512 + v->nmerge;
-			v->ma[v->nmerge] = a;
-			v->mb[v->nmerge] = b;
-			size_t la = strlen(p), lb = strlen(sp + 1);
-			v->str[id] = l2_malloc(la + lb + 1);
-			memcpy(v->str[id], p, la);
-			memcpy(v->str[id] + la, sp + 1, lb + 1);
-			v->nmerge++;
-			sm_put(&m, v->str[id], id);
-		}
-		if (!e) break;
-		p = e + 1;
-	}
-	if (lineno == 0) l2_die("%s: empty vocabulary file", path);
-	free(m.key);
-	free(m.val);
-	free(buf);
-	finish_specials(v);
-	build_rank_hash(v);
-	return v;
-}
-
 void l2_bpe_free(L2BpeVocab *v)
 {
 	if (!v) return;
@@ -495,16 +351,8 @@ void l2_bpe_free(L2BpeVocab *v)
 	free(v->str);
 	free(v->ma);
 	free(v->mb);
-	free(v->hk);
-	free(v->hv);
 	free(v);
 }
 
 int l2_bpe_size(const L2BpeVocab *v) { return 514 + v->nmerge; }
 int l2_bpe_merges(const L2BpeVocab *v) { return v->nmerge; }
-int l2_bpe_sot(const L2BpeVocab *v) { return 512 + v->nmerge; }
-int l2_bpe_eot(const L2BpeVocab *v) { return 513 + v->nmerge; }
-const char *l2_bpe_token_str(const L2BpeVocab *v, int id)
-{
-	return id >= 0 && id < 514 + v->nmerge ? v->str[id] : NULL;
-}

@@ -1,5 +1,6 @@
-/* bpe_learn.h — learning CLIP-style byte-level BPE merges from captions,
- * and a tokenizer over them for training.
+/* bpe_learn.h — learning CLIP-style byte-level BPE merges from captions, for
+ * l2-train-clip.  What it writes is read and applied by the one tokenizer,
+ * text/clip_tokenizer.h (l2_tok_*), in training and inference alike.
  *
  * The vocabulary file is OpenAI's bpe_simple_vocab_16e6.txt format: a
  * "#version: 0.2" line, then one merge per line ("a b", symbols in the
@@ -9,12 +10,13 @@
  * then <|startoftext|> and <|endoftext|> (so the end token has the largest
  * id, which is what EOT pooling takes).  Vocabulary size = 514 + merges.
  *
- * Text is cleaned as CLIP's SimpleTokenizer does for ASCII (whitespace
- * collapsed, lower case, split by its regex: contractions, letter runs,
- * single digits, runs of other symbols); non-ASCII UTF-8 sequences count
- * as letters (ftfy and Unicode classes are not reproduced). */
-#ifndef L2_BPE_TRAIN_H
-#define L2_BPE_TRAIN_H
+ * Words are counted after the clean-up CLIP's SimpleTokenizer does for ASCII
+ * (whitespace collapsed, lower case, split by its regex: contractions,
+ * letter runs, single digits, runs of other symbols); non-ASCII UTF-8
+ * sequences count as letters (ftfy and Unicode classes are not reproduced:
+ * they change only which merges are learned, not how they are applied). */
+#ifndef L2_BPE_LEARN_H
+#define L2_BPE_LEARN_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -24,18 +26,10 @@ typedef struct L2BpeVocab L2BpeVocab;
 /* Learn vocab_size - 514 merges (fewer if the words run out) from texts;
  * the most frequent pair wins, ties to the smaller pair of ids. */
 L2BpeVocab *l2_bpe_learn(char *const *texts, size_t n, int vocab_size);
-/* Read / write the vocabulary file; read dies "PATH: problem". */
-L2BpeVocab *l2_bpe_read(const char *path);
+/* Write the vocabulary file (atomically; gzip when PATH ends in .gz). */
 void l2_bpe_write(const L2BpeVocab *v, const char *path);
 void l2_bpe_free(L2BpeVocab *v);
 int l2_bpe_size(const L2BpeVocab *v);   /* 514 + merges */
 int l2_bpe_merges(const L2BpeVocab *v);
-int l2_bpe_sot(const L2BpeVocab *v);
-int l2_bpe_eot(const L2BpeVocab *v);
-/* <sot> tokens <eot>, zero padded to context; too long: cut and the last
- * position set to <eot>.  Returns the number of non-padding tokens. */
-int l2_bpe_tokenize(const L2BpeVocab *v, const char *text, int32_t *out, int context);
-/* The symbol string of an id (bytes_to_unicode UTF-8, "</w>" suffix). */
-const char *l2_bpe_token_str(const L2BpeVocab *v, int id);
 
 #endif

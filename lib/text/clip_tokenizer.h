@@ -1,5 +1,6 @@
-/* clip_tokenizer.h — CLIP's byte-level BPE tokenizer, equal to OpenAI's SimpleTokenizer.
- * (Functions are l2_tok_*: lib/text/bpe_learn.h, the training-side BPE, has l2_bpe_*.)
+/* clip_tokenizer.h — CLIP's byte-level BPE tokenizer, equal to OpenAI's SimpleTokenizer:
+ * the one tokenizer of l2, for OpenAI's vocabulary and for those l2-train-clip learns
+ * (text/bpe_learn.h).
  *
  * Vocabulary: bpe_simple_vocab_16e6.txt.gz (OpenAI) or a Hugging Face
  * merges.txt (plain or gzip): the first 48894 merges after the "#version"
@@ -14,8 +15,8 @@
  * (case-insensitive), bytes mapped to unicode, ranked merges.
  * The Unicode tables (lib/text/unicode_tables.h) are generated from python3-regex
  * and Python's unicodedata by tools/gen_unicode_tables.py. */
-#ifndef L2_BPE_H
-#define L2_BPE_H
+#ifndef L2_CLIP_TOKENIZER_H
+#define L2_CLIP_TOKENIZER_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,8 +1,7 @@
 /* test_clip_train.c — the training CLIP (lib/models/clip_train.c) against
  * PyTorch goldens (tests/ref/make_train.py: OpenAI's model.py in float64):
- * features, symmetric InfoNCE loss and every parameter's gradient; and the
- * BPE learner/tokenizer (lib/text/bpe_learn.c), against OpenAI's vocabulary
- * (shipped in lib/text/vocab/). */
+ * features, symmetric InfoNCE loss and every parameter's gradient; and its
+ * forward equal to the inference CLIP's (lib/models/clip.c) on saved weights. */
 #include "text/clip_tokenizer.h"
 #include "text/bpe_learn.h"
 #include "models/clip.h"
@@ -95,52 +94,9 @@ static void test_config_checks(void)
 	CHECK(l2_cliptr_heads_for(32) == 1 && l2_cliptr_heads_for(512) == 8);
 }
 
-static void test_bpe_learn_roundtrip(void)
-{
-	char *texts[] = {"a red circle", "a big red square", "Red circles don't roll", "the 42 circles!!", "red red red"};
-	L2BpeVocab *v = l2_bpe_learn(texts, 5, 540);
-	CHECK(l2_bpe_merges(v) > 10 && l2_bpe_size(v) <= 540);
-	int32_t a[16], b[16];
-	int n = l2_bpe_tokenize(v, "A red   circle don't", a, 16);
-	CHECK(a[0] == l2_bpe_sot(v) && a[n - 1] == l2_bpe_eot(v));
-	/* frequent words became single tokens */
-	const char *s1 = l2_bpe_token_str(v, a[2]);
-	CHECK_MSG(s1 && !strcmp(s1, "red</w>"), "token 2 is %s", s1 ? s1 : "(null)");
-	char path[] = "/tmp/l2-test-bpe-XXXXXX";
-	int fd = mkstemp(path);
-	close(fd);
-	char gz[64];
-	snprintf(gz, sizeof gz, "%s.txt.gz", path);
-	l2_bpe_write(v, gz);
-	L2BpeVocab *w = l2_bpe_read(gz);
-	CHECK(l2_bpe_size(w) == l2_bpe_size(v));
-	int m2 = l2_bpe_tokenize(w, "A red   circle don't", b, 16);
-	CHECK(m2 == n && !memcmp(a, b, sizeof a));
-	/* truncation keeps the end token */
-	int32_t c3[4];
-	CHECK(l2_bpe_tokenize(w, "red circle big square", c3, 4) == 4 && c3[3] == l2_bpe_eot(w));
-	unlink(gz);
-	unlink(path);
-	l2_bpe_free(v);
-	l2_bpe_free(w);
-}
-
-static void test_bpe_openai_vocab(void)
-{
-	const char *p = "lib/text/vocab/bpe_simple_vocab_16e6.txt.gz"; /* shipped with l2 */
-	L2BpeVocab *v = l2_bpe_read(p);
-	CHECK(l2_bpe_size(v) == 49408 && l2_bpe_sot(v) == 49406 && l2_bpe_eot(v) == 49407);
-	/* clip.tokenize("a photo of a cat") and a contraction + digits */
-	int32_t t[16];
-	l2_bpe_tokenize(v, "a photo of a cat", t, 16);
-	int32_t want[] = {49406, 320, 1125, 539, 320, 2368, 49407, 0};
-	CHECK(!memcmp(t, want, sizeof want));
-	l2_bpe_free(v);
-}
-
 /* What l2-train-clip writes is what l2-encode-images / l2-encode-text run:
  * lib/models/clip.c on the saved weights gives the training forward's features,
- * and lib/text/clip_tokenizer.c tokenizes with the learned vocabulary as bpe_train does. */
+ * and lib/text/clip_tokenizer.c reads the learned vocabulary (l2-train-clip tokenizes with it too). */
 static void test_encoders_agree(void)
 {
 	L2ClipTrainConfig c = {.res = 16, .patch = 4, .width = 128, .layers = 2, .heads = 2, .context = 10, .vocab = 0,
@@ -177,12 +133,8 @@ static void test_encoders_agree(void)
 
 	L2Tokenizer *tk = l2_tok_load(vpath);
 	CHECK(l2_tok_vocab_size(tk) == l2_bpe_size(v));
-	int32_t ours[5 * 10], theirs[5 * 10];
-	for (int i = 0; i < 5; i++) {
-		l2_bpe_tokenize(v, texts[i], ours + i * 10, 10);
-		l2_tok_tokenize(tk, texts[i], strlen(texts[i]), 10, theirs + i * 10);
-	}
-	CHECK(!memcmp(ours, theirs, sizeof ours));
+	int32_t theirs[5 * 10];
+	for (int i = 0; i < 5; i++) CHECK(l2_tok_tokenize(tk, texts[i], strlen(texts[i]), 10, theirs + i * 10) > 2);
 	l2_clip_encode_text(ref, theirs, 5, ft_ref);
 	AdTensor *ft = l2_cliptr_encode_text(g, m, theirs, 5);
 	CHECK_ARRAY_CLOSE_F(ft->v, ft_ref, 5 * 32, 1e-5, 1e-4);
@@ -203,8 +155,6 @@ int main(void)
 	if (access(REF "clip_tiny.safetensors", R_OK) && chdir("../..")) {}
 	RUN(test_matches_pytorch);
 	RUN(test_config_checks);
-	RUN(test_bpe_learn_roundtrip);
-	RUN(test_bpe_openai_vocab);
 	RUN(test_encoders_agree);
 	return check_done();
 }
