@@ -1,8 +1,10 @@
 # l2 — Lafite2 text-to-image as small Unix tools.
 #
-#   make            build lib/ into libl2.a and every tools/l2-*.c into $(BUILD)/bin
-#   make test       install what is missing, build, run C unit tests and BATS tests
+#   make            build lib/ into libl2.a, every tools/l2-*.c into $(BUILD)/bin, the tests
+#   make check      build, then run the C unit tests and BATS tests (nothing installed)
+#   make test       install what is missing (tools/install-deps.sh test), then make check
 #   make test SAN=1 the same under ASan + UBSan (separate build directory)
+#   make check-gpu  the CUDA SGEMM offload against OpenBLAS (needs a device; fails without)
 #   make demo       the bundled default: emoji dataset end to end (see README)
 #   make fuzz       build the libFuzzer harnesses (clang, ASan+UBSan) and run each
 #                   for FUZZ_SECONDS (default 60); make test replays their corpora
@@ -10,7 +12,8 @@
 #   make goldens    regenerate reference outputs with python3-torch (not needed by tests)
 #   make install PREFIX=/usr/local
 #
-# Switches: CUDA=0|1 (default: 1 when nvcc is found), SAN=1, BUILD=dir, DEBUG=1,
+# Switches: CUDA=0|1 (default: 1 when nvcc is found), CUDA_ARCH=sm_XX (default native),
+# SAN=1, BUILD=dir, DEBUG=1,
 # FUZZ=1 (clang + libFuzzer instrumentation, build-fuzz/; what make fuzz uses).
 
 SHELL    := /bin/bash
@@ -68,16 +71,20 @@ endif
 LIB_SRC  := $(wildcard lib/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 ifeq ($(CUDA),1)
-$(info ✓ nvcc found ($(NVCC)): building CUDA kernels (CUDA=0 to disable))
-# The kernels become libl2cuda.so beside the programs, loaded on first use
-# (lib/core/device.c), so tools start fast and run where CUDA is absent.
+$(info ✓ nvcc found ($(NVCC)): building the CUDA SGEMM offload, libl2cuda.so (CUDA=0 to disable))
+# The offload (lib/cuda/device.cu: cuBLAS SGEMM with per-call copies) becomes
+# libl2cuda.so beside the programs, loaded on first use (lib/core/device.c), so
+# tools start fast and run where CUDA is absent.
 CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_SRC     := $(wildcard lib/cuda/*.cu)
 CU_OBJ     := $(CU_SRC:%.cu=$(BUILD)/%.o)
 CUDA_SO    := $(BUILD)/bin/libl2cuda.so
 CPPFLAGS   += -DL2_CUDA
 LDLIBS     += -ldl
-NVCCFLAGS  ?= -O2 -std=c++17 -arch=sm_90 -Xcompiler -fPIC
+# native: the GPU of this machine; without one nvcc warns and falls back to its
+# default architecture (with PTX, which newer GPUs compile at load time).
+CUDA_ARCH  ?= native
+NVCCFLAGS  ?= -O2 -std=c++17 -arch=$(CUDA_ARCH) -Xcompiler -fPIC
 else
 $(info ✗ CUDA off: CPU-only build (--device cuda will report that it is unavailable))
 endif
@@ -86,7 +93,6 @@ TOOLS    := $(patsubst tools/%.c,%,$(wildcard tools/l2-*.c))
 BINS     := $(TOOLS:%=$(BUILD)/bin/%)
 TEST_SRC := $(wildcard tests/c/test_*.c)
 TESTS    := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
-SCRIPTS  := $(wildcard tools/l2-*.sh)
 # Fuzz harnesses (tests/fuzz/fuzz_NAME.c): a replay driver in every build,
 # the libFuzzer binary in FUZZ=1 builds.
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -106,7 +112,7 @@ ifneq ($(strip $(FLAGS_NOW)),$(strip $(FLAGS_OLD)))
 $(shell mkdir -p $(BUILD) && echo '$(FLAGS_NOW)' > $(BUILD)/.flags)
 endif
 
-.PHONY: all deps test check unit bats bench demo goldens install uninstall clean experiment-fewshot fuzz fuzzers
+.PHONY: all deps test check check-gpu unit bats bench demo goldens install uninstall clean experiment-fewshot fuzz fuzzers
 all: $(BUILD)/libl2.a $(BINS) $(TESTS) $(REPLAYS) $(CUDA_SO) $(VOCAB)
 
 $(VOCAB): $(VOCAB_SRC)
@@ -164,9 +170,16 @@ fuzz:
 deps:
 	@tools/install-deps.sh test
 
-test check: deps
-	@$(MAKE) --no-print-directory all
+# check builds and tests; test first installs what the tests need (as root on a
+# fresh machine: apt-get), so that a plain `make check` never changes the system.
+check: all
 	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory check
+
+check-gpu: all
+	@BUILD=$(BUILD) tests/run.sh --gpu
 
 unit: all
 	@BUILD=$(BUILD) tests/run.sh --unit-only
@@ -197,14 +210,13 @@ experiment-fewshot:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/l2
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	$(if $(SCRIPTS),install -m 755 $(SCRIPTS) $(DESTDIR)$(PREFIX)/bin/)
 	$(if $(CUDA_SO),install -d $(DESTDIR)$(PREFIX)/lib/l2 && install -m 755 $(CUDA_SO) $(DESTDIR)$(PREFIX)/lib/l2/)
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 $(VOCAB_SRC) $(DESTDIR)$(PREFIX)/share/l2/
 	install -m 644 lib/text/vocab/LICENSE $(DESTDIR)$(PREFIX)/share/l2/bpe_simple_vocab_16e6.LICENSE
 
 uninstall:
-	rm -f $(TOOLS:%=$(DESTDIR)$(PREFIX)/bin/%) $(patsubst %,$(DESTDIR)$(PREFIX)/bin/%,$(notdir $(SCRIPTS)))
+	rm -f $(TOOLS:%=$(DESTDIR)$(PREFIX)/bin/%)
 	rm -f $(patsubst man/%,$(DESTDIR)$(PREFIX)/share/man/man1/%,$(wildcard man/*.1))
 	rm -f $(DESTDIR)$(PREFIX)/share/l2/bpe_simple_vocab_16e6.txt.gz $(DESTDIR)$(PREFIX)/share/l2/bpe_simple_vocab_16e6.LICENSE
 	rm -f $(DESTDIR)$(PREFIX)/lib/l2/libl2cuda.so

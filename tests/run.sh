@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # run.sh — run l2's C unit tests and BATS tests, print TAP and a summary line
-# "N passed, N failed, N skipped".  Used by `make test`; BUILD selects the
-# build directory (build, or build-san for SAN=1).
+# "N passed, N failed, N skipped".  Used by `make check` (and so `make test`);
+# BUILD selects the build directory (build, or build-san for SAN=1).
+#   run.sh [--unit-only | --bats-only]   everything but the gpu-tagged tests
+#   run.sh --gpu                         only those, with a device required
+#                                        (make check-gpu): test_device, BATS tag gpu
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -27,6 +30,22 @@ count() { # reads TAP on stdin, echoes it, tallies
 		esac
 	done
 }
+
+if [ "$mode" = --gpu ]; then
+	echo "# GPU tests: $BUILD/tests/test_device, BATS tag gpu"
+	L2_REQUIRE_GPU=1 "$BUILD/tests/test_device" >"$log" 2>&1
+	rc=$?
+	count <"$log"
+	[ $rc -ne 0 ] && ! grep -q '^not ok' "$log" && { echo "not ok - test_device exited with status $rc"; fail=$((fail + 1)); }
+	bats --tap --filter-tags gpu tests/*.bats >"$log" 2>&1
+	rc=$?
+	count <"$log"
+	[ $rc -ne 0 ] && ! grep -q '^not ok' "$log" && { echo "not ok - bats exited with status $rc"; fail=$((fail + 1)); }
+	echo
+	echo "l2 GPU tests: $pass passed, $fail failed, $skip skipped"
+	[ $fail -eq 0 ] && [ $skip -eq 0 ]
+	exit
+fi
 
 if [ "$mode" != --bats-only ]; then
 	echo "# C unit tests ($BUILD/tests)"

@@ -3,14 +3,14 @@
 # -h/--help prints usage to standard output and exits 0, --version, an
 # unknown option is a usage error (exit 2, nothing on standard output), and
 # a man page man/TOOL.1 with the standard sections that renders.  Tools are
-# found at run time ($L2_BUILD/bin/l2-*, tools/l2-*.sh), so every tool added
+# found at run time ($L2_BUILD/bin/l2-*, built from tools/l2-*.c), so every tool added
 # later is covered without editing this file.
 load test_helper
 
-# all_tools — names of the built tools and scripts, one per line
+# all_tools — names of the built tools, one per line
 all_tools() {
 	local t
-	for t in "$L2_BUILD"/bin/l2-* "$L2_ROOT"/tools/l2-*.sh; do
+	for t in "$L2_BUILD"/bin/l2-*; do
 		[ -f "$t" ] && [ -x "$t" ] || continue
 		case $t in *.d | *.o | *.tmp.*) continue ;; esac
 		basename "$t"

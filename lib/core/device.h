@@ -1,4 +1,4 @@
-/* device.h — the seam between CPU and CUDA code paths.
+/* device.h — the seam between CPU and CUDA code paths: today one SGEMM offload.
  *
  * Every l2 build links: a CPU-only build (no nvcc, or CUDA=0) answers
  * l2_cuda_built() == 0 and tools refuse --device cuda with a clear message.
@@ -12,8 +12,12 @@ int l2_cuda_built(void);       /* compiled with CUDA support */
 int l2_cuda_available(void);   /* built, and a device answers */
 const char *l2_cuda_status(void); /* one line: device name, or why not */
 
-/* C = alpha * op(A) op(B) + beta * C, row-major, on the GPU (copies in and
- * out).  Only in CUDA builds with a device; returns 0 on success. */
+/* C = alpha * op(A) op(B) + beta * C, row-major as cblas_sgemm takes it, on the
+ * GPU: an SGEMM offload that copies the operands in and the result out on every
+ * call (worth it only for large products; ad.c offloads from 2^22
+ * multiply-adds).  Returns 0 on success; -1 with C untouched when there is no
+ * CUDA build, no device, or any CUDA call fails, so the caller runs OpenBLAS
+ * instead.  Checked against OpenBLAS by tests/c/test_device.c (make check-gpu). */
 int l2_cuda_sgemm(int transa, int transb, int m, int n, int k, float alpha,
 		  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
