@@ -3,10 +3,10 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "core/util.h"
 #include "nn/train.h"
@@ -96,11 +96,6 @@ const L2DiffusionTrainConfig *l2_diffusion_trainer_config(const L2DiffusionTrain
 
 /* ---- shards ----------------------------------------------------------------------------- */
 
-typedef struct {
-	L2DiffusionTrainer *t;
-	int thread;
-} Job;
-
 static void run_shard(L2DiffusionTrainer *t, AdGraph *g, int s)
 {
 	const L2DiffusionConfig *c = l2_diffusion_config(t->net);
@@ -119,28 +114,22 @@ static void run_shard(L2DiffusionTrainer *t, AdGraph *g, int s)
 	ad_backward(g, L);
 }
 
-static void *shard_thread(void *arg)
+/* worker w: shards w, w + nthread, ... on its own graph */
+static void shard_worker(void *ctx, int w)
 {
-	Job *j = arg;
-	L2DiffusionTrainer *t = j->t;
+	L2DiffusionTrainer *t = ctx;
 	ad_gemm_serial(1);
-	for (int s = j->thread; s < t->nshard; s += t->nthread) run_shard(t, t->g[j->thread], s);
+	for (int s = w; s < t->nshard; s += t->nthread) run_shard(t, t->g[w], s);
 	ad_gemm_serial(0);
-	return NULL;
 }
 
-/* g = sum over shards of the replicas' gradients, in shard order, for parameter
- * elements [i0, i1) of the flattened trainable tensors. */
-typedef struct {
-	L2DiffusionTrainer *t;
-	int k0, k1;
-} Reduce;
-
-static void *reduce_thread(void *arg)
+/* g = sum over shards of the replicas' gradients, in shard order; worker w takes the
+ * trainable tensors [ntrain w / nthread, ntrain (w + 1) / nthread). */
+static void reduce_worker(void *ctx, int w)
 {
-	Reduce *r = arg;
-	L2DiffusionTrainer *t = r->t;
-	for (int k = r->k0; k < r->k1; k++) {
+	L2DiffusionTrainer *t = ctx;
+	int k0 = (int)((long)t->ntrain * w / t->nthread), k1 = (int)((long)t->ntrain * (w + 1) / t->nthread);
+	for (int k = k0; k < k1; k++) {
 		adr *g = t->p[k]->g;
 		size_t n = t->p[k]->n;
 		memcpy(g, l2_diffusion_params(t->rep[0], NULL, NULL)[k]->g, n * sizeof(adr));
@@ -149,7 +138,6 @@ static void *reduce_thread(void *arg)
 			for (size_t i = 0; i < n; i++) g[i] += gs[i];
 		}
 	}
-	return NULL;
 }
 
 void l2_diffusion_train_step(L2DiffusionTrainer *t, const float *x, const float *cond, L2DiffusionStepStats *st)
@@ -173,31 +161,11 @@ void l2_diffusion_train_step(L2DiffusionTrainer *t, const float *x, const float 
 	t->x = x;
 	/* shard gradients: threads with single-threaded BLAS (also with one thread: a GEMM
 	 * split over OpenBLAS threads need not round as the single-threaded one does) */
-	Job jobs[64];
-	pthread_t th[64];
-	int started = 0;
-	openblas_set_num_threads(1);
-	for (int i = 0; i < t->nthread; i++) jobs[i] = (Job){t, i};
-	for (int i = 1; i < t->nthread; i++) {
-		if (pthread_create(&th[i], NULL, shard_thread, &jobs[i])) break;
-		started = i;
-	}
-	shard_thread(&jobs[0]);
-	for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
-	for (int i = started + 1; i < t->nthread; i++) shard_thread(&jobs[i]);
+	int blas_was = l2_blas_threads(1);
+	l2_parallel_workers(t->nthread, shard_worker, t);
 	/* the batch gradient, in shard order (parameters split over the threads) */
-	Reduce rd[64];
-	started = 0;
-	for (int i = 0; i < t->nthread; i++)
-		rd[i] = (Reduce){t, (int)((long)t->ntrain * i / t->nthread), (int)((long)t->ntrain * (i + 1) / t->nthread)};
-	for (int i = 1; i < t->nthread; i++) {
-		if (pthread_create(&th[i], NULL, reduce_thread, &rd[i])) break;
-		started = i;
-	}
-	reduce_thread(&rd[0]);
-	for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
-	for (int i = started + 1; i < t->nthread; i++) reduce_thread(&rd[i]);
-	openblas_set_num_threads(l2_threads);
+	l2_parallel_workers(t->nthread, reduce_worker, t);
+	l2_blas_threads(blas_was);
 	/* non-finite entries zeroed and counted (EDM2's force_finite), optional clipping */
 	int bad = 0;
 	for (int k = 0; k < t->ntrain; k++)
