@@ -41,9 +41,15 @@ static void usage(FILE *f)
 enum { OPT_F16 = L2_OPT_COMMON_END, OPT_NORMALIZE, OPT_METRIC, OPT_IVF, OPT_IVF_ITERS, OPT_IVF_SAMPLE, OPT_IVF_INIT,
        OPT_SEED };
 
-int main(int argc, char **argv)
+typedef struct {
+	const char *out;       /* INDEX */
+	L2IndexBuildOptions b;
+	char **in;             /* streams ("-" when none were given) */
+	int nin;
+} Options;
+
+static void parse_options(int argc, char **argv, Options *o)
 {
-	l2_init(argc, argv);
 	static const struct option longopts[] = {
 		L2_COMMON_LONGOPTS,
 		{"output", required_argument, 0, 'o'},
@@ -56,60 +62,66 @@ int main(int argc, char **argv)
 		{"ivf-init", required_argument, 0, OPT_IVF_INIT},
 		{"seed", required_argument, 0, OPT_SEED},
 		{0, 0, 0, 0}};
-	L2IndexBuildOptions o;
-	l2_index_build_options_init(&o);
-	const char *out = NULL;
+	static char *stdin_only[] = {"-"};
+	memset(o, 0, sizeof *o);
+	L2IndexBuildOptions *b = &o->b;
+	l2_index_build_options_init(b);
 	int c;
 	while ((c = getopt_long(argc, argv, "ho:", longopts, NULL)) != -1) {
 		if (l2_common_option(c, optarg, usage)) continue;
 		switch (c) {
-		case 'o': out = optarg; break;
-		case OPT_F16: o.f16 = 1; break;
-		case OPT_NORMALIZE: o.normalize = 1; break;
+		case 'o': o->out = optarg; break;
+		case OPT_F16: b->f16 = 1; break;
+		case OPT_NORMALIZE: b->normalize = 1; break;
 		case OPT_METRIC:
-			if (!strcmp(optarg, "cos")) o.metric = L2_METRIC_COS;
-			else if (!strcmp(optarg, "ip")) o.metric = L2_METRIC_IP;
+			if (!strcmp(optarg, "cos")) b->metric = L2_METRIC_COS;
+			else if (!strcmp(optarg, "ip")) b->metric = L2_METRIC_IP;
 			else l2_usage_error(usage, "unknown metric '%s' (expected cos or ip)", optarg);
 			break;
-		case OPT_IVF: o.ivf_nlist = (uint32_t)l2_parse_long(optarg, "--ivf", 1, 1 << 24); break;
-		case OPT_IVF_ITERS: o.ivf_iters = (int)l2_parse_long(optarg, "--ivf-iters", 0, 1000); break;
-		case OPT_IVF_SAMPLE: o.ivf_sample = l2_parse_u64(optarg, "--ivf-sample"); break;
+		case OPT_IVF: b->ivf_nlist = (uint32_t)l2_parse_long(optarg, "--ivf", 1, 1 << 24); break;
+		case OPT_IVF_ITERS: b->ivf_iters = (int)l2_parse_long(optarg, "--ivf-iters", 0, 1000); break;
+		case OPT_IVF_SAMPLE: b->ivf_sample = l2_parse_u64(optarg, "--ivf-sample"); break;
 		case OPT_IVF_INIT:
-			if (!strcmp(optarg, "kmeans++")) o.ivf_init = L2_KMEANS_PLUSPLUS;
-			else if (!strcmp(optarg, "random")) o.ivf_init = L2_KMEANS_RANDOM;
+			if (!strcmp(optarg, "kmeans++")) b->ivf_init = L2_KMEANS_PLUSPLUS;
+			else if (!strcmp(optarg, "random")) b->ivf_init = L2_KMEANS_RANDOM;
 			else l2_usage_error(usage, "unknown --ivf-init '%s' (expected kmeans++ or random)", optarg);
 			break;
-		case OPT_SEED: o.seed = l2_parse_u64(optarg, "--seed"); break;
+		case OPT_SEED: b->seed = l2_parse_u64(optarg, "--seed"); break;
 		default: l2_usage_error(usage, "unknown option");
 		}
 	}
-	if (!out) l2_usage_error(usage, "-o INDEX is required");
-	if ((o.ivf_iters != 10 || o.ivf_sample || o.ivf_init != L2_KMEANS_PLUSPLUS) && !o.ivf_nlist)
+	if (!o->out) l2_usage_error(usage, "-o INDEX is required");
+	if ((b->ivf_iters != 10 || b->ivf_sample || b->ivf_init != L2_KMEANS_PLUSPLUS) && !b->ivf_nlist)
 		l2_usage_error(usage, "--ivf-iters, --ivf-sample and --ivf-init go with --ivf");
-	int nin = argc - optind;
-	char *stdin_only[] = {"-"};
-	char **in = nin ? argv + optind : stdin_only;
-	if (!nin) nin = 1;
-	o.progress = l2_progress_flag;
+	o->nin = argc - optind;
+	o->in = o->nin ? argv + optind : stdin_only;
+	if (!o->nin) o->nin = 1;
+	b->progress = l2_progress_flag;
+}
 
+int main(int argc, char **argv)
+{
+	l2_init(argc, argv);
+	Options o;
+	parse_options(argc, argv, &o);
 	L2IndexWriter *w = NULL;
 	L2StreamHeader first = {0};
 	L2Progress prog;
 	l2_progress_start(&prog, "indexing", "rec", 0);
 	uint64_t shown = 0;
-	for (int i = 0; i < nin; i++) {
-		L2StreamReader *r = l2_stream_open(in[i]);
+	for (int i = 0; i < o.nin; i++) {
+		L2StreamReader *r = l2_stream_open(o.in[i]);
 		const L2StreamHeader *h = l2_stream_header(r);
 		if (!w) {
 			first = *h;
-			w = l2_index_writer_open(out, &o, h->kind, h->dim, (h->flags & L2FS_NORMALIZED) != 0);
+			w = l2_index_writer_open(o.out, &o.b, h->kind, h->dim, (h->flags & L2FS_NORMALIZED) != 0);
 		} else if (strcmp(h->kind, first.kind) || h->dim != first.dim)
-			l2_die("%s: expected %s dim %u (as %s), got %s dim %u", in[i], first.kind, first.dim, in[0], h->kind,
+			l2_die("%s: expected %s dim %u (as %s), got %s dim %u", o.in[i], first.kind, first.dim, o.in[0], h->kind,
 			       h->dim);
 		L2Record rec;
 		while (l2_stream_next(r, &rec)) {
 			if (l2_index_writer_add(w, rec.key, rec.key_len, rec.vec) && shown++ < 5)
-				l2_warn("%s: duplicate key skipped: \"%.80s\"%s", in[i], rec.key, rec.key_len > 80 ? "..." : "");
+				l2_warn("%s: duplicate key skipped: \"%.80s\"%s", o.in[i], rec.key, rec.key_len > 80 ? "..." : "");
 			l2_progress_add(&prog, 1);
 		}
 		l2_stream_close(r);
@@ -117,7 +129,7 @@ int main(int argc, char **argv)
 	l2_progress_end(&prog);
 	uint64_t added = l2_index_writer_added(w), dups = l2_index_writer_duplicates(w), total = l2_index_writer_count(w);
 	l2_index_writer_close(w);
-	l2_info("%s: %llu added, %llu duplicate keys skipped, %llu in the index", out, (unsigned long long)added,
+	l2_info("%s: %llu added, %llu duplicate keys skipped, %llu in the index", o.out, (unsigned long long)added,
 		(unsigned long long)dups, (unsigned long long)total);
 	return 0;
 }

@@ -127,13 +127,15 @@ static void print_meta(void *ctx, const char *name, const char *value)
 	printf("%s\t%s\n", name, value);
 }
 
-int main(int argc, char **argv)
+typedef struct {
+	const char *index, *out, *in;
+	uint32_t k, nprobe;
+	int tsv, recall, normalize, info, stats;
+	size_t batch;
+} Options;
+
+static void parse_options(int argc, char **argv, Options *o)
 {
-	l2_init(argc, argv);
-	/* batch after batch allocates the same sizes: keep freed memory mapped
-	 * rather than fault it in again each time */
-	mallopt(M_MMAP_THRESHOLD, 256 << 20);
-	mallopt(M_TRIM_THRESHOLD, 512 << 20);
 	static const struct option longopts[] = {
 		L2_COMMON_LONGOPTS,
 		{"index", required_argument, 0, 'i'},
@@ -147,40 +149,53 @@ int main(int argc, char **argv)
 		{"info", no_argument, 0, OPT_INFO},
 		{"stats", no_argument, 0, OPT_STATS},
 		{0, 0, 0, 0}};
-	const char *index = NULL, *out = "-";
-	Ctx c = {0};
-	c.k = 5;
-	size_t batch = 4096;
-	int normalize = 0, info = 0, stats = 0;
-	double t_start = l2_now();
-	int opt;
-	while ((opt = getopt_long(argc, argv, "hi:k:o:f:", longopts, NULL)) != -1) {
-		if (l2_common_option(opt, optarg, usage)) continue;
-		switch (opt) {
-		case 'i': index = optarg; break;
-		case 'k': c.k = (uint32_t)l2_parse_long(optarg, "-k", 1, L2FS_MAX_K); break;
-		case 'o': out = optarg; break;
+	memset(o, 0, sizeof *o);
+	o->out = "-";
+	o->k = 5;
+	o->batch = 4096;
+	int c;
+	while ((c = getopt_long(argc, argv, "hi:k:o:f:", longopts, NULL)) != -1) {
+		if (l2_common_option(c, optarg, usage)) continue;
+		switch (c) {
+		case 'i': o->index = optarg; break;
+		case 'k': o->k = (uint32_t)l2_parse_long(optarg, "-k", 1, L2FS_MAX_K); break;
+		case 'o': o->out = optarg; break;
 		case 'f':
-			if (!strcmp(optarg, "l2f")) c.tsv = 0;
-			else if (!strcmp(optarg, "tsv")) c.tsv = 1;
+			if (!strcmp(optarg, "l2f")) o->tsv = 0;
+			else if (!strcmp(optarg, "tsv")) o->tsv = 1;
 			else l2_usage_error(usage, "unknown format '%s' (expected l2f or tsv)", optarg);
 			break;
-		case OPT_NPROBE: c.nprobe = (uint32_t)l2_parse_long(optarg, "--nprobe", 1, 1 << 24); break;
-		case OPT_RECALL: c.recall = 1; break;
-		case OPT_NORMALIZE: normalize = 1; break;
-		case OPT_BATCH: batch = (size_t)l2_parse_long(optarg, "--batch", 1, 1 << 20); break;
-		case OPT_INFO: info = 1; break;
-		case OPT_STATS: stats = 1; break;
+		case OPT_NPROBE: o->nprobe = (uint32_t)l2_parse_long(optarg, "--nprobe", 1, 1 << 24); break;
+		case OPT_RECALL: o->recall = 1; break;
+		case OPT_NORMALIZE: o->normalize = 1; break;
+		case OPT_BATCH: o->batch = (size_t)l2_parse_long(optarg, "--batch", 1, 1 << 20); break;
+		case OPT_INFO: o->info = 1; break;
+		case OPT_STATS: o->stats = 1; break;
 		default: l2_usage_error(usage, "unknown option");
 		}
 	}
-	if (!index) l2_usage_error(usage, "-i INDEX is required");
-	if (c.recall && !c.nprobe) l2_usage_error(usage, "--recall goes with --nprobe");
+	if (!o->index) l2_usage_error(usage, "-i INDEX is required");
+	if (o->recall && !o->nprobe) l2_usage_error(usage, "--recall goes with --nprobe");
 	if (argc - optind > 1) l2_usage_error(usage, "one query stream at most (concatenate with cat or l2-cat)");
-	const char *in = optind < argc ? argv[optind] : "-";
+	o->in = optind < argc ? argv[optind] : "-";
+}
+
+int main(int argc, char **argv)
+{
+	l2_init(argc, argv);
+	/* batch after batch allocates the same sizes: keep freed memory mapped
+	 * rather than fault it in again each time */
+	mallopt(M_MMAP_THRESHOLD, 256 << 20);
+	mallopt(M_TRIM_THRESHOLD, 512 << 20);
+	double t_start = l2_now();
+	Options o;
+	parse_options(argc, argv, &o);
+	const char *index = o.index, *out = o.out, *in = o.in;
+	size_t batch = o.batch;
+	Ctx c = {.k = o.k, .nprobe = o.nprobe, .tsv = o.tsv, .recall = o.recall};
 
 	c.ix = l2_index_open(index);
-	if (info) {
+	if (o.info) {
 		l2_index_each_meta(c.ix, print_meta, NULL);
 		l2_index_close(c.ix);
 		return 0;
@@ -201,7 +216,7 @@ int main(int argc, char **argv)
 	if (h->dim != c.dim)
 		l2_die("%s: the queries have dimension %u, the index %s has %u", l2_stream_name(r), h->dim, index, c.dim);
 	L2Metric metric = l2_index_metric(c.ix);
-	if (metric == L2_METRIC_COS && !(h->flags & L2FS_NORMALIZED) && !normalize)
+	if (metric == L2_METRIC_COS && !(h->flags & L2FS_NORMALIZED) && !o.normalize)
 		l2_die("%s: the queries are not flagged unit-norm and %s is a cosine index: use --normalize", l2_stream_name(r),
 		       index);
 
@@ -229,7 +244,7 @@ int main(int argc, char **argv)
 		memcpy(q, rec.vec, c.dim * sizeof(float));
 		for (uint32_t j = 0; j < c.dim; j++)
 			if (!isfinite(q[j])) l2_die("%s: the vector of \"%.60s\" is not finite", l2_stream_name(r), rec.key);
-		if (normalize) l2_normalize_rows(q, 1, c.dim);
+		if (o.normalize) l2_normalize_rows(q, 1, c.dim);
 		c.keys[c.n++] = l2_strdup(rec.key);
 		if (c.n == c.cap) flush_batch(&c);
 		l2_progress_add(&prog, 1);
@@ -242,7 +257,7 @@ int main(int argc, char **argv)
 	if (c.recall && c.total)
 		l2_info("recall@%u of --nprobe %u against exact search: %.4f (%llu queries)", c.k, c.nprobe,
 			(double)c.hits / (double)c.total, (unsigned long long)(c.total / c.k));
-	if (stats)
+	if (o.stats)
 		fprintf(stderr, "%s: %llu queries, search %.3f s (%.1f queries/s), cpu %.3f s, total %.3f s\n",
 			l2_progname(), (unsigned long long)c.queries, c.search_s,
 			c.search_s > 0 ? (double)c.queries / c.search_s : 0.0, c.search_cpu, l2_now() - t_start);
