@@ -18,9 +18,15 @@
 #   6 pseudo     l2-retrieve train images against the corpus, l2-optimize-pseudo in the modes
 #                optimize, retrieve, gaussian (--report-file), stored into the dataset
 #   7 report     pipelines/report.sh -> demo/out/report.html
-# Hook for the image half (issue #8): DEMO_EXTRA names more targets that run after
-# step 6 and before the report; whatever they write as $(OUT)/extra/*.html is
-# included in the report, in name order.
+# The train-image and corpus half of steps 3-6 is pipelines/pseudo.mk, included with its
+# outputs in $(W)/pseudo/ (train images -> pseudo text features is what it does for any
+# image folder); the held-out half, the scores and the store are this file's.
+#
+# The image halves: IMAGE_HALVES names makefiles pipelines/NAME.mk (default: gan), each
+# included here and providing a target NAME that runs after step 6 and writes
+# $(OUT)/extra/NN-NAME.html, which the report includes in name order.  A half may also add
+# prerequisites to experiment-fewshot.  Uses from here: BIN, W, OUT, DATASET, MODEL, VOCAB,
+# SEED, step, timed, $(W)/.stored, $(W)/test-captions.txt(.l2f), $(W)/test-images.l2f.
 
 SHELL        := /bin/bash
 .SHELLFLAGS  := -o pipefail -ec
@@ -60,8 +66,9 @@ PSEUDO_K     ?= 8
 MODES        ?= optimize retrieve gaussian
 PSEUDO_FLAGS ?= --seed $(SEED)
 SAMPLES      ?= 24
-DEMO_EXTRA   ?= gan
+IMAGE_HALVES ?= gan
 PROGRESS     ?= --progress
+BACKGROUND   ?= 255,255,255
 
 W            := $(OUT)/work
 step          = @printf '\ndemo: [%s] %s\n' '$(1)' '$(2)' >&2
@@ -70,6 +77,26 @@ timed         = t0=$$(date +%s.%N); $(2); awk -v a=$$t0 -v b=$$(date +%s.%N) 'BE
 
 .PHONY: all dataset clip encode index retrieve pseudo report clean-out check-tools experiment-fewshot
 all: report
+.DEFAULT_GOAL := all
+
+# ---- pipelines/pseudo.mk: train images + corpus -> pseudo text features (steps 3, 4, 6) ----
+P            := $(W)/pseudo
+PSEUDO_OUT   := $(P)
+PSEUDO_BIN   := $(BIN)/
+IMAGES       := $(W)/images-train
+CAPTIONS     := $(W)/corpus.txt
+IMAGE_FLAGS  := $(PROGRESS) --background $(BACKGROUND)
+TEXT_FLAGS   := $(PROGRESS)
+STORE        := 0
+PSEUDO_FLAGS += $(PROGRESS)
+STAGE_encode := 3/7
+STAGE_index  := 4/7
+STAGE_pseudo := 6/7
+PSEUDO_STEP   = $(call step,$(STAGE_$(1)),$(2))
+PSEUDO_TIMED  = $(call timed,$(1),$(2))
+include pipelines/pseudo.mk
+# the exported images are made here: encode them once they are
+$(P)/images.l2f: $(W)/images-train/.done
 
 check-tools:
 	@for t in l2-dataset l2-train-clip l2-encode-images l2-encode-text l2-build-index l2-retrieve l2-optimize-pseudo; do \
@@ -96,8 +123,7 @@ $(MODEL): | $(DATASET)/.complete
 
 # ---- 3 encode --------------------------------------------------------------------------------
 # images exported as they are stored and encoded with alpha over the dataset's
-# background (white): the very preprocessing l2-train-clip applies
-BACKGROUND   ?= 255,255,255
+# background (white, BACKGROUND): the very preprocessing l2-train-clip applies
 $(W)/images-%/.done: $(DATASET)/.complete | $(W)/.dir
 	rm -rf $(W)/images-$*
 	$(BIN)/l2-dataset export-images --quiet --split $* -o $(W)/images-$* $(DATASET)
@@ -118,7 +144,7 @@ $(W)/%.txt.l2f: $(W)/%.txt $(MODEL)
 	$(call timed,encode-$*,$(BIN)/l2-encode-text $(PROGRESS) -m $(MODEL) --vocab $(VOCAB) $< > $@.tmp)
 	mv $@.tmp $@
 
-encode: $(W)/test-images.l2f $(W)/train-images.l2f $(W)/test-captions.txt.l2f $(W)/corpus.txt.l2f
+encode: $(W)/test-images.l2f $(P)/images.l2f $(W)/test-captions.txt.l2f $(P)/captions.l2f
 
 # ---- 4 index ------------------------------------------------------------------------------------
 $(W)/%.idx/.done: $(W)/%.txt.l2f
@@ -128,12 +154,16 @@ $(W)/%.idx/.done: $(W)/%.txt.l2f
 	mv $(W)/$*.idx.tmp $(W)/$*.idx
 	touch $@
 
-index: $(W)/test-captions.idx/.done $(W)/corpus.idx/.done
+index: $(W)/test-captions.idx/.done $(P)/captions.idx/.built
 
 # ---- 5 retrieve and score held-out images ----------------------------------------------------------
-$(W)/test-vs-%.nb.l2f: $(W)/test-images.l2f $(W)/%.idx/.done
-	$(call step,5/7,retrieving held-out images from $*)
-	$(call timed,retrieve-test-$*,$(BIN)/l2-retrieve -i $(W)/$*.idx -k $(K) $< > $@.tmp)
+$(W)/test-vs-test-captions.nb.l2f: $(W)/test-images.l2f $(W)/test-captions.idx/.done
+	$(call step,5/7,retrieving held-out images from test-captions)
+	$(call timed,retrieve-test-test-captions,$(BIN)/l2-retrieve -i $(W)/test-captions.idx -k $(K) $< > $@.tmp)
+	mv $@.tmp $@
+$(W)/test-vs-corpus.nb.l2f: $(W)/test-images.l2f $(P)/captions.idx/.built
+	$(call step,5/7,retrieving held-out images from corpus)
+	$(call timed,retrieve-test-corpus,$(BIN)/l2-retrieve -i $(P)/captions.idx -k $(K) $< > $@.tmp)
 	mv $@.tmp $@
 
 $(W)/eval-test-captions.tsv: $(W)/test-vs-test-captions.nb.l2f
@@ -148,35 +178,23 @@ $(W)/%.nb.tsv: $(W)/%.nb.l2f
 retrieve: $(W)/eval-test-captions.tsv $(W)/eval-corpus.tsv $(W)/test-vs-test-captions.nb.tsv $(W)/test-vs-corpus.nb.tsv
 
 # ---- 6 pseudo text features for the train images ------------------------------------------------------
-$(W)/train-vs-corpus.nb.l2f: $(W)/train-images.l2f $(W)/corpus.idx/.done
-	$(call step,6/7,retrieving train images from the corpus)
-	$(call timed,retrieve-train,$(BIN)/l2-retrieve -i $(W)/corpus.idx -k $(PSEUDO_K) $< > $@.tmp)
-	mv $@.tmp $@
-
-$(W)/pseudo-gaussian.l2f: $(W)/train-vs-corpus.nb.l2f
-	$(call step,6/7,pseudo features: gaussian)
-	$(call timed,pseudo-gaussian,$(BIN)/l2-optimize-pseudo $(PROGRESS) --mode gaussian $(PSEUDO_FLAGS) --report-file $(W)/pseudo-gaussian.tsv $< > $@.tmp)
-	mv $@.tmp $@
-$(W)/pseudo-%.l2f: $(W)/train-vs-corpus.nb.l2f
-	$(call step,6/7,pseudo features: $*)
-	$(call timed,pseudo-$*,$(BIN)/l2-optimize-pseudo $(PROGRESS) --mode $* $(PSEUDO_FLAGS) --report-file $(W)/pseudo-$*.tsv $< > $@.tmp)
-	mv $@.tmp $@
+# $(P)/pseudo-MODE.l2f and $(P)/report-MODE.tsv: pipelines/pseudo.mk's rules (included above)
 
 # stored in the dataset for the trainers: feat.image (all images), feat.caption (every
 # corpus line, so every caption, keyed by text), feat.pseudo (optimize), feat.pseudo-MODE
-$(W)/.stored: $(W)/train-images.l2f $(W)/test-images.l2f $(W)/corpus.txt.l2f $(MODES:%=$(W)/pseudo-%.l2f)
-	$(BIN)/l2-cat $(W)/train-images.l2f $(W)/test-images.l2f | $(BIN)/l2-dataset import-features --quiet -n image --model $(MODEL) $(DATASET)
-	$(BIN)/l2-dataset import-features --quiet -n caption --model $(MODEL) $(DATASET) $(W)/corpus.txt.l2f
-	$(foreach m,$(MODES),$(BIN)/l2-dataset import-features --quiet -n $(if $(filter optimize,$(m)),pseudo,pseudo-$(m)) --model $(MODEL) $(DATASET) $(W)/pseudo-$(m).l2f;)
+$(W)/.stored: $(P)/images.l2f $(W)/test-images.l2f $(P)/captions.l2f $(MODES:%=$(P)/pseudo-%.l2f)
+	$(BIN)/l2-cat $(P)/images.l2f $(W)/test-images.l2f | $(BIN)/l2-dataset import-features --quiet -n image --model $(MODEL) $(DATASET)
+	$(BIN)/l2-dataset import-features --quiet -n caption --model $(MODEL) $(DATASET) $(P)/captions.l2f
+	$(foreach m,$(MODES),$(BIN)/l2-dataset import-features --quiet -n $(call feat_name,$(m)) --model $(MODEL) $(DATASET) $(P)/pseudo-$(m).l2f;)
 	touch $@
 
 pseudo: $(W)/.stored
 
 # ---- 7 report --------------------------------------------------------------------------------------------
 report: $(OUT)/report.html
-$(OUT)/report.html: retrieve pseudo $(DEMO_EXTRA) $(W)/dataset-stats.tsv | $(W)/.dir
+$(OUT)/report.html: retrieve pseudo $(IMAGE_HALVES) $(W)/dataset-stats.tsv | $(W)/.dir
 	$(call step,7/7,report)
-	OUT=$(OUT) W=$(W) BIN=$(BIN) DATASET=$(DATASET) MODEL=$(MODEL) CLIP_FLAGS='$(CLIP_FLAGS)' \
+	OUT=$(OUT) W=$(W) P=$(P) BIN=$(BIN) DATASET=$(DATASET) MODEL=$(MODEL) CLIP_FLAGS='$(CLIP_FLAGS)' \
 		MODES='$(MODES)' SAMPLES=$(SAMPLES) K=$(K) PSEUDO_K=$(PSEUDO_K) pipelines/report.sh
 	@printf '\ndemo: done -> %s\n' '$(OUT)/report.html' >&2
 	@sed 's/^/demo:   /' $(W)/eval-test-captions.tsv >&2
@@ -184,8 +202,5 @@ $(OUT)/report.html: retrieve pseudo $(DEMO_EXTRA) $(W)/dataset-stats.tsv | $(W)/
 clean-out:
 	rm -rf $(OUT)
 
-# issue #8 (image half) adds its targets through DEMO_EXTRA and this one
-experiment-fewshot: experiment-fewshot-gan
-
-# the image half: targets gan, gan-pre, gan-ft, experiment-fewshot-gan (issue #8)
-include pipelines/gan.mk
+# the image halves (see the top): gan.mk has gan, gan-pre, gan-ft, experiment-fewshot-gan
+include $(IMAGE_HALVES:%=pipelines/%.mk)

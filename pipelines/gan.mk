@@ -1,6 +1,6 @@
-# gan.mk — the demo's image half (issue #8), included by pipelines/demo.mk.
+# gan.mk — the demo's GAN image half, included by pipelines/demo.mk (IMAGE_HALVES).
 #
-#   make demo                                     runs it through DEMO_EXTRA (demo.mk)
+#   make demo                                     runs it before the report (IMAGE_HALVES=gan)
 #   make -f pipelines/demo.mk gan                 only this half (after the feature half)
 #   make -f pipelines/demo.mk gan GAN_PRE_STEPS=10000 GAN_FT_STEPS=2000  a longer run
 #   make -f pipelines/demo.mk experiment-fewshot  the few-shot table (long; not in tests)
@@ -13,8 +13,8 @@
 #  10 gan-sample  l2-sample G_ema on the held-out captions; CLIP features of the samples;
 #                 l2-fid (feature streams) against the held-out images; the HTML section
 #                 $(OUT)/extra/50-gan.html (prompt beside its images) for report.sh
-# Uses from demo.mk: BIN, W, OUT, DATASET, MODEL, VOCAB, SEED, step, timed, $(W)/.stored,
-# $(W)/test-captions.txt.l2f, $(W)/test-images.l2f.
+# Uses from demo.mk: BIN, W, P, OUT, DATASET, MODEL, VOCAB, SEED, step, timed, $(W)/.stored,
+# $(W)/test-captions.txt.l2f, $(W)/test-images.l2f, $(P)/images.l2f (the train images).
 
 GAN_RES        ?= 32
 GAN_SIZE       ?= --resolution $(GAN_RES) --channel-base 512 --channel-max 32 --z-dim 64 --w-dim 64 --cond-hidden 64 --map-layers 2
@@ -133,12 +133,12 @@ $(foreach r,$(FS_RUNS),$(eval $(call fs_eval,$(r),$(r),)))
 $(foreach f,$(FS_FRACTIONS),$(eval $(call fs_eval,optimize+mix-$(f),optimize-$(f),--retrieve $(W)/train-captions.idx $(FS_MIX))))
 
 # references: real train images vs held-out images; held-out images with their primary captions
-$(FS_DIR)/eval-real.tsv: $(W)/train-images.l2f $(W)/test-images.l2f $(W)/.stored
+$(FS_DIR)/eval-real.tsv: $(P)/images.l2f $(W)/test-images.l2f $(W)/.stored
 	mkdir -p $(FS_DIR)
 	$(BIN)/l2-dataset export-features -n image --split test $(DATASET) > $(FS_DIR)/real-test-images.l2f
 	$(BIN)/l2-dataset captions --split test --primary --keys $(DATASET) | cut -f2 > $(FS_DIR)/real-test-captions.txt
 	$(BIN)/l2-encode-text --quiet -m $(MODEL) --vocab $(VOCAB) $(FS_DIR)/real-test-captions.txt > $(FS_DIR)/real-test-captions.l2f
-	printf '%s\t%s\n' "$$($(BIN)/l2-fid $(W)/train-images.l2f $(W)/test-images.l2f | sed -n 's/^FID: //p')" \
+	printf '%s\t%s\n' "$$($(BIN)/l2-fid $(P)/images.l2f $(W)/test-images.l2f | sed -n 's/^FID: //p')" \
 		"$$(L2_BIN=$(BIN) pipelines/clip-score.sh $(FS_DIR)/real-test-images.l2f $(FS_DIR)/real-test-captions.l2f)" > $@.tmp && mv $@.tmp $@
 
 FS_ROWS := $(FS_RUNS) $(FS_FRACTIONS:%=optimize+mix-%)
@@ -152,6 +152,7 @@ $(FS_DIR)/fewshot.tsv: $(FS_ROWS:%=$(FS_DIR)/eval-%.tsv) $(FS_DIR)/eval-real.tsv
 	  echo 'mixing at sampling: $(FS_MIX) over the train captions'; echo "dataset: $(DATASET); CLIP: $(MODEL)"; \
 	  echo "l2: $$($(BIN)/l2-train-gan --version), tree $(FS_TREE)"; } > $(FS_DIR)/settings.txt
 
+experiment-fewshot: experiment-fewshot-gan
 experiment-fewshot-gan: $(FS_DIR)/fewshot.tsv
 	{ echo '<table><tr><th>setting</th><th>pairs</th><th>FD (CLIP features, held-out)</th><th>CLIP score</th><th>pre-training steps</th><th>fine-tuning steps</th></tr>'; \
 	  tail -n +2 $< | awk -F'\t' '{ printf "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", $$1, $$2, $$3, $$4, $$5, $$6 }'; \

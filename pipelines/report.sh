@@ -8,14 +8,16 @@
 # Run by pipelines/demo.mk; reads (W = $OUT/work):
 #   $W/eval-test-captions.tsv, $W/eval-corpus.tsv   l2-dataset eval-retrieval
 #   $W/test-vs-test-captions.nb.tsv, $W/test-vs-corpus.nb.tsv   l2-cat -f tsv of neighbours
-#   $W/pseudo-MODE.tsv                              l2-optimize-pseudo --report-file
+#   $P/report-MODE.tsv                              l2-optimize-pseudo --report-file
+#                                                   (P = $W/pseudo, pipelines/pseudo.mk's outputs)
 #   $W/images-test/KEY                              exported test images
-#   $W/timings.tsv, $W/dataset-stats.tsv, $OUT/extra/*.html (the image half's hook)
-# Environment: OUT W BIN DATASET MODEL CLIP_FLAGS MODES SAMPLES K PSEUDO_K.
+#   $W/timings.tsv, $W/dataset-stats.tsv, $OUT/extra/*.html (the image halves)
+# Environment: OUT W P BIN DATASET MODEL CLIP_FLAGS MODES SAMPLES K PSEUDO_K.
 set -euo pipefail
 
 OUT=${OUT:-demo/out}
 W=${W:-$OUT/work}
+P=${P:-$W/pseudo}
 BIN=${BIN:-build/bin}
 DATASET=${DATASET:-demo/cache/emoji.lmdb}
 MODES=${MODES:-optimize retrieve gaussian}
@@ -62,7 +64,7 @@ eval_row() { # $1 label, $2 eval tsv
 
 pseudo_rows() {
 	for m in $MODES; do
-		local f=$W/pseudo-$m.tsv
+		local f=$P/report-$m.tsv
 		[ -f "$f" ] || continue
 		awk -F'\t' -v m="$m" '$1 == "all" {
 			f = "%.4f"
