@@ -1,4 +1,4 @@
-/* parallel.c — parallel-for, numbered workers, a background task, BLAS threads (see parallel.h). */
+/* parallel.c — parallel-for, numbered workers, a pool, a background task, BLAS threads (see parallel.h). */
 #include "core/parallel.h"
 #include "core/util.h"
 
@@ -90,6 +90,107 @@ void l2_parallel_workers(int nworkers, L2WorkerFn fn, void *ctx)
 		if (k[w].started) pthread_join(k[w].th, NULL);
 	free(k);
 	l2_blas_threads(blas_was);
+}
+
+/* ---- a pool of waiting workers -------------------------------------------------------- */
+
+struct L2Pool {
+	int n;                    /* workers, the caller included */
+	Worker *k;                /* (n): fn/ctx of the current run; started */
+	void (*thread_exit)(void);
+	pthread_mutex_t mu;
+	pthread_cond_t go, done;
+	unsigned long gen;        /* runs handed out so far */
+	int ndone, quit;
+};
+
+typedef struct {
+	L2Pool *p;
+	int w;
+} PoolArg;
+
+static void *pool_main(void *arg)
+{
+	L2Pool *p = ((PoolArg *)arg)->p;
+	int w = ((PoolArg *)arg)->w;
+	free(arg);
+	unsigned long seen = 0;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (p->gen == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
+		if (p->quit) break;
+		seen = p->gen;
+		pthread_mutex_unlock(&p->mu);
+		p->k[w].fn(p->k[w].ctx, w);
+		pthread_mutex_lock(&p->mu);
+		p->ndone++;
+		pthread_cond_signal(&p->done);
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (p->thread_exit) p->thread_exit();
+	return NULL;
+}
+
+L2Pool *l2_pool_new(int nworkers, void (*thread_exit)(void))
+{
+	L2Pool *p = l2_calloc(1, sizeof *p);
+	p->n = nworkers > 1 ? nworkers : 1;
+	p->k = l2_calloc((size_t)p->n, sizeof *p->k);
+	p->thread_exit = thread_exit;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->go, NULL);
+	pthread_cond_init(&p->done, NULL);
+	for (int w = 1; w < p->n; w++) {
+		PoolArg *a = l2_malloc(sizeof *a);
+		*a = (PoolArg){p, w};
+		p->k[w].started = pthread_create(&p->k[w].th, NULL, pool_main, a) == 0;
+		if (!p->k[w].started) free(a);
+	}
+	return p;
+}
+
+int l2_pool_workers(const L2Pool *p) { return p->n; }
+
+void l2_pool_run(L2Pool *p, L2WorkerFn fn, void *ctx)
+{
+	if (p->n == 1) {
+		fn(ctx, 0);
+		return;
+	}
+	int blas_was = l2_blas_threads(1), nstarted = 0;
+	pthread_mutex_lock(&p->mu);
+	for (int w = 0; w < p->n; w++) {
+		p->k[w].fn = fn;
+		p->k[w].ctx = ctx;
+		nstarted += w > 0 && p->k[w].started;
+	}
+	p->ndone = 0;
+	p->gen++;
+	pthread_cond_broadcast(&p->go);
+	pthread_mutex_unlock(&p->mu);
+	fn(ctx, 0);
+	for (int w = 1; w < p->n; w++)
+		if (!p->k[w].started) fn(ctx, w); /* its thread could not start */
+	pthread_mutex_lock(&p->mu);
+	while (p->ndone < nstarted) pthread_cond_wait(&p->done, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	l2_blas_threads(blas_was);
+}
+
+void l2_pool_free(L2Pool *p)
+{
+	if (!p) return;
+	pthread_mutex_lock(&p->mu);
+	p->quit = 1;
+	pthread_cond_broadcast(&p->go);
+	pthread_mutex_unlock(&p->mu);
+	for (int w = 1; w < p->n; w++)
+		if (p->k[w].started) pthread_join(p->k[w].th, NULL);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->go);
+	pthread_cond_destroy(&p->done);
+	free(p->k);
+	free(p);
 }
 
 /* ---- a background task ---------------------------------------------------------- */

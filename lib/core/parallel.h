@@ -7,13 +7,17 @@
  *     static void work(void *ctx, int w) { ... claim work, scratch[w] ... }
  *     l2_parallel_workers(nw, work, &ctx);            // work(ctx, 0 .. nw-1), BLAS on 1 thread
  *
+ *     L2Pool *p = l2_pool_new(nw, NULL);              // the same with threads kept between
+ *     for (...) l2_pool_run(p, work, &ctx);           // calls (many small calls: a sampler)
+ *     l2_pool_free(p);
+ *
  * The calling thread always does a share (range 0, worker 0), so one thread
  * means no thread is created.
  *
  * Failure policy, the same everywhere: a thread that cannot be created is not
  * an error.  Its share runs on the calling thread once the others are
- * started (l2_parallel_for, l2_parallel_workers), or at once
- * (l2_task_start).  Results do not depend on which thread ran what, so they
+ * started (l2_parallel_for, l2_parallel_workers, every l2_pool_run of a pool
+ * that could not start it), or at once (l2_task_start).  Results do not depend on which thread ran what, so they
  * stay the same; only time changes.  Work functions must therefore not wait
  * for each other (no barriers between workers).
  *
@@ -40,6 +44,19 @@ void l2_parallel_for(size_t n, size_t min_chunk, L2ParallelFn fn, void *ctx);
  * OpenBLAS runs on one thread meanwhile (when nworkers > 1). */
 typedef void (*L2WorkerFn)(void *ctx, int worker);
 void l2_parallel_workers(int nworkers, L2WorkerFn fn, void *ctx);
+
+/* A pool of nworkers - 1 threads kept waiting between runs (worker 0 is the
+ * caller): l2_parallel_workers without a thread creation per call.
+ * thread_exit (may be NULL) runs on each pool thread as it ends, for
+ * per-thread buffers.  One run at a time; fn must not call l2_pool_run. */
+typedef struct L2Pool L2Pool;
+L2Pool *l2_pool_new(int nworkers, void (*thread_exit)(void));
+int l2_pool_workers(const L2Pool *p);
+/* fn(ctx, w) once for each w in 0 .. nworkers-1; returns when all have.
+ * OpenBLAS runs on one thread meanwhile (when nworkers > 1). */
+void l2_pool_run(L2Pool *p, L2WorkerFn fn, void *ctx);
+/* Ends the threads (after running thread_exit on each) and frees p; NULL is fine. */
+void l2_pool_free(L2Pool *p);
 
 /* fn(arg) on a thread of its own beside the caller's work; l2_task_join
  * waits for it.  Runs fn at once, on the caller, if no thread can start. */

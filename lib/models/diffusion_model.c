@@ -24,10 +24,10 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/parallel.h"
 #include "core/util.h"
 #include "io/safetensors.h"
 #include "nn/ckpt.h"
@@ -57,7 +57,6 @@ typedef struct Worker {
 	const double *sigma;
 	float *out;
 	int b0, b1;
-	pthread_t th;
 } Worker;
 
 struct L2DiffusionModel {
@@ -72,12 +71,10 @@ struct L2DiffusionModel {
 	MBlock *blk;              /* encoder then decoder Blocks */
 	int nenc, ndec;
 	float *zero;              /* a zero bias for l2_conv2d */
-	/* thread pool (workers 1..nw-1; worker 0 is the caller) */
+	/* workers (0 is the caller) on a pool of threads kept between calls */
 	int nw;
 	Worker *wk;
-	pthread_mutex_t mu;
-	pthread_cond_t go, done;
-	int gen, ndone, quit, started;
+	L2Pool *pool;
 };
 
 const L2DiffusionConfig *l2_diffusion_model_config(const L2DiffusionModel *m) { return &m->c; }
@@ -151,9 +148,6 @@ L2DiffusionModel *l2_diffusion_model_from(L2Diffusion *src)
 		k->qkv = b->qkv >= 0 ? wn_copy(p[b->qkv], 1) : NULL;
 		k->proj = b->proj >= 0 ? wn_copy(p[b->proj], SQRT_HALF) : NULL;
 	}
-	pthread_mutex_init(&m->mu, NULL);
-	pthread_cond_init(&m->go, NULL);
-	pthread_cond_init(&m->done, NULL);
 	return m;
 }
 
@@ -191,18 +185,9 @@ static void worker_free(Worker *w)
 void l2_diffusion_model_free(L2DiffusionModel *m)
 {
 	if (!m) return;
-	if (m->started) {
-		pthread_mutex_lock(&m->mu);
-		m->quit = 1;
-		pthread_cond_broadcast(&m->go);
-		pthread_mutex_unlock(&m->mu);
-		for (int t = 1; t < m->nw; t++) pthread_join(m->wk[t].th, NULL);
-	}
+	l2_pool_free(m->pool);
 	for (int t = 0; t < m->nw; t++) worker_free(&m->wk[t]);
 	free(m->wk);
-	pthread_mutex_destroy(&m->mu);
-	pthread_cond_destroy(&m->go);
-	pthread_cond_destroy(&m->done);
 	for (int i = 0; i < m->nenc + m->ndec; i++) {
 		MBlock *k = &m->blk[i];
 		l2_free_aligned(k->conv0.w), l2_free_aligned(k->conv1.w), l2_free_aligned(k->emb);
@@ -569,25 +554,7 @@ static void run(Worker *w)
 	w->b0 = b0, w->b1 = b1;
 }
 
-static void *worker_main(void *arg)
-{
-	Worker *w = arg;
-	L2DiffusionModel *m = w->m;
-	int seen = 0;
-	pthread_mutex_lock(&m->mu);
-	for (;;) {
-		while (m->gen == seen && !m->quit) pthread_cond_wait(&m->go, &m->mu);
-		if (m->quit) break;
-		seen = m->gen;
-		pthread_mutex_unlock(&m->mu);
-		run(w);
-		pthread_mutex_lock(&m->mu);
-		if (++m->ndone == m->nw - 1) pthread_cond_signal(&m->done);
-	}
-	pthread_mutex_unlock(&m->mu);
-	l2_conv_scratch_free();
-	return NULL;
-}
+static void run_worker(void *m, int t) { run(&((L2DiffusionModel *)m)->wk[t]); }
 
 void l2_diffusion_model_denoise(L2DiffusionModel *m, const float *x, const double *sigma, const float *cond, int N,
 				float *out)
@@ -599,9 +566,7 @@ void l2_diffusion_model_denoise(L2DiffusionModel *m, const float *x, const doubl
 		m->nw = l2_threads > 1 ? (l2_threads < 64 ? l2_threads : 64) : 1;
 		m->wk = l2_calloc((size_t)m->nw, sizeof(Worker));
 		for (int t = 0; t < m->nw; t++) m->wk[t].m = m;
-		for (int t = 1; t < m->nw; t++)
-			if (pthread_create(&m->wk[t].th, NULL, worker_main, &m->wk[t])) l2_die("cannot start a thread");
-		m->started = m->nw > 1;
+		m->pool = l2_pool_new(m->nw, l2_conv_scratch_free); /* a pool thread's conv buffers go with it */
 	}
 	int nt = m->nw < N ? m->nw : N;
 	for (int t = 0; t < m->nw; t++) {
@@ -610,21 +575,7 @@ void l2_diffusion_model_denoise(L2DiffusionModel *m, const float *x, const doubl
 		w->b0 = t < nt ? (int)((long)N * t / nt) : N;
 		w->b1 = t < nt ? (int)((long)N * (t + 1) / nt) : N;
 	}
-	if (m->nw == 1) {
-		run(&m->wk[0]);
-		return;
-	}
-	openblas_set_num_threads(1);
-	pthread_mutex_lock(&m->mu);
-	m->ndone = 0;
-	m->gen++;
-	pthread_cond_broadcast(&m->go);
-	pthread_mutex_unlock(&m->mu);
-	run(&m->wk[0]);
-	pthread_mutex_lock(&m->mu);
-	while (m->ndone < m->nw - 1) pthread_cond_wait(&m->done, &m->mu);
-	pthread_mutex_unlock(&m->mu);
-	openblas_set_num_threads(l2_threads);
+	l2_pool_run(m->pool, run_worker, m); /* OpenBLAS on one thread meanwhile */
 }
 
 /* ---- the sampler's network callback ------------------------------------------------------------- */

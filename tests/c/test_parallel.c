@@ -1,6 +1,7 @@
 /* test_parallel.c — lib/core/parallel.c: every index and every worker exactly once, for
- * any thread count; the same when threads cannot be created (the failure policy: their
- * share runs on the caller); OpenBLAS's thread count restored exactly. */
+ * any thread count, in one-shot regions and in a pool kept across runs; the same when
+ * threads cannot be created (the failure policy: their share runs on the caller);
+ * OpenBLAS's thread count restored exactly. */
 #include "check.h"
 #include "core/parallel.h"
 #include "core/util.h"
@@ -93,6 +94,30 @@ static void test_threads_that_cannot_start_run_on_the_caller(void)
 	l2_threads = 1;
 }
 
+static atomic_int exits;
+static void count_exit(void) { atomic_fetch_add(&exits, 1); }
+
+static void test_pool_runs_each_worker_once_per_run(void)
+{
+	for (int n = 1; n <= 9; n += 4) {
+		atomic_store(&exits, 0);
+		atomic_store(&fail_creates, n == 9 ? 3 : 0); /* 9 workers: 3 threads fail to start */
+		L2Pool *p = l2_pool_new(n, count_exit);
+		atomic_store(&fail_creates, 0);
+		CHECK(l2_pool_workers(p) == n);
+		for (int run = 0; run < 50; run++) {
+			l2_blas_threads(2);
+			l2_pool_run(p, count_worker, NULL);
+			CHECK_MSG(each_once((size_t)n), "%d workers, run %d", n, run);
+			CHECK(openblas_get_num_threads() == 2);
+			for (int w = 0; w < n && n > 1; w++) CHECK(blas_inside[w] == 1);
+		}
+		l2_pool_free(p);
+		CHECK_MSG(atomic_load(&exits) == (n == 9 ? 5 : n - 1), "%d thread exits for %d workers", atomic_load(&exits), n);
+	}
+	l2_pool_free(NULL);
+}
+
 static void set_flag(void *arg) { *(int *)arg = 42; }
 
 static void test_task_runs_once_started_or_not(void)
@@ -115,6 +140,7 @@ int main(void)
 	RUN(test_for_covers_every_index_once);
 	RUN(test_workers_each_once_with_blas_on_one_thread);
 	RUN(test_threads_that_cannot_start_run_on_the_caller);
+	RUN(test_pool_runs_each_worker_once_per_run);
 	RUN(test_task_runs_once_started_or_not);
 	return check_done();
 }
