@@ -88,6 +88,7 @@ CAPTIONS     := $(W)/corpus.txt
 IMAGE_FLAGS  := $(PROGRESS) --background $(BACKGROUND)
 TEXT_FLAGS   := $(PROGRESS)
 STORE        := 0
+GAUSSIAN_INPUT := neighbors
 PSEUDO_FLAGS += $(PROGRESS)
 STAGE_encode := 3/7
 STAGE_index  := 4/7

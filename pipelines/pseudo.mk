@@ -16,7 +16,7 @@
 #                           schemas/dataset.md; DATASET= names another (existing) dataset
 #
 # Variables: IMAGES CAPTIONS MODEL VOCAB OUT K MODES PSEUDO_FLAGS IMAGE_FLAGS TEXT_FLAGS
-# STORE DATASET BUILD BIN.  Every output appears by rename: an interrupted run leaves no half
+# GAUSSIAN_INPUT STORE DATASET BUILD BIN.  Every output appears by rename: an interrupted run leaves no half
 # file.
 #
 # Included by another makefile (pipelines/demo.mk does), the rules are the same; set before
@@ -100,10 +100,16 @@ $(PSEUDO_OUT)/images.l2f: $(if $(IMAGES),$(shell find $(IMAGES) -type f 2>/dev/n
 endif
 
 # ---- pseudo text features ----------------------------------------------------------
+# gaussian needs only the image features.  GAUSSIAN_INPUT=neighbors makes it read the
+# retrieved neighbours instead, like the other modes: the same features, and a report that
+# also gives the cosine to the retrieved captions (the demo's report shows it).
+GAUSSIAN_INPUT ?= images
+ifneq ($(GAUSSIAN_INPUT),neighbors)
 $(PSEUDO_OUT)/pseudo-gaussian.l2f: $(PSEUDO_OUT)/images.l2f
 	$(call PSEUDO_STEP,pseudo,pseudo features: gaussian)
 	$(call PSEUDO_TIMED,pseudo-gaussian,$(PSEUDO_BIN)l2-optimize-pseudo --mode gaussian $(PSEUDO_FLAGS) --report-file $(PSEUDO_OUT)/report-gaussian.tsv $< > $@.tmp)
 	mv $@.tmp $@
+endif
 
 $(PSEUDO_OUT)/pseudo-%.l2f: $(PSEUDO_OUT)/images.l2f $(PSEUDO_OUT)/captions.idx/.built
 	$(call PSEUDO_STEP,pseudo,pseudo features: $*)
