@@ -32,7 +32,7 @@
  * (tests/ref/make_diffusion.py): "emb.fourier.freqs", "enc.32x32_block0.conv0.weight",
  * "dec.8x8_in0.qkv.weight", "out.gain", "logvar.linear.weight", ...
  *
- * The network is written so issue-14 extensions slot in: `patch` (space-to-depth of
+ * The network is written so the 64x64 and latent extensions slot in: `patch` (space-to-depth of
  * the input, depth-to-space of the output: the U-Net then sees res / patch pixels of
  * cimg * patch^2 channels) is in the config and refused above 1 today; a block's
  * attention takes only its own pixels as keys today, and condition tokens would
