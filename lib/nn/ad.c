@@ -12,6 +12,9 @@
 
 #include <cblas.h>
 #include <math.h>
+#ifndef L2_AD_DOUBLE
+#include "nn/simd.h"
+#endif
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1091,6 +1094,21 @@ static void unary_bw(AdGraph *g, AdNode *nd)
 			adr d = dy[i] * (sg + (adr)1.702 * xv[i] * sg * (1 - sg));
 			dx[i] = fr ? d : dx[i] + d;
 		}
+	} else if (op == U_SILU) {
+		/* d/dx x s(x) = s (1 + x (1 - s)), s = 1 / (1 + e^-x) */
+		size_t i = 0;
+#ifndef L2_AD_DOUBLE
+		for (; i + 16 <= n; i += 16) {
+			V16 v = vld(xv + i), sg = 1.0f / (1.0f + vexp(-v));
+			V16 d = vld(dy + i) * (sg * (1.0f + v * (1.0f - sg)));
+			vst(dx + i, fr ? d : vld(dx + i) + d);
+		}
+#endif
+		for (; i < n; i++) {
+			adr sg = 1 / (1 + AD_EXP(-xv[i]));
+			adr d = dy[i] * (sg * (1 + xv[i] * (1 - sg)));
+			dx[i] = fr ? d : dx[i] + d;
+		}
 	} else if (op == U_AFFINE) {
 		adr a = (adr)p0;
 		if (fr)
@@ -1140,6 +1158,16 @@ static AdTensor *unary(AdGraph *g, AdTensor *x, int op, double p0, double p1)
 	} else if (op == U_LEAKY) {
 		adr b = (adr)p0;
 		for (size_t i = 0; i < n; i++) yv[i] = xv[i] > 0 ? xv[i] : b * xv[i];
+	} else if (op == U_SILU) {
+		size_t i = 0;
+#ifndef L2_AD_DOUBLE
+		/* vectorised exp (lib/nn/simd.h, within 2 ulp of expf) */
+		for (; i + 16 <= n; i += 16) {
+			V16 v = vld(xv + i);
+			vst(yv + i, v / (1.0f + vexp(-v)));
+		}
+#endif
+		for (; i < n; i++) yv[i] = xv[i] / (1 + AD_EXP(-xv[i]));
 	} else if (op == U_CLAMP) {
 		adr lo = (adr)p0, hi = (adr)p1;
 		for (size_t i = 0; i < n; i++) yv[i] = xv[i] < lo ? lo : xv[i] > hi ? hi : xv[i];
@@ -1616,6 +1644,62 @@ static void conv1_bw(AdGraph *g, AdNode *nd)
 	conv_core_bw(g, &c, nd->aux, w->v, gZ, dw, dx, 0);
 }
 
+/* groups == 1, large planes (P >= CONV_PI_MIN): one GEMM per image straight between the
+ * NCHW tensors, so neither the output nor its gradient is copied to or from a [O, N*P]
+ * buffer (that copy cost more than the GEMMs' gain from a wider N at these sizes).  aux:
+ * the per-image columns col[N][K][P] (NULL for 1x1 stride-1 convolutions: x itself); ip as
+ * conv_bw. */
+#define CONV_PI_MIN 256
+static void conv_pi_bw(AdGraph *g, AdNode *nd)
+{
+	AdTensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
+	const int *ip = nd->ip;
+	ConvGeom c = {ip[0], ip[1], ip[2], ip[3], ip[4], ip[5], ip[6], ip[7], ip[8], ip[10], ip[11]};
+	size_t K = cg_K(&c), P = cg_P(&c), HW = (size_t)c.H * c.W;
+	const adr *col = nd->aux;
+	int fr;
+	adr *dx = Gf(g, x, &fr), *dw = G(g, w), *db = G(g, b);
+	for (int n = 0; n < c.N; n++) {
+		const adr *gy = y->g + (size_t)n * c.O * P;
+		if (db)
+			for (int o = 0; o < c.O; o++) {
+				double a = 0;
+				for (size_t p = 0; p < P; p++) a += gy[(size_t)o * P + p];
+				db[o] += (adr)a;
+			}
+		if (dw) ad_gemm(0, 1, c.O, (int)K, (int)P, 1, gy, (int)P, col ? col + (size_t)n * K * P : x->v + (size_t)n * c.C * HW,
+				(int)P, 1, dw, (int)K);
+	}
+	if (!dx) return;
+	if (!col) { /* 1x1: dx = w^T gy */
+		for (int n = 0; n < c.N; n++)
+			ad_gemm(1, 0, c.C, (int)P, c.O, 1, w->v, c.C, y->g + (size_t)n * c.O * P, (int)P, fr ? 0 : 1,
+				dx + (size_t)n * c.C * HW, (int)P);
+		return;
+	}
+	if (c.st == 1 && c.kh == c.kw && c.pad <= c.kh - 1) {
+		/* the correlation of gy with the flipped, transposed weight (conv_core_bw) */
+		int k = c.kh, k2 = k * k, Kt = c.O * k2;
+		adr *wt = ad_scratch(g, (size_t)c.C * Kt * sizeof(adr));
+		for (int o = 0; o < c.O; o++)
+			for (int ci = 0; ci < c.C; ci++)
+				for (int t = 0; t < k2; t++)
+					wt[(size_t)ci * Kt + (size_t)o * k2 + t] = w->v[((size_t)o * c.C + ci) * k2 + (k2 - 1 - t)];
+		adr *colg = ad_scratch(g, (size_t)Kt * HW * sizeof(adr));
+		for (int n = 0; n < c.N; n++) {
+			im2col_cs(y->g + (size_t)n * c.O * P, P, c.O, c.OH, c.OW, k, k, 1, k - 1 - c.pad, c.H, c.W, colg, HW);
+			ad_gemm(0, 0, c.C, (int)HW, Kt, 1, wt, Kt, colg, (int)HW, fr ? 0 : 1, dx + (size_t)n * c.C * HW, (int)HW);
+		}
+		return;
+	}
+	if (fr) memset(dx, 0, x->n * sizeof(adr));
+	adr *dcol = ad_scratch(g, K * P * sizeof(adr));
+	for (int n = 0; n < c.N; n++) {
+		ad_gemm(1, 0, (int)K, (int)P, c.O, 1, w->v, (int)K, y->g + (size_t)n * c.O * P, (int)P, 0, dcol, (int)P);
+		col2im(dcol, c.C, c.H, c.W, c.kh, c.kw, c.st, c.pad, c.OH, c.OW, dx + (size_t)n * c.C * HW, P);
+	}
+}
+
 /* ip: N, C, H, W, O, kh, kw, stride, pad, groups, OH, OW */
 static void conv_bw(AdGraph *g, AdNode *nd)
 {
@@ -1673,6 +1757,30 @@ AdTensor *ad_conv2d(AdGraph *g, AdTensor *x, AdTensor *w, AdTensor *b, int strid
 	int cg = C / groups, og = O / groups, K = cg * kh * kw, P = OH * OW;
 	int direct = kh == 1 && kw == 1 && stride == 1 && pad == 0;
 	AdTensor *y = ad_tensor(g, 4, (int[]){N, O, OH, OW});
+	if (groups == 1 && P >= CONV_PI_MIN) {
+		/* large planes: one GEMM per image (conv_pi_bw); the columns are kept for dw */
+		adr *colp = direct ? NULL : ad_scratch(g, (size_t)N * K * P * sizeof(adr));
+		for (int n = 0; n < N; n++) {
+			const adr *xs = x->v + (size_t)n * C * H * W, *cn = xs;
+			adr *ys = y->v + (size_t)n * O * P;
+			if (!direct) {
+				adr *cc = colp + (size_t)n * K * P;
+				im2col(xs, C, H, W, kh, kw, stride, pad, OH, OW, cc, (size_t)P);
+				cn = cc;
+			}
+			if (b)
+				for (int o = 0; o < O; o++)
+					for (int p = 0; p < P; p++) ys[(size_t)o * P + p] = b->v[o];
+			ad_gemm(0, 0, O, P, K, 1, w->v, K, cn, P, b ? 1 : 0, ys, P);
+		}
+		if (needs(g, y, x, w, b)) {
+			AdNode *nd = record(g, conv_pi_bw, y, x, w, b);
+			int ip[12] = {N, C, H, W, O, kh, kw, stride, pad, groups, OH, OW};
+			memcpy(nd->ip, ip, sizeof ip);
+			nd->aux = colp;
+		}
+		return y;
+	}
 	if (groups == 1 && N > 1) {
 		/* the whole batch in one GEMM; the columns are kept for dw */
 		ConvGeom c = {N, C, H, W, O, kh, kw, stride, pad, OH, OW};

@@ -413,6 +413,31 @@ static void test_conv2d(void)
 		CHECK_CLOSE(y->v[((n * O + o) * y->shape[2] + oy) * y->shape[3] + ox], s, 1e-12, 1e-12);
 		free_params(p, 3);
 	}
+	/* planes of >= 256 outputs take one GEMM per image (conv_pi_bw): 3x3 stride 1 (dx by
+	 * the flipped weight), 1x1 (x itself as the columns), 3x3 stride 2 (col2im) */
+	int big[][4] = {{1, 1, 3, 16}, {1, 0, 1, 16}, {2, 1, 3, 32}};
+	for (int c = 0; c < 3; c++) {
+		cv_stride = big[c][0], cv_pad = big[c][1], cv_groups = 1;
+		int k = big[c][2], R = big[c][3];
+		AdTensor *p[3] = {MKP("x", 1, 0, 2, 2, R, R), P("w", 4, SH(3, 2, k, k), 0.5, 0), MKP("b", 1, 0, 3)};
+		char name[48];
+		snprintf(name, sizeof name, "conv2d per image s%d k%d %dx%d", cv_stride, k, R, R);
+		gradcheck(name, f_conv, 3, p);
+		ad_graph_reset(G0);
+		AdTensor *y = ad_conv2d(G0, p[0], p[1], p[2], cv_stride, cv_pad, 1);
+		int OH = y->shape[2];
+		/* one element by a direct sum */
+		double s = p[2]->v[2];
+		for (int ci = 0; ci < 2; ci++)
+			for (int i = 0; i < k; i++)
+				for (int j = 0; j < k; j++) {
+					int iy = (OH - 1) * cv_stride - cv_pad + i, ix = 3 * cv_stride - cv_pad + j;
+					if (iy < 0 || iy >= R || ix < 0 || ix >= R) continue;
+					s += p[1]->v[((2 * 2 + ci) * k + i) * k + j] * p[0]->v[((1 * 2 + ci) * R + iy) * R + ix];
+				}
+		CHECK_CLOSE(y->v[((1 * 3 + 2) * OH + OH - 1) * OH + 3], s, 1e-12, 1e-12);
+		free_params(p, 3);
+	}
 }
 
 static int rs_mode;
