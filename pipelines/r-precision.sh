@@ -50,7 +50,7 @@ rm -rf "$work/captions.idx"
 if [ $real = 1 ]; then
 	samples=$work/real
 	rm -rf "$samples"
-	"$bin/l2-dataset" export-images --rgb --split "$split" -o "$samples" "$ds"
+	"$bin/l2-dataset" export-images --quiet --rgb --split "$split" -o "$samples" "$ds"
 elif [ -z "$samples" ]; then
 	# one sample per held-out image, of its primary caption, saved as DIR/KEY
 	"$bin/l2-dataset" captions --split "$split" --primary --keys "$ds" > "$work/primary.tsv"
@@ -67,5 +67,7 @@ elif [ -z "$samples" ]; then
 	done < "$work/primary.tsv"
 fi
 "$bin/l2-encode-images" --quiet -m "$clip" "$samples" > "$work/samples.l2f"
-"$bin/l2-retrieve" -i "$work/captions.idx" -k 10 "$work/samples.l2f" |
+k=$(wc -l < "$work/captions.txt")
+[ "$k" -gt 10 ] && k=10
+"$bin/l2-retrieve" -i "$work/captions.idx" -k "$k" "$work/samples.l2f" |
 	"$bin/l2-dataset" eval-retrieval --split "$split" "$ds"
