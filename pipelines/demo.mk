@@ -22,7 +22,7 @@
 # outputs in $(W)/pseudo/ (train images -> pseudo text features is what it does for any
 # image folder); the held-out half, the scores and the store are this file's.
 #
-# The image halves: IMAGE_HALVES names makefiles pipelines/NAME.mk (default: gan), each
+# The image halves: IMAGE_HALVES names makefiles pipelines/NAME.mk (default: gan diffusion), each
 # included here and providing a target NAME that runs after step 6 and writes
 # $(OUT)/extra/NN-NAME.html, which the report includes in name order.  A half may also add
 # prerequisites to experiment-fewshot.  Uses from here: BIN, W, OUT, DATASET, MODEL, VOCAB,
@@ -66,7 +66,7 @@ PSEUDO_K     ?= 8
 MODES        ?= optimize retrieve gaussian
 PSEUDO_FLAGS ?= --seed $(SEED)
 SAMPLES      ?= 24
-IMAGE_HALVES ?= gan
+IMAGE_HALVES ?= gan diffusion
 PROGRESS     ?= --progress
 BACKGROUND   ?= 255,255,255
 
@@ -203,5 +203,6 @@ $(OUT)/report.html: retrieve pseudo $(IMAGE_HALVES) $(W)/dataset-stats.tsv | $(W
 clean-out:
 	rm -rf $(OUT)
 
-# the image halves (see the top): gan.mk has gan, gan-pre, gan-ft, experiment-fewshot-gan
+# the image halves (see the top): gan.mk has gan, gan-pre, gan-ft, experiment-fewshot-gan;
+# diffusion.mk has diffusion, diffusion-pre, diffusion-ft, experiment-diffusion
 include $(IMAGE_HALVES:%=pipelines/%.mk)

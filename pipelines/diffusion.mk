@@ -1,7 +1,7 @@
 # diffusion.mk — the demo's diffusion half, beside the GAN half (pipelines/gan.mk); included by
 # pipelines/demo.mk.
 #
-#   make demo                                      runs it through DEMO_EXTRA (demo.mk)
+#   make demo                                      runs it through IMAGE_HALVES (demo.mk)
 #   make -f pipelines/demo.mk diffusion            only this half (after the feature half)
 #   make -f pipelines/demo.mk diffusion DIFF_PRESET=small DIFF_PRE_STEPS=6000   a longer run
 #
@@ -20,8 +20,8 @@
 
 DIFF_PRESET    ?= tiny
 DIFF_BATCH     ?= 32
-DIFF_PRE_STEPS ?= 1500
-DIFF_FT_STEPS  ?= 400
+DIFF_PRE_STEPS ?= 1000
+DIFF_FT_STEPS  ?= 300
 DIFF_PAIRS     ?= 0.1
 DIFF_TICK      ?= 250
 DIFF_LR        ?= 0.004
@@ -83,3 +83,4 @@ $(OUT)/extra/60-diffusion.html: $(W)/diff-fd.txt
 	  echo '<p>Fine-tuning samples at the last tick (rows: held-out captions, real image first) and the loss curves (mean squared error per noise level, the learned u(&sigma;), the objective) of pre-training and fine-tuning:</p>'; \
 	  echo '<img src="img/diffusion/train-grid.png"> <img src="img/diffusion/pre-loss.png" width="380"> <img src="img/diffusion/ft-loss.png" width="380">'; \
 	} > $@.tmp && mv $@.tmp $@
+
