@@ -112,7 +112,7 @@ ifneq ($(strip $(FLAGS_NOW)),$(strip $(FLAGS_OLD)))
 $(shell mkdir -p $(BUILD) && echo '$(FLAGS_NOW)' > $(BUILD)/.flags)
 endif
 
-.PHONY: all deps test check check-gpu unit bats bench demo goldens install uninstall clean experiment-fewshot fuzz fuzzers
+.PHONY: all deps test check check-gpu unit bats bench demo goldens install uninstall clean experiment-fewshot experiment-diffusion fuzz fuzzers
 all: $(BUILD)/libl2.a $(BINS) $(TESTS) $(REPLAYS) $(CUDA_SO) $(VOCAB)
 
 $(VOCAB): $(VOCAB_SRC)
@@ -206,6 +206,11 @@ experiment-fewshot:
 	@tools/install-deps.sh demo
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -f pipelines/demo.mk BUILD=$(BUILD) experiment-fewshot
+
+experiment-diffusion:
+	@tools/install-deps.sh demo
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f pipelines/demo.mk BUILD=$(BUILD) experiment-diffusion
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/l2

@@ -4,6 +4,8 @@
 #   make demo                                      runs it through IMAGE_HALVES (demo.mk)
 #   make -f pipelines/demo.mk diffusion            only this half (after the feature half)
 #   make -f pipelines/demo.mk diffusion DIFF_PRESET=small DIFF_PRE_STEPS=6000   a longer run
+#   make -f pipelines/demo.mk experiment-diffusion BUDGET=600   the quality experiment
+#                  (pipelines/experiment-diffusion.sh -> bench/results/diffusion.md; long)
 #
 # Steps:
 #   diffusion 1/3  l2-train-diffusion language-free on the train images with the optimised pseudo
@@ -31,7 +33,7 @@ DIFF_SAMPLE    ?= --sampler dpmpp-2m --steps 16 --guidance 2
 DIFF_SAMPLES   ?= 16
 DIFF_N         ?= 4
 
-.PHONY: diffusion diffusion-pre diffusion-ft
+.PHONY: diffusion diffusion-pre diffusion-ft experiment-diffusion
 diffusion: $(OUT)/extra/60-diffusion.html
 
 $(W)/diff-pre/.done: $(W)/.stored
@@ -84,3 +86,7 @@ $(OUT)/extra/60-diffusion.html: $(W)/diff-fd.txt
 	  echo '<img src="img/diffusion/train-grid.png"> <img src="img/diffusion/pre-loss.png" width="380"> <img src="img/diffusion/ft-loss.png" width="380">'; \
 	} > $@.tmp && mv $@.tmp $@
 
+# the quality experiment (presets, samplers, guidance, GAN at the same budget): its settings
+# are the script's environment (BUDGET, PRESETS, SAMPLERS, STEPS, GUIDANCE, ...)
+experiment-diffusion: $(W)/.stored $(W)/test-images.l2f
+	BIN=$(BIN) DATASET=$(DATASET) MODEL=$(MODEL) VOCAB=$(VOCAB) W=$(W) pipelines/experiment-diffusion.sh

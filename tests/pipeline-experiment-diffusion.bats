@@ -1,0 +1,35 @@
+#!/usr/bin/env bats
+# pipelines/experiment-diffusion.sh end to end at toy size: every table of its report is
+# filled (presets, samplers, guidance, GAN), and a rerun reuses what exists.
+load test_helper
+load gan_fixture
+
+setup_file() {
+	make_gan_fixture "$BATS_FILE_TMPDIR/fx" 48
+	mkdir -p "$BATS_FILE_TMPDIR/clip"
+	"$L2_BUILD/tests/test_clip" --write-models "$BATS_FILE_TMPDIR/clip" > /dev/null
+	export DS=$BATS_FILE_TMPDIR/fx/ds.lmdb CLIP=$BATS_FILE_TMPDIR/clip/openai.safetensors
+}
+
+@test "a toy run fills every table; a rerun reuses trainings and scores" {
+	mkdir -p w
+	l2-dataset export-images --quiet --rgb --split test -o real "$DS"
+	l2-encode-images --quiet -m "$CLIP" real > w/test-images.l2f
+	export BIN=$L2_BUILD/bin DATASET=$DS MODEL=$CLIP VOCAB=$L2_TEST_VOCAB W=$PWD/w EXP=$PWD/exp RESULTS=$PWD/diffusion.md
+	export BUDGET=0.01 PRESETS=tiny EXP_MODEL_PRESET=tiny SAMPLERS="euler heun" STEPS=2 GUIDANCE="1 2" THREADS=1
+	export DIFF_FLAGS="--resolution 16 --channels 8 --mult 1,2 --attn-res none --batch 4 --grid 1x1" GAN_FLAGS="$GAN_TINY"
+	run "$L2_ROOT/pipelines/experiment-diffusion.sh"
+	assert_success
+	assert_output --partial "## (e) GAN against diffusion"
+	grep -q '^| tiny | 10 | ' diffusion.md
+	grep -q '^| heun | 2 | 6 | ' diffusion.md
+	grep -q '^| 2 | 0.2,5 | ' diffusion.md
+	grep -q '^| GAN (demo network, G_ema) | 10 | ' diffusion.md
+	! grep -q 'nan' diffusion.md
+	cp diffusion.md first.md
+	run "$L2_ROOT/pipelines/experiment-diffusion.sh"
+	assert_success
+	refute_output --partial "experiment-diffusion: training"
+	refute_output --partial "experiment-diffusion: scoring"
+	diff <(sed 1,3d first.md) <(sed 1,3d diffusion.md)
+}
