@@ -1,5 +1,6 @@
 /* conv.c — im2col + SGEMM convolution and PyTorch-compatible pooling
- * (see conv.h for the (C, B, H, W) layout). */
+ * (see conv.h for the (C, B, H, W) layout; with L2_CNN_DOUBLE defined, the
+ * convolutions alone in double, through DGEMM). */
 #include "nn/conv.h"
 #include "core/util.h"
 
@@ -19,7 +20,13 @@
 #define COL_BUDGET (1u << 20)
 #endif
 
-static __thread float *scratch;
+#ifdef L2_CNN_DOUBLE
+#define GEMM cblas_dgemm
+#else
+#define GEMM cblas_sgemm
+#endif
+
+static __thread cnnr *scratch;
 static __thread size_t scratch_len;
 
 void *l2_conv_alloc(size_t n)
@@ -35,11 +42,11 @@ void *l2_conv_alloc(size_t n)
 	return p;
 }
 
-static float *scratch_get(size_t n)
+static cnnr *scratch_get(size_t n)
 {
 	if (n > scratch_len) {
 		free(scratch);
-		scratch = l2_conv_alloc(n * sizeof(float));
+		scratch = l2_conv_alloc(n * sizeof(cnnr));
 		scratch_len = n;
 	}
 	return scratch;
@@ -52,7 +59,7 @@ void l2_conv_scratch_free(void)
 	scratch_len = 0;
 }
 
-void l2_conv_fold_bn(L2Conv *c, const float *gamma, const float *beta, const float *mean, const float *var,
+void l2_conv_fold_bn(L2Conv *c, const cnnr *gamma, const cnnr *beta, const cnnr *mean, const cnnr *var,
 		     float eps)
 {
 	size_t k = (size_t)c->cin * c->kh * c->kw;
@@ -60,12 +67,13 @@ void l2_conv_fold_bn(L2Conv *c, const float *gamma, const float *beta, const flo
 		/* float64 for the fold itself: the folded weights are then the
 		 * correctly rounded values of the exact products */
 		double s = gamma[o] / sqrt((double)var[o] + eps);
-		float *w = c->w + (size_t)o * k;
-		for (size_t i = 0; i < k; i++) w[i] = (float)(w[i] * s);
-		c->b[o] = (float)(beta[o] + ((double)c->b[o] - mean[o]) * s);
+		cnnr *w = c->w + (size_t)o * k;
+		for (size_t i = 0; i < k; i++) w[i] = (cnnr)(w[i] * s);
+		c->b[o] = (cnnr)(beta[o] + ((double)c->b[o] - mean[o]) * s);
 	}
 }
 
+#ifndef L2_CNN_DOUBLE
 /* 8-float vectors with GCC/Clang vector extensions: no intrinsics, any target
  * (the helpers are static, so GCC's note about the vector-passing ABI on
  * targets without AVX does not apply) */
@@ -91,11 +99,17 @@ static inline void copy_floats(float *dst, const float *src, int n)
 	for (; i + 8 <= n; i += 8) v8_store(dst + i, v8_load(src + i));
 	for (; i < n; i++) dst[i] = src[i];
 }
+#else
+static inline void copy_floats(cnnr *dst, const cnnr *src, int n)
+{
+	for (int i = 0; i < n; i++) dst[i] = src[i];
+}
+#endif
 
 /* Columns [n0, n0 + nc) of im2col(x): row r = (ci, ky, kx), column
  * n = (b, oy, ox).  col is (K, nc). */
-static void im2col(const L2Conv *c, const float *x, int B, int H, int W, int Ho, int Wo, size_t n0, size_t nc,
-		   float *col)
+static void im2col(const L2Conv *c, const cnnr *x, int B, int H, int W, int Ho, int Wo, size_t n0, size_t nc,
+		   cnnr *col)
 {
 	size_t howo = (size_t)Ho * Wo, end = n0 + nc;
 	size_t b_start = n0 / howo, rem = n0 % howo;
@@ -106,18 +120,18 @@ static void im2col(const L2Conv *c, const float *x, int B, int H, int W, int Ho,
 	for (int ci = 0; ci < c->cin; ci++)
 		for (int ky = 0; ky < c->kh; ky++)
 			for (int kx = 0; kx < c->kw; kx++) {
-				float *dst = col + (((size_t)ci * c->kh + ky) * c->kw + kx) * nc;
+				cnnr *dst = col + (((size_t)ci * c->kh + ky) * c->kw + kx) * nc;
 				size_t n = n0, b = b_start;
 				int oy = oy_start, ox0 = ox_start;
 				while (n < end) {
 					int iy = oy * c->sh - c->ph + ky;
-					const float *src = x + ((size_t)ci * B + b) * H * W; /* + iy * W when inside */
+					const cnnr *src = x + ((size_t)ci * B + b) * H * W; /* + iy * W when inside */
 					if (iy >= 0 && iy < H) src += (size_t)iy * W;
 					if (whole_rows && ox0 == 0 && iy >= 0 && iy < H) {
 						size_t rows = (size_t)(H - iy < Ho - oy ? H - iy : Ho - oy);
 						if (rows > (end - n) / (size_t)Wo) rows = (end - n) / (size_t)Wo;
 						if (rows) {
-							memcpy(dst, src, rows * Wo * sizeof(float));
+							memcpy(dst, src, rows * Wo * sizeof(cnnr));
 							dst += rows * Wo;
 							n += rows * Wo;
 							oy += (int)rows;
@@ -128,7 +142,7 @@ static void im2col(const L2Conv *c, const float *x, int B, int H, int W, int Ho,
 					int len = Wo - ox0;
 					if ((size_t)len > end - n) len = (int)(end - n);
 					if (iy < 0 || iy >= H) {
-						memset(dst, 0, (size_t)len * sizeof(float));
+						memset(dst, 0, (size_t)len * sizeof(cnnr));
 					} else if (c->sw == 1) {
 						/* ix = ox - pw + kx: zeros, a run, zeros */
 						int ix0 = ox0 - c->pw + kx, i = 0;
@@ -141,12 +155,12 @@ static void im2col(const L2Conv *c, const float *x, int B, int H, int W, int Ho,
 						}
 						for (; i < len; i++) dst[i] = 0;
 					} else if (c->pw == 0) { /* strided, every ix inside */
-						const float *p = src + (size_t)ox0 * c->sw + kx;
+						const cnnr *p = src + (size_t)ox0 * c->sw + kx;
 						for (int i = 0; i < len; i++) dst[i] = p[(size_t)i * c->sw];
 					} else {
 						for (int i = 0; i < len; i++) {
 							int ix = (ox0 + i) * c->sw - c->pw + kx;
-							dst[i] = ix >= 0 && ix < W ? src[ix] : 0.0f;
+							dst[i] = ix >= 0 && ix < W ? src[ix] : 0;
 						}
 					}
 					dst += len;
@@ -161,13 +175,14 @@ static void im2col(const L2Conv *c, const float *x, int B, int H, int W, int Ho,
 }
 
 /* y[m] += b[m] on columns [n0, n0 + nc), then ReLU on rows m >= relu_from */
-static void bias_relu(float *y, int rows, size_t ld, size_t n0, size_t nc, const float *b, int relu_from)
+static void bias_relu(cnnr *y, int rows, size_t ld, size_t n0, size_t nc, const cnnr *b, int relu_from)
 {
+	if (!b && relu_from >= rows) return;
 	for (int m = 0; m < rows; m++) {
-		float *r = y + (size_t)m * ld + n0, bm = b[m];
+		cnnr *r = y + (size_t)m * ld + n0, bm = b ? b[m] : 0;
 		if (m >= relu_from)
 			for (size_t i = 0; i < nc; i++) {
-				float v = r[i] + bm;
+				cnnr v = r[i] + bm;
 				r[i] = v > 0 ? v : 0;
 			}
 		else
@@ -175,12 +190,12 @@ static void bias_relu(float *y, int rows, size_t ld, size_t n0, size_t nc, const
 	}
 }
 
-void l2_conv2d(const L2Conv *c, const float *x, int B, int H, int W, float *y, int relu)
+void l2_conv2d(const L2Conv *c, const cnnr *x, int B, int H, int W, cnnr *y, int relu)
 {
 	l2_conv2d_rows(c, x, B, H, W, y, relu ? 0 : c->cout);
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && !defined(L2_CNN_DOUBLE)
 #include <immintrin.h>
 /* Direct 3x3 stride-1 convolution for few input channels (the stem's
  * Conv2d_2a/2b: 32 in, 32/64 out, K = 288).  As a GEMM every im2col element
@@ -264,7 +279,7 @@ static void conv3x3_direct(const L2Conv *c, const float *x, int B, int H, int W,
 					int n = Wo - ox < TW ? Wo - ox : TW;
 					for (int j = 0; j < 8; j++) {
 						int co = cb * 8 + j;
-						Vec bj = V_SET1(c->b[co]), v0 = V_ADD(acc[j][0], bj), v1 = V_ADD(acc[j][1], bj);
+						Vec bj = V_SET1(c->b ? c->b[co] : 0.0f), v0 = V_ADD(acc[j][0], bj), v1 = V_ADD(acc[j][1], bj);
 						if (co >= relu_from) {
 							v0 = V_MAX(v0, V_ZERO());
 							v1 = V_MAX(v1, V_ZERO());
@@ -284,34 +299,47 @@ static void conv3x3_direct(const L2Conv *c, const float *x, int B, int H, int W,
 }
 #endif
 
-void l2_conv2d_rows(const L2Conv *c, const float *x, int B, int H, int W, float *y, int relu_from)
+/* y (+)= conv(x) + bias; beta is 0 (overwrite) or 1 (add onto y) */
+static void conv_gemm(const L2Conv *c, const cnnr *x, int B, int H, int W, cnnr *y, int relu_from, cnnr beta)
 {
 	int Ho = l2_conv_out_size(H, c->kh, c->sh, c->ph), Wo = l2_conv_out_size(W, c->kw, c->sw, c->pw);
 	size_t N = (size_t)B * Ho * Wo, K = (size_t)c->cin * c->kh * c->kw;
-#if defined(__AVX2__) && defined(__FMA__)
-	if (direct_ok(c)) {
-		conv3x3_direct(c, x, B, H, W, y, relu_from);
-		return;
-	}
-#endif
 	if (c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 && c->pw == 0) {
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)N, (int)K, 1.0f, c->w, (int)K, x,
-			    (int)N, 0.0f, y, (int)N);
+		GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)N, (int)K, 1, c->w, (int)K, x, (int)N, beta, y,
+		     (int)N);
 		bias_relu(y, c->cout, N, 0, N, c->b, relu_from);
 		return;
 	}
 	size_t nb = COL_BUDGET / K;
 	if (nb < 256) nb = 256;
 	if (nb > N) nb = N;
-	float *col = scratch_get(K * nb);
+	cnnr *col = scratch_get(K * nb);
 	for (size_t n0 = 0; n0 < N; n0 += nb) {
 		size_t nc = N - n0 < nb ? N - n0 : nb;
 		im2col(c, x, B, H, W, Ho, Wo, n0, nc, col);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)nc, (int)K, 1.0f, c->w, (int)K, col,
-			    (int)nc, 0.0f, y + n0, (int)N);
+		GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)nc, (int)K, 1, c->w, (int)K, col, (int)nc, beta,
+		     y + n0, (int)N);
 		bias_relu(y, c->cout, N, n0, nc, c->b, relu_from);
 	}
 }
+
+void l2_conv2d_rows(const L2Conv *c, const cnnr *x, int B, int H, int W, cnnr *y, int relu_from)
+{
+#if defined(__AVX2__) && defined(__FMA__) && !defined(L2_CNN_DOUBLE)
+	if (direct_ok(c)) {
+		conv3x3_direct(c, x, B, H, W, y, relu_from);
+		return;
+	}
+#endif
+	conv_gemm(c, x, B, H, W, y, relu_from, 0);
+}
+
+void l2_conv2d_add(const L2Conv *c, const cnnr *x, int B, int H, int W, cnnr *y)
+{
+	conv_gemm(c, x, B, H, W, y, c->cout, 1);
+}
+
+#ifndef L2_CNN_DOUBLE
 
 /* Pooling is separable: a window's max (sum) is the max (sum) over its
  * columns of the max (sum) over its rows.  The row pass runs over whole
@@ -447,3 +475,4 @@ void l2_global_avgpool(const float *x, int C, int B, int H, int W, float *y)
 			y[(size_t)b * C + c] = (float)(s / (double)hw);
 		}
 }
+#endif /* !L2_CNN_DOUBLE */

@@ -6,16 +6,28 @@
  * branches along channels is free: a branch writes rows [c0, c0+Cout) of
  * its block's output.  1x1 stride-1 convolutions skip im2col entirely.
  * Semantics follow PyTorch (nn.Conv2d, F.max_pool2d, F.avg_pool2d with
- * count_include_pad, adaptive average pooling to 1x1). */
+ * count_include_pad, adaptive average pooling to 1x1).
+ *
+ * Element type: `cnnr` is float; a test that defines L2_CNN_DOUBLE and
+ * #includes conv.c (and lib/nn/cnn_layers.c, lib/models/vae.c) compiles
+ * the convolutions in double, with DGEMM, so a whole network can be
+ * checked against a float64 reference to rounding (tests/c/test_vae_double.c).
+ * The pooling functions exist in the float build only. */
 #ifndef L2_CONV_H
 #define L2_CONV_H
 
 #include <stddef.h>
 
+#ifdef L2_CNN_DOUBLE
+typedef double cnnr;
+#else
+typedef float cnnr;
+#endif
+
 typedef struct {
 	int cin, cout, kh, kw, sh, sw, ph, pw;
-	float *w; /* (cout, cin, kh, kw) — PyTorch's weight layout */
-	float *b; /* (cout) */
+	cnnr *w; /* (cout, cin, kh, kw) — PyTorch's weight layout */
+	cnnr *b; /* (cout), or NULL for a convolution without bias */
 } L2Conv;
 
 /* Output size along one axis (PyTorch, floor mode). */
@@ -24,17 +36,21 @@ static inline int l2_conv_out_size(int in, int k, int s, int p) { return (in + 2
 /* Fold an inference batch norm that follows the convolution into its
  * weights and bias: s = gamma / sqrt(var + eps), w *= s, b = beta - mean*s
  * (plus s * the old bias). */
-void l2_conv_fold_bn(L2Conv *c, const float *gamma, const float *beta, const float *mean, const float *var,
+void l2_conv_fold_bn(L2Conv *c, const cnnr *gamma, const cnnr *beta, const cnnr *mean, const cnnr *var,
 		     float eps);
 
 /* y (cout, B, Ho, Wo) = conv(x (cin, B, H, W)) + bias, then ReLU if relu.
  * Uses a scratch buffer it manages itself (grown as needed, per thread). */
-void l2_conv2d(const L2Conv *c, const float *x, int B, int H, int W, float *y, int relu);
+void l2_conv2d(const L2Conv *c, const cnnr *x, int B, int H, int W, cnnr *y, int relu);
 /* The same with ReLU on output channels [relu_from, cout) only: several
  * convolutions of one input stacked into one (bigger, faster) GEMM, some of
  * whose outputs are pooled before their ReLU. */
-void l2_conv2d_rows(const L2Conv *c, const float *x, int B, int H, int W, float *y, int relu_from);
+void l2_conv2d_rows(const L2Conv *c, const cnnr *x, int B, int H, int W, cnnr *y, int relu_from);
+/* y += conv(x) + bias: the convolution added onto what y holds (a residual
+ * branch's last convolution adds into the shortcut without another pass). */
+void l2_conv2d_add(const L2Conv *c, const cnnr *x, int B, int H, int W, cnnr *y);
 
+#ifndef L2_CNN_DOUBLE
 /* Max pooling on `planes` independent H x W planes; padding counts as -inf. */
 void l2_maxpool2d(const float *x, size_t planes, int H, int W, int k, int s, int p, float *y);
 /* Average pooling; count_include_pad = 0 divides by the number of window
@@ -42,6 +58,7 @@ void l2_maxpool2d(const float *x, size_t planes, int H, int W, int k, int s, int
 void l2_avgpool2d(const float *x, size_t planes, int H, int W, int k, int s, int p, int count_include_pad, float *y);
 /* Adaptive average pooling to 1x1 of (C, B, H, W): y (B, C). */
 void l2_global_avgpool(const float *x, int C, int B, int H, int W, float *y);
+#endif
 
 /* n bytes, 64-byte aligned; from 4 MiB on, 2 MiB aligned and marked for
  * transparent huge pages (one page fault per 2 MiB instead of per 4 KiB on
