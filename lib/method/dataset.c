@@ -448,6 +448,29 @@ int l2_dataset_get_feature(L2Dataset *ds, const char *name, const char *key, flo
 	return 1;
 }
 
+static void feature_field_check(const char *name, const char *field)
+{
+	if (!l2_feature_name_ok(name)) l2_die("invalid feature-set name '%s' (expected [a-z0-9_-]{1,32})", name);
+	size_t n = strlen(field);
+	int ok = n > 0 && n < 32 && strcmp(field, "kind") && strcmp(field, "dim") && strcmp(field, "dtype") && strcmp(field, "normalized");
+	for (size_t i = 0; ok && i < n; i++) ok = islower((unsigned char)field[i]) || field[i] == '_';
+	if (!ok) l2_die("feature set '%s': '%s' is not a description field", name, field);
+}
+
+char *l2_dataset_feature_meta(L2Dataset *ds, const char *name, const char *field)
+{
+	feature_field_check(name, field);
+	return feat_meta(ds, name, field);
+}
+
+void l2_dataset_set_feature_meta(L2Dataset *ds, const char *name, const char *field, const char *value)
+{
+	feature_field_check(name, field);
+	char k[80];
+	snprintf(k, sizeof k, "feat.%s.%s", name, field);
+	l2_store_set_meta(ds->st, k, value);
+}
+
 uint64_t l2_dataset_feature_count(L2Dataset *ds, const char *name)
 {
 	char db[48];

@@ -102,6 +102,11 @@ void l2_dataset_feature_need_complete(L2Dataset *ds, const char *name, const cha
 void l2_dataset_put_feature(L2Dataset *ds, const char *name, const char *key, const float *vec);
 int l2_dataset_get_feature(L2Dataset *ds, const char *name, const char *key, float *vec);
 uint64_t l2_dataset_feature_count(L2Dataset *ds, const char *name);
+/* Other descriptions of a feature set: meta feat.NAME.FIELD (FIELD
+ * [a-z_]+, not kind/dim/dtype/normalized), e.g. "latent" (lib/method/latents.h).
+ * get returns a malloc'd string or NULL. */
+char *l2_dataset_feature_meta(L2Dataset *ds, const char *name, const char *field);
+void l2_dataset_set_feature_meta(L2Dataset *ds, const char *name, const char *field, const char *value);
 
 /* ---- building ----------------------------------------------------------- */
 

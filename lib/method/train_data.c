@@ -30,6 +30,21 @@ void l2_train_data_defaults(L2TrainDataOptions *o)
 	o->res = 32;
 }
 
+void l2_train_data_image(L2Dataset *ds, const char *key, int R, float *px)
+{
+	L2Image img, rgb, a, b;
+	uint8_t bg[3];
+	char err[512];
+	if (l2_dataset_image(ds, key, &img, err, sizeof err)) l2_die("%s: %s", l2_dataset_path(ds), err);
+	if (l2_dataset_background(ds, bg)) l2_image_to_rgb_over(&img, bg, &rgb);
+	else l2_image_to_rgb(&img, &rgb);
+	l2_image_resize_short_side(&rgb, R, &a);
+	l2_image_center_crop(&a, R, R, &b);
+	l2_image_rgb_to_chw(&b, px);
+	for (int k = 0; k < 3 * R * R; k++) px[k] = px[k] * 2 - 1;
+	l2_image_free(&img), l2_image_free(&rgb), l2_image_free(&a), l2_image_free(&b);
+}
+
 static int feat_dim(L2Dataset *ds, const char *name, int need, const char *why)
 {
 	L2FeatureInfo fi;
@@ -129,9 +144,6 @@ void l2_train_data_load(L2Dataset *ds, const L2TrainDataOptions *o, L2Split spli
 	d->paired = l2_calloc(n1, 1);
 	d->keys = l2_calloc(n1, sizeof(char *));
 	d->caption = l2_calloc(n1, sizeof(char *));
-	uint8_t bg[3];
-	int has_bg = l2_dataset_background(ds, bg);
-	char err[512];
 	for (size_t i = 0; i < nk; i++) {
 		int n = d->n;
 		float *c = d->cond + (size_t)n * dim;
@@ -158,16 +170,7 @@ void l2_train_data_load(L2Dataset *ds, const L2TrainDataOptions *o, L2Split spli
 			if (need_img) l2_normalize_rows_exact(d->img + (size_t)n * dim, 1, (size_t)dim);
 		}
 		l2_normalize_rows_exact(c, 1, (size_t)dim);
-		L2Image img, rgb, a, b;
-		if (l2_dataset_image(ds, keys[i], &img, err, sizeof err)) l2_die("%s: %s", l2_dataset_path(ds), err);
-		if (has_bg) l2_image_to_rgb_over(&img, bg, &rgb);
-		else l2_image_to_rgb(&img, &rgb);
-		l2_image_resize_short_side(&rgb, R, &a);
-		l2_image_center_crop(&a, R, R, &b);
-		float *px = d->px + (size_t)n * 3 * R * R;
-		l2_image_rgb_to_chw(&b, px);
-		for (int k = 0; k < 3 * R * R; k++) px[k] = px[k] * 2 - 1;
-		l2_image_free(&img), l2_image_free(&rgb), l2_image_free(&a), l2_image_free(&b);
+		l2_train_data_image(ds, keys[i], R, d->px + (size_t)n * 3 * R * R);
 		d->keys[n] = l2_strdup(keys[i]);
 		d->caption[n] = prim[i] ? l2_strdup(prim[i]) : NULL;
 		d->n++;

@@ -91,4 +91,10 @@ void l2_train_data_batch(const L2TrainData *d, const L2TrainDataOptions *o, cons
 /* Only the condition (the second half of the above). */
 void l2_train_data_cond(const L2TrainData *d, const L2TrainDataOptions *o, int i, L2Rng *r, float *h);
 
+/* Image KEY of the dataset as the generators see it: composited over the
+ * dataset's background (else PIL's convert('RGB')), short side resized to R
+ * (PIL bicubic), centre-cropped to R x R, scaled to [-1, 1]: px[3, R, R].
+ * Dies naming the key when it cannot be decoded. */
+void l2_train_data_image(L2Dataset *ds, const char *key, int R, float *px);
+
 #endif

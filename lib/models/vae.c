@@ -11,10 +11,12 @@
 #include "models/vae_priv.h"
 
 #include "nn/cnn_layers.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "core/util.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +54,10 @@ L2VaeConfig l2_vae_default_config(L2VaeKind kind)
 const L2VaeConfig *l2_vae_config(const L2Vae *v) { return &v->cfg; }
 int l2_vae_halves(const L2Vae *v) { return v->halves; }
 int l2_vae_layout(const L2Vae *v) { return v->layout; }
+const char *l2_vae_file(const L2Vae *v, int i) { return i >= 0 && i < v->nfiles ? v->path[i] : NULL; }
 int l2_vae_factor(const L2Vae *v) { return 1 << (v->cfg.levels - 1); }
+
+static void ws_free_all(L2Vae *v);
 
 void vae_keep(L2Vae *v, void *p)
 {
@@ -68,6 +73,8 @@ void l2_vae_free(L2Vae *v)
 	free(v->enc.res), free(v->enc.resample), free(v->dec.res), free(v->dec.resample);
 	free(v->tenc.l), free(v->tdec.l);
 	for (int i = 0; i < v->nfiles; i++) free(v->path[i]);
+	ws_free_all(v);
+	pthread_mutex_destroy(&v->ws_lock);
 	pthread_mutex_destroy(&v->id_lock);
 	free(v->identity);
 	free(v);
@@ -294,22 +301,58 @@ typedef struct {
 static size_t plane(const Act *a) { return (size_t)a->b * a->h * a->w; }
 static size_t count(const Act *a) { return (size_t)a->c * plane(a); }
 
-/* Buffers are reused by exact size within a thread: each forward pass asks
- * for the same sizes again, and fresh memory costs a page fault per 4 KiB. */
+/* Activation buffers are reused by exact size: every image asks for the
+ * same sizes again, and fresh memory costs a page fault per 4 KiB.  A
+ * workspace belongs to one running thread at a time (cur_ws); the VAE keeps
+ * them between calls. */
 enum { CACHE_SLOTS = 24 };
-static __thread struct {
-	cnnr *p;
-	size_t n;
-} cache[CACHE_SLOTS];
+typedef struct VaeWs {
+	struct VaeWs *next;
+	struct {
+		cnnr *p;
+		size_t n;
+	} slot[CACHE_SLOTS];
+} VaeWs;
+
+static __thread VaeWs *cur_ws;
+
+static VaeWs *ws_take(const L2Vae *cv)
+{
+	L2Vae *v = (L2Vae *)cv; /* the pool is mutable behind a const VAE */
+	pthread_mutex_lock(&v->ws_lock);
+	VaeWs *w = v->ws_free;
+	if (w) v->ws_free = w->next;
+	pthread_mutex_unlock(&v->ws_lock);
+	return w ? w : l2_calloc(1, sizeof *w);
+}
+
+static void ws_give(const L2Vae *cv, VaeWs *w)
+{
+	L2Vae *v = (L2Vae *)cv;
+	pthread_mutex_lock(&v->ws_lock);
+	w->next = v->ws_free;
+	v->ws_free = w;
+	pthread_mutex_unlock(&v->ws_lock);
+}
+
+static void ws_free_all(L2Vae *v)
+{
+	for (VaeWs *w = v->ws_free, *nx; w; w = nx) {
+		nx = w->next;
+		for (int i = 0; i < CACHE_SLOTS; i++) free(w->slot[i].p);
+		free(w);
+	}
+	v->ws_free = NULL;
+}
 
 static Act act_new(int c, int b, int h, int w)
 {
 	size_t n = l2_mul_size(l2_mul_size((size_t)c * b, (size_t)h * w), sizeof(cnnr));
 	Act a = {NULL, n, c, b, h, w};
-	for (int i = 0; i < CACHE_SLOTS && !a.d; i++)
-		if (cache[i].p && cache[i].n == n) {
-			a.d = cache[i].p;
-			cache[i].p = NULL;
+	for (int i = 0; cur_ws && i < CACHE_SLOTS && !a.d; i++)
+		if (cur_ws->slot[i].p && cur_ws->slot[i].n == n) {
+			a.d = cur_ws->slot[i].p;
+			cur_ws->slot[i].p = NULL;
 		}
 	if (!a.d) a.d = l2_conv_alloc(n);
 	return a;
@@ -317,24 +360,17 @@ static Act act_new(int c, int b, int h, int w)
 
 static void act_free(Act *a)
 {
-	for (int i = 0; i < CACHE_SLOTS && a->d; i++)
-		if (!cache[i].p) {
-			cache[i].p = a->d;
-			cache[i].n = a->n;
+	for (int i = 0; cur_ws && i < CACHE_SLOTS && a->d; i++)
+		if (!cur_ws->slot[i].p) {
+			cur_ws->slot[i].p = a->d;
+			cur_ws->slot[i].n = a->n;
 			a->d = NULL;
 		}
 	free(a->d);
 	a->d = NULL;
 }
 
-void l2_vae_thread_cleanup(void)
-{
-	for (int i = 0; i < CACHE_SLOTS; i++) {
-		free(cache[i].p);
-		cache[i].p = NULL;
-	}
-	l2_conv_scratch_free();
-}
+void l2_vae_thread_cleanup(void) { l2_conv_scratch_free(); }
 
 static Act conv_new(const L2Conv *c, const Act *x, int relu)
 {
@@ -504,7 +540,7 @@ static Act tae_run(const TaeHalf *t, Act *x)
 	return h;
 }
 
-/* ---- the API ------------------------------------------------------------------------------------ */
+/* ---- the API: one image per thread --------------------------------------------------------- */
 
 static void check_size(const L2Vae *v, int half, int H, int W, const char *what)
 {
@@ -516,68 +552,132 @@ static void check_size(const L2Vae *v, int half, int H, int W, const char *what)
 		l2_die("VAE: %s of %dx%d: the size must be a positive multiple of %d", what, W, H, f);
 }
 
+enum { JOB_MOMENTS, JOB_ENCODE, JOB_DECODE };
+
+/* Each image is computed alone, on one thread with single-threaded BLAS:
+ * OpenBLAS's sums depend on the matrix sizes and on its thread count, so
+ * this is what makes an image's latents the same whatever else is in its
+ * batch and however many threads run (a resumed encoding equals a straight
+ * one).  The images of a call are shared out over min(l2_threads, B)
+ * threads; a single image runs on one core. */
+typedef struct {
+	const L2Vae *v;
+	int kind, B, H, W; /* H x W: the images' size */
+	const cnnr *in;
+	cnnr *out, *out2;
+	const L2VaeSample *sample;
+	pthread_mutex_t lock;
+	int next;
+} Job;
+
+static void one_image(const Job *j, int b)
+{
+	const L2Vae *v = j->v;
+	const L2VaeConfig *c = &v->cfg;
+	int f = l2_vae_factor(v), L = c->latent, h = j->H / f, w = j->W / f;
+	size_t img = (size_t)3 * j->H * j->W, lat = (size_t)L * h * w;
+	if (j->kind == JOB_DECODE) {
+		const cnnr *z = j->in + b * lat;
+		cnnr *x = j->out + b * img;
+		if (c->kind == L2_VAE_KL) {
+			kl_decode(v, z, 1, h, w, x);
+			return;
+		}
+		/* z / scale + shift, then taesd.py's Clamp: tanh(z / 3) * 3 */
+		Act in = from_nchw(z, 1, L, h, w, (cnnr)(1.0 / c->scale), (cnnr)c->shift);
+		size_t n = count(&in);
+		for (size_t i = 0; i < n; i++) in.d[i] = (cnnr)(tanh(in.d[i] / 3.0) * 3.0);
+		Act o = tae_run(&v->tdec, &in);
+		to_nchw(&o, 0, 3, 2, -1, x); /* [0, 1] -> [-1, 1] */
+		act_free(&o);
+		return;
+	}
+	const cnnr *x = j->in + b * img;
+	cnnr *z = j->out + b * lat;
+	if (c->kind == L2_VAE_TAESD) {
+		/* taesd.py's encoder takes [0, 1] images (diffusers maps (x + 1) / 2) */
+		Act in = from_nchw(x, 1, 3, j->H, j->W, (cnnr)0.5, (cnnr)0.5);
+		Act o = tae_run(&v->tenc, &in);
+		to_nchw(&o, 0, L, (cnnr)c->scale, (cnnr)(-c->shift * c->scale), z);
+		act_free(&o);
+		return;
+	}
+	Act m = kl_encode_moments(v, x, 1, j->H, j->W);
+	cnnr *lv = j->kind == JOB_MOMENTS ? j->out2 + b * lat : m.d + lat; /* the moments' second half */
+	if (j->kind == JOB_MOMENTS) to_nchw(&m, 0, L, 1, 0, z), to_nchw(&m, L, L, 1, 0, lv);
+	for (size_t i = 0; i < lat; i++) lv[i] = lv[i] < LOGVAR_MIN ? LOGVAR_MIN : lv[i] > LOGVAR_MAX ? LOGVAR_MAX : lv[i];
+	if (j->kind == JOB_ENCODE) {
+		/* (C, 1, h, w) is (C, h, w): the mean is the first L planes */
+		L2Rng r;
+		if (j->sample) l2_rng_init(&r, j->sample->seed, j->sample->streams[b]);
+		for (size_t i = 0; i < lat; i++) {
+			double mu = m.d[i];
+			if (j->sample) mu += exp(0.5 * (double)lv[i]) * l2_rng_normal(&r);
+			z[i] = (cnnr)((mu - c->shift) * c->scale);
+		}
+	}
+	act_free(&m);
+}
+
+static void worker(void *p, int w)
+{
+	Job *j = p;
+	l2_cnn_set_serial(1);
+	cur_ws = ws_take(j->v);
+	for (;;) {
+		pthread_mutex_lock(&j->lock);
+		int b = j->next++;
+		pthread_mutex_unlock(&j->lock);
+		if (b >= j->B) break;
+		one_image(j, b);
+	}
+	ws_give(j->v, cur_ws);
+	cur_ws = NULL;
+	l2_cnn_set_serial(0);
+	/* a worker other than the caller is a thread that ends now: its im2col buffer
+	 * (thread-local in conv.c) would otherwise be lost with it (when its thread
+	 * could not start, the caller ran it, and merely allocates again) */
+	if (w > 0) l2_conv_scratch_free();
+}
+
+static void run(Job *j)
+{
+	int T = l2_threads < j->B ? l2_threads : j->B;
+	if (T < 1) T = 1;
+	pthread_mutex_init(&j->lock, NULL);
+	/* one-thread BLAS even for one worker: an image's bytes must not depend on the
+	 * thread count (l2_parallel_workers sets it only for more than one) */
+	int was = l2_blas_threads(1);
+	l2_parallel_workers(T, worker, j);
+	l2_blas_threads(was);
+	pthread_mutex_destroy(&j->lock);
+}
+
 void l2_vae_encode_moments(const L2Vae *v, const cnnr *x, int B, int H, int W, cnnr *mean, cnnr *logvar)
 {
 	if (v->cfg.kind != L2_VAE_KL) l2_die("VAE %s: TAESD has no posterior to sample from (no log-variance)", v->path[0]);
 	check_size(v, L2_VAE_ENCODER, H, W, "images");
 	if (B < 1) return;
-	Act m = kl_encode_moments(v, x, B, H, W);
-	int L = v->cfg.latent;
-	to_nchw(&m, 0, L, 1, 0, mean);
-	to_nchw(&m, L, L, 1, 0, logvar);
-	size_t n = (size_t)B * L * m.h * m.w;
-	act_free(&m);
-	for (size_t i = 0; i < n; i++) logvar[i] = logvar[i] < LOGVAR_MIN ? LOGVAR_MIN : logvar[i] > LOGVAR_MAX ? LOGVAR_MAX : logvar[i];
+	Job j = {.v = v, .kind = JOB_MOMENTS, .B = B, .H = H, .W = W, .in = x, .out = mean, .out2 = logvar};
+	run(&j);
 }
 
 void l2_vae_encode(const L2Vae *v, const cnnr *x, int B, int H, int W, const L2VaeSample *sample, cnnr *z)
 {
-	const L2VaeConfig *c = &v->cfg;
 	check_size(v, L2_VAE_ENCODER, H, W, "images");
+	if (sample && v->cfg.kind == L2_VAE_TAESD) l2_die("VAE %s: TAESD has no posterior to sample from; encode the mean", v->path[0]);
 	if (B < 1) return;
-	int f = l2_vae_factor(v), L = c->latent;
-	size_t per = (size_t)L * (H / f) * (W / f);
-	if (c->kind == L2_VAE_TAESD) {
-		if (sample) l2_die("VAE %s: TAESD has no posterior to sample from; encode the mean", v->path[0]);
-		/* taesd.py's encoder takes [0, 1] images (diffusers maps (x + 1) / 2) */
-		Act in = from_nchw(x, B, 3, H, W, (cnnr)0.5, (cnnr)0.5);
-		Act h = tae_run(&v->tenc, &in);
-		to_nchw(&h, 0, L, (cnnr)c->scale, (cnnr)(-c->shift * c->scale), z);
-		act_free(&h);
-		return;
-	}
-	cnnr *lv = l2_malloc(l2_mul_size(per * B, sizeof(cnnr)));
-	l2_vae_encode_moments(v, x, B, H, W, z, lv);
-	for (int b = 0; b < B; b++) {
-		cnnr *zb = z + (size_t)b * per, *lb = lv + (size_t)b * per;
-		L2Rng r;
-		if (sample) l2_rng_init(&r, sample->seed, sample->streams[b]);
-		for (size_t i = 0; i < per; i++) {
-			cnnr m = zb[i];
-			if (sample) m += (cnnr)(exp(0.5 * (double)lb[i]) * l2_rng_normal(&r));
-			zb[i] = (cnnr)((m - c->shift) * c->scale);
-		}
-	}
-	free(lv);
+	Job j = {.v = v, .kind = JOB_ENCODE, .B = B, .H = H, .W = W, .in = x, .out = z, .sample = sample};
+	run(&j);
 }
 
 void l2_vae_decode(const L2Vae *v, const cnnr *z, int B, int h, int w, cnnr *x)
 {
-	const L2VaeConfig *c = &v->cfg;
 	int f = l2_vae_factor(v);
 	check_size(v, L2_VAE_DECODER, h * f, w * f, "latents");
 	if (B < 1) return;
-	if (c->kind == L2_VAE_KL) {
-		kl_decode(v, z, B, h, w, x);
-		return;
-	}
-	/* z / scale + shift, then taesd.py's Clamp: tanh(z / 3) * 3 */
-	Act in = from_nchw(z, B, c->latent, h, w, (cnnr)(1.0 / c->scale), (cnnr)c->shift);
-	size_t n = count(&in);
-	for (size_t i = 0; i < n; i++) in.d[i] = (cnnr)(tanh(in.d[i] / 3.0) * 3.0);
-	Act o = tae_run(&v->tdec, &in);
-	to_nchw(&o, 0, 3, 2, -1, x); /* [0, 1] -> [-1, 1] */
-	act_free(&o);
+	Job j = {.v = v, .kind = JOB_DECODE, .B = B, .H = h * f, .W = w * f, .in = z, .out = x};
+	run(&j);
 }
 
 /* ---- FLOPs ---------------------------------------------------------------------------------------- */

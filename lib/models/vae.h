@@ -97,6 +97,8 @@ int l2_vae_factor(const L2Vae *v);
 const char *l2_vae_kind_name(L2VaeKind kind);
 /* The layout the file(s) used (L2_VAE_LAYOUT_*). */
 int l2_vae_layout(const L2Vae *v);
+/* Path of file i (0 or 1) of SPEC, or NULL. */
+const char *l2_vae_file(const L2Vae *v, int i);
 
 /* The VAE's identity: the SHA-256 (hex) of its file, or of its two files
  * joined by ',' in SPEC order (computed on first use). */

@@ -68,6 +68,9 @@ struct L2Vae {
 	/* every weight buffer, for l2_vae_free */
 	void **bufs;
 	size_t nbufs, capbufs;
+	/* activation buffers of the threads running images (struct VaeWs in vae.c) */
+	pthread_mutex_t ws_lock;
+	struct VaeWs *ws_free;
 	/* l2_vae_identity, computed once */
 	pthread_mutex_t id_lock;
 	char *identity;

@@ -465,6 +465,7 @@ L2Vae *l2_vae_load(const char *spec, const L2VaeOptions *opt)
 	if (!opt) opt = &none;
 	L2Vae *v = l2_calloc(1, sizeof *v);
 	pthread_mutex_init(&v->id_lock, NULL);
+	pthread_mutex_init(&v->ws_lock, NULL);
 	Loader ld = {.vv = {ld_tensor, ld_alloc, 0}, .v = v};
 	v->nfiles = ld.nf = split_spec(spec, v->path);
 	for (int i = 0; i < ld.nf; i++) {

@@ -20,6 +20,20 @@
 #define GEMM cblas_dgemm
 #endif
 
+static __thread int serial;
+
+void l2_cnn_set_serial(int on) { serial = on; }
+
+/* l2_nn_parallel unless this thread runs serially */
+static void par(size_t n, size_t min_chunk, L2ParallelFn fn, void *ctx)
+{
+	if (serial) {
+		if (n) fn(ctx, 0, n);
+	} else {
+		l2_nn_parallel(n, min_chunk, fn, ctx);
+	}
+}
+
 /* ---- group norm ---------------------------------------------------------------- */
 
 typedef struct {
@@ -120,7 +134,7 @@ void l2_cnn_group_norm(const cnnr *x, int C, int B, size_t HW, int groups, const
 	if (groups < 1 || C % groups) l2_die("group norm: %d channels are not a multiple of %d groups", C, groups);
 	GnCtx c = {x, y, C, B, groups, silu, HW, gamma, beta, eps};
 	size_t per = (size_t)(C / groups) * HW; /* elements per item */
-	l2_nn_parallel((size_t)B * groups, per >= 16384 ? 1 : 16384 / per, gn_items, &c);
+	par((size_t)B * groups, per >= 16384 ? 1 : 16384 / per, gn_items, &c);
 }
 
 /* ---- residual add ----------------------------------------------------------------- */
@@ -148,7 +162,7 @@ static void add_range(void *p, size_t i0, size_t i1)
 void l2_cnn_add(cnnr *y, const cnnr *x, size_t n, int relu)
 {
 	AddCtx c = {y, x, relu};
-	l2_nn_parallel(n, 65536, add_range, &c);
+	par(n, 65536, add_range, &c);
 }
 
 /* ---- upsampling and padding ---------------------------------------------------------- */
@@ -178,7 +192,7 @@ void l2_cnn_upsample2x(const cnnr *x, size_t planes, int H, int W, cnnr *y)
 {
 	UpCtx c = {x, y, H, W};
 	size_t per = (size_t)H * W;
-	l2_nn_parallel(planes, per >= 16384 ? 1 : 16384 / per, up_planes, &c);
+	par(planes, per >= 16384 ? 1 : 16384 / per, up_planes, &c);
 }
 
 void l2_cnn_pad(const cnnr *x, size_t planes, int H, int W, int top, int bottom, int left, int right, cnnr *y)
@@ -239,7 +253,7 @@ void l2_cnn_attention(const cnnr *q, const cnnr *k, const cnnr *v, int C, int B,
 		GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, N, N, C, (cnnr)(1.0 / sqrt((double)C)), q + o, ld, k + o, ld,
 		     0, s, N);
 		SoftmaxCtx c = {s, N};
-		l2_nn_parallel((size_t)N, 16, softmax_rows, &c);
+		par((size_t)N, 16, softmax_rows, &c);
 		GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, C, N, N, 1, v + o, ld, s, N, 0, out + o, ld);
 	}
 	free(s);

@@ -14,6 +14,10 @@
 
 #include "nn/conv.h"
 
+/* on != 0: the calling thread runs these kernels alone, without helper
+ * threads (for callers that give each thread its own images). */
+void l2_cnn_set_serial(int on);
+
 /* y = GroupNorm(groups, eps)(x) * gamma + beta, per image, then x * sigmoid(x)
  * when silu.  x, y: (C, B, HW); C a multiple of groups; gamma, beta (C).
  * Statistics in double, two passes (mean, then the biased variance of the
