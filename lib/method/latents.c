@@ -28,11 +28,11 @@ static const char *base_name(const char *p)
 	return s ? s + 1 : p;
 }
 
-static void write_info(L2Dataset *ds, const char *name, const L2LatentInfo *in, const char *files)
+char *l2_latents_info_json(const L2LatentInfo *in)
 {
 	json_t *j = json_object(), *shape = json_array();
 	json_object_set_new(j, "vae_sha256", json_string(in->vae_sha256));
-	json_object_set_new(j, "vae_files", json_string(files));
+	json_object_set_new(j, "vae_files", json_string(in->vae_files));
 	json_object_set_new(j, "vae_kind", json_string(in->vae_kind));
 	json_object_set_new(j, "scale", json_real(in->scale));
 	json_object_set_new(j, "shift", json_real(in->shift));
@@ -57,21 +57,82 @@ static void write_info(L2Dataset *ds, const char *name, const L2LatentInfo *in, 
 		json_object_set_new(j, "channel_std", cs);
 	}
 	char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
-	l2_dataset_set_feature_meta(ds, name, "latent", s);
-	free(s);
 	json_decref(j);
+	return s;
 }
 
-/* the description's files field, kept when a resumed run rewrites it */
-static char *info_files(L2Dataset *ds, const char *name)
+static int bad(char *err, size_t n, const char *what)
 {
-	char *s = l2_dataset_feature_meta(ds, name, "latent");
-	json_t *j = s ? json_loads(s, 0, NULL) : NULL;
-	const char *f = j ? json_string_value(json_object_get(j, "vae_files")) : NULL;
-	char *r = l2_strdup(f ? f : "");
+	snprintf(err, n, "%s missing or wrong", what);
+	return -1;
+}
+
+int l2_latents_info_parse(const char *js, L2LatentInfo *in, char *err, size_t n)
+{
+	json_error_t je;
+	json_t *j = json_loads(js, 0, &je), *v;
+	memset(in, 0, sizeof *in);
+	if (!j || !json_is_object(j)) {
+		json_decref(j);
+		snprintf(err, n, "not a JSON object");
+		return -1;
+	}
+	int rc = 0;
+#define NEED(cond, what) if (!(cond)) { rc = bad(err, n, what); goto out; }
+	v = json_object_get(j, "vae_sha256");
+	NEED(json_is_string(v) && json_string_length(v) < sizeof in->vae_sha256 && json_string_length(v) >= 64, "vae_sha256");
+	snprintf(in->vae_sha256, sizeof in->vae_sha256, "%s", json_string_value(v));
+	v = json_object_get(j, "vae_files");
+	if (json_is_string(v)) snprintf(in->vae_files, sizeof in->vae_files, "%s", json_string_value(v));
+	v = json_object_get(j, "vae_kind");
+	NEED(json_is_string(v) && json_string_length(v) < sizeof in->vae_kind, "vae_kind");
+	snprintf(in->vae_kind, sizeof in->vae_kind, "%s", json_string_value(v));
+	v = json_object_get(j, "scale");
+	NEED(json_is_number(v) && json_number_value(v) > 0, "scale");
+	in->scale = json_number_value(v);
+	v = json_object_get(j, "shift");
+	NEED(json_is_number(v), "shift");
+	in->shift = json_number_value(v);
+	v = json_object_get(j, "resolution");
+	NEED(json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 1 << 20, "resolution");
+	in->resolution = (int)json_integer_value(v);
+	v = json_object_get(j, "shape");
+	NEED(json_is_array(v) && json_array_size(v) == 3, "shape");
+	in->channels = (int)json_integer_value(json_array_get(v, 0));
+	in->h = (int)json_integer_value(json_array_get(v, 1));
+	in->w = (int)json_integer_value(json_array_get(v, 2));
+	NEED(in->channels >= 1 && in->channels <= L2_LATENTS_MAX_CHANNELS && in->h >= 1 && in->w >= 1 && in->h < 1 << 16 &&
+		     in->w < 1 << 16, "shape");
+	const char *post = json_string_value(json_object_get(j, "posterior"));
+	NEED(post && (!strcmp(post, "mean") || !strcmp(post, "sample")), "posterior");
+	in->sampled = !strcmp(post, "sample");
+	in->seed = (uint64_t)json_integer_value(json_object_get(j, "seed"));
+	in->complete = json_is_true(json_object_get(j, "complete"));
+	if (in->complete) {
+		json_t *cm = json_object_get(j, "channel_mean"), *cs = json_object_get(j, "channel_std");
+		NEED(json_is_array(cm) && json_is_array(cs) && (int)json_array_size(cm) == in->channels &&
+			     (int)json_array_size(cs) == in->channels, "channel_mean / channel_std");
+		for (int c = 0; c < in->channels; c++) {
+			in->channel_mean[c] = json_number_value(json_array_get(cm, c));
+			in->channel_std[c] = json_number_value(json_array_get(cs, c));
+		}
+		NEED(json_is_integer(json_object_get(j, "count")) && json_is_number(json_object_get(j, "mean")) &&
+			     json_is_number(json_object_get(j, "std")), "count / mean / std");
+		in->count = (uint64_t)json_integer_value(json_object_get(j, "count"));
+		in->mean = json_number_value(json_object_get(j, "mean"));
+		in->std = json_number_value(json_object_get(j, "std"));
+	}
+#undef NEED
+out:
 	json_decref(j);
+	return rc;
+}
+
+static void write_info(L2Dataset *ds, const char *name, const L2LatentInfo *in)
+{
+	char *s = l2_latents_info_json(in);
+	l2_dataset_set_feature_meta(ds, name, "latent", s);
 	free(s);
-	return r;
 }
 
 int l2_latents_info(L2Dataset *ds, const char *name, L2LatentInfo *in)
@@ -81,54 +142,14 @@ int l2_latents_info(L2Dataset *ds, const char *name, L2LatentInfo *in)
 	const char *path = l2_dataset_path(ds);
 	if (strcmp(fi.kind, L2_LATENT_KIND))
 		l2_die("%s: feature set '%s' holds %s, not VAE latents (%s)", path, name, fi.kind, L2_LATENT_KIND);
-	char *s = l2_dataset_feature_meta(ds, name, "latent");
+	char *s = l2_dataset_feature_meta(ds, name, "latent"), err[160];
 	if (!s) l2_die("%s: feature set '%s': meta feat.%s.latent (the description of the latents) missing", path, name, name);
-	json_error_t err;
-	json_t *j = json_loads(s, 0, &err), *v;
+	int rc = l2_latents_info_parse(s, in, err, sizeof err);
 	free(s);
-	if (!j || !json_is_object(j)) l2_die("%s: meta feat.%s.latent: not a JSON object", path, name);
-	memset(in, 0, sizeof *in);
-#define BAD(what) l2_die("%s: meta feat.%s.latent: %s missing or wrong", path, name, what)
-	if (!(v = json_object_get(j, "vae_sha256")) || !json_is_string(v) || json_string_length(v) >= sizeof in->vae_sha256)
-		BAD("vae_sha256");
-	snprintf(in->vae_sha256, sizeof in->vae_sha256, "%s", json_string_value(v));
-	if (!(v = json_object_get(j, "vae_kind")) || !json_is_string(v) || json_string_length(v) >= sizeof in->vae_kind) BAD("vae_kind");
-	snprintf(in->vae_kind, sizeof in->vae_kind, "%s", json_string_value(v));
-	if (!(v = json_object_get(j, "scale")) || !json_is_number(v) || !(json_number_value(v) > 0)) BAD("scale");
-	in->scale = json_number_value(v);
-	if (!(v = json_object_get(j, "shift")) || !json_is_number(v)) BAD("shift");
-	in->shift = json_number_value(v);
-	if (!(v = json_object_get(j, "resolution")) || !json_is_integer(v)) BAD("resolution");
-	in->resolution = (int)json_integer_value(v);
-	json_t *sh = json_object_get(j, "shape");
-	if (!json_is_array(sh) || json_array_size(sh) != 3) BAD("shape");
-	in->channels = (int)json_integer_value(json_array_get(sh, 0));
-	in->h = (int)json_integer_value(json_array_get(sh, 1));
-	in->w = (int)json_integer_value(json_array_get(sh, 2));
-	if (in->channels < 1 || in->channels > L2_LATENTS_MAX_CHANNELS || in->h < 1 || in->w < 1 ||
-	    (uint64_t)in->channels * in->h * in->w != fi.dim)
+	if (rc) l2_die("%s: meta feat.%s.latent: %s", path, name, err);
+	if ((uint64_t)in->channels * in->h * in->w != fi.dim)
 		l2_die("%s: meta feat.%s.latent: shape [%d, %d, %d] does not make the set's %u values", path, name, in->channels,
 		       in->h, in->w, fi.dim);
-	const char *post = json_string_value(json_object_get(j, "posterior"));
-	if (!post || (strcmp(post, "mean") && strcmp(post, "sample"))) BAD("posterior");
-	in->sampled = !strcmp(post, "sample");
-	in->seed = (uint64_t)json_integer_value(json_object_get(j, "seed"));
-	in->complete = json_is_true(json_object_get(j, "complete"));
-	if (in->complete) {
-		json_t *cm = json_object_get(j, "channel_mean"), *cs = json_object_get(j, "channel_std");
-		if (!json_is_array(cm) || !json_is_array(cs) || (int)json_array_size(cm) != in->channels ||
-		    (int)json_array_size(cs) != in->channels)
-			BAD("channel_mean / channel_std");
-		for (int c = 0; c < in->channels; c++) {
-			in->channel_mean[c] = json_number_value(json_array_get(cm, c));
-			in->channel_std[c] = json_number_value(json_array_get(cs, c));
-		}
-		in->count = (uint64_t)json_integer_value(json_object_get(j, "count"));
-		in->mean = json_number_value(json_object_get(j, "mean"));
-		in->std = json_number_value(json_object_get(j, "std"));
-	}
-#undef BAD
-	json_decref(j);
 	return 1;
 }
 
@@ -156,6 +177,9 @@ static void planned_info(const L2Vae *vae, const L2LatentsOptions *o, L2LatentIn
 	in->h = in->w = o->resolution / f;
 	in->sampled = o->sample;
 	in->seed = o->sample ? o->seed : 0;
+	for (int i = 0; i < 2 && l2_vae_file(vae, i); i++)
+		snprintf(in->vae_files + strlen(in->vae_files), sizeof in->vae_files - strlen(in->vae_files), "%s%s", i ? "," : "",
+			 base_name(l2_vae_file(vae, i)));
 }
 
 static void check_resume(L2Dataset *ds, const char *name, const L2LatentInfo *have, const L2LatentInfo *want, const L2Vae *vae)
@@ -220,23 +244,17 @@ uint64_t l2_latents_encode(L2Dataset *ds, const L2Vae *vae, const L2LatentsOptio
 	L2LatentInfo want, have;
 	planned_info(vae, o, &want);
 	size_t dim = (size_t)want.channels * want.h * want.w;
-	char files[600];
 	int exists = l2_latents_info(ds, name, &have);
 	if (exists && !o->resume)
 		l2_die("%s: feature set '%s' exists (--resume continues it; --name picks another)", path, name);
 	if (exists) {
 		check_resume(ds, name, &have, &want, vae);
-		char *fl = info_files(ds, name);
-		snprintf(files, sizeof files, "%s", fl);
-		free(fl);
+		snprintf(want.vae_files, sizeof want.vae_files, "%s", have.vae_files);
 	} else {
 		L2FeatureInfo fi = {{0}, (uint32_t)dim, 0, 0};
 		snprintf(fi.kind, sizeof fi.kind, "%s", L2_LATENT_KIND);
 		l2_dataset_feature_declare(ds, name, &fi);
-		files[0] = 0;
-		for (int i = 0; i < 2 && l2_vae_file(vae, i); i++)
-			snprintf(files + strlen(files), sizeof files - strlen(files), "%s%s", i ? "," : "", base_name(l2_vae_file(vae, i)));
-		write_info(ds, name, &want, files);
+		write_info(ds, name, &want);
 		l2_store_commit(l2_dataset_store(ds));
 	}
 
@@ -275,7 +293,7 @@ uint64_t l2_latents_encode(L2Dataset *ds, const L2Vae *vae, const L2LatentsOptio
 
 	want.complete = 1;
 	statistics(ds, name, &want);
-	write_info(ds, name, &want, files);
+	write_info(ds, name, &want);
 	l2_store_commit(l2_dataset_store(ds));
 	if (info) *info = want;
 	return ntodo;

@@ -42,6 +42,7 @@
 
 typedef struct {
 	char vae_sha256[132];
+	char vae_files[256];
 	char vae_kind[8];
 	double scale, shift;
 	int resolution, channels, h, w;
@@ -64,6 +65,12 @@ typedef struct {
 } L2LatentsOptions;
 
 void l2_latents_defaults(L2LatentsOptions *o);
+
+/* The description as one JSON object (malloc'd) and back: what a latent
+ * diffusion model copies into its own metadata, so that sampling can check
+ * its VAE without the dataset.  parse returns 0, or -1 with a reason in err. */
+char *l2_latents_info_json(const L2LatentInfo *info);
+int l2_latents_info_parse(const char *json, L2LatentInfo *info, char *err, size_t errlen);
 
 /* 1 and *info when feature set NAME holds latents; 0 when it does not
  * exist; dies when it exists but is not a latent set or its description is
