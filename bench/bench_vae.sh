@@ -6,8 +6,9 @@
 # bench/bench_vae.py), same random weights, same inputs, in one run: images/s
 # at 64x64 and 256x256 (median of the timed calls after a warm-up, batches
 # already in memory), the share of the same-run 2-thread SGEMM rate
-# (l2_vae_flops: convolutions and attention products), and the largest
-# difference of the outputs relative to the largest output.
+# (l2_vae_flops: convolutions and attention products), the speed-up per
+# CPU-second (user + sys; steadier than wall time on a shared machine), and
+# the largest difference of the outputs relative to the largest output.
 # BENCH_QUICK=1: 64x64 only, fewer repetitions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,18 +34,18 @@ for kind in kl taesd; do
 			pre=$out/${kind}_${half}_$size
 			read -r _ l2 _ l2c _ g < <("$BUILD/bench/bench_vae" run "$out/$kind.safetensors" $half $size $B $R $TH "$pre")
 			read -r _ pt _ ptc _ err < <(/usr/bin/python3 bench/bench_vae.py $kind $half $size $B $R $TH "$pre")
-			rows+=("$kind $half $size $B $l2 $pt $g $err")
+			rows+=("$kind $half $size $B $l2 $pt $g $err $l2c $ptc")
 		done
 	done
 done
 echo "## VAE ($TH threads; random weights; SGEMM rate $peak GFLOP/s on $TH threads, same run)"
 echo
-echo "| autoencoder | half | image | batch | l2 images/s | PyTorch images/s | l2 speed-up | GFLOP/image | l2 share of SGEMM | PyTorch share | max rel. difference |"
-echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| autoencoder | half | image | batch | l2 images/s | PyTorch images/s | l2 speed-up | GFLOP/image | l2 share of SGEMM | PyTorch share | speed-up per CPU-second | max rel. difference |"
+echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for r in "${rows[@]}"; do
 	awk -v p="$peak" '{ name = $1 == "kl" ? "KL-f8" : "TAESD"
-		printf "| %s | %s | %dx%d | %d | %.3f | %.3f | %.2fx | %.1f | %.0f%% | %.0f%% | %s |\n",
-			name, $2, $3, $3, $4, $5, $6, $5 / $6, $7, 100 * $5 * $7 / p, 100 * $6 * $7 / p, $8 }' <<<"$r"
+		printf "| %s | %s | %dx%d | %d | %.3f | %.3f | %.2fx | %.1f | %.0f%% | %.0f%% | %.2fx | %s |\n",
+			name, $2, $3, $3, $4, $5, $6, $5 / $6, $7, 100 * $5 * $7 / p, 100 * $6 * $7 / p, $9 / $10, $8 }' <<<"$r"
 done
 echo
 echo "OpenBLAS core: ${OPENBLAS_CORETYPE:-autodetected}; each l2 image on one thread with one-thread OpenBLAS (bit-identical latents for any batch or thread count)"
