@@ -46,6 +46,9 @@ export_npy() { l2-dataset export-features -n "${3:-latent}" "$1" | l2-cat -f npy
 	assert_output --partial "16 images encoded"
 	run l2-dataset stats ds.lmdb
 	assert_output --partial "$(printf 'feature\tlatent\tvae-latent\t256\tf32\t16')"
+	refute_output --partial incomplete
+	run l2-store get ds.lmdb meta feat.latent.complete
+	assert_output 1
 	sha=$(sha256sum "$V/kl.safetensors" | cut -d' ' -f1)
 	run describe ds.lmdb
 	assert_output --partial "\"vae_sha256\":\"$sha\""

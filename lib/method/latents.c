@@ -250,13 +250,13 @@ uint64_t l2_latents_encode(L2Dataset *ds, const L2Vae *vae, const L2LatentsOptio
 	if (exists) {
 		check_resume(ds, name, &have, &want, vae);
 		snprintf(want.vae_files, sizeof want.vae_files, "%s", have.vae_files);
-	} else {
-		L2FeatureInfo fi = {{0}, (uint32_t)dim, 0, 0};
-		snprintf(fi.kind, sizeof fi.kind, "%s", L2_LATENT_KIND);
-		l2_dataset_feature_declare(ds, name, &fi);
-		write_info(ds, name, &want);
-		l2_store_commit(l2_dataset_store(ds));
 	}
+	/* one writer per set (its lock), and the set marked incomplete until the last latent is in */
+	L2FeatureInfo fi = {.dim = (uint32_t)dim};
+	snprintf(fi.kind, sizeof fi.kind, "%s", L2_LATENT_KIND);
+	l2_dataset_feature_begin(ds, name, &fi);
+	if (!exists) write_info(ds, name, &want);
+	l2_store_commit(l2_dataset_store(ds));
 
 	char **keys;
 	size_t nk = l2_dataset_keys(ds, o->split, &keys), ntodo = 0;
@@ -294,7 +294,7 @@ uint64_t l2_latents_encode(L2Dataset *ds, const L2Vae *vae, const L2LatentsOptio
 	want.complete = 1;
 	statistics(ds, name, &want);
 	write_info(ds, name, &want);
-	l2_store_commit(l2_dataset_store(ds));
+	l2_dataset_feature_end(ds, name, 0); /* commits */
 	if (info) *info = want;
 	return ntodo;
 }
