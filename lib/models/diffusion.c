@@ -39,11 +39,13 @@ const char *l2_diffusion_check(const L2DiffusionConfig *c)
 {
 	if (c->res < 4 || c->res > 1024 || (c->res & (c->res - 1))) return "resolution must be a power of two in 4..1024";
 	if (c->cimg < 1 || c->cimg > 64) return "image channels must be in 1..64";
-	if (c->patch != 1) return "only --patch 1 is supported so far";
+	if (c->patch != 1 && c->patch != 2 && c->patch != 4) return "patch must be 1, 2 or 4";
+	if (c->res / c->patch < 4) return "the patched image (resolution / patch) must be at least 4 pixels wide";
 	if (c->cdim < 0 || c->cdim > 65536) return "condition size must be in 0..65536";
 	if (c->channels < 4 || c->channels > 4096) return "channels must be in 4..4096";
 	if (c->nlevels < 1 || c->nlevels > L2_DIFF_MAXLEV) return "between 1 and 6 levels (--mult)";
-	if ((c->res >> (c->nlevels - 1)) < 1 || c->res % (1 << (c->nlevels - 1)))
+	int R = c->res / c->patch;
+	if ((R >> (c->nlevels - 1)) < 1 || R % (1 << (c->nlevels - 1)))
 		return "too many levels for the resolution (--mult)";
 	for (int l = 0; l < c->nlevels; l++)
 		if (c->mult[l] < 1 || c->mult[l] > 64 || (c->channels * c->mult[l]) % 4)
@@ -446,6 +448,25 @@ static AdTensor *block(Fwd *f, const Block *b, AdTensor *x)
 	return ad_clamp(g, x, -L2_DIFF_CLAMP, L2_DIFF_CLAMP);
 }
 
+/* Space-to-depth by p: [N, C, R p, R p] -> [N, C p^2, R, R], pixel (y p + dy, x p + dx)
+ * of channel c to channel (c p + dy) p + dx (PyTorch's pixel_unshuffle), and back
+ * (pixel_shuffle).  Reshapes and one permutation, so the gradient comes with them. */
+static AdTensor *space_to_depth(AdGraph *g, AdTensor *x, int p)
+{
+	int N = x->shape[0], C = x->shape[1], R = x->shape[2] / p;
+	x = ad_reshape(g, x, 6, (int[]){N, C, R, p, R, p});
+	x = ad_permute(g, x, (int[]){0, 1, 3, 5, 2, 4});
+	return ad_reshape(g, x, 4, (int[]){N, C * p * p, R, R});
+}
+
+static AdTensor *depth_to_space(AdGraph *g, AdTensor *x, int p)
+{
+	int N = x->shape[0], C = x->shape[1] / (p * p), R = x->shape[2];
+	x = ad_reshape(g, x, 6, (int[]){N, C, p, p, R, R});
+	x = ad_permute(g, x, (int[]){0, 1, 4, 2, 5, 3});
+	return ad_reshape(g, x, 4, (int[]){N, C, R * p, R * p});
+}
+
 /* A per-sample scalar s[n] as an [N, 1, 1, 1] constant. */
 static AdTensor *per_sample(AdGraph *g, int N, const double *s, int ndim)
 {
@@ -480,9 +501,12 @@ AdTensor *l2_diffusion_denoise(AdGraph *g, L2Diffusion *m, AdTensor *x, const do
 	e = ad_silu(g, ad_linear(g, e, W(&f, m->emb_lin0), NULL));
 	f.emb = ad_silu(g, ad_linear(g, e, W(&f, m->emb_lin1), NULL));
 	/* encoder */
-	AdTensor *ones = ad_tensor(g, 4, (int[]){N, 1, c->res, c->res});
+	int R = c->res / c->patch;
+	AdTensor *ones = ad_tensor(g, 4, (int[]){N, 1, R, R});
 	for (size_t i = 0; i < ones->n; i++) ones->v[i] = 1;
-	AdTensor *h = ad_concat(g, (AdTensor *[]){ad_mul(g, x, per_sample(g, N, cin, 4)), ones}, 2, 1);
+	AdTensor *h = ad_mul(g, x, per_sample(g, N, cin, 4));
+	if (c->patch > 1) h = space_to_depth(g, h, c->patch);
+	h = ad_concat(g, (AdTensor *[]){h, ones}, 2, 1);
 	AdTensor *skips[128];
 	int ns = 0;
 	h = conv(&f, m->conv_in, h);
@@ -497,7 +521,9 @@ AdTensor *l2_diffusion_denoise(AdGraph *g, L2Diffusion *m, AdTensor *x, const do
 		h = block(&f, b, h);
 	}
 	h = ad_silu(g, ad_groupnorm(g, h, l2_diffusion_groups(h->shape[1]), NULL, NULL, L2_DIFF_GN_EPS));
-	AdTensor *F = ad_mul(g, conv(&f, m->out_conv, h), m->p[m->out_gain]);
+	AdTensor *F = conv(&f, m->out_conv, h);
+	if (c->patch > 1) F = depth_to_space(g, F, c->patch);
+	F = ad_mul(g, F, m->p[m->out_gain]);
 	AdTensor *D = ad_add(g, ad_mul(g, x, per_sample(g, N, cskip, 4)), ad_mul(g, F, per_sample(g, N, cout, 4)));
 	if (u) *u = ad_linear(g, fourier(&f, m->lv_freqs, m->lv_phases, cnoise), W(&f, m->lv_lin), NULL);
 	free(cs);

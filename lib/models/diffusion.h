@@ -32,11 +32,13 @@
  * (tests/ref/make_diffusion.py): "emb.fourier.freqs", "enc.32x32_block0.conv0.weight",
  * "dec.8x8_in0.qkv.weight", "out.gain", "logvar.linear.weight", ...
  *
- * The network is written so the 64x64 and latent extensions slot in: `patch` (space-to-depth of
- * the input, depth-to-space of the output: the U-Net then sees res / patch pixels of
- * cimg * patch^2 channels) is in the config and refused above 1 today; a block's
- * attention takes only its own pixels as keys today, and condition tokens would
- * join them as extra keys there.
+ * Patch p (1, 2 or 4): the U-Net works on res / p pixels of cimg p^2 channels — the
+ * input c_in x goes through space-to-depth (pixel (y p + dy, x p + dx) of channel c to
+ * channel (c p + dy) p + dx, PyTorch's pixel_unshuffle) before the ones channel is
+ * added, and F through depth-to-space (pixel_shuffle) after the output convolution —
+ * so 64x64 with patch 2 costs what 32x32 costs (the "patch" of U-ViT / DiT and of
+ * Hoogeboom et al.'s simple diffusion).  The attention resolutions and the tensor
+ * names are those of the patched grid ("enc.32x32_conv" at 64x64, patch 2).
  *
  * Builds in float (training, sampling) and, by including diffusion.c after ad.c with
  * -DL2_AD_DOUBLE, in double (tests/c/test_diffusion.c's gradient checks). */
@@ -59,7 +61,7 @@
 typedef struct {
 	int res;                    /* image side in pixels (power of two) */
 	int cimg;                   /* image channels (3) */
-	int patch;                  /* 1 (2: space-to-depth, not yet) */
+	int patch;                  /* 1, 2 or 4: space-to-depth of the input, depth-to-space of F */
 	int cdim;                   /* condition size d (0: unconditional) */
 	int channels;               /* C */
 	int nlevels;

@@ -480,8 +480,10 @@ static void run_batch(Worker *w)
 	const L2DiffusionConfig *c = &m->c;
 	int B = w->b1 - w->b0;
 	if (B <= 0) return;
-	int R = c->res, HW = R * R, cimg = c->cimg, C = m->C, E = m->E;
-	const float *x = w->x + (size_t)w->b0 * cimg * HW;
+	/* the U-Net's grid: R x R pixels of cp = cimg patch^2 channels */
+	int P = c->patch, R = c->res / P, HW = R * R, cimg = c->cimg, cp = cimg * P * P, C = m->C, E = m->E;
+	size_t chw = (size_t)cimg * c->res * c->res;
+	const float *x = w->x + (size_t)w->b0 * chw;
 	const double *sigma = w->sigma + w->b0;
 	arena_begin(w);
 	double *sc = l2_malloc((size_t)4 * B * sizeof(double));
@@ -503,16 +505,20 @@ static void run_batch(Worker *w)
 	silu_rows(e1, (size_t)B * E);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, E, E, 1.0f, e1, E, m->w_lin1, E, 0.0f, e, E);
 	silu_rows(e, (size_t)B * E);
-	/* input [c_in x, 1] in (C, B, HW) */
+	/* input [space_to_depth(c_in x), 1] in (C, B, HW): channel (ch P + dy) P + dx at
+	 * pixel (y, x) is image channel ch at (y P + dy, x P + dx) */
 	size_t cs = (size_t)B * HW;
-	float *in = A(w, (size_t)(cimg + 1) * cs);
+	float *in = A(w, (size_t)(cp + 1) * cs);
 	for (int ch = 0; ch < cimg; ch++)
-		for (int b = 0; b < B; b++) {
-			const float *s = x + ((size_t)b * cimg + ch) * HW;
-			float *d = in + (size_t)ch * cs + (size_t)b * HW, ci = (float)sc[2 * B + b];
-			for (int i = 0; i < HW; i++) d[i] = s[i] * ci;
-		}
-	for (size_t i = 0; i < cs; i++) in[(size_t)cimg * cs + i] = 1;
+		for (int dy = 0; dy < P; dy++)
+			for (int dx = 0; dx < P; dx++)
+				for (int b = 0; b < B; b++) {
+					const float *s = x + (size_t)b * chw + (size_t)ch * c->res * c->res;
+					float *d = in + (size_t)((ch * P + dy) * P + dx) * cs + (size_t)b * HW, ci = (float)sc[2 * B + b];
+					for (int y = 0; y < R; y++)
+						for (int xx = 0; xx < R; xx++) d[y * R + xx] = s[(size_t)(y * P + dy) * c->res + xx * P + dx] * ci;
+				}
+	for (size_t i = 0; i < cs; i++) in[(size_t)cp * cs + i] = 1;
 	float *skips[128];
 	int ns = 0;
 	float *h = A(w, (size_t)m->c0 * cs);
@@ -525,16 +531,23 @@ static void run_batch(Worker *w)
 	}
 	/* out: gain conv3(SiLU(GN(h))), then c_skip x + c_out F back to (B, C, HW) */
 	int ch = m->out_conv.cin;
-	float *t = A(w, (size_t)ch * cs), *F = A(w, (size_t)cimg * cs);
+	float *t = A(w, (size_t)ch * cs), *F = A(w, (size_t)cp * cs);
 	Cat hc = {h, NULL, ch, cs};
 	gn_mod_silu(&hc, ch, B, HW, l2_diffusion_groups(ch), NULL, t);
 	l2_conv2d(&m->out_conv, t, B, R, R, F, 0);
+	/* (depth-to-space of F for P > 1) */
+	int S = c->res;
 	for (int b = 0; b < B; b++)
 		for (int k = 0; k < cimg; k++) {
-			const float *s = x + ((size_t)b * cimg + k) * HW, *fp = F + (size_t)k * cs + (size_t)b * HW;
-			float *d = w->out + ((size_t)(w->b0 + b) * cimg + k) * HW;
+			const float *s = x + (size_t)b * chw + (size_t)k * S * S;
+			float *d = w->out + (size_t)(w->b0 + b) * chw + (size_t)k * S * S;
 			float a = (float)sc[b], o = (float)sc[B + b] * m->gain;
-			for (int i = 0; i < HW; i++) d[i] = a * s[i] + o * fp[i];
+			for (int y = 0; y < S; y++)
+				for (int xx = 0; xx < S; xx++) {
+					int q = (k * P + y % P) * P + xx % P;
+					const float *fp = F + (size_t)q * cs + (size_t)b * HW;
+					d[y * S + xx] = a * s[y * S + xx] + o * fp[(y / P) * R + xx / P];
+				}
 		}
 	free(sc);
 	arena_end(w);

@@ -18,10 +18,18 @@
 
 #include <unistd.h>
 
-#define REF_W "tests/ref/diffusion/tiny.safetensors"
-#define REF_IO "tests/ref/diffusion/tiny_io.safetensors"
-
+/* the golden under test: "tiny" (res 8), "patch2" (res 16, patch 2) */
+static char REF_W[128], REF_IO[128];
 static L2Safetensors *IO;
+
+static void use_golden(const char *tag)
+{
+	snprintf(REF_W, sizeof REF_W, "tests/ref/diffusion/%s.safetensors", tag);
+	snprintf(REF_IO, sizeof REF_IO, "tests/ref/diffusion/%s_io.safetensors", tag);
+	if (IO) l2_st_close(IO);
+	IO = l2_st_open(REF_IO);
+	printf("# golden %s\n", tag);
+}
 
 /* A float64 golden as a malloc'd double array (n elements expected). */
 static double *ref(const char *name, size_t n)
@@ -85,6 +93,7 @@ static int CHW;
 
 static void load_inputs(const L2DiffusionConfig *c)
 {
+	free(Y), free(EPS), free(SIG), free(COND);
 	CHW = c->cimg * c->res * c->res;
 	Y = ref("y", (size_t)N * CHW), EPS = ref("eps", (size_t)N * CHW), SIG = ref("sigma", N);
 	COND = ref("cond", (size_t)N * c->cdim);
@@ -367,8 +376,20 @@ static void test_config(void)
 	CHECK(l2_diffusion_config_parse("{\"res\":32}", &d) == -1);
 	CHECK(l2_diffusion_config_parse("not json", &d) == -1);
 	l2_diffusion_preset("small", 32, 512, &c);
-	c.patch = 2;
+	c.patch = 3;
 	CHECK(l2_diffusion_check(&c) != NULL);
+	/* patch 2 at 64x64 costs what 32x32 costs, but for the wider input and output convolutions */
+	c.patch = 2, c.res = 64;
+	CHECK(l2_diffusion_check(&c) == NULL);
+	l2_diffusion_config_json(&c, js, sizeof js);
+	CHECK(l2_diffusion_config_parse(js, &d) == 0 && d.patch == 2);
+	double f2 = l2_diffusion_flops(&c);
+	c.patch = 1, c.res = 32;
+	double f1 = l2_diffusion_flops(&c);
+	printf("# small: 64x64 patch 2 %.3f GMAC, 32x32 %.3f GMAC\n", f2 * 1e-9, f1 * 1e-9);
+	CHECK(f2 > f1 && f2 < 1.02 * f1);
+	c.patch = 4, c.res = 8;
+	CHECK(l2_diffusion_check(&c) != NULL); /* a 2x2 grid */
 	L2DiffusionWeighting w;
 	CHECK(l2_diffusion_weighting_parse("min-snr:5", &w) == 0 && w.kind == L2_DIFF_W_MINSNR && w.gamma == 5);
 	CHECK(l2_diffusion_weighting_parse("min-snr:", &w) == -1);
@@ -378,14 +399,19 @@ static void test_config(void)
 
 int main(void)
 {
-	if (access(REF_IO, R_OK) && chdir("../..")) {}
-	IO = l2_st_open(REF_IO);
+	if (access("tests/ref/diffusion/tiny_io.safetensors", R_OK) && chdir("../..")) {}
 	RUN(test_config);
+	use_golden("tiny");
 	RUN(test_against_torch);
 	RUN(test_adam_renorm);
 	RUN(test_ema_schedule);
 	RUN(test_finite_differences);
 	RUN(test_shards_dropout);
+	/* space-to-depth in, depth-to-space out: its own goldens and finite differences */
+	use_golden("patch2");
+	RUN(test_against_torch);
+	RUN(test_adam_renorm);
+	RUN(test_finite_differences);
 	l2_st_close(IO);
 	free(Y), free(EPS), free(SIG), free(COND);
 	return check_done();

@@ -17,11 +17,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define REF_W "tests/ref/diffusion/tiny.safetensors"
-#define REF_IO "tests/ref/diffusion/tiny_io.safetensors"
 #define N 3
 
+/* the golden under test: "tiny" (res 8), "patch2" (res 16, patch 2) */
+static char REF_W[128], REF_IO[128];
 static L2Safetensors *IO;
+
+static void use_golden(const char *tag)
+{
+	snprintf(REF_W, sizeof REF_W, "tests/ref/diffusion/%s.safetensors", tag);
+	snprintf(REF_IO, sizeof REF_IO, "tests/ref/diffusion/%s_io.safetensors", tag);
+	if (IO) l2_st_close(IO);
+	IO = l2_st_open(REF_IO);
+	printf("# golden %s\n", tag);
+}
 static char dir[256];
 
 static float *ref(const char *name, size_t n)
@@ -67,6 +76,7 @@ static void test_goldens_float(void)
 	L2Diffusion *m = load_tiny();
 	const L2DiffusionConfig *c = l2_diffusion_config(m);
 	CHW = c->cimg * c->res * c->res;
+	free(Y), free(EPS), free(COND), free(SIGF);
 	Y = ref("y", (size_t)N * CHW), EPS = ref("eps", (size_t)N * CHW), COND = ref("cond", (size_t)N * c->cdim);
 	SIGF = ref("sigma", N);
 	for (int n = 0; n < N; n++) SIG[n] = SIGF[n]; /* 0.01, 0.7, 40 */
@@ -137,18 +147,22 @@ static void test_model_goldens(void)
 }
 
 /* The small preset with random weights (gain made non-zero): the tape-free forward
- * against the autodiff forward, for batch splits over 1 and 3 threads. */
+ * against the autodiff forward, for batch splits over 1 and 3 threads; at 16x16, and
+ * at 32x32 with patch 2 (VS_PATCH). */
+static int VS_PATCH = 1;
 static void test_model_vs_autodiff(void)
 {
 	L2DiffusionConfig c;
-	l2_diffusion_preset("small", 16, 7, &c);
+	int P = VS_PATCH, res = 16 * P;
+	l2_diffusion_preset("small", res, 7, &c);
+	c.patch = P;
 	c.attn_res[0] = 4, c.attn_res[1] = 8, c.nattn = 2;
 	L2Diffusion *net = l2_diffusion_new(&c, 3);
 	int np;
 	AdTensor **p = l2_diffusion_params(net, &np, NULL);
 	for (int i = 0; i < np; i++)
 		if (!strcmp(p[i]->name, "out.gain")) p[i]->v[0] = 0.8f;
-	int B = 5, chw = 3 * 16 * 16;
+	int B = 5, chw = 3 * res * res;
 	float *x = l2_malloc((size_t)B * chw * sizeof(float)), *cond = l2_malloc((size_t)B * 7 * sizeof(float));
 	double sig[5] = {0.002, 0.3, 1.1, 9, 80};
 	for (int i = 0; i < B * chw; i++) x[i] = (float)(check_normal() * 0.8);
@@ -159,7 +173,7 @@ static void test_model_vs_autodiff(void)
 	}
 	AdGraph *g = ad_graph_new();
 	ad_graph_set_grad(g, 0);
-	AdTensor *D = l2_diffusion_denoise(g, net, ad_input(g, 4, (int[]){B, 3, 16, 16}, x), sig,
+	AdTensor *D = l2_diffusion_denoise(g, net, ad_input(g, 4, (int[]){B, 3, res, res}, x), sig,
 					   ad_input(g, 2, (int[]){B, 7}, cond), NULL, NULL);
 	L2DiffusionModel *m = l2_diffusion_model_from(net);
 	float *o1 = l2_malloc((size_t)B * chw * sizeof(float)), *o3 = l2_malloc((size_t)B * chw * sizeof(float));
@@ -359,17 +373,23 @@ static void test_files(void)
 
 int main(void)
 {
-	if (access(REF_IO, R_OK) && chdir("../..")) {}
+	if (access("tests/ref/diffusion/tiny_io.safetensors", R_OK) && chdir("../..")) {}
 	l2_init(1, (char *[]){"test_diffusion_float", NULL});
 	snprintf(dir, sizeof dir, "/tmp/l2-test-diffusion-%d", (int)getpid());
 	l2_mkdir_p(dir);
-	IO = l2_st_open(REF_IO);
+	use_golden("tiny");
 	RUN(test_goldens_float);
 	RUN(test_model_goldens);
 	RUN(test_model_vs_autodiff);
 	RUN(test_sampler_net);
 	RUN(test_train_threads);
 	RUN(test_files);
+	/* patch 2 */
+	use_golden("patch2");
+	RUN(test_goldens_float);
+	RUN(test_model_goldens);
+	VS_PATCH = 2;
+	RUN(test_model_vs_autodiff);
 	l2_st_close(IO);
 	free(Y), free(EPS), free(COND), free(SIGF);
 	char cmd[300];

@@ -17,6 +17,9 @@ normalised, out.gain non-zero so every gradient flows):
       weighting, grad.NAME of every trainable tensor (uncertainty weighting), adam.NAME:
       every tensor after one Adam step (lr 0.01, betas (0.9, 0.99), eps 1e-8) and the
       forced renormalisation, the EMA gammas and betas for t = 1..5 (F64).
+  tests/ref/diffusion/patch2{,_io}.safetensors  the same at res 16 with patch 2 (space-to-
+      depth in, depth-to-space out: PyTorch's pixel_unshuffle / pixel_shuffle), the
+      U-Net on the 8x8 grid.
 """
 import json, math, os, struct
 import numpy as np
@@ -143,14 +146,15 @@ class Denoiser(nn.Module):
     """D(x; sigma, cond) with EDM preconditioning, and u(sigma)."""
 
     def __init__(self, res=32, cimg=3, cdim=512, channels=32, mult=(1, 2, 2), blocks=2, attn_res=(8,),
-                 dropout=0.0, sigma_data=0.5):
+                 dropout=0.0, sigma_data=0.5, patch=1):
         super().__init__()
-        self.res, self.cimg, self.cdim, self.sigma_data = res, cimg, cdim, sigma_data
+        self.res, self.cimg, self.cdim, self.sigma_data, self.patch = res, cimg, cdim, sigma_data, patch
         C, E = channels, 4 * channels
         self.emb = Emb(C, E, cdim)
         self.enc, self.dec = nn.ModuleDict(), nn.ModuleDict()
         cout = C * mult[0]
-        self.enc["%dx%d_conv" % (res, res)] = WNConv(cimg + 1, cout, 3)
+        res //= patch  # the U-Net's grid: pixel_unshuffle in, pixel_shuffle out
+        self.enc["%dx%d_conv" % (res, res)] = WNConv(cimg * patch ** 2 + 1, cout, 3)
         skips = [cout]
         for l, m in enumerate(mult):
             r = res >> l
@@ -172,7 +176,7 @@ class Denoiser(nn.Module):
                 s = skips.pop()
                 cin, cout = cout + s, C * mult[l]
                 self.dec["%dx%d_block%d" % (r, r, k)] = Block(cin, cout, E, attn=r in attn_res, skip_in=s, dropout=dropout)
-        self.out = Out(cout, cimg)
+        self.out = Out(cout, cimg * patch ** 2)
         self.logvar = LogVar()
         # forced weight normalisation at initialisation (what l2_diffusion_new does)
         with torch.no_grad():
@@ -192,8 +196,8 @@ class Denoiser(nn.Module):
             e = e + self.emb.cond(cond * math.sqrt(self.cdim))
         e = F.silu(self.emb.linear0(e))
         e = F.silu(self.emb.linear1(e))
-        ones = torch.ones_like(x[:, :1])
-        h = torch.cat([s4(c_in) * x, ones], 1)
+        h = F.pixel_unshuffle(s4(c_in) * x, self.patch)
+        h = torch.cat([h, torch.ones_like(h[:, :1])], 1)
         skips = []
         for name, mod in self.enc.items():
             h = mod(h) if name.endswith("_conv") else mod(h, e)
@@ -203,7 +207,7 @@ class Denoiser(nn.Module):
                 h = torch.cat([h, skips.pop()], 1)
             h = mod(h, e)
         h = F.silu(F.group_norm(h, groups_of(h.shape[1]), eps=GN_EPS))
-        Fx = self.out.gain * self.out.conv(h)
+        Fx = self.out.gain * F.pixel_shuffle(self.out.conv(h), self.patch)
         D = s4(c_skip) * x + s4(c_out) * Fx
         u = self.logvar.linear(self.logvar.fourier(c_noise)) if want_u else None
         return D, u
@@ -258,12 +262,13 @@ def write_st(path, tensors, meta=None):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
-def main():
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diffusion")
-    os.makedirs(out, exist_ok=True)
+def make_golden(out, tag, RES, PATCH):
+    """Weights tests/ref/diffusion/TAG.safetensors and I/O TAG_io.safetensors for a tiny
+    net at image side RES with patch PATCH (C 8 x [1, 2], 1 block, attention at 4x4 of
+    the patched grid, condition size 5, batch 3 with one null condition)."""
     torch.manual_seed(0)
-    RES, CIMG, C, MULT, BLOCKS, ATTN, CDIM, N = 8, 3, 8, (1, 2), 1, (4,), 5, 3
-    net = Denoiser(RES, CIMG, CDIM, C, MULT, BLOCKS, ATTN).double()
+    CIMG, C, MULT, BLOCKS, ATTN, CDIM, N = 3, 8, (1, 2), 1, (4,), 5, 3
+    net = Denoiser(RES, CIMG, CDIM, C, MULT, BLOCKS, ATTN, patch=PATCH).double()
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, p in net.state_dict().items():
@@ -287,12 +292,12 @@ def main():
     cond = cond.float().double()
 
     sd = net.state_dict()
-    cfg = {"res": RES, "cimg": CIMG, "patch": 1, "cdim": CDIM, "channels": C, "mult": list(MULT), "blocks": BLOCKS,
+    cfg = {"res": RES, "cimg": CIMG, "patch": PATCH, "cdim": CDIM, "channels": C, "mult": list(MULT), "blocks": BLOCKS,
            "attn_res": list(ATTN), "dropout": 0, "sigma_data": 0.5, "P_mean": -1.2, "P_std": 1.2}
     meta = {"l2.kind": "diffusion", "l2.arch": "l2-edm2e-unet", "l2.diffusion.config": json.dumps(cfg),
             "l2.cond.feature": "caption", "l2.sigma_data": "0.5", "l2.P_mean": "-1.2", "l2.P_std": "1.2",
-            "l2.patch": "1", "l2.ema": "none", "l2.step": "0"}
-    write_st(os.path.join(out, "tiny.safetensors"), {k: (v.numpy(), "F32") for k, v in sd.items()}, meta)
+            "l2.patch": str(PATCH), "l2.ema": "none", "l2.step": "0"}
+    write_st(os.path.join(out, tag + ".safetensors"), {k: (v.numpy(), "F32") for k, v in sd.items()}, meta)
 
     io = {"y": y, "eps": eps, "sigma": sigma, "cond": cond}
     for w in ("edm", "min-snr"):
@@ -319,8 +324,16 @@ def main():
     gam = [ema_gamma(0.05), ema_gamma(0.10)]
     io["ema_gamma"] = torch.tensor(gam, dtype=torch.float64)
     io["ema_beta"] = torch.tensor([[ema_beta(gm, t) for t in range(1, 6)] for gm in gam], dtype=torch.float64)
-    write_st(os.path.join(out, "tiny_io.safetensors"), {k: (v.numpy(), "F64") for k, v in io.items()})
-    print("diffusion: loss %.10g, gamma %s" % (io["loss"].item(), gam))
+    write_st(os.path.join(out, tag + "_io.safetensors"), {k: (v.numpy(), "F64") for k, v in io.items()})
+    print("diffusion %s: loss %.10g, gamma %s" % (tag, io["loss"].item(), gam))
+
+
+
+def main():
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diffusion")
+    os.makedirs(out, exist_ok=True)
+    make_golden(out, "tiny", 8, 1)
+    make_golden(out, "patch2", 16, 2)
 
 
 if __name__ == "__main__":
