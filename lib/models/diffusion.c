@@ -42,6 +42,8 @@ const char *l2_diffusion_check(const L2DiffusionConfig *c)
 	if (c->patch != 1 && c->patch != 2 && c->patch != 4) return "patch must be 1, 2 or 4";
 	if (c->res / c->patch < 4) return "the patched image (resolution / patch) must be at least 4 pixels wide";
 	if (c->cdim < 0 || c->cdim > 65536) return "condition size must be in 0..65536";
+	if (c->cond_tokens < 0 || c->cond_tokens > 64) return "condition tokens must be in 0..64";
+	if (c->cond_tokens && !c->cdim) return "condition tokens need a condition";
 	if (c->channels < 4 || c->channels > 4096) return "channels must be in 4..4096";
 	if (c->nlevels < 1 || c->nlevels > L2_DIFF_MAXLEV) return "between 1 and 6 levels (--mult)";
 	int R = c->res / c->patch;
@@ -72,6 +74,11 @@ void l2_diffusion_config_json(const L2DiffusionConfig *c, char *buf, size_t len)
 		 "\"attn_res\":[%s],\"dropout\":%.17g,\"sigma_data\":%.17g,\"P_mean\":%.17g,\"P_std\":%.17g}",
 		 c->res, c->cimg, c->patch, c->cdim, c->channels, mult, c->blocks, attn, c->dropout, c->sigma_data,
 		 c->p_mean, c->p_std);
+	/* written only when used, so that the JSON of a modulation model stays what it was */
+	if (c->cond_tokens) {
+		size_t n = strlen(buf);
+		if (n > 1 && n + 24 < len) snprintf(buf + n - 1, len - n + 1, ",\"cond_tokens\":%d}", c->cond_tokens);
+	}
 }
 
 /* A tiny reader for exactly the JSON l2_diffusion_config_json writes (keys in any
@@ -138,6 +145,7 @@ int l2_diffusion_config_parse(const char *s, L2DiffusionConfig *c)
 	    json_num(s, "sigma_data", &c->sigma_data) || json_num(s, "P_mean", &c->p_mean) ||
 	    json_num(s, "P_std", &c->p_std))
 		return -1;
+	if (json_key(s, "cond_tokens") && json_int(s, "cond_tokens", &c->cond_tokens)) return -1;
 	return l2_diffusion_check(c) ? -1 : 0;
 }
 
@@ -198,7 +206,7 @@ static int conv_param(Builder *b, const char *pre, const char *name, int cin, in
 	return wn_param(b, pre, name, 4, (int[]){cout, cin, k, k});
 }
 
-static Block block_new(Builder *b, const char *pre, int cin, int cout, int resample, int attn, int res, int E)
+static Block block_new(Builder *b, const char *pre, int cin, int cout, int resample, int attn, int res, int E, int tok)
 {
 	Block k;
 	memset(&k, 0, sizeof k);
@@ -209,6 +217,7 @@ static Block block_new(Builder *b, const char *pre, int cin, int cout, int resam
 	k.skip = cin != cout ? conv_param(b, pre, ".skip.weight", cin, cout, 1) : -1;
 	k.qkv = attn ? conv_param(b, pre, ".qkv.weight", cout, 3 * cout, 1) : -1;
 	k.proj = attn ? conv_param(b, pre, ".proj.weight", cout, cout, 1) : -1;
+	k.cond_kv = attn && tok ? wn_param(b, pre, ".cond_kv.weight", 2, (int[]){2 * cout, E}) : -1;
 	return k;
 }
 
@@ -226,7 +235,8 @@ static void build(L2Diffusion *m, uint64_t seed)
 	l2_rng_init(&b.rng, seed, 0x646966); /* "dif" */
 	int C = c->channels, E = 4 * C, cin_img = c->cimg * c->patch * c->patch;
 	char pre[96];
-	m->emb_cond = c->cdim ? wn_param(&b, "emb.cond", ".weight", 2, (int[]){C, c->cdim}) : -1;
+	m->emb_cond = c->cdim && !c->cond_tokens ? wn_param(&b, "emb.cond", ".weight", 2, (int[]){C, c->cdim}) : -1;
+	m->emb_tok = c->cond_tokens ? wn_param(&b, "emb.tokens", ".weight", 2, (int[]){c->cond_tokens * E, c->cdim + 1}) : -1;
 	m->emb_lin0 = wn_param(&b, "emb.linear0", ".weight", 2, (int[]){E, C});
 	m->emb_lin1 = wn_param(&b, "emb.linear1", ".weight", 2, (int[]){E, E});
 	int maxb = c->nlevels * (c->blocks + 2) + 4;
@@ -240,14 +250,14 @@ static void build(L2Diffusion *m, uint64_t seed)
 		int r = R >> l;
 		if (l > 0) {
 			snprintf(pre, sizeof pre, "enc.%dx%d_down", r, r);
-			m->enc[m->nenc++] = block_new(&b, pre, cout, cout, RS_DOWN, 0, r, E);
+			m->enc[m->nenc++] = block_new(&b, pre, cout, cout, RS_DOWN, 0, r, E, c->cond_tokens);
 			m->skip_ch[m->nskip++] = cout;
 		}
 		for (int k = 0; k < c->blocks; k++) {
 			int ci = cout;
 			cout = C * c->mult[l];
 			snprintf(pre, sizeof pre, "enc.%dx%d_block%d", r, r, k);
-			m->enc[m->nenc++] = block_new(&b, pre, ci, cout, RS_KEEP, has_attn(c, r), r, E);
+			m->enc[m->nenc++] = block_new(&b, pre, ci, cout, RS_KEEP, has_attn(c, r), r, E, c->cond_tokens);
 			m->skip_ch[m->nskip++] = cout;
 		}
 	}
@@ -256,18 +266,18 @@ static void build(L2Diffusion *m, uint64_t seed)
 		int r = R >> l;
 		if (l == c->nlevels - 1) {
 			snprintf(pre, sizeof pre, "dec.%dx%d_in0", r, r);
-			m->dec[m->ndec++] = block_new(&b, pre, cout, cout, RS_KEEP, 1, r, E);
+			m->dec[m->ndec++] = block_new(&b, pre, cout, cout, RS_KEEP, 1, r, E, c->cond_tokens);
 			snprintf(pre, sizeof pre, "dec.%dx%d_in1", r, r);
-			m->dec[m->ndec++] = block_new(&b, pre, cout, cout, RS_KEEP, 0, r, E);
+			m->dec[m->ndec++] = block_new(&b, pre, cout, cout, RS_KEEP, 0, r, E, c->cond_tokens);
 		} else {
 			snprintf(pre, sizeof pre, "dec.%dx%d_up", r, r);
-			m->dec[m->ndec++] = block_new(&b, pre, cout, cout, RS_UP, 0, r, E);
+			m->dec[m->ndec++] = block_new(&b, pre, cout, cout, RS_UP, 0, r, E, c->cond_tokens);
 		}
 		for (int k = 0; k <= c->blocks; k++) {
 			int s = m->skip_ch[--sk], ci = cout + s;
 			cout = C * c->mult[l];
 			snprintf(pre, sizeof pre, "dec.%dx%d_block%d", r, r, k);
-			Block bl = block_new(&b, pre, ci, cout, RS_KEEP, has_attn(c, r), r, E);
+			Block bl = block_new(&b, pre, ci, cout, RS_KEEP, has_attn(c, r), r, E, c->cond_tokens);
 			bl.skip_in = s;
 			m->dec[m->ndec++] = bl;
 		}
@@ -362,6 +372,7 @@ typedef struct {
 	AdGraph *g;
 	L2Diffusion *m;
 	AdTensor *emb;           /* [N, E] */
+	AdTensor *tok;           /* condition tokens [N K, E], or NULL */
 	const uint64_t *dropkey;
 	int N, layer;
 } Fwd;
@@ -425,6 +436,17 @@ static AdTensor *attention(Fwd *f, const Block *b, AdTensor *x)
 	AdTensor *q = ad_reshape(g, ad_slice(g, qkv, 0, 0, 1), 4, (int[]){N, heads, HW, Dh});
 	AdTensor *k = ad_reshape(g, ad_slice(g, qkv, 0, 1, 1), 4, (int[]){N, heads, HW, Dh});
 	AdTensor *v = ad_reshape(g, ad_slice(g, qkv, 0, 2, 1), 4, (int[]){N, heads, HW, Dh});
+	if (f->tok) {
+		/* the condition tokens' keys and values join the pixels' */
+		int K = f->m->c.cond_tokens;
+		AdTensor *kv = ad_linear(g, f->tok, W(f, b->cond_kv), NULL);           /* [N K, 2C] */
+		kv = ad_normalize_axis(g, ad_reshape(g, kv, 5, (int[]){N, K, 2, heads, Dh}), 4, L2_DIFF_WN_EPS);
+		kv = ad_permute(g, kv, (int[]){2, 0, 3, 1, 4});                        /* [2, N, heads, K, Dh] */
+		AdTensor *kt = ad_reshape(g, ad_slice(g, kv, 0, 0, 1), 4, (int[]){N, heads, K, Dh});
+		AdTensor *vt = ad_reshape(g, ad_slice(g, kv, 0, 1, 1), 4, (int[]){N, heads, K, Dh});
+		k = ad_concat(g, (AdTensor *[]){k, kt}, 2, 2);
+		v = ad_concat(g, (AdTensor *[]){v, vt}, 2, 2);
+	}
 	AdTensor *a = ad_attention(g, q, k, v, 0);                             /* [N, heads, HW, Dh] */
 	a = ad_reshape(g, ad_permute(g, a, (int[]){0, 1, 3, 2}), 4, (int[]){N, C, H, Wd});
 	a = conv(f, b->proj, a);
@@ -487,7 +509,7 @@ AdTensor *l2_diffusion_denoise(AdGraph *g, L2Diffusion *m, AdTensor *x, const do
 	int N = x->shape[0];
 	if (cond && (cond->ndim != 2 || cond->shape[0] != N || cond->shape[1] != c->cdim))
 		l2_die("diffusion: condition %s, expected (%d, %d)", ad_shape_str(cond, s1, sizeof s1), N, c->cdim);
-	Fwd f = {g, m, NULL, dropkey, N, 0};
+	Fwd f = {g, m, NULL, NULL, dropkey, N, 0};
 	double *cs = l2_malloc(4 * (size_t)N * sizeof(double));
 	double *cskip = cs, *cout = cs + N, *cin = cs + 2 * N, *cnoise = cs + 3 * N;
 	for (int n = 0; n < N; n++) {
@@ -497,7 +519,20 @@ AdTensor *l2_diffusion_denoise(AdGraph *g, L2Diffusion *m, AdTensor *x, const do
 	}
 	/* embedding */
 	AdTensor *e = fourier(&f, m->emb_freqs, m->emb_phases, cnoise);
-	if (c->cdim && cond) e = ad_add(g, e, ad_linear(g, ad_scale(g, cond, sqrt((double)c->cdim)), W(&f, m->emb_cond), NULL));
+	if (c->cond_tokens) {
+		/* [sqrt(d) c, 1] -> K tokens of width E (a null condition: zeros, then the 1) */
+		int d = c->cdim, K = c->cond_tokens, E = 4 * c->channels;
+		AdTensor *one = ad_tensor(g, 2, (int[]){N, 1});
+		for (int n = 0; n < N; n++) one->v[n] = 1;
+		AdTensor *cz = cond;
+		if (!cz) {
+			cz = ad_tensor(g, 2, (int[]){N, d});
+			memset(cz->v, 0, cz->n * sizeof(adr));
+		}
+		AdTensor *in = ad_concat(g, (AdTensor *[]){ad_scale(g, cz, sqrt((double)d)), one}, 2, 1);
+		f.tok = ad_reshape(g, ad_linear(g, in, W(&f, m->emb_tok), NULL), 2, (int[]){N * K, E});
+	} else if (c->cdim && cond)
+		e = ad_add(g, e, ad_linear(g, ad_scale(g, cond, sqrt((double)c->cdim)), W(&f, m->emb_cond), NULL));
 	e = ad_silu(g, ad_linear(g, e, W(&f, m->emb_lin0), NULL));
 	f.emb = ad_silu(g, ad_linear(g, e, W(&f, m->emb_lin1), NULL));
 	/* encoder */
@@ -644,7 +679,7 @@ double l2_diffusion_lr(double lr, int64_t t, int64_t warmup, int64_t ref)
 double l2_diffusion_flops(const L2DiffusionConfig *c)
 {
 	/* convolutions and attention products (the GEMMs), per image */
-	int R = c->res / c->patch, C = c->channels, E = 4 * C;
+	int R = c->res / c->patch, C = c->channels, E = 4 * C, K = c->cond_tokens;
 	double f = 0;
 	int cout = C * c->mult[0];
 	f += (double)R * R * cout * (c->cimg * c->patch * c->patch + 1) * 9;
@@ -656,7 +691,8 @@ double l2_diffusion_flops(const L2DiffusionConfig *c)
 		f += P * (co) * (ci) * 9 + P * (co) * (co) * 9 + (double)(co) * E;                  \
 		if ((ci) != (co)) f += P * (co) * (ci);                                             \
 		if (attn) {                                                                         \
-			f += P * 3 * (co) * (co) + P * (co) * (co) + 2 * P * P * (co);              \
+			f += P * 3 * (co) * (co) + P * (co) * (co) + 2 * P * (P + K) * (co);        \
+			f += (double)K * 2 * (co) * E;                                              \
 		}                                                                                   \
 	} while (0)
 	for (int l = 0; l < c->nlevels; l++) {
@@ -687,7 +723,8 @@ double l2_diffusion_flops(const L2DiffusionConfig *c)
 	}
 #undef BLOCKF
 	f += (double)R * R * cout * c->cimg * c->patch * c->patch * 9;
-	f += (double)C * c->cdim + (double)E * C + (double)E * E;
+	f += K ? (double)K * E * (c->cdim + 1) : (double)C * c->cdim;
+	f += (double)E * C + (double)E * E;
 	return f;
 }
 

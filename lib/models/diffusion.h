@@ -28,6 +28,13 @@
  *     gain initialised to 0.
  *   - u(sigma) = WN(sqrt2 cos(2 pi (phi' c_noise + psi'))) [128 -> 1], the learned
  *     log-variance of the uncertainty weighting (EDM2).
+ *   - cross-attention conditioning (cond_tokens K > 0, instead of adding the condition to
+ *     the embedding): tokens T = WN([sqrt(d) c, 1]) [d + 1 -> K E] as K tokens of width E
+ *     (the constant 1 gives the null condition tokens of its own); every attention
+ *     layer maps them to keys and values, kv = WN(T) [E -> 2 cout], normalised per
+ *     token and head as the pixels' are, which join the pixels' keys and values: each
+ *     pixel attends over HW + K keys (GLIDE's and unCLIP's form of text conditioning,
+ *     the form of the closest public Lafite2-family code).
  * Tensor names are the state-dict keys of the PyTorch transcription
  * (tests/ref/make_diffusion.py): "emb.fourier.freqs", "enc.32x32_block0.conv0.weight",
  * "dec.8x8_in0.qkv.weight", "out.gain", "logvar.linear.weight", ...
@@ -63,6 +70,7 @@ typedef struct {
 	int cimg;                   /* image channels (3) */
 	int patch;                  /* 1, 2 or 4: space-to-depth of the input, depth-to-space of F */
 	int cdim;                   /* condition size d (0: unconditional) */
+	int cond_tokens;            /* K > 0: cross-attention conditioning by K tokens, not modulation */
 	int channels;               /* C */
 	int nlevels;
 	int mult[L2_DIFF_MAXLEV];   /* channels C mult[l] at level l (resolution res >> l) */

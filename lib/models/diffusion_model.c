@@ -42,6 +42,7 @@ typedef struct {
 	float *skip;         /* [cout, cin] 1x1 skip convolution (x sqrt(1/2)), or NULL */
 	float *qkv, *proj;   /* [3 cout, cout], [cout, cout] (x sqrt(1/2)), or NULL */
 	float *emb;          /* [cout, E] */
+	float *cond_kv;      /* [2 cout, E]: the condition tokens' keys and values, or NULL */
 } MBlock;
 
 typedef struct Worker {
@@ -64,6 +65,7 @@ struct L2DiffusionModel {
 	char feature[256];
 	int C, E, c0;             /* channels, embedding width, input conv's width */
 	float *w_cond;            /* [C, cdim] or NULL */
+	float *w_tok;             /* [K E, cdim + 1] (cond_tokens K > 0) or NULL */
 	float *w_lin0, *w_lin1;   /* [E, C], [E, E] */
 	float *freqs, *phases;    /* [C] */
 	L2Conv conv_in, out_conv;
@@ -125,6 +127,7 @@ L2DiffusionModel *l2_diffusion_model_from(L2Diffusion *src)
 		if (p[i]->ndim >= 1 && p[i]->shape[0] > maxc) maxc = p[i]->shape[0];
 	m->zero = l2_calloc((size_t)maxc, sizeof(float));
 	m->w_cond = src->emb_cond >= 0 ? wn_copy(p[src->emb_cond], 1) : NULL;
+	m->w_tok = src->emb_tok >= 0 ? wn_copy(p[src->emb_tok], 1) : NULL;
 	m->w_lin0 = wn_copy(p[src->emb_lin0], 1);
 	m->w_lin1 = wn_copy(p[src->emb_lin1], 1);
 	m->freqs = copy_buf(p[src->emb_freqs]);
@@ -147,6 +150,7 @@ L2DiffusionModel *l2_diffusion_model_from(L2Diffusion *src)
 		k->skip = b->skip >= 0 ? wn_copy(p[b->skip], SQRT_HALF) : NULL;
 		k->qkv = b->qkv >= 0 ? wn_copy(p[b->qkv], 1) : NULL;
 		k->proj = b->proj >= 0 ? wn_copy(p[b->proj], SQRT_HALF) : NULL;
+		k->cond_kv = b->cond_kv >= 0 ? wn_copy(p[b->cond_kv], 1) : NULL;
 	}
 	return m;
 }
@@ -191,10 +195,10 @@ void l2_diffusion_model_free(L2DiffusionModel *m)
 	for (int i = 0; i < m->nenc + m->ndec; i++) {
 		MBlock *k = &m->blk[i];
 		l2_free_aligned(k->conv0.w), l2_free_aligned(k->conv1.w), l2_free_aligned(k->emb);
-		l2_free_aligned(k->skip), l2_free_aligned(k->qkv), l2_free_aligned(k->proj);
+		l2_free_aligned(k->skip), l2_free_aligned(k->qkv), l2_free_aligned(k->proj), l2_free_aligned(k->cond_kv);
 	}
 	free(m->blk);
-	l2_free_aligned(m->w_cond), l2_free_aligned(m->w_lin0), l2_free_aligned(m->w_lin1);
+	l2_free_aligned(m->w_cond), l2_free_aligned(m->w_tok), l2_free_aligned(m->w_lin0), l2_free_aligned(m->w_lin1);
 	l2_free_aligned(m->freqs), l2_free_aligned(m->phases);
 	l2_free_aligned(m->conv_in.w), l2_free_aligned(m->out_conv.w);
 	free(m->zero);
@@ -385,41 +389,60 @@ static void qkv_normalize(float *qkv, int C, int B, int HW, int heads)
 	free(ss);
 }
 
-/* a (C, B, HW) = softmax(q^T k / sqrt Dh) applied to v, per image and head */
-static void attend(Worker *w, const float *qkv, int C, int B, int HW, int heads, float *a)
+/* rows of n values in groups of Dh, each group to x / (1e-4 + |x| / sqrt Dh) (the
+ * condition tokens' keys and values: [B K, 2 C], groups = part x head) */
+static void group_normalize(float *x, size_t n, int Dh)
 {
-	int Dh = C / heads;
+	float rd = 1.0f / sqrtf((float)Dh);
+	for (size_t i = 0; i < n; i += (size_t)Dh) {
+		float s = 0;
+		for (int j = 0; j < Dh; j++) s += x[i + j] * x[i + j];
+		float f = 1.0f / (L2_DIFF_WN_EPS + sqrtf(s) * rd);
+		for (int j = 0; j < Dh; j++) x[i + j] *= f;
+	}
+}
+
+/* a (C, B, HW) = softmax(q^T [k | kt] / sqrt Dh) applied to [v | vt], per image and
+ * head: the keys are the HW pixels' and, with condition tokens, K more (kvt [B K, 2 C],
+ * keys then values, NULL when K = 0) */
+static void attend(Worker *w, const float *qkv, int C, int B, int HW, int heads, const float *kvt, int K, float *a)
+{
+	int Dh = C / heads, L = HW + K;
 	size_t cs = (size_t)B * HW, mark = w->used;
-	float *S = A(w, (size_t)HW * HW);
+	float *S = A(w, (size_t)HW * L), sc = 1.0f / sqrtf((float)Dh);
 	for (int b = 0; b < B; b++)
 		for (int h = 0; h < heads; h++) {
 			const float *q = qkv + (size_t)h * Dh * cs + (size_t)b * HW;
 			const float *k = q + (size_t)C * cs, *v = q + (size_t)2 * C * cs;
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, HW, HW, Dh, 1.0f / sqrtf((float)Dh), q, (int)cs, k,
-				    (int)cs, 0.0f, S, HW);
+			const float *kt = K ? kvt + (size_t)b * K * 2 * C + (size_t)h * Dh : NULL, *vt = K ? kt + C : NULL;
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, HW, HW, Dh, sc, q, (int)cs, k, (int)cs, 0.0f, S, L);
+			if (K)
+				cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, HW, K, Dh, sc, q, (int)cs, kt, 2 * C, 0.0f, S + HW, L);
 			for (int i = 0; i < HW; i++) {
-				float *row = S + (size_t)i * HW, mx = row[0];
-				for (int j = 1; j < HW; j++) mx = row[j] > mx ? row[j] : mx;
+				float *row = S + (size_t)i * L, mx = row[0];
+				for (int j = 1; j < L; j++) mx = row[j] > mx ? row[j] : mx;
 				double s = 0;
 				int j = 0;
-				for (; j + 16 <= HW; j += 16) {
+				for (; j + 16 <= L; j += 16) {
 					V16 t = vexp(vld(row + j) - mx);
 					vst(row + j, t);
 					for (int l = 0; l < 16; l++) s += t[l];
 				}
-				for (; j < HW; j++) s += row[j] = expf(row[j] - mx);
+				for (; j < L; j++) s += row[j] = expf(row[j] - mx);
 				float inv = (float)(1 / s);
-				for (j = 0; j < HW; j++) row[j] *= inv;
+				for (j = 0; j < L; j++) row[j] *= inv;
 			}
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Dh, HW, HW, 1.0f, v, (int)cs, S, HW, 0.0f,
-				    a + (size_t)h * Dh * cs + (size_t)b * HW, (int)cs);
+			float *ah = a + (size_t)h * Dh * cs + (size_t)b * HW;
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Dh, HW, HW, 1.0f, v, (int)cs, S, L, 0.0f, ah, (int)cs);
+			if (K)
+				cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, Dh, HW, K, 1.0f, vt, 2 * C, S + HW, L, 1.0f, ah, (int)cs);
 		}
 	w->used = mark;
 }
 
 /* One Block on the concatenation x = [x1 (c1 ch), x2], (cin, B, rin^2) -> (cout, B, rout^2),
  * the output in the arena below the Block's temporaries. */
-static float *block(Worker *w, const MBlock *k, const float *x1, const float *x2, const float *e, int B)
+static float *block(Worker *w, const MBlock *k, const float *x1, const float *x2, const float *e, const float *tok, int B)
 {
 	const L2DiffusionModel *m = w->m;
 	int HWi = k->rin * k->rin, HWo = k->rout * k->rout, cin = k->cin, cout = k->cout;
@@ -460,7 +483,16 @@ static float *block(Worker *w, const MBlock *k, const float *x1, const float *x2
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 3 * cout, (int)cso, cout, 1.0f, k->qkv, cout, y,
 			    (int)cso, 0.0f, qkv, (int)cso);
 		qkv_normalize(qkv, cout, B, HWo, heads);
-		attend(w, qkv, cout, B, HWo, heads, a);
+		int K = m->c.cond_tokens;
+		float *kvt = NULL;
+		if (K) {
+			/* the tokens' keys and values: [B K, E] x [2 cout, E]^T, normalised per part and head */
+			kvt = A(w, (size_t)B * K * 2 * cout);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B * K, 2 * cout, m->E, 1.0f, tok, m->E, k->cond_kv, m->E,
+				    0.0f, kvt, 2 * cout);
+			group_normalize(kvt, (size_t)B * K * 2 * cout, cout / heads);
+		}
+		attend(w, qkv, cout, B, HWo, heads, kvt, K, a);
 		for (size_t i = 0; i < (size_t)cout * cso; i++) y[i] *= SQRT_HALF;
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, (int)cso, cout, 1.0f, k->proj, cout, a, (int)cso,
 			    1.0f, y, (int)cso);
@@ -498,7 +530,18 @@ static void run_batch(Worker *w)
 			double a = (double)m->freqs[k] * sc[3 * B + b] + m->phases[k];
 			f[(size_t)b * C + k] = (float)(M_SQRT2 * cos(2 * M_PI * (a - floor(a))));
 		}
-	if (c->cdim && w->cond)
+	float *tok = NULL;
+	if (c->cond_tokens) {
+		/* K tokens of width E from [sqrt(d) c, 1]: the last column of w_tok for every image,
+		 * plus the condition's part (none for a null condition) */
+		int d = c->cdim, KE = c->cond_tokens * E;
+		tok = A(w, (size_t)B * KE);
+		for (int b = 0; b < B; b++)
+			for (int j = 0; j < KE; j++) tok[(size_t)b * KE + j] = m->w_tok[(size_t)j * (d + 1) + d];
+		if (w->cond)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, KE, d, sqrtf((float)d), w->cond + (size_t)w->b0 * d, d,
+				    m->w_tok, d + 1, 1.0f, tok, KE);
+	} else if (c->cdim && w->cond)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, C, c->cdim, sqrtf((float)c->cdim),
 			    w->cond + (size_t)w->b0 * c->cdim, c->cdim, m->w_cond, c->cdim, 1.0f, f, C);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, E, C, 1.0f, f, C, m->w_lin0, C, 0.0f, e1, E);
@@ -524,10 +567,10 @@ static void run_batch(Worker *w)
 	float *h = A(w, (size_t)m->c0 * cs);
 	l2_conv2d(&m->conv_in, in, B, R, R, h, 0);
 	skips[ns++] = h;
-	for (int i = 0; i < m->nenc; i++) skips[ns++] = h = block(w, &m->blk[i], h, NULL, e, B);
+	for (int i = 0; i < m->nenc; i++) skips[ns++] = h = block(w, &m->blk[i], h, NULL, e, tok, B);
 	for (int i = 0; i < m->ndec; i++) {
 		const MBlock *k = &m->blk[m->nenc + i];
-		h = block(w, k, h, k->skip_in ? skips[--ns] : NULL, e, B);
+		h = block(w, k, h, k->skip_in ? skips[--ns] : NULL, e, tok, B);
 	}
 	/* out: gain conv3(SiLU(GN(h))), then c_skip x + c_out F back to (B, C, HW) */
 	int ch = m->out_conv.cin;

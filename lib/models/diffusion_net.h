@@ -11,6 +11,7 @@ enum { RS_KEEP, RS_DOWN, RS_UP };
 typedef struct {
 	int cin, cout, resample, attn;
 	int conv0, emb, conv1, skip, qkv, proj; /* parameter indices, -1: absent */
+	int cond_kv;   /* attention with condition tokens: [2 cout, E], else -1 */
 	int skip_in;   /* decoder: channels of the skip concatenated to the input (0: none) */
 	int res;       /* resolution of the output */
 } Block;
@@ -22,6 +23,7 @@ struct L2Diffusion {
 	unsigned char *wn;        /* [np] 1: a forced-normalised weight */
 	int replica;              /* p[i] are views (free the structs, not the values) */
 	int emb_freqs, emb_phases, emb_cond, emb_lin0, emb_lin1;
+	int emb_tok;              /* cond_tokens: [K E, cdim + 1], else -1 */
 	int conv_in, out_conv, out_gain;
 	int lv_freqs, lv_phases, lv_lin;
 	int nenc, ndec;

@@ -18,7 +18,8 @@
 
 #include <unistd.h>
 
-/* the golden under test: "tiny" (res 8), "patch2" (res 16, patch 2) */
+/* the golden under test: "tiny" (res 8), "patch2" (res 16, patch 2), "tokens" (res 8,
+ * 3 condition tokens) */
 static char REF_W[128], REF_IO[128];
 static L2Safetensors *IO;
 
@@ -244,7 +245,9 @@ static void test_finite_differences(void)
 	double worst = 0;
 	int bad = 0;
 	for (int t = 0; t < 24; t++) {
-		int k = t < 4 ? (t == 0 ? m->out_gain : t == 1 ? m->emb_cond : t == 2 ? m->lv_lin : m->emb_lin0)
+		/* (with condition tokens: their projection and the middle attention's keys and values) */
+		int k = t < 4 ? (t == 0 ? m->out_gain : t == 1 ? (m->emb_cond >= 0 ? m->emb_cond : m->emb_tok) : t == 2 ? m->lv_lin
+				 : m->dec[0].cond_kv >= 0 ? m->dec[0].cond_kv : m->emb_lin0)
 			      : (int)(check_rand_u64() % (uint64_t)nt);
 		size_t i = (size_t)(check_rand_u64() % p[k]->n);
 		/* central differences at h and h/2, Richardson-extrapolated (the O(h^2) term
@@ -390,6 +393,20 @@ static void test_config(void)
 	CHECK(f2 > f1 && f2 < 1.02 * f1);
 	c.patch = 4, c.res = 8;
 	CHECK(l2_diffusion_check(&c) != NULL); /* a 2x2 grid */
+	/* cross-attention conditioning: in the JSON only when used (old files read as 0) */
+	l2_diffusion_preset("small", 32, 512, &c);
+	CHECK(c.cond_tokens == 0);
+	l2_diffusion_config_json(&c, js, sizeof js);
+	CHECK(strstr(js, "cond_tokens") == NULL);
+	c.cond_tokens = 4;
+	CHECK(l2_diffusion_check(&c) == NULL);
+	l2_diffusion_config_json(&c, js, sizeof js);
+	CHECK(l2_diffusion_config_parse(js, &d) == 0 && d.cond_tokens == 4 && !memcmp(&c, &d, sizeof c));
+	CHECK(l2_diffusion_flops(&c) > f1);
+	c.cdim = 0;
+	CHECK(l2_diffusion_check(&c) != NULL);
+	c.cdim = 512, c.cond_tokens = 65;
+	CHECK(l2_diffusion_check(&c) != NULL);
 	L2DiffusionWeighting w;
 	CHECK(l2_diffusion_weighting_parse("min-snr:5", &w) == 0 && w.kind == L2_DIFF_W_MINSNR && w.gamma == 5);
 	CHECK(l2_diffusion_weighting_parse("min-snr:", &w) == -1);
@@ -409,6 +426,11 @@ int main(void)
 	RUN(test_shards_dropout);
 	/* space-to-depth in, depth-to-space out: its own goldens and finite differences */
 	use_golden("patch2");
+	RUN(test_against_torch);
+	RUN(test_adam_renorm);
+	RUN(test_finite_differences);
+	/* condition tokens attended by the attention layers */
+	use_golden("tokens");
 	RUN(test_against_torch);
 	RUN(test_adam_renorm);
 	RUN(test_finite_differences);

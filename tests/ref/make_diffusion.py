@@ -20,6 +20,9 @@ normalised, out.gain non-zero so every gradient flows):
   tests/ref/diffusion/patch2{,_io}.safetensors  the same at res 16 with patch 2 (space-to-
       depth in, depth-to-space out: PyTorch's pixel_unshuffle / pixel_shuffle), the
       U-Net on the 8x8 grid.
+  tests/ref/diffusion/tokens{,_io}.safetensors  the tiny net with cross-attention
+      conditioning (cond_tokens 3): [sqrt(d) c, 1] -> 3 tokens of width E, whose keys and
+      values join the pixels' in every attention layer; no condition in the embedding.
 """
 import json, math, os, struct
 import numpy as np
@@ -80,7 +83,7 @@ def resample(x, mode):
 
 
 class Block(nn.Module):
-    def __init__(self, cin, cout, E, resample_mode="keep", attn=False, skip_in=0, dropout=0.0):
+    def __init__(self, cin, cout, E, resample_mode="keep", attn=False, skip_in=0, dropout=0.0, tokens=0):
         super().__init__()
         self.cin, self.cout, self.mode, self.attn, self.skip_in, self.dropout = cin, cout, resample_mode, attn, skip_in, dropout
         self.conv0 = WNConv(cin, cout, 3)
@@ -91,8 +94,11 @@ class Block(nn.Module):
         if attn:
             self.qkv = WNConv(cout, 3 * cout, 1)
             self.proj = WNConv(cout, cout, 1)
+            if tokens:
+                # condition tokens [N, K, E] -> their keys and values, joining the pixels' (GLIDE / unCLIP)
+                self.cond_kv = WNLinear(E, 2 * cout)
 
-    def forward(self, x, e):
+    def forward(self, x, e, T=None):
         r = F.silu(F.group_norm(x, groups_of(self.cin), eps=GN_EPS))
         r = self.conv0(resample(r, self.mode))
         c = 1 + self.emb(e)
@@ -112,6 +118,12 @@ class Block(nn.Module):
             qkv = self.qkv(y).reshape(N, 3, heads, Dh, H * W)
             qkv = qkv / (WN_EPS + qkv.norm(dim=3, keepdim=True) / math.sqrt(Dh))
             q, k, v = qkv.unbind(1)                                    # [N, heads, Dh, HW]
+            if T is not None:
+                K = T.shape[1]
+                kv = self.cond_kv(T).reshape(N, K, 2, heads, Dh)
+                kv = kv / (WN_EPS + kv.norm(dim=4, keepdim=True) / math.sqrt(Dh))
+                kt, vt = kv.permute(2, 0, 3, 4, 1).unbind(0)           # [N, heads, Dh, K]
+                k, v = torch.cat([k, kt], -1), torch.cat([v, vt], -1)
             w = torch.softmax(torch.einsum("nhcq,nhck->nhqk", q, k) / math.sqrt(Dh), dim=-1)
             a = torch.einsum("nhqk,nhck->nhcq", w, v).reshape(N, C, H, W)
             y = (y + self.proj(a)) * math.sqrt(0.5)
@@ -119,10 +131,13 @@ class Block(nn.Module):
 
 
 class Emb(nn.Module):
-    def __init__(self, C, E, cdim):
+    def __init__(self, C, E, cdim, tokens=0):
         super().__init__()
         self.fourier = Fourier(C)
-        if cdim:
+        if cdim and tokens:
+            # [sqrt(d) c, 1] -> K tokens of width E (the constant 1 makes the null condition's tokens)
+            self.tokens = WNLinear(cdim + 1, tokens * E)
+        elif cdim:
             self.cond = WNLinear(cdim, C)
         self.linear0 = WNLinear(C, E)
         self.linear1 = WNLinear(E, E)
@@ -146,11 +161,12 @@ class Denoiser(nn.Module):
     """D(x; sigma, cond) with EDM preconditioning, and u(sigma)."""
 
     def __init__(self, res=32, cimg=3, cdim=512, channels=32, mult=(1, 2, 2), blocks=2, attn_res=(8,),
-                 dropout=0.0, sigma_data=0.5, patch=1):
+                 dropout=0.0, sigma_data=0.5, patch=1, tokens=0):
         super().__init__()
         self.res, self.cimg, self.cdim, self.sigma_data, self.patch = res, cimg, cdim, sigma_data, patch
+        self.tokens, self.E = tokens, 4 * channels
         C, E = channels, 4 * channels
-        self.emb = Emb(C, E, cdim)
+        self.emb = Emb(C, E, cdim, tokens)
         self.enc, self.dec = nn.ModuleDict(), nn.ModuleDict()
         cout = C * mult[0]
         res //= patch  # the U-Net's grid: pixel_unshuffle in, pixel_shuffle out
@@ -163,19 +179,19 @@ class Denoiser(nn.Module):
                 skips.append(cout)
             for k in range(blocks):
                 cin, cout = cout, C * m
-                self.enc["%dx%d_block%d" % (r, r, k)] = Block(cin, cout, E, attn=r in attn_res, dropout=dropout)
+                self.enc["%dx%d_block%d" % (r, r, k)] = Block(cin, cout, E, attn=r in attn_res, dropout=dropout, tokens=tokens)
                 skips.append(cout)
         for l in reversed(range(len(mult))):
             r = res >> l
             if l == len(mult) - 1:
-                self.dec["%dx%d_in0" % (r, r)] = Block(cout, cout, E, attn=True, dropout=dropout)
+                self.dec["%dx%d_in0" % (r, r)] = Block(cout, cout, E, attn=True, dropout=dropout, tokens=tokens)
                 self.dec["%dx%d_in1" % (r, r)] = Block(cout, cout, E, dropout=dropout)
             else:
                 self.dec["%dx%d_up" % (r, r)] = Block(cout, cout, E, "up", dropout=dropout)
             for k in range(blocks + 1):
                 s = skips.pop()
                 cin, cout = cout + s, C * mult[l]
-                self.dec["%dx%d_block%d" % (r, r, k)] = Block(cin, cout, E, attn=r in attn_res, skip_in=s, dropout=dropout)
+                self.dec["%dx%d_block%d" % (r, r, k)] = Block(cin, cout, E, attn=r in attn_res, skip_in=s, dropout=dropout, tokens=tokens)
         self.out = Out(cout, cimg * patch ** 2)
         self.logvar = LogVar()
         # forced weight normalisation at initialisation (what l2_diffusion_new does)
@@ -192,7 +208,12 @@ class Denoiser(nn.Module):
         c_in = 1 / (sigma ** 2 + sd ** 2).sqrt()
         c_noise = sigma.log() / 4
         e = self.emb.fourier(c_noise)
-        if self.cdim and cond is not None:
+        T = None
+        if self.cdim and self.tokens:
+            c = cond if cond is not None else torch.zeros(x.shape[0], self.cdim, dtype=x.dtype)
+            c = torch.cat([c * math.sqrt(self.cdim), torch.ones_like(c[:, :1])], 1)
+            T = self.emb.tokens(c).reshape(x.shape[0], self.tokens, self.E)
+        elif self.cdim and cond is not None:
             e = e + self.emb.cond(cond * math.sqrt(self.cdim))
         e = F.silu(self.emb.linear0(e))
         e = F.silu(self.emb.linear1(e))
@@ -200,12 +221,12 @@ class Denoiser(nn.Module):
         h = torch.cat([h, torch.ones_like(h[:, :1])], 1)
         skips = []
         for name, mod in self.enc.items():
-            h = mod(h) if name.endswith("_conv") else mod(h, e)
+            h = mod(h) if name.endswith("_conv") else mod(h, e, T)
             skips.append(h)
         for mod in self.dec.values():
             if mod.skip_in:
                 h = torch.cat([h, skips.pop()], 1)
-            h = mod(h, e)
+            h = mod(h, e, T)
         h = F.silu(F.group_norm(h, groups_of(h.shape[1]), eps=GN_EPS))
         Fx = self.out.gain * F.pixel_shuffle(self.out.conv(h), self.patch)
         D = s4(c_skip) * x + s4(c_out) * Fx
@@ -262,13 +283,13 @@ def write_st(path, tensors, meta=None):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
-def make_golden(out, tag, RES, PATCH):
+def make_golden(out, tag, RES, PATCH, TOKENS=0):
     """Weights tests/ref/diffusion/TAG.safetensors and I/O TAG_io.safetensors for a tiny
     net at image side RES with patch PATCH (C 8 x [1, 2], 1 block, attention at 4x4 of
     the patched grid, condition size 5, batch 3 with one null condition)."""
     torch.manual_seed(0)
     CIMG, C, MULT, BLOCKS, ATTN, CDIM, N = 3, 8, (1, 2), 1, (4,), 5, 3
-    net = Denoiser(RES, CIMG, CDIM, C, MULT, BLOCKS, ATTN, patch=PATCH).double()
+    net = Denoiser(RES, CIMG, CDIM, C, MULT, BLOCKS, ATTN, patch=PATCH, tokens=TOKENS).double()
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, p in net.state_dict().items():
@@ -294,6 +315,8 @@ def make_golden(out, tag, RES, PATCH):
     sd = net.state_dict()
     cfg = {"res": RES, "cimg": CIMG, "patch": PATCH, "cdim": CDIM, "channels": C, "mult": list(MULT), "blocks": BLOCKS,
            "attn_res": list(ATTN), "dropout": 0, "sigma_data": 0.5, "P_mean": -1.2, "P_std": 1.2}
+    if TOKENS:
+        cfg["cond_tokens"] = TOKENS
     meta = {"l2.kind": "diffusion", "l2.arch": "l2-edm2e-unet", "l2.diffusion.config": json.dumps(cfg),
             "l2.cond.feature": "caption", "l2.sigma_data": "0.5", "l2.P_mean": "-1.2", "l2.P_std": "1.2",
             "l2.patch": str(PATCH), "l2.ema": "none", "l2.step": "0"}
@@ -334,6 +357,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     make_golden(out, "tiny", 8, 1)
     make_golden(out, "patch2", 16, 2)
+    make_golden(out, "tokens", 8, 1, TOKENS=3)
 
 
 if __name__ == "__main__":
