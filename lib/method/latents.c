@@ -299,6 +299,17 @@ uint64_t l2_latents_encode(L2Dataset *ds, const L2Vae *vae, const L2LatentsOptio
 	return ntodo;
 }
 
+float *l2_latents_gather(L2Dataset *ds, const char *name, const L2LatentInfo *info, char *const *keys, int n)
+{
+	size_t dim = (size_t)info->channels * info->h * info->w;
+	float *z = l2_malloc(l2_mul_size((size_t)(n > 0 ? n : 1), dim * sizeof(float)));
+	for (int i = 0; i < n; i++)
+		if (!l2_dataset_get_feature(ds, name, keys[i], z + (size_t)i * dim))
+			l2_die("%s: image %s has no latent in feature set '%s' (run l2-encode-latents --resume)", l2_dataset_path(ds),
+			       keys[i], name);
+	return z;
+}
+
 /* ---- checks and decoding ---------------------------------------------------------------- */
 
 void l2_latents_check_vae(const L2LatentInfo *in, const L2Vae *vae, int half, const char *what)

@@ -85,6 +85,11 @@ int l2_latents_info(L2Dataset *ds, const char *name, L2LatentInfo *info);
  * (may be NULL) gets the final description. */
 uint64_t l2_latents_encode(L2Dataset *ds, const L2Vae *vae, const L2LatentsOptions *o, L2LatentInfo *info);
 
+/* The latents of n images (keys) from feature set NAME described by info:
+ * [n, channels x h x w] (malloc'd).  Dies naming the first image without one
+ * ("... run l2-encode-latents --resume"). */
+float *l2_latents_gather(L2Dataset *ds, const char *name, const L2LatentInfo *info, char *const *keys, int n);
+
 /* Die ("WHAT: ...") unless VAE can take the `half` of latents described by
  * info: the identity covers the file it takes that half from, and latent
  * channels, factor and scaling agree. */

@@ -310,9 +310,18 @@ L2Diffusion *l2_diffusion_new(const L2DiffusionConfig *c, uint64_t seed)
 	return m;
 }
 
+void l2_diffusion_set_latent(L2Diffusion *m, const char *json)
+{
+	free(m->latent);
+	m->latent = json ? l2_strdup(json) : NULL;
+}
+
+const char *l2_diffusion_latent(const L2Diffusion *m) { return m->latent; }
+
 void l2_diffusion_free(L2Diffusion *m)
 {
 	if (!m) return;
+	if (!m->replica) free(m->latent);
 	for (int i = 0; i < m->np; i++) {
 		if (m->replica) {
 			l2_free_aligned(m->p[i]->g);
@@ -329,6 +338,7 @@ L2Diffusion *l2_diffusion_replica(L2Diffusion *src)
 	L2Diffusion *m = l2_malloc(sizeof *m);
 	*m = *src;
 	m->replica = 1;
+	m->latent = NULL;
 	m->cap = m->np;
 	m->p = l2_malloc(m->np * sizeof *m->p);
 	m->wn = l2_malloc(m->np);
@@ -745,7 +755,8 @@ void l2_diffusion_save(const char *path, L2Diffusion *m, const char *cond_featur
 	snprintf(pa, sizeof pa, "%d", m->c.patch);
 	const char *meta[] = {"l2.kind", "diffusion", "l2.arch", "l2-edm2e-unet", "l2.diffusion.config", cfg,
 			      "l2.cond.feature", cond_feature ? cond_feature : "", "l2.sigma_data", sd, "l2.P_mean", pm,
-			      "l2.P_std", ps, "l2.patch", pa, "l2.ema", ema ? ema : "none", "l2.step", st, NULL};
+			      "l2.P_std", ps, "l2.patch", pa, "l2.ema", ema ? ema : "none", "l2.step", st,
+			      m->latent ? "l2.latent" : NULL, m->latent, NULL};
 	l2_ckpt_save_weights(path, m->p, m->np, meta);
 }
 

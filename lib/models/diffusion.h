@@ -162,12 +162,19 @@ double l2_diffusion_ema_beta(double gamma, int64_t t);
  * lr / sqrt(max(t / ref, 1)) (EDM2's inverse square root decay; 0 disables either). */
 double l2_diffusion_lr(double lr, int64_t t, int64_t warmup, int64_t ref);
 
+/* A latent model (trained on VAE latents, lib/method/latents.h): the latents'
+ * description as JSON (l2_latents_info_json: the VAE's SHA-256, scaling, shape, mean and
+ * std), saved with the weights as "l2.latent" so that sampling can refuse another VAE.
+ * NULL: a pixel model. */
+void l2_diffusion_set_latent(L2Diffusion *m, const char *json);
+const char *l2_diffusion_latent(const L2Diffusion *m);
+
 /* ---- files (float build only) ------------------------------------------------------------
  * A weights file holds the tensors under their names with __metadata__
  * "l2.kind" = "diffusion", "l2.arch" = "l2-edm2e-unet", "l2.diffusion.config" = the JSON,
  * "l2.cond.feature" = the condition's feature-set name, "l2.sigma_data", "l2.P_mean",
  * "l2.P_std", "l2.patch" (copies of the JSON's, for readers), "l2.ema" (the EMA's std,
- * or "none"), "l2.step". */
+ * or "none"), "l2.step", and for a latent model "l2.latent". */
 #ifndef L2_AD_DOUBLE
 void l2_diffusion_save(const char *path, L2Diffusion *m, const char *cond_feature, const char *ema, int64_t step);
 /* The config of a diffusion weights file ("PATH: not an l2 diffusion model" otherwise);
@@ -188,6 +195,8 @@ void l2_diffusion_model_free(L2DiffusionModel *m);
 const L2DiffusionConfig *l2_diffusion_model_config(const L2DiffusionModel *m);
 /* The feature-set name the model was trained on ("" when unknown). */
 const char *l2_diffusion_model_cond_feature(const L2DiffusionModel *m);
+/* The "l2.latent" description of a latent model, or NULL for a pixel model. */
+const char *l2_diffusion_model_latent(const L2DiffusionModel *m);
 /* out[N, cimg, R, R] = D(x; sigma, cond): x float, sigma[N], cond[N, cdim] unit or zero
  * rows (NULL: all null).  Not reentrant for one model (the buffers are its own). */
 void l2_diffusion_model_denoise(L2DiffusionModel *m, const float *x, const double *sigma, const float *cond, int N,

@@ -63,6 +63,7 @@ typedef struct Worker {
 struct L2DiffusionModel {
 	L2DiffusionConfig c;
 	char feature[256];
+	char *latent;             /* "l2.latent", or NULL */
 	int C, E, c0;             /* channels, embedding width, input conv's width */
 	float *w_cond;            /* [C, cdim] or NULL */
 	float *w_tok;             /* [K E, cdim + 1] (cond_tokens K > 0) or NULL */
@@ -81,6 +82,7 @@ struct L2DiffusionModel {
 
 const L2DiffusionConfig *l2_diffusion_model_config(const L2DiffusionModel *m) { return &m->c; }
 const char *l2_diffusion_model_cond_feature(const L2DiffusionModel *m) { return m->feature; }
+const char *l2_diffusion_model_latent(const L2DiffusionModel *m) { return m->latent; }
 
 /* ---- building from the training network --------------------------------------------- */
 
@@ -120,6 +122,7 @@ L2DiffusionModel *l2_diffusion_model_from(L2Diffusion *src)
 {
 	L2DiffusionModel *m = l2_calloc(1, sizeof *m);
 	m->c = src->c;
+	m->latent = src->latent ? l2_strdup(src->latent) : NULL;
 	m->C = src->c.channels, m->E = 4 * src->c.channels;
 	int maxc = 16;
 	AdTensor **p = src->p;
@@ -170,8 +173,10 @@ L2DiffusionModel *l2_diffusion_load(const char *path)
 		if (v && (strtod(v, &end) != want[k] || *end))
 			l2_die("%s: metadata %s = %s disagrees with the config", path, keys[k], v);
 	}
-	l2_st_close(st);
+	const char *lat = l2_st_metadata(st, "l2.latent");
 	L2Diffusion *net = l2_diffusion_new(&c, 0);
+	if (lat && *lat) l2_diffusion_set_latent(net, lat);
+	l2_st_close(st);
 	l2_ckpt_load_weights(path, net->p, net->np);
 	L2DiffusionModel *m = l2_diffusion_model_from(net);
 	snprintf(m->feature, sizeof m->feature, "%s", feat);
@@ -201,7 +206,7 @@ void l2_diffusion_model_free(L2DiffusionModel *m)
 	l2_free_aligned(m->w_cond), l2_free_aligned(m->w_tok), l2_free_aligned(m->w_lin0), l2_free_aligned(m->w_lin1);
 	l2_free_aligned(m->freqs), l2_free_aligned(m->phases);
 	l2_free_aligned(m->conv_in.w), l2_free_aligned(m->out_conv.w);
-	free(m->zero);
+	free(m->zero), free(m->latent);
 	free(m);
 }
 

@@ -30,6 +30,7 @@ struct L2Diffusion {
 	Block *enc, *dec;         /* encoder and decoder Blocks in forward order */
 	int skip_ch[128];         /* encoder outputs' channels, in order */
 	int nskip;
+	char *latent;             /* the latents' description (JSON) for latent models, or NULL */
 };
 
 

@@ -356,6 +356,18 @@ static void test_files(void)
 	l2_st_close(st);
 	L2DiffusionModel *a = l2_diffusion_load(path), *b = l2_diffusion_model_from(net);
 	CHECK(!strcmp(l2_diffusion_model_cond_feature(a), "pseudo"));
+	CHECK(l2_diffusion_model_latent(a) == NULL);
+	/* a latent model carries its latents' description */
+	{
+		char lp[320];
+		snprintf(lp, sizeof lp, "%s/lat.safetensors", dir);
+		l2_diffusion_set_latent(net, "{\"vae_sha256\":\"ab\"}");
+		l2_diffusion_save(lp, net, "pseudo", "none", 1);
+		L2DiffusionModel *l = l2_diffusion_load(lp);
+		CHECK(l2_diffusion_model_latent(l) && !strcmp(l2_diffusion_model_latent(l), "{\"vae_sha256\":\"ab\"}"));
+		l2_diffusion_model_free(l);
+		l2_diffusion_set_latent(net, NULL);
+	}
 	CHECK(l2_diffusion_model_config(a)->cdim == 5);
 	float *o1 = l2_malloc((size_t)N * CHW * sizeof(float)), *o2 = l2_malloc((size_t)N * CHW * sizeof(float));
 	l2_diffusion_model_denoise(a, Y, SIG, COND, N, o1);
