@@ -16,9 +16,11 @@
 #include "core/util.h"
 #include "io/image.h"
 #include "method/generate.h"
+#include "method/latents.h"
 #include "models/diffusion.h"
 #include "models/gan.h"
 #include "models/sampler.h"
+#include "models/vae.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -27,11 +29,11 @@
 enum {
 	O_PROMPTS = L2_OPT_COMMON_END, O_CLIP, O_VOCAB, O_SEED, O_PSI, O_RET, O_RETK, O_RETA, O_GRID,
 	O_SAMPLER, O_STEPS, O_SCHEDULE, O_SMIN, O_SMAX, O_RHO, O_CHURN, O_SCHURN_MIN, O_SCHURN_MAX, O_SNOISE, O_ETA,
-	O_GUIDANCE, O_INTERVAL, O_GUIDE, O_CLAMP, O_X0GRID, O_BATCH, O_END
+	O_GUIDANCE, O_INTERVAL, O_GUIDE, O_CLAMP, O_X0GRID, O_BATCH, O_VAE, O_END
 };
 
 typedef struct {
-	const char *model, *clip, *vocab, *prompts, *grid, *outdir, *retrieve, *input, *guide, *x0grid;
+	const char *model, *clip, *vocab, *prompts, *grid, *outdir, *retrieve, *input, *guide, *x0grid, *vae;
 	char **prompt;
 	int nprompt, n, k;
 	double psi, alpha;
@@ -76,6 +78,8 @@ static void usage(FILE *f)
 		"      --clamp-x0           clip each step's denoised estimate to [-1, 1]\n"
 		"      --x0-grid OUT.png    each step's denoised estimate: a row per image, a column per step\n"
 		"      --batch N            images sampled together (default 32; output does not depend on it)\n"
+		"      --vae FILE           latent models: decode with this VAE (one file, or ENCODER,DECODER); its\n"
+		"                           SHA-256 must be the one the model's latents were made with\n"
 		"      --threads N --quiet --progress\n"
 		"  -h, --help               this help\n"
 		"      --version            print the version\n"
@@ -99,7 +103,7 @@ static const struct option longopts[] = {
 	{"eta", required_argument, 0, O_ETA}, {"guidance", required_argument, 0, O_GUIDANCE},
 	{"guidance-interval", required_argument, 0, O_INTERVAL}, {"guide-model", required_argument, 0, O_GUIDE},
 	{"clamp-x0", no_argument, 0, O_CLAMP}, {"x0-grid", required_argument, 0, O_X0GRID},
-	{"batch", required_argument, 0, O_BATCH}, {0, 0, 0, 0}};
+	{"batch", required_argument, 0, O_BATCH}, {"vae", required_argument, 0, O_VAE}, {0, 0, 0, 0}};
 
 /* "--name" of an option code, for messages */
 static const char *flag(int code)
@@ -165,6 +169,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case O_CLAMP: o->sc.guidance.clamp_x0 = 1; break;
 		case O_X0GRID: o->x0grid = optarg; break;
 		case O_BATCH: o->sc.batch = (int)l2_parse_long(optarg, "--batch", 1, 1 << 16); break;
+		case O_VAE: o->vae = optarg; break;
 		default: l2_usage_error(usage, "unknown option");
 		}
 	}
@@ -193,7 +198,7 @@ static void check_applicable(const Options *o, L2GenKind kind)
 	static const int gan_only[] = {O_PSI};
 	static const int diffusion_only[] = {O_SAMPLER, O_STEPS, O_SCHEDULE, O_SMIN, O_SMAX, O_RHO, O_CHURN,
 					     O_SCHURN_MIN, O_SCHURN_MAX, O_SNOISE, O_ETA, O_GUIDANCE, O_INTERVAL,
-					     O_GUIDE, O_CLAMP, O_X0GRID, O_BATCH};
+					     O_GUIDE, O_CLAMP, O_X0GRID, O_BATCH, O_VAE};
 	const char *what = kind == L2_GEN_DIFFUSION ? "a diffusion model" : "a GAN generator";
 	for (size_t i = 0; i < sizeof gan_only / sizeof *gan_only; i++)
 		if (kind != L2_GEN_GAN && o->given[gan_only[i]])
@@ -220,21 +225,25 @@ static void check_applicable(const Options *o, L2GenKind kind)
 		l2_usage_error(NULL, "%s has no effect at --guidance 1", flag(o->given[O_INTERVAL] ? O_INTERVAL : O_GUIDE));
 }
 
-/* --x0-grid: each step's denoised estimate as a tile, kept as 8-bit images */
+/* --x0-grid: each step's denoised estimate as a tile, kept as 8-bit images (a latent
+ * model's estimates decoded by its VAE) */
 typedef struct {
 	L2Image *tiles; /* (images, steps + 1) */
 	int steps, res;
+	const L2Vae *vae; /* latent models */
+	int lat;          /* their latent side */
 } X0Grid;
 
 static void keep_x0(void *ctx, int step, double sigma, int first, int n, size_t e, const double *x0)
 {
 	X0Grid *g = ctx;
-	float *f = l2_malloc(e * sizeof(float));
+	float *f = l2_malloc(e * sizeof(float)), *img = g->vae ? l2_malloc((size_t)3 * g->res * g->res * sizeof(float)) : NULL;
 	for (int k = 0; k < n; k++) {
 		for (size_t j = 0; j < e; j++) f[j] = (float)x0[(size_t)k * e + j];
-		l2_image_from_chw(f, g->res, g->res, -1, 1, &g->tiles[(size_t)(first + k) * (g->steps + 1) + step]);
+		if (g->vae) l2_vae_decode(g->vae, f, 1, g->lat, g->lat, img);
+		l2_image_from_chw(g->vae ? img : f, g->res, g->res, -1, 1, &g->tiles[(size_t)(first + k) * (g->steps + 1) + step]);
 	}
-	free(f);
+	free(f), free(img);
 }
 
 static char *join(const char *dir, const char *name)
@@ -254,15 +263,35 @@ int main(int argc, char **argv)
 
 	L2GanG *G = NULL;
 	L2DiffusionModel *dm = NULL, *guide = NULL;
-	int R, dim;
+	L2Vae *vae = NULL;
+	int R, dim, lat = 0; /* lat: a latent model's latent side (its images are R = lat x factor) */
+	size_t ez = 0;       /* values of one sample the sampler draws */
 	if (kind == L2_GEN_GAN) {
 		G = l2_gan_g_load(o.model);
 		R = l2_gan_g_config(G)->res, dim = l2_gan_g_config(G)->cdim;
 	} else {
 		dm = l2_diffusion_load(o.model);
 		const L2DiffusionConfig *dc = l2_diffusion_model_config(dm);
-		if (dc->cimg != 3) l2_die("%s: a %d-channel model; l2-sample draws RGB pixel models", o.model, dc->cimg);
-		R = dc->res, dim = dc->cdim;
+		const char *lj = l2_diffusion_model_latent(dm);
+		R = dc->res, dim = dc->cdim, ez = (size_t)dc->cimg * dc->res * dc->res;
+		if (lj) {
+			/* a latent model: decode with the VAE its latents came from, and no other */
+			L2LatentInfo li;
+			char err[200];
+			if (l2_latents_info_parse(lj, &li, err, sizeof err)) l2_die("%s: metadata l2.latent: %s", o.model, err);
+			if (!o.vae)
+				l2_die("%s: a latent diffusion model (%s VAE, SHA-256 %.16s...); give its VAE with --vae FILE", o.model,
+				       li.vae_kind, li.vae_sha256);
+			if (li.channels != dc->cimg || li.h != dc->res)
+				l2_die("%s: metadata l2.latent describes [%d, %d, %d] latents, the model draws [%d, %d, %d]", o.model,
+				       li.channels, li.h, li.w, dc->cimg, dc->res, dc->res);
+			vae = l2_vae_load(o.vae, &(L2VaeOptions){.halves = L2_VAE_DECODER});
+			l2_latents_check_vae(&li, vae, L2_VAE_DECODER, o.vae);
+			lat = dc->res, R = li.resolution;
+		} else {
+			if (o.vae) l2_die("%s: a pixel diffusion model; --vae is for latent models (l2-train-diffusion --vae)", o.model);
+			if (dc->cimg != 3) l2_die("%s: a %d-channel model; l2-sample draws RGB pixel models", o.model, dc->cimg);
+		}
 		if (o.guide) {
 			if (l2_generator_kind(o.guide) != L2_GEN_DIFFUSION)
 				l2_die("%s: a GAN generator; --guide-model needs a diffusion model", o.guide);
@@ -271,6 +300,7 @@ int main(int argc, char **argv)
 		}
 	}
 	size_t e = (size_t)3 * R * R;
+	if (!ez) ez = e;
 
 	L2Conditions c;
 	if (o.input) l2_conditions_from_stream(&c, o.input, dim, o.model);
@@ -290,7 +320,8 @@ int main(int argc, char **argv)
 	int total = c.n * o.n, chunk = kind == L2_GEN_DIFFUSION ? o.sc.batch : 64;
 	L2Image *tiles = l2_calloc(total, sizeof(L2Image));
 	float *x = l2_malloc(l2_mul_size((size_t)chunk, e) * sizeof(float));
-	X0Grid xg = {NULL, o.sc.steps, R};
+	float *z = vae ? l2_malloc(l2_mul_size((size_t)chunk, ez) * sizeof(float)) : NULL; /* latents before decoding */
+	X0Grid xg = {NULL, o.sc.steps, R, vae, lat};
 	if (o.x0grid) xg.tiles = l2_calloc(l2_mul_size((size_t)total, (size_t)o.sc.steps + 1), sizeof(L2Image));
 	L2SampleStats st = {0};
 	L2Progress pr;
@@ -299,7 +330,10 @@ int main(int argc, char **argv)
 	for (int first = 0; first < total; first += chunk) {
 		int m = total - first < chunk ? total - first : chunk;
 		if (G) l2_generate_gan(G, &c, o.n, o.sc.seed, o.psi, first, m, x);
-		else l2_generate_diffusion(dm, guide, &o.sc, &c, o.n, first, m, x, o.x0grid ? keep_x0 : NULL, &xg, &st);
+		else {
+			l2_generate_diffusion(dm, guide, &o.sc, &c, o.n, first, m, vae ? z : x, o.x0grid ? keep_x0 : NULL, &xg, &st);
+			if (vae) l2_vae_decode(vae, z, m, lat, lat, x);
+		}
 		for (int k = first; k < first + m; k++) {
 			L2Image *t = &tiles[k];
 			l2_image_from_chw(x + (size_t)(k - first) * e, R, R, -1, 1, t);
@@ -348,7 +382,8 @@ int main(int argc, char **argv)
 				st.seconds > 0 ? 100 * (st.seconds - st.net_seconds) / st.seconds : 0.0);
 	}
 	for (int i = 0; i < total; i++) l2_image_free(&tiles[i]);
-	free(tiles), free(x), free(o.prompt);
+	free(tiles), free(x), free(z), free(o.prompt);
+	if (vae) l2_vae_free(vae);
 	l2_conditions_free(&c);
 	if (G) l2_gan_g_free(G);
 	if (dm) l2_diffusion_model_free(dm);

@@ -9,6 +9,7 @@
 #include "models/diffusion.h"
 #include "nn/optim.h"
 #include "method/diffusion_train.h"
+#include "method/latents.h"
 #include "io/safetensors.h"
 #include "core/util.h"
 
@@ -398,8 +399,34 @@ static void test_files(void)
 	l2_diffusion_free(net);
 }
 
-int main(void)
+/* test_diffusion_float --write-latent-model OUT JSON CDIM: a random-weight latent model
+ * (tiny preset, out.gain non-zero) for the latents JSON describes (feat.NAME.latent of a
+ * dataset), with that description in its metadata, for tests/l2-sample-latent.bats. */
+static int write_latent_model(const char *out, const char *json, int cdim)
 {
+	L2LatentInfo li;
+	char err[200];
+	if (l2_latents_info_parse(json, &li, err, sizeof err)) l2_die("latents: %s", err);
+	L2DiffusionConfig c;
+	l2_diffusion_preset("tiny", li.h, cdim, &c);
+	c.cimg = li.channels, c.attn_res[0] = li.h / 2;
+	L2Diffusion *net = l2_diffusion_new(&c, 12);
+	int np;
+	AdTensor **p = l2_diffusion_params(net, &np, NULL);
+	for (int i = 0; i < np; i++)
+		if (!strcmp(p[i]->name, "out.gain")) p[i]->v[0] = 0.5f;
+	l2_diffusion_set_latent(net, json);
+	l2_diffusion_save(out, net, "caption", "none", 0);
+	l2_diffusion_free(net);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 5 && !strcmp(argv[1], "--write-latent-model")) {
+		l2_init(1, (char *[]){"test_diffusion_float", NULL});
+		return write_latent_model(argv[2], argv[3], atoi(argv[4]));
+	}
 	if (access("tests/ref/diffusion/tiny_io.safetensors", R_OK) && chdir("../..")) {}
 	l2_init(1, (char *[]){"test_diffusion_float", NULL});
 	snprintf(dir, sizeof dir, "/tmp/l2-test-diffusion-%d", (int)getpid());
