@@ -6,6 +6,7 @@
 #include "nn/cnn_layers.h"
 
 #include "nn/nn.h"
+#include "core/parallel.h"
 #include "core/util.h"
 
 #include <cblas.h>
@@ -24,13 +25,13 @@ static __thread int serial;
 
 void l2_cnn_set_serial(int on) { serial = on; }
 
-/* l2_nn_parallel unless this thread runs serially */
+/* l2_parallel_for unless this thread runs serially */
 static void par(size_t n, size_t min_chunk, L2ParallelFn fn, void *ctx)
 {
 	if (serial) {
 		if (n) fn(ctx, 0, n);
 	} else {
-		l2_nn_parallel(n, min_chunk, fn, ctx);
+		l2_parallel_for(n, min_chunk, fn, ctx);
 	}
 }
 
