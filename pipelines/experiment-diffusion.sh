@@ -6,7 +6,11 @@
 #                 named by EXP_MODEL_PRESET (guidance EXP_W);
 #   (c) guidance  w in GUIDANCE, without and with the interval EXP_INTERVAL (dpmpp-2m, 16 steps);
 #   (e) GAN       l2-train-gan (the demo's network, --cond text) for the same budget as the
-#                 EXP_MODEL_PRESET diffusion model, scored the same way.
+#                 EXP_MODEL_PRESET diffusion model, scored the same way;
+#   (f) forms     at the same budget as the EXP_MODEL_PRESET model (32x32 pixels, the condition
+#                 added to the noise embedding): 64x64 pixels with --patch 2, cross-attention
+#                 conditioning (--cond-tokens EXP_TOKENS), and latent diffusion only when
+#                 EXP_VAE names real autoencoder weights (a random-weight VAE is no quality run).
 # Every score is over one sample per held-out image (its primary caption): the CLIP-feature
 # Frechet distance to the held-out images (l2-fid), the CLIP score (mean cosine of a sample
 # with its caption) and R-precision top-1/top-5 (pipelines/r-precision.sh: the sample's own
@@ -24,7 +28,11 @@
 # PRESETS (default "tiny small base"), EXP_MODEL_PRESET (default small), SAMPLERS (default
 # "euler heun dpmpp-2m euler-a"), STEPS (default "8 16 32"), GUIDANCE (default "1 1.5 2 3"),
 # EXP_W (default 2), EXP_INTERVAL (default 0.2,5), THREADS (default 2), SEED (default 0),
-# DIFF_FLAGS (more l2-train-diffusion options), GAN_FLAGS (l2-train-gan's network and batch).
+# DIFF_FLAGS (more l2-train-diffusion options), GAN_FLAGS (l2-train-gan's network and batch),
+# FORMS (default 1; 0 skips (f)), EXP_TOKENS (default 4), EXP_VAE (real VAE weights for the
+# latent arm; its latents are encoded at 64x64 into feature set exp-latent of DATASET),
+# EXP_GAN (default 1; 0 skips (e)).  PRESETS="", SAMPLERS="" or GUIDANCE="" skip (a), (b) or (c), so
+# `PRESETS= SAMPLERS= GUIDANCE= EXP_GAN=0` runs (f) alone.
 # Reruns skip trainings and scores whose outputs exist (delete EXP to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,16 +42,20 @@ W=${W:-demo/out/work}
 EXP=${EXP:-$W/exp-diffusion}
 RESULTS=${RESULTS:-bench/results/diffusion.md}
 BUDGET=${BUDGET:-1200}
-PRESETS=${PRESETS:-tiny small base}
+PRESETS=${PRESETS-tiny small base}
 EXP_MODEL_PRESET=${EXP_MODEL_PRESET:-small}
-SAMPLERS=${SAMPLERS:-euler heun dpmpp-2m euler-a}
+SAMPLERS=${SAMPLERS-euler heun dpmpp-2m euler-a}
 STEPS=${STEPS:-8 16 32}
-GUIDANCE=${GUIDANCE:-1 1.5 2 3}
+GUIDANCE=${GUIDANCE-1 1.5 2 3}
 EXP_W=${EXP_W:-2}
 EXP_INTERVAL=${EXP_INTERVAL:-0.2,5}
 THREADS=${THREADS:-2}
 SEED=${SEED:-0}
 DIFF_FLAGS=${DIFF_FLAGS:-}
+FORMS=${FORMS:-1}
+EXP_GAN=${EXP_GAN:-1}
+EXP_TOKENS=${EXP_TOKENS:-4}
+EXP_VAE=${EXP_VAE:-}
 GAN_FLAGS=${GAN_FLAGS:---resolution 32 --channel-base 512 --channel-max 32 --z-dim 64 --w-dim 64 --cond-hidden 64 --map-layers 2 --batch 8}
 : "${MODEL:?the CLIP weights of the demo}"
 VOCAB=${VOCAB:-${MODEL%.safetensors}.vocab.txt.gz}
@@ -142,8 +154,26 @@ for w in $GUIDANCE; do
 	[ "$w" = 1 ] || score "wi-$w" "$M" --sampler dpmpp-2m --steps 16 --guidance "$w" --guidance-interval "$EXP_INTERVAL" > /dev/null
 done
 # ---- (e) the GAN ----
-train gan l2-train-gan --cond text $GAN_FLAGS
-score gan "$EXP/gan/G_ema.safetensors" > /dev/null
+if [ "$EXP_GAN" = 1 ]; then
+	train gan l2-train-gan --cond text $GAN_FLAGS
+	score gan "$EXP/gan/G_ema.safetensors" > /dev/null
+fi
+
+# ---- (f) forms: 64x64 with patch 2, cross-attention, latents (real weights only) ----
+P=$EXP_MODEL_PRESET
+if [ "$FORMS" = 1 ]; then
+	score "diff-$P" "$M" --sampler dpmpp-2m --steps 16 --guidance "$EXP_W" > /dev/null
+	train "p64-$P" l2-train-diffusion --cond text --preset "$P" --resolution 64 --patch 2 $DIFF_FLAGS
+	score "p64-$P" "$EXP/p64-$P/model_ema-0.050.safetensors" --sampler dpmpp-2m --steps 16 --guidance "$EXP_W" > /dev/null
+	train "tok-$P" l2-train-diffusion --cond text --preset "$P" --cond-tokens "$EXP_TOKENS" $DIFF_FLAGS
+	score "tok-$P" "$EXP/tok-$P/model_ema-0.050.safetensors" --sampler dpmpp-2m --steps 16 --guidance "$EXP_W" > /dev/null
+	if [ -n "$EXP_VAE" ]; then
+		"$BIN/l2-encode-latents" --quiet --vae "$EXP_VAE" -r 64 -n exp-latent --resume "$DATASET"
+		train "lat-$P" l2-train-diffusion --cond text --preset "$P" --vae "$EXP_VAE" --latents exp-latent $DIFF_FLAGS
+		score "lat-$P" "$EXP/lat-$P/model_ema-0.050.safetensors" --vae "$EXP_VAE" --sampler dpmpp-2m --steps 16 \
+			--guidance "$EXP_W" > /dev/null
+	fi
+fi
 
 # ---- real images: the floor of these scores ----
 if [ ! -s "$EXP/score-real" ]; then
@@ -164,6 +194,7 @@ row() { # NAME LABEL...: | labels | FD | CLIP | top1 | top5 | sampling CPU-s |
 }
 steps_of() { cat "$EXP/$1/.done"; }
 wall_of() { awk '{ printf "%.0f", $1 }' "$EXP/$1.time"; }
+train_cpu_of() { awk '{ printf "%.0f", $2 + $3 }' "$EXP/$1.time"; }
 {
 	echo "# Diffusion quality — make experiment-diffusion"
 	echo
@@ -175,34 +206,61 @@ wall_of() { awk '{ printf "%.0f", $1 }' "$EXP/$1.time"; }
 	echo "sample and caption, R@1/R@5 = R-precision (the sample's own caption among the split's distinct"
 	echo "captions; real held-out images: $(awk '{ printf "%s / %s", $1 == "nan" ? "—" : sprintf("%.1f%%", 100 * $1), $2 == "nan" ? "—" : sprintf("%.1f%%", 100 * $2) }' "$EXP/score-real"))."
 	echo "Sampling CPU-s: CPU seconds of sampling and scoring those images."
-	echo
-	echo "## (a) presets at the same CPU budget (dpmpp-2m, 16 steps, guidance $EXP_W, EMA std 0.05)"
-	echo
-	echo "| preset | steps | wall s | FD | CLIP | R@1 | R@5 | sampling CPU-s |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-	for p in $PRESETS; do row "diff-$p" "$p" "$(steps_of "diff-$p")" "$(wall_of "diff-$p")"; done
-	echo
-	echo "## (b) FD against network evaluations ($EXP_MODEL_PRESET, guidance $EXP_W)"
-	echo
-	echo "| sampler | steps | NFE/image | FD | CLIP | R@1 | R@5 | sampling CPU-s |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-	for s in $SAMPLERS; do for n in $STEPS; do row "s-$s-$n" "$s" "$n" "$(nfe "$s" "$n" "$EXP_W")"; done; done
-	echo
-	echo "## (c) guidance ($EXP_MODEL_PRESET, dpmpp-2m, 16 steps)"
-	echo
-	echo "| w | interval | FD | CLIP | R@1 | R@5 | sampling CPU-s |"
-	echo "|---:|---|---:|---:|---:|---:|---:|"
-	for w in $GUIDANCE; do
-		row "w-$w" "$w" "—"
-		[ "$w" = 1 ] || row "wi-$w" "$w" "$EXP_INTERVAL"
-	done
-	echo
-	echo "## (e) GAN against diffusion at the same CPU budget"
-	echo
-	echo "| model | steps | wall s | FD | CLIP | R@1 | R@5 | sampling CPU-s |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-	row "diff-$EXP_MODEL_PRESET" "diffusion $EXP_MODEL_PRESET (dpmpp-2m 16, w $EXP_W)" "$(steps_of "diff-$EXP_MODEL_PRESET")" "$(wall_of "diff-$EXP_MODEL_PRESET")"
-	row gan "GAN (demo network, G_ema)" "$(steps_of gan)" "$(wall_of gan)"
+	if [ -n "$PRESETS" ]; then
+		echo
+		echo "## (a) presets at the same CPU budget (dpmpp-2m, 16 steps, guidance $EXP_W, EMA std 0.05)"
+		echo
+		echo "| preset | steps | wall s | FD | CLIP | R@1 | R@5 | sampling CPU-s |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+		for p in $PRESETS; do row "diff-$p" "$p" "$(steps_of "diff-$p")" "$(wall_of "diff-$p")"; done
+	fi
+	if [ -n "$SAMPLERS" ]; then
+		echo
+		echo "## (b) FD against network evaluations ($EXP_MODEL_PRESET, guidance $EXP_W)"
+		echo
+		echo "| sampler | steps | NFE/image | FD | CLIP | R@1 | R@5 | sampling CPU-s |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+		for s in $SAMPLERS; do for n in $STEPS; do row "s-$s-$n" "$s" "$n" "$(nfe "$s" "$n" "$EXP_W")"; done; done
+	fi
+	if [ -n "$GUIDANCE" ]; then
+		echo
+		echo "## (c) guidance ($EXP_MODEL_PRESET, dpmpp-2m, 16 steps)"
+		echo
+		echo "| w | interval | FD | CLIP | R@1 | R@5 | sampling CPU-s |"
+		echo "|---:|---|---:|---:|---:|---:|---:|"
+		for w in $GUIDANCE; do
+			row "w-$w" "$w" "—"
+			[ "$w" = 1 ] || row "wi-$w" "$w" "$EXP_INTERVAL"
+		done
+	fi
+	if [ "$EXP_GAN" = 1 ]; then
+		echo
+		echo "## (e) GAN against diffusion at the same CPU budget"
+		echo
+		echo "| model | steps | wall s | FD | CLIP | R@1 | R@5 | sampling CPU-s |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+		row "diff-$EXP_MODEL_PRESET" "diffusion $EXP_MODEL_PRESET (dpmpp-2m 16, w $EXP_W)" "$(steps_of "diff-$EXP_MODEL_PRESET")" "$(wall_of "diff-$EXP_MODEL_PRESET")"
+		row gan "GAN (demo network, G_ema)" "$(steps_of gan)" "$(wall_of gan)"
+	fi
+	if [ "$FORMS" = 1 ]; then
+		echo
+		echo "## (f) image space and conditioning at the same CPU budget ($P, dpmpp-2m 16, w $EXP_W)"
+		echo
+		echo "| model | steps | wall s | train CPU-s | FD | CLIP | R@1 | R@5 | sampling CPU-s |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		for a in "diff-$P:pixels 32x32, modulation" "p64-$P:pixels 64x64, patch 2" \
+			"tok-$P:pixels 32x32, $EXP_TOKENS cross-attention tokens"; do
+			row "${a%%:*}" "${a#*:}" "$(steps_of "${a%%:*}")" "$(wall_of "${a%%:*}")" "$(train_cpu_of "${a%%:*}")"
+		done
+		if [ -n "$EXP_VAE" ]; then
+			row "lat-$P" "latents of $(basename "$EXP_VAE") (64x64 images)" "$(steps_of "lat-$P")" "$(wall_of "lat-$P")" \
+				"$(train_cpu_of "lat-$P")"
+		else
+			echo
+			echo "Latent diffusion: not run — no real autoencoder weights were given (EXP_VAE); with random"
+			echo "weights the decoder's output is noise, so a score would say nothing about latent diffusion."
+		fi
+	fi
 } > "$RESULTS.tmp"
 mv "$RESULTS.tmp" "$RESULTS"
 say "done -> $RESULTS"

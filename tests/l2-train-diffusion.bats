@@ -35,7 +35,7 @@ TINY="--preset tiny --channels 8 --mult 1,2 --attn-res 8 --resolution 16 --batch
 	assert_failure 2; assert_output --partial "--mult"
 	run l2-train-diffusion -d "$DS" --channels 10
 	assert_failure 2; assert_output --partial "multiple of 4"
-	run l2-train-diffusion -d "$DS" --patch 2
+	run l2-train-diffusion -d "$DS" --patch 3
 	assert_failure 2; assert_output --partial "patch"
 	run l2-train-diffusion -d "$DS" --weighting uniform
 	assert_failure 2; assert_output --partial "--weighting"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # pipelines/experiment-diffusion.sh end to end at toy size: every table of its report is
-# filled (presets, samplers, guidance, GAN), and a rerun reuses what exists.
+# filled (presets, samplers, guidance, GAN, the image-space and conditioning forms), and a rerun reuses what exists.
 load test_helper
 load gan_fixture
 
@@ -25,6 +25,9 @@ setup_file() {
 	grep -q '^| heun | 2 | 6 | ' diffusion.md
 	grep -q '^| 2 | 0.2,5 | ' diffusion.md
 	grep -q '^| GAN (demo network, G_ema) | 10 | ' diffusion.md
+	grep -q '^| pixels 64x64, patch 2 | 10 | ' diffusion.md
+	grep -q '^| pixels 32x32, 4 cross-attention tokens | 10 | ' diffusion.md
+	grep -q '^Latent diffusion: not run' diffusion.md
 	! grep -q 'nan' diffusion.md
 	cp diffusion.md first.md
 	run "$L2_ROOT/pipelines/experiment-diffusion.sh"
@@ -32,4 +35,12 @@ setup_file() {
 	refute_output --partial "experiment-diffusion: training"
 	refute_output --partial "experiment-diffusion: scoring"
 	diff <(sed 1,3d first.md) <(sed 1,3d diffusion.md)
+	# (f) alone, from what exists: only its table
+	PRESETS= SAMPLERS= GUIDANCE= EXP_GAN=0 RESULTS=$PWD/forms.md run "$L2_ROOT/pipelines/experiment-diffusion.sh"
+	assert_success
+	refute_output --partial "experiment-diffusion: training"
+	assert_output --partial "## (f) image space"
+	refute_output --partial "## (a)"
+	refute_output --partial "## (e)"
+	grep -q '^| pixels 32x32, modulation | 10 | ' forms.md
 }

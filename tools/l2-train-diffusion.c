@@ -23,6 +23,8 @@
 #include "models/inception.h"
 #include "method/fid.h"
 #include "models/sampler.h"
+#include "models/vae.h"
+#include "method/latents.h"
 #include "nn/ckpt.h"
 #include "nn/train.h"
 
@@ -37,7 +39,9 @@ typedef struct {
 	L2TrainDataOptions data;
 	int resume, xflip;
 	/* model overrides (0 / NULL / NAN: the preset's) */
-	int channels, blocks, patch;
+	int channels, blocks, patch, cond_tokens, res_given;
+	/* latent diffusion: the VAE (its decoder: grids, FD) and the latents' feature set */
+	const char *vae, *latents, *vae_id;
 	const char *mult, *attn_res;
 	double dropout, sigma_data, p_mean, p_std;
 	L2DiffusionConfig c;
@@ -82,9 +86,20 @@ static void usage(FILE *f)
 		"                           base (64 x [1,2,2], 2 blocks)\n"
 		"      --channels C  --mult A,B,..  --blocks N  --attn-res R,..  --dropout P   override the preset\n"
 		"      --resolution N       image side, a power of two (default 32)\n"
-		"      --patch N            1 (default; 2 is not supported yet)\n"
+		"      --patch N            1 (default), 2 or 4: the U-Net sees resolution/N pixels of 3 N^2 channels\n"
+		"                           (space-to-depth), so 64x64 with --patch 2 costs what 32x32 costs\n"
+		"      --cond-tokens K      the condition as K tokens attended by every attention layer (cross-\n"
+		"                           attention, unCLIP's form) instead of added to the noise embedding\n"
+		"                           (default 0: that modulation)\n"
 		"      --sigma-data X       (default 0.5)   --P-mean X (default -1.2)   --P-std X (default 1.2)\n"
 		"      --init RUNDIR        start from a run's model.safetensors (fine-tuning; same model)\n"
+		"Latent diffusion:\n"
+		"      --vae FILE           train on the dataset's VAE latents (l2-encode-latents) instead of its\n"
+		"                           pixels; FILE (or ENCODER,DECODER) decodes the grids and FD samples and\n"
+		"                           must be the VAE the latents were made with (SHA-256); the model records\n"
+		"                           it for l2-sample --vae.  Resolution, channels and sigma-data (the\n"
+		"                           latents' std) come from the latents; P-mean/P-std default to -0.4/1.0\n"
+		"      --latents NAME       the latents' feature set (default latent)\n"
 		"Training:\n"
 		"      --steps N            optimizer steps (default 3000)   --batch N (default 32)\n"
 		"      --lr X               Adam learning rate (default 0.004; betas 0.9, 0.99)\n"
@@ -117,7 +132,7 @@ enum {
 	O_COND = L2_OPT_COMMON_END, O_PAIRS, O_PONLY, O_CAPF, O_PSF, O_IMF, O_XI, O_CDROP, O_XFLIP, O_PRESET, O_CH, O_MULT,
 	O_BLOCKS, O_ATTN, O_DROP, O_RES, O_PATCH, O_SD, O_PM, O_PS, O_INIT, O_STEPS, O_BATCH, O_LR, O_WARM, O_REF, O_WEIGHT,
 	O_EMA, O_CLIPG, O_SEED, O_TICK, O_GRID, O_SSAMP, O_SSTEPS, O_GUID, O_SEMA, O_FID, O_FIDN, O_CLIP, O_INC, O_RESUME,
-	O_STOP
+	O_STOP, O_VAE, O_LATENTS, O_CTOK
 };
 
 /* "1,2,2" -> v[], n; -1 when malformed */
@@ -150,7 +165,8 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"channels", required_argument, 0, O_CH}, {"mult", required_argument, 0, O_MULT},
 		{"blocks", required_argument, 0, O_BLOCKS}, {"attn-res", required_argument, 0, O_ATTN},
 		{"dropout", required_argument, 0, O_DROP}, {"resolution", required_argument, 0, O_RES},
-		{"patch", required_argument, 0, O_PATCH}, {"sigma-data", required_argument, 0, O_SD},
+		{"patch", required_argument, 0, O_PATCH}, {"cond-tokens", required_argument, 0, O_CTOK},
+		{"vae", required_argument, 0, O_VAE}, {"latents", required_argument, 0, O_LATENTS}, {"sigma-data", required_argument, 0, O_SD},
 		{"P-mean", required_argument, 0, O_PM}, {"P-std", required_argument, 0, O_PS},
 		{"init", required_argument, 0, O_INIT}, {"steps", required_argument, 0, O_STEPS},
 		{"batch", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
@@ -202,8 +218,11 @@ static void parse_options(int argc, char **argv, Options *o)
 		case O_BLOCKS: o->blocks = (int)l2_parse_long(optarg, "--blocks", 1, 16); break;
 		case O_ATTN: o->attn_res = optarg; break;
 		case O_DROP: o->dropout = l2_parse_double(optarg, "--dropout"); break;
-		case O_RES: res = (int)l2_parse_long(optarg, "--resolution", 8, 256); break;
+		case O_RES: res = (int)l2_parse_long(optarg, "--resolution", 8, 256), o->res_given = 1; break;
 		case O_PATCH: o->patch = (int)l2_parse_long(optarg, "--patch", 1, 8); break;
+		case O_CTOK: o->cond_tokens = (int)l2_parse_long(optarg, "--cond-tokens", 0, 64); break;
+		case O_VAE: o->vae = optarg; break;
+		case O_LATENTS: o->latents = optarg; break;
 		case O_SD: o->sigma_data = l2_parse_double(optarg, "--sigma-data"); break;
 		case O_PM: o->p_mean = l2_parse_double(optarg, "--P-mean"); break;
 		case O_PS: o->p_std = l2_parse_double(optarg, "--P-std"); break;
@@ -274,6 +293,17 @@ static void parse_options(int argc, char **argv, Options *o)
 	if (o->channels) o->c.channels = o->channels;
 	if (o->blocks) o->c.blocks = o->blocks;
 	if (o->patch) o->c.patch = o->patch;
+	o->c.cond_tokens = o->cond_tokens;
+	/* EDM2's noise-level distribution for 64x64 images (and so for patch 2), (-0.8, 1.6);
+	 * the preset's (-1.2, 1.2) is EDM's for 32x32; latents take theirs in main */
+	if (o->c.patch > 1 || res >= 64) o->c.p_mean = -0.8, o->c.p_std = 1.6;
+	if (o->vae) {
+		if (o->res_given) l2_usage_error(usage, "--resolution comes from the latents with --vae");
+		if (o->patch > 1) l2_usage_error(usage, "--patch applies to pixels; latents are already 1/8 of the image");
+		if (o->xflip) l2_usage_error(usage, "--xflip mirrors pixels; with --vae the latents are fixed");
+	} else if (o->latents)
+		l2_usage_error(usage, "--latents names the latents of --vae FILE");
+	if (!o->latents) o->latents = "latent";
 	if (o->mult && (o->c.nlevels = int_list(o->mult, o->c.mult, L2_DIFF_MAXLEV, 1, 64)) < 0)
 		l2_usage_error(usage, "--mult wants 1 to %d multipliers in 1..64, comma-separated (e.g. 1,2,2)", L2_DIFF_MAXLEV);
 	if (o->attn_res) {
@@ -505,6 +535,8 @@ static void config_string(const Options *o, char *buf, size_t len)
 		 o->data.pseudo_feat, o->data.img_feat, o->data.xi, o->cond_drop, o->xflip, o->steps, o->batch, o->lr,
 		 o->lr_warmup, o->lr_ref, o->weighting_s, ema, o->grad_clip, (unsigned long long)o->seed,
 		 o->init ? o->init : "-");
+	/* latent runs only (a pixel run's string stays what it was, so older runs resume) */
+	if (o->vae_id) snprintf(buf + strlen(buf), len - strlen(buf), " vae=%s latents=%s", o->vae_id, o->latents);
 }
 
 static void ema_name(double std, char *buf, size_t len) { snprintf(buf, len, "ema-%.3f", std); }
@@ -576,10 +608,30 @@ int main(int argc, char **argv)
 	l2_init(argc, argv);
 	Options o;
 	parse_options(argc, argv, &o);
-	int R = o.c.res;
+	int R = o.c.res; /* the images' side (latent mode: the images the latents were made from) */
 
 	/* data and conditions: every feature set used must have the same size */
 	L2Dataset *ds = l2_dataset_open(o.dataset, L2_STORE_RDONLY);
+	/* latent mode: the model's "images" are the latents; it records what made them */
+	L2Vae *vae = NULL;
+	L2LatentInfo li;
+	char *lat_json = NULL;
+	if (o.vae) {
+		if (!l2_latents_info(ds, o.latents, &li))
+			l2_die("%s: no feature set '%s' of VAE latents (make it with l2-encode-latents --vae FILE)", o.dataset,
+			       o.latents);
+		if (!li.complete)
+			l2_die("%s: feature set '%s' is incomplete: finish it with l2-encode-latents --resume", o.dataset, o.latents);
+		vae = l2_vae_load(o.vae, &(L2VaeOptions){.halves = L2_VAE_DECODER});
+		l2_latents_check_vae(&li, vae, L2_VAE_DECODER, o.vae);
+		if (li.h != li.w) l2_die("%s: %dx%d latents; the model takes square ones", o.dataset, li.h, li.w);
+		o.c.cimg = li.channels, o.c.res = li.h, R = li.resolution;
+		if (isnan(o.sigma_data)) o.c.sigma_data = li.std > 0 ? li.std : 0.5;
+		if (isnan(o.p_mean)) o.c.p_mean = -0.4;
+		if (isnan(o.p_std)) o.c.p_std = 1.0;
+		lat_json = l2_latents_info_json(&li);
+		o.vae_id = l2_vae_identity(vae);
+	}
 	o.data.res = R;
 	o.data.seed = o.seed;
 	int dim = l2_train_data_dim(ds, &o.data, o.fid_every > 0);
@@ -590,6 +642,7 @@ int main(int argc, char **argv)
 	int drop_tr = 0, drop_te = 0;
 	l2_train_data_load(ds, &o.data, L2_SPLIT_TRAIN, dim, &tr, &drop_tr);
 	l2_train_data_load(ds, &o.data, L2_SPLIT_TEST, dim, &te, &drop_te);
+	float *zt = vae ? l2_latents_gather(ds, o.latents, &li, tr.keys, tr.n) : NULL; /* the training latents */
 	l2_dataset_close(ds);
 	if (drop_tr && !l2_quiet) l2_info("%s: %d training images without the features they need: not used", o.dataset, drop_tr);
 	if (tr.n < 1) l2_die("%s: no usable training images", o.dataset);
@@ -604,6 +657,7 @@ int main(int argc, char **argv)
 
 	/* the model, the trainer */
 	L2Diffusion *net = l2_diffusion_new(&o.c, o.seed);
+	if (lat_json) l2_diffusion_set_latent(net, lat_json);
 	if (o.init) {
 		char *a = l2_train_path(o.init, "model.safetensors");
 		L2DiffusionConfig ic;
@@ -667,12 +721,14 @@ int main(int argc, char **argv)
 
 	l2_train_catch_signals();
 	int B = (int)o.batch;
-	size_t isz = (size_t)o.c.cimg * R * R;
+	/* a sample in the model's space (pixels, or latents) and an image */
+	size_t zsz = (size_t)o.c.cimg * o.c.res * o.c.res, isz = (size_t)3 * R * R;
 	L2Batcher bt;
 	l2_batcher_init(&bt, tr.n, o.seed, &st.data);
-	float *xb = l2_malloc(B * isz * sizeof(float)), *hb = l2_malloc((size_t)B * dim * sizeof(float));
+	float *xb = l2_malloc(B * zsz * sizeof(float)), *hb = l2_malloc((size_t)B * dim * sizeof(float));
 	int ngen = ng > te.n ? ng : te.n;
-	float *gen = l2_malloc((size_t)ngen * isz * sizeof(float));
+	float *gen = l2_malloc((size_t)ngen * zsz * sizeof(float));
+	float *img = vae ? l2_malloc((size_t)ngen * isz * sizeof(float)) : gen; /* gen decoded */
 	uint64_t *fstream = l2_malloc((size_t)(te.n ? te.n : 1) * sizeof(uint64_t));
 	for (int i = 0; i < te.n; i++) fstream[i] = (uint64_t)i;
 	L2Ema *sema = l2_diffusion_trainer_ema(trn, o.sample_ema);
@@ -697,7 +753,11 @@ int main(int argc, char **argv)
 		for (int b = 0; b < B; b++) {
 			L2Rng r;
 			l2_train_rng(&r, o.seed, st.step, PHASE_DATA, (uint64_t)b);
-			l2_train_data_sample(&tr, &o.data, idx[b], o.xflip, &r, xb + b * isz, hb + (size_t)b * dim);
+			if (zt) {
+				l2_train_data_cond(&tr, &o.data, idx[b], &r, hb + (size_t)b * dim);
+				memcpy(xb + b * zsz, zt + (size_t)idx[b] * zsz, zsz * sizeof(float));
+			} else
+				l2_train_data_sample(&tr, &o.data, idx[b], o.xflip, &r, xb + b * zsz, hb + (size_t)b * dim);
 		}
 		L2DiffusionStepStats s;
 		l2_diffusion_train_step(trn, xb, hb, &s);
@@ -722,7 +782,8 @@ int main(int argc, char **argv)
 				/* the final measurement takes every held-out caption */
 				int nf = last || o.fid_images > te.n ? te.n : (int)o.fid_images;
 				sample_images(&o, net, sema, te.cond, nf, o.seed ^ 0x666964, fstream, gen);
-				l2_clip_encode_generated(clip, gen, nf, R, gen_feat);
+				if (vae) l2_vae_decode(vae, gen, nf, o.c.res, o.c.res, img);
+				l2_clip_encode_generated(clip, img, nf, R, gen_feat);
 				row.fd = l2_fid_frechet_features(gen_feat, nf, real_feat, te.n, dim);
 				row.fd_n = nf;
 				double cs = 0;
@@ -734,17 +795,18 @@ int main(int argc, char **argv)
 				row.clip_score = cs / nf;
 				rprec_score(&rp, gen_feat, nf, &row.rp1, &row.rp5);
 				if (inc) {
-					l2_inception_features_chw(inc, gen, nf, R, gen_inc);
+					l2_inception_features_chw(inc, img, nf, R, gen_inc);
 					row.fid = l2_fid_frechet_features(gen_inc, nf, real_inc, te.n, 2048);
 				}
 			}
 			/* grid: each row a fixed condition (the real image first), columns fixed seeds */
 			sample_images(&o, net, sema, gh, ng, o.seed ^ 0x67726964, gstream, gen);
+			if (vae) l2_vae_decode(vae, gen, ng, o.c.res, o.c.res, img);
 			L2Image *tiles = l2_calloc((size_t)grows * (gcols + 1), sizeof(L2Image));
 			for (int r = 0; r < grows; r++) {
 				l2_image_from_chw(gsrc->px + (size_t)r * isz, R, R, -1, 1, &tiles[r * (gcols + 1)]);
 				for (int c = 0; c < gcols; c++)
-					l2_image_from_chw(gen + ((size_t)r * gcols + c) * isz, R, R, -1, 1, &tiles[r * (gcols + 1) + c + 1]);
+					l2_image_from_chw(img + ((size_t)r * gcols + c) * isz, R, R, -1, 1, &tiles[r * (gcols + 1) + c + 1]);
 			}
 			L2Image grid;
 			const uint8_t white[3] = {255, 255, 255};
@@ -785,6 +847,9 @@ int main(int argc, char **argv)
 			2 * 3 * n * B * l2_diffusion_flops(&o.c) / dt * 1e-9);
 	}
 	l2_batcher_free(&bt);
+	if (img != gen) free(img);
+	free(zt), free(lat_json);
+	if (vae) l2_vae_free(vae);
 	free(xb), free(hb), free(gen), free(gh), free(gstream), free(fstream), free(rows), free(state_path), free(log_path);
 	free(real_feat), free(gen_feat), free(real_inc), free(gen_inc);
 	rprec_free(&rp);
