@@ -88,3 +88,153 @@ feats() {
 	assert_success
 	assert_line --regexp "^count	300$"
 }
+
+@test "full disk: a dataset build and an import-features stop with the message; what was committed stays readable" {
+	mkdir imgs
+	for i in $(seq 0 199); do cp "$L2_ROOT/tests/fixtures/images/rgb8.png" "imgs/i$i.png"; done
+	small_fs 256k
+	run l2-dataset build --checkpoint 10 "$SMALL/ds.lmdb" imgs
+	assert_failure 1
+	assert_output --regexp "No space left on device$"
+	assert_not_exist "$SMALL/ds.lmdb"
+	grow_fs 32m
+	l2-dataset build --quiet --resume --checkpoint 10 "$SMALL/ds.lmdb" imgs
+	assert_equal "$(l2-dataset list "$SMALL/ds.lmdb" | wc -l)" 200
+	l2-dataset list "$SMALL/ds.lmdb" > keys
+	make_npy f.npy 200 4096 1
+	l2-cat --from-npy f.npy --keys keys --kind image-feature > f.l2f
+	grow_fs $(( $(du -k "$SMALL/ds.lmdb/data.mdb" | cut -f1) + 1024 ))k
+	run l2-dataset import-features -n img "$SMALL/ds.lmdb" f.l2f
+	assert_failure 1
+	assert_output --regexp "No space left on device$"
+	run l2-dataset stats "$SMALL/ds.lmdb"
+	assert_success
+}
+
+@test "full disk: stream writers say so and leave no partial output" {
+	feats a 3000 128
+	small_fs 512k
+	run l2-cat a.l2f -o "$SMALL/out.l2f"
+	assert_failure 1
+	assert_output --regexp "No space left on device$"
+	run ls -A "$SMALL"
+	assert_output ""
+}
+
+# ---- kill -9 at seeded moments -----------------------------------------------------------
+
+# kill_at SEED CMD... — run CMD and kill -9 it after a delay drawn from SEED
+# (0 to KILL_MAX_MS ms, default 600): before it starts, mid-write or after it
+# ends are all moments it must survive.
+kill_at() {
+	local seed=$1
+	shift
+	local ms=$(((seed * 2654435761 + 40503) % ${KILL_MAX_MS:-600}))
+	"$@" 3>&- > /dev/null 2>&1 &
+	local pid=$!
+	sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# the records of a store's DB (or of a stream), sorted, as TSV
+db_tsv() { l2-store get-features "$@" | l2-cat -f tsv; }
+
+@test "kill -9 during put-features: the store opens at a whole number of batches, --resume completes it byte for byte" {
+	feats a 4000 32
+	l2-cat -f tsv a.l2f | LC_ALL=C sort > want.tsv
+	for s in $(seq $SEEDS); do
+		rm -rf st
+		kill_at "$s" l2-store put-features --batch 200 st feat.x a.l2f
+		if [ -e st ]; then
+			run l2-store info st
+			assert_success
+			n=$(l2-store info st | awk -F'\t' '$1 == "db" && $2 == "feat.x" { print $3 }')
+			if [ -n "$n" ]; then # killed after its first batch was committed
+				[ $((n % 200)) = 0 ] || [ "$n" = 4000 ]
+				db_tsv --incomplete st feat.x > part.tsv
+				[ "$(wc -l < part.tsv)" = "$n" ]
+			fi
+		fi
+		l2-store put-features --quiet --resume st feat.x a.l2f
+		db_tsv st feat.x > got.tsv
+		cmp want.tsv got.tsv
+	done
+}
+
+@test "kill -9 during import-features: the dataset opens, the set is complete or marked incomplete, a rerun completes it" {
+	mkdir imgs
+	"$PY3" - imgs 1500 <<'PY'
+import os, struct, sys, zlib
+d, n = sys.argv[1], int(sys.argv[2])
+def chunk(t, b): return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b) & 0xffffffff)
+for i in range(n):
+    raw = b"".join(b"\0" + bytes([(i * 7 + x + y) % 256 for x in range(6)]) for y in range(2))
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    open(os.path.join(d, "i%04d.png" % i), "wb").write(png)
+PY
+	l2-dataset build --quiet ds0.lmdb imgs
+	l2-dataset list ds0.lmdb > keys
+	make_npy f.npy 1500 16 3
+	l2-cat --from-npy f.npy --keys keys --kind image-feature --normalize > f.l2f
+	l2-cat -f tsv f.l2f | LC_ALL=C sort > want.tsv
+	for s in $(seq $SEEDS); do
+		rm -rf ds.lmdb && cp -r ds0.lmdb ds.lmdb
+		kill_at "$((s + 100))" l2-dataset import-features -n img ds.lmdb f.l2f
+		run l2-dataset stats ds.lmdb
+		assert_success
+		if grep -q '^feature	img' <<< "$output" && ! grep -q '^feature	img.*incomplete' <<< "$output"; then
+			l2-dataset export-features -n img ds.lmdb | l2-cat -f tsv > got.tsv
+			cmp want.tsv got.tsv   # complete means complete
+		fi
+		l2-dataset import-features --quiet -n img ds.lmdb f.l2f
+		l2-dataset export-features -n img ds.lmdb | l2-cat -f tsv > got.tsv
+		cmp want.tsv got.tsv
+	done
+}
+
+@test "kill -9 during a dataset build: DATASET is absent or whole, --resume finishes the same dataset" {
+	mkdir imgs
+	for i in $(seq 0 399); do cp "$L2_ROOT/tests/fixtures/images/rgb8.png" "imgs/i$i.png"; printf 'i%d.png\tcaption %d\n' $i $i; done > caps.tsv
+	l2-dataset build --quiet --captions caps.tsv --checkpoint 20 ref.lmdb imgs
+	l2-dataset list -l ref.lmdb > want.txt
+	l2-dataset captions --keys ref.lmdb >> want.txt
+	for s in $(seq $SEEDS); do
+		rm -rf ds.lmdb ds.lmdb.partial
+		kill_at "$((s + 200))" l2-dataset build --captions caps.tsv --checkpoint 20 ds.lmdb imgs
+		if [ -e ds.lmdb ]; then
+			assert_not_exist ds.lmdb.partial
+		else
+			[ ! -e ds.lmdb.partial ] || l2-store info ds.lmdb.partial > /dev/null
+			l2-dataset build --quiet --resume --captions caps.tsv --checkpoint 20 ds.lmdb imgs
+		fi
+		{ l2-dataset list -l ds.lmdb; l2-dataset captions --keys ds.lmdb; } > got.txt
+		cmp want.txt got.txt
+		assert_not_exist ds.lmdb.lock
+	done
+}
+
+@test "kill -9 during an index build or append: the index is absent, old or whole, and a rerun gives the uninterrupted index" {
+	feats a 3000 32 1 text-feature
+	feats b 3000 32 2 text-feature
+	sed -i 's/^k/b/' b.keys && l2-cat --from-npy b.npy --keys b.keys --kind text-feature --normalize > b.l2f
+	feats q 5 32 3 text-feature
+	l2-build-index --quiet -o ref.idx a.l2f
+	l2-retrieve -i ref.idx -k 3 -f tsv q.l2f > want-a.tsv
+	l2-build-index --quiet -o ref.idx b.l2f
+	l2-retrieve -i ref.idx -k 3 -f tsv q.l2f > want-ab.tsv
+	for s in $(seq $SEEDS); do
+		rm -rf x.idx
+		kill_at "$((s + 300))" l2-build-index -o x.idx a.l2f
+		[ ! -e x.idx ] || l2-retrieve -i x.idx -k 3 -f tsv q.l2f | cmp want-a.tsv
+		[ -e x.idx ] || l2-build-index --quiet -o x.idx a.l2f
+		l2-retrieve -i x.idx -k 3 -f tsv q.l2f | cmp want-a.tsv
+		kill_at "$((s + 400))" l2-build-index -o x.idx b.l2f
+		n=$(l2-retrieve -i x.idx --info | awk -F'\t' '$1 == "count" { print $2 }')
+		[ "$n" = 3000 ] || [ "$n" = 6000 ]
+		l2-build-index --quiet -o x.idx b.l2f 2> /dev/null   # the rows already in are skipped
+		l2-retrieve -i x.idx -k 3 -f tsv q.l2f | cmp want-ab.tsv
+	done
+	run bash -c "ls -d x.idx.tmp.* 2>/dev/null"
+	assert_output ""
+}

@@ -309,14 +309,14 @@ for b in ("img", "txt", "score"): write(b + ".l2f", b)
 PY
 	run l2-optimize-pseudo -o out.l2f img.l2f
 	assert_failure 1
-	assert_output "l2-optimize-pseudo: img.l2f: img004.png: non-finite value in the image feature"
+	assert_output "l2-optimize-pseudo: img.l2f: record 5 ('img004.png'): vector: value 2 is NaN"
 	assert_file_not_exists out.l2f
 	run l2-optimize-pseudo txt.l2f
 	assert_failure 1
-	assert_output --partial "img004.png: non-finite value in the feature of neighbour 2"
+	assert_output --partial "record 5 ('img004.png'): neighbour 2: value 0 is infinite"
 	run l2-optimize-pseudo score.l2f
 	assert_failure 1
-	assert_output --partial "img004.png: non-finite score of neighbour 3"
+	assert_output --partial "record 5 ('img004.png'): the score of neighbour 3 is not finite"
 }
 
 @test "--k larger than the stream's k is an error; the default adapts" {

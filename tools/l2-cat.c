@@ -132,6 +132,15 @@ static void from_npy(const Options *o)
 	float *x = a.data;
 	const char *kind = o->kind ? o->kind : L2_KIND_IMAGE;
 	if (!strcmp(kind, L2_KIND_NEIGHBORS)) l2_die("--kind neighbors cannot be made from a plain array");
+	for (size_t i = 0; i < n; i++) {
+		long j = l2_first_nonfinite(x + i * d, d);
+		if (j >= 0) l2_die("%s: row %zu holds NaN or infinity (column %ld)", o->from_npy, i, j);
+		if (o->normalize) {
+			size_t z = 0;
+			while (z < d && x[i * d + z] == 0) z++;
+			if (z == d) l2_die("%s: row %zu is a zero vector: --normalize cannot give it a direction", o->from_npy, i);
+		}
+	}
 	if (o->normalize) l2_normalize_rows(x, n, d);
 	if (o->normalized)
 		for (size_t i = 0; i < n; i++) {

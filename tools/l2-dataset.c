@@ -19,6 +19,7 @@
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -219,18 +220,25 @@ static void cmd_add_corpus(const Options *o, const char *dspath, const char *fil
 {
 	L2Dataset *ds = l2_dataset_open(dspath, L2_STORE_WRITE);
 	char **lines;
-	size_t n = l2_read_lines(file ? file : "-", &lines), added = 0, lng = 0;
+	size_t n = l2_read_lines(file ? file : "-", &lines), added = 0, lng = 0, empty = 0;
+	/* corpus lines are text the encoders must read later: refused now */
+	for (size_t i = 0; i < n; i++)
+		if (!l2_utf8_valid(lines[i], strlen(lines[i])))
+			l2_die("%s: line %zu: not valid UTF-8", file ? file : "-", i + 1);
 	for (size_t i = 0; i < n; i++) {
 		int r = l2_dataset_add_corpus(ds, lines[i], o->source);
 		if (r > 0) added++;
 		else if (r < 0 && l2_caption_clean(lines[i])) lng++;
+		else if (r < 0) empty++;
 	}
 	char v[32];
 	snprintf(v, sizeof v, "%llu", (unsigned long long)l2_store_count(l2_dataset_store(ds), "corpus"));
 	l2_store_set_meta(l2_dataset_store(ds), "corpus", v);
 	l2_dataset_close(ds);
-	l2_info("%s: %zu corpus lines added (%zu already there%s)", dspath, added, n - added - lng,
-		lng ? ", some over 511 bytes left out" : "");
+	char extra[64] = "";
+	if (empty) snprintf(extra, sizeof extra, ", %zu empty", empty);
+	l2_info("%s: %zu corpus line%s added (%zu already there%s%s)", dspath, added, added == 1 ? "" : "s",
+		n - added - lng - empty, extra, lng ? ", some over 511 bytes left out" : "");
 	l2_free_lines(lines, n);
 }
 
@@ -442,6 +450,25 @@ static void write_file(const char *path, const void *buf, size_t len, const L2Im
 	free(tmp);
 }
 
+/* The folders of DIR below OUT that exist must be folders, not symbolic
+ * links: a link OUT/sub -> elsewhere would have key "sub/a.png" written
+ * outside OUT.  (File links are safely replaced by the rename.) */
+static void no_links_below(const char *out, char *dir)
+{
+	size_t ol = strlen(out);
+	for (char *c = dir + ol; *c; c++) {
+		if (*c != '/' || c == dir + ol) continue;
+		*c = 0;
+		struct stat st;
+		int link = !lstat(dir, &st) && S_ISLNK(st.st_mode);
+		if (link) l2_die("%s: a symbolic link inside the output folder: not written through", dir);
+		*c = '/';
+	}
+	struct stat st;
+	if (strlen(dir) > ol && !lstat(dir, &st) && S_ISLNK(st.st_mode))
+		l2_die("%s: a symbolic link inside the output folder: not written through", dir);
+}
+
 static void cmd_export_images(const Options *o, const char *dspath)
 {
 	L2Dataset *ds = l2_dataset_open(dspath, L2_STORE_RDONLY);
@@ -457,6 +484,7 @@ static void cmd_export_images(const Options *o, const char *dspath)
 		snprintf(path, pl, "%s/%s", o->out, keys[i]);
 		char *slash = strrchr(path, '/');
 		*slash = 0;
+		no_links_below(o->out, path);
 		l2_mkdir_p(path);
 		*slash = '/';
 		if (o->rgb) {
@@ -518,8 +546,11 @@ static void cmd_import_features(const Options *o, const char *dspath, const char
 		l2_store_set_meta(l2_dataset_store(ds), k, o->model);
 	}
 	l2_dataset_feature_end(ds, o->name, l2_stream_normalized(r));
+	/* a key repeated in the stream is written twice but held once */
+	uint64_t held = l2_dataset_feature_count(ds, o->name);
 	l2_dataset_close(ds);
-	l2_info("%s: %llu %s vectors stored as '%s'", dspath, (unsigned long long)n, h->kind, o->name);
+	l2_info("%s: %llu %s vector%s written to '%s', which now holds %llu", dspath, (unsigned long long)n, h->kind,
+		n == 1 ? "" : "s", o->name, (unsigned long long)held);
 	l2_stream_close(r); /* h points into the reader */
 }
 

@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 
 typedef struct {
@@ -120,6 +121,8 @@ typedef struct {
 	char *line;
 	size_t linecap;
 	long lineno;
+	int keep_going;          /* unreadable subdirectories are skipped ... */
+	uint64_t unreadable_dirs; /* ... and counted as failures */
 } Inputs;
 
 /* Next input: *key and *path are malloc'd.  0 at the end. */
@@ -160,14 +163,16 @@ static int next_input(Inputs *in, char **key, char **path)
 			continue;
 		}
 		if (l2_is_dir(a)) {
-			size_t skipped = 0;
-			in->ndir = l2_image_list_dir(a, &in->dir, &skipped);
+			L2ImageWalk w;
+			in->ndir = l2_image_walk(a, &in->dir, &w, in->keep_going);
+			in->unreadable_dirs += w.unreadable_dirs;
 			in->idir = 0;
 			in->root = a;
 			if (!in->ndir) l2_warn("%s: no PNG or JPEG images in this directory", a);
 			continue;
 		}
-		if (!l2_file_exists(a)) l2_die("%s: %s", a, strerror(ENOENT));
+		struct stat st;
+		if (stat(a, &st) != 0) l2_die_errno("%s", a); /* the real reason: ENOENT, ELOOP, EACCES ... */
 		*key = l2_strdup(a);
 		*path = l2_strdup(a);
 		return 1;
@@ -257,7 +262,7 @@ int main(int argc, char **argv)
 	}
 	L2StreamWriter *w = l2_stream_create(o.out, L2_KIND_IMAGE, (uint32_t)E, o.raw ? 0 : L2FS_NORMALIZED, 0, L2FS_UNTIL_END);
 
-	Inputs in = {.argv = argv + optind, .argc = argc - optind};
+	Inputs in = {.argv = argv + optind, .argc = argc - optind, .keep_going = o.keep_going};
 	size_t cap = (size_t)nt * B;
 	char **keys = l2_calloc(cap, sizeof(char *)), **paths = l2_calloc(cap, sizeof(char *));
 	Round r = {.m = m, .path = paths, .bg = o.has_bg ? o.bg : NULL};
@@ -300,6 +305,9 @@ int main(int argc, char **argv)
 				continue;
 			}
 			float *f = r.feat + (size_t)i * E;
+			if (l2_first_nonfinite(f, (size_t)E) >= 0)
+				l2_die("%s: the model gave a feature with NaN or infinity for %s: are its weights damaged?",
+				       o.model, paths[i]);
 			if (!o.raw) l2_normalize_rows(f, 1, (size_t)E);
 			l2_stream_write(w, keys[i], f);
 			if (ds) l2_dataset_put_feature(ds, o.name, keys[i], f);
@@ -318,6 +326,9 @@ int main(int argc, char **argv)
 		l2_dataset_close(ds);
 	}
 	if (failed) l2_warn("%llu image(s) could not be read; %llu encoded", (unsigned long long)failed, (unsigned long long)done);
+	if (in.unreadable_dirs)
+		l2_warn("%llu unreadable director%s skipped", (unsigned long long)in.unreadable_dirs,
+			in.unreadable_dirs == 1 ? "y" : "ies");
 	free(in.line);
 	free(keys);
 	free(paths);
@@ -331,5 +342,5 @@ int main(int argc, char **argv)
 	free(r.feat);
 	pthread_mutex_destroy(&r.lock);
 	l2_clip_free(m);
-	return failed ? L2_EXIT_FAIL : 0;
+	return failed || in.unreadable_dirs ? L2_EXIT_FAIL : 0;
 }

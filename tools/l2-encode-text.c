@@ -197,6 +197,10 @@ int main(int argc, char **argv)
 				for (int i = 0; i < nb; i++)
 					memcpy(feat + (size_t)order[s + i] * E, bf + (size_t)i * E, (size_t)E * sizeof(float));
 			}
+			for (int i = 0; i < n; i++)
+				if (l2_first_nonfinite(feat + (size_t)i * E, (size_t)E) >= 0)
+					l2_die("%s: the model gave a feature with NaN or infinity for line '%.60s': are its "
+					       "weights damaged?", o.model, items[i].text);
 			if (!o.raw) l2_normalize_rows(feat, (size_t)n, (size_t)E);
 			for (int i = 0; i < n; i++) {
 				l2_stream_write(w, items[i].text, feat + (size_t)i * E);

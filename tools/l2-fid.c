@@ -27,11 +27,16 @@
 
 
 #define INCEPTION_KIND "inception-feature"
+/* A covariance of dimension d costs 8 d^2 bytes and about 10 d^3 flops per
+ * eigendecomposition: 8192 is half a GiB and a minute or so; 16384 would
+ * be 2 GiB per matrix and the better part of an hour. */
+#define FID_DEFAULT_MAX_DIM 8192
+
 
 typedef struct {
 	const char *model, *save_stats, *features, *random_weights;
 	int dims, dims_set, batch, kid, kid_subsets;
-	long kid_subset_size;
+	long kid_subset_size, max_dim;
 	uint64_t seed;
 } Options;
 
@@ -59,6 +64,8 @@ static void usage(FILE *f)
 		"                         mean +- std over random subsets; needs features, not statistics\n"
 		"      --kid-subsets N    number of subsets (default 100)\n"
 		"      --kid-subset-size N  rows per subset (default 1000; capped at the smaller N)\n"
+		"      --max-dim N        refuse features of more than N dimensions (default 8192): the\n"
+		"                         cost grows with the cube of the dimension\n"
 		"      --seed N           KID subset draw, or --random-weights seed (default 1)\n"
 		"      --random-weights OUT  write FID Inception weights from a seeded generator (for tests\n"
 		"                         and benchmarks; their features are meaningless) and exit\n"
@@ -71,7 +78,7 @@ static void usage(FILE *f)
 }
 
 enum { OPT_DIMS = L2_OPT_COMMON_END, OPT_BATCH, OPT_SAVE, OPT_FEATURES, OPT_KID, OPT_KID_SUBSETS, OPT_KID_SIZE,
-       OPT_SEED, OPT_RANDOM };
+       OPT_SEED, OPT_RANDOM, OPT_MAX_DIM };
 
 static void parse_options(int argc, char **argv, Options *o)
 {
@@ -87,9 +94,11 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"kid-subset-size", required_argument, 0, OPT_KID_SIZE},
 		{"seed", required_argument, 0, OPT_SEED},
 		{"random-weights", required_argument, 0, OPT_RANDOM},
+		{"max-dim", required_argument, 0, OPT_MAX_DIM},
 		{0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->dims = 2048;
+	o->max_dim = FID_DEFAULT_MAX_DIM;
 	o->batch = 4;
 	o->kid_subsets = 100;
 	o->kid_subset_size = 1000;
@@ -112,6 +121,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case OPT_KID_SIZE: o->kid_subset_size = l2_parse_long(optarg, "--kid-subset-size", 2, 1L << 30); break;
 		case OPT_SEED: o->seed = l2_parse_u64(optarg, "--seed"); break;
 		case OPT_RANDOM: o->random_weights = optarg; break;
+		case OPT_MAX_DIM: o->max_dim = l2_parse_long(optarg, "--max-dim", 1, L2FS_MAX_DIM); break;
 		default: l2_usage_error(usage, "unknown option");
 		}
 	}
@@ -202,12 +212,21 @@ static void keep_features(Side *s, const float *x, size_t n)
 	s->nfeat += n;
 }
 
-static void load_stats(Side *s)
+static void check_dim(const Options *o, const char *path, size_t d)
+{
+	if (d > (size_t)o->max_dim)
+		l2_die("%s: features of dimension %zu: FID's memory grows with its square (%.1f GiB per covariance) and "
+		       "its time with its cube; at most %ld unless --max-dim says more", path, d,
+		       (double)d * (double)d * 8 / (1 << 30), o->max_dim);
+}
+
+static void load_stats(const Options *o, Side *s)
 {
 	L2Npy mu, sg, cnt;
 	if (!l2_npz_read(s->path, "mu", &mu)) l2_die("%s: no 'mu' array in the statistics file", s->path);
-	if (!l2_npz_read(s->path, "sigma", &sg)) l2_die("%s: no 'sigma' array in the statistics file", s->path);
 	if (mu.ndim != 1 || mu.shape[0] == 0) l2_die("%s: 'mu' must be a vector (got %d dimensions)", s->path, mu.ndim);
+	check_dim(o, s->path, mu.shape[0]); /* before sigma's d x d are read */
+	if (!l2_npz_read(s->path, "sigma", &sg)) l2_die("%s: no 'sigma' array in the statistics file", s->path);
 	size_t d = mu.shape[0];
 	if (sg.ndim != 2 || sg.shape[0] != d || sg.shape[1] != d)
 		l2_die("%s: 'sigma' must be %zu x %zu to match 'mu'", s->path, d, d);
@@ -222,6 +241,8 @@ static void load_stats(Side *s)
 	for (size_t i = 0; i < d * d; i++)
 		if (!isfinite(s->sigma[i]) || (i < d && !isfinite(s->mu[i])))
 			l2_die("%s: '%s' holds NaN or infinity", s->path, i < d && !isfinite(s->mu[i]) ? "mu" : "sigma");
+	const char *bad = l2_fid_check_covariance(s->sigma, (int)d);
+	if (bad) l2_die("%s: 'sigma' %s", s->path, bad);
 	if (l2_npz_read(s->path, "n", &cnt)) { /* written by l2-fid --save-stats */
 		double v = l2_npy_count(&cnt) == 1 ? (cnt.is_f64 ? ((double *)cnt.data)[0] : ((float *)cnt.data)[0]) : -1;
 		if (v >= 1 && v < 9e18) s->n = (uint64_t)v; /* anything else: unknown */
@@ -341,6 +362,7 @@ static void stream_stats(const Options *o, Side *s)
 	L2StreamReader *r = l2_stream_open(s->path);
 	const L2StreamHeader *h = l2_stream_header(r);
 	if (!strcmp(h->kind, L2_KIND_NEIGHBORS)) l2_die("%s: a neighbors stream has no feature set to compare", s->path);
+	check_dim(o, s->path, h->dim);
 	s->dim = (int)h->dim;
 	snprintf(s->desc, sizeof s->desc, "%s", h->kind);
 	L2FidStats st;
@@ -407,7 +429,7 @@ int main(int argc, char **argv)
 
 	/* statistics files first: they are cheap and fix the dimension */
 	for (int i = 0; i < nin; i++)
-		if (side[i].kind == SIDE_STATS) load_stats(&side[i]);
+		if (side[i].kind == SIDE_STATS) load_stats(&o, &side[i]);
 	char hash[65] = "";
 	L2Inception *net = NULL;
 	L2Task *hashing = NULL;
@@ -462,7 +484,8 @@ int main(int argc, char **argv)
 	if (side[0].dim != side[1].dim)
 		l2_die("%s has dimension %d but %s has %d: features must come from the same encoder", side[0].path, side[0].dim,
 		       side[1].path, side[1].dim);
-	L2FidResult r = l2_fid_frechet(side[0].mu, side[0].sigma, side[1].mu, side[1].sigma, side[0].dim);
+	L2FidResult r = l2_fid_frechet_named(side[0].mu, side[0].sigma, side[1].mu, side[1].sigma, side[0].dim,
+					     side[0].path, side[1].path);
 	double kid_mean = 0, kid_std = 0;
 	size_t kid_m = 0;
 	if (o.kid) {

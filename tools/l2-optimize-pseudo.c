@@ -144,17 +144,23 @@ static void report_tsv(FILE *f, const char *label, const L2PseudoStats *b, const
 		ratio(a->cos_img, a->n), ct0, ct1, ratio(b->correct, b->n), ratio(a->correct, a->n), l0, l1);
 }
 
-/* NaN or infinity in the input would spread through a whole batch */
-static void check_finite(const char *name, const L2Record *rec, uint32_t D, int K)
+/* NaN and infinity are refused by the stream reader; a zero vector has no
+ * direction in CLIP space, and would come out as a zero "unit" vector */
+static int is_zero(const float *v, uint32_t D)
 {
 	for (uint32_t d = 0; d < D; d++)
-		if (!isfinite(rec->vec[d])) l2_die("%s: %s: non-finite value in the image feature", name, rec->key);
-	for (int j = 0; j < K; j++) {
-		if (!isfinite(rec->nscore[j])) l2_die("%s: %s: non-finite score of neighbour %d", name, rec->key, j + 1);
-		for (uint32_t d = 0; d < D; d++)
-			if (!isfinite(rec->nvec[(size_t)j * D + d]))
-				l2_die("%s: %s: non-finite value in the feature of neighbour %d", name, rec->key, j + 1);
-	}
+		if (v[d] != 0) return 0;
+	return 1;
+}
+
+static void check_directions(const char *name, const L2Record *rec, uint32_t D, int K)
+{
+	if (is_zero(rec->vec, D))
+		l2_die("%s: %s: the image feature is a zero vector (it has no direction)", name, rec->key);
+	for (int j = 0; j < K; j++)
+		if (is_zero(rec->nvec + (size_t)j * D, D))
+			l2_die("%s: %s: the feature of neighbour %d is a zero vector (it has no direction)", name, rec->key,
+			       j + 1);
 }
 
 static void stats_sum(L2PseudoStats *t, const L2PseudoStats *s)
@@ -217,7 +223,7 @@ int main(int argc, char **argv)
 			L2PseudoBatch *b = bs[nb];
 			b->first = next_first;
 			while (b->n < o.p.batch && (more = l2_stream_next(r, &rec))) {
-				check_finite(name, &rec, (uint32_t)D, K);
+				check_directions(name, &rec, (uint32_t)D, K);
 				l2_pseudo_batch_add(b, &rec);
 			}
 			if (b->n == 0) break;

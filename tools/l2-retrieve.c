@@ -242,9 +242,16 @@ int main(int argc, char **argv)
 	while (l2_stream_next(r, &rec)) {
 		float *q = c.q + c.n * c.dim;
 		memcpy(q, rec.vec, c.dim * sizeof(float));
-		for (uint32_t j = 0; j < c.dim; j++)
-			if (!isfinite(q[j])) l2_die("%s: the vector of \"%.60s\" is not finite", l2_stream_name(r), rec.key);
-		if (o.normalize) l2_normalize_rows(q, 1, c.dim);
+		/* NaN and infinity, and flagged-normalized vectors that are not,
+		 * are refused by the stream reader */
+		if (o.normalize) {
+			uint32_t z = 0;
+			while (z < c.dim && q[z] == 0) z++;
+			if (z == c.dim)
+				l2_die("%s: the vector of \"%.60s\" is a zero vector: --normalize cannot give it a direction",
+				       l2_stream_name(r), rec.key);
+			l2_normalize_rows(q, 1, c.dim);
+		}
 		c.keys[c.n++] = l2_strdup(rec.key);
 		if (c.n == c.cap) flush_batch(&c);
 		l2_progress_add(&prog, 1);

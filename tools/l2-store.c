@@ -306,10 +306,12 @@ static void cmd_put_features(const char *path, const char *db, const char *in, c
 	l2_progress_end(&prog);
 	if (!l2_stream_normalized(r)) set_db_meta(s, db, "normalized", "0"); /* a later segment was not */
 	set_db_meta(s, db, "complete", "1");
+	l2_store_commit(s);
+	uint64_t held = l2_store_count(s, db); /* a key repeated in the stream is stored twice, held once */
 	l2_store_close(s);
 	l2_stream_close(r);
-	l2_info("%s: %s: %llu records stored, %llu kept (already present)", path, db, (unsigned long long)stored,
-		(unsigned long long)skipped);
+	l2_info("%s: %s: %llu record%s stored, %llu kept (already present); it holds %llu", path, db,
+		(unsigned long long)stored, stored == 1 ? "" : "s", (unsigned long long)skipped, (unsigned long long)held);
 	free(val);
 	free(kind);
 	free(dims);

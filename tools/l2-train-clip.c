@@ -430,6 +430,11 @@ int main(int argc, char **argv)
 	parse_options(argc, argv, &o);
 	L2ClipTrainConfig *c = &o.c;
 	char *state_path = l2_train_sibling(o.out, ".state"), *vocab_path = l2_train_sibling(o.out, ".vocab.txt.gz");
+	{
+		char *lock = l2_train_sibling(o.out, ".lock");
+		l2_train_lock(lock, o.out);
+		free(lock);
+	}
 
 	/* data */
 	Split tr, te;

@@ -54,6 +54,7 @@ static void usage(FILE *f)
 		"      --caption-feature N  feature set of caption features, keyed by caption (default caption)\n"
 		"      --pseudo-feature N   feature set of pseudo features, keyed by image (default pseudo)\n"
 		"      --image-feature N    CLIP image features, for --cond gaussian (default image)\n"
+		"      --allow-incomplete   train on feature sets whose import was interrupted (or still runs)\n"
 		"      --xi X               gaussian: normalize(f/|f| + X eps/|eps|) (default 3)\n"
 		"Model:\n"
 		"      --resolution N       16..256, a power of two (default 32)\n"
@@ -90,7 +91,7 @@ static void usage(FILE *f)
 }
 
 enum {
-	O_COND = L2_OPT_COMMON_END, O_PAIRS, O_PONLY, O_CAPF, O_PSF, O_IMF, O_XI, O_RES, O_CB, O_CM, O_ML, O_ZD, O_WD, O_CH,
+	O_COND = L2_OPT_COMMON_END, O_ALLOW_INC, O_PAIRS, O_PONLY, O_CAPF, O_PSF, O_IMF, O_XI, O_RES, O_CB, O_CM, O_ML, O_ZD, O_WD, O_CH,
 	O_INIT, O_STEPS, O_BATCH, O_LR, O_LRG, O_LRD, O_B1, O_B2, O_GC, O_LC, O_TAU, O_CLIP, O_R1, O_R1E, O_EMA, O_EMAR,
 	O_NOFLIP, O_SEED, O_TICK, O_FID, O_GRID, O_RESUME, O_STOP, O_INC
 };
@@ -101,7 +102,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		L2_COMMON_LONGOPTS,
 		{"dataset", required_argument, 0, 'd'}, {"output", required_argument, 0, 'o'},
 		{"cond", required_argument, 0, O_COND}, {"pairs-fraction", required_argument, 0, O_PAIRS},
-		{"paired-only", no_argument, 0, O_PONLY}, {"caption-feature", required_argument, 0, O_CAPF},
+		{"paired-only", no_argument, 0, O_PONLY}, {"allow-incomplete", no_argument, 0, O_ALLOW_INC}, {"caption-feature", required_argument, 0, O_CAPF},
 		{"pseudo-feature", required_argument, 0, O_PSF}, {"image-feature", required_argument, 0, O_IMF},
 		{"xi", required_argument, 0, O_XI}, {"resolution", required_argument, 0, O_RES},
 		{"channel-base", required_argument, 0, O_CB}, {"channel-max", required_argument, 0, O_CM},
@@ -140,6 +141,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		}
 		case O_PAIRS: o->data.pairs = l2_parse_double(optarg, "--pairs-fraction"); break;
 		case O_PONLY: o->data.paired_only = 1; break;
+		case O_ALLOW_INC: o->data.allow_incomplete = 1; break;
 		case O_CAPF: o->data.cap_feat = optarg; break;
 		case O_PSF: o->data.pseudo_feat = optarg; break;
 		case O_IMF: o->data.img_feat = optarg; break;
@@ -393,6 +395,11 @@ int main(int argc, char **argv)
 	L2TrainState st = {0};
 	config_string(&o, st.config, sizeof st.config);
 	l2_mkdir_p(o.out);
+	{
+		char *lock = l2_train_path(o.out, "train.lock");
+		l2_train_lock(lock, o.out);
+		free(lock);
+	}
 	Ticks k;
 	ticks_init(&o, &tr, &te, &k);
 	if (o.resume) {

@@ -4,6 +4,7 @@
 #include "core/device.h"
 #include "core/parallel.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -385,9 +386,7 @@ L2OFile *l2_ofile_open(const char *path, int binary)
 		if (!o->fp) l2_die_errno("%s", path);
 		return o;
 	}
-	size_t n = strlen(path) + 32;
-	char *tmp = l2_malloc(n);
-	snprintf(tmp, n, "%s.tmp.XXXXXX", path);
+	char *tmp = l2_tmp_template(path);
 	int fd = mkstemp(tmp);
 	if (fd < 0) {
 		free(tmp);
@@ -414,7 +413,7 @@ void l2_ofile_write(L2OFile *o, const void *buf, size_t n)
 {
 	if (n && fwrite(buf, 1, n, o->fp) != n) {
 		if (errno == EPIPE) exit(L2_EXIT_FAIL);
-		l2_die_errno("%s: write failed", o->path);
+		l2_die_errno("%s: write failed", strcmp(o->path, "-") ? o->path : "standard output");
 	}
 }
 
@@ -447,6 +446,7 @@ void l2_ofile_commit(L2OFile *o)
 	if (rename(o->tmp, o->path) != 0) l2_die_errno("%s: cannot rename temporary file into place", o->path);
 	l2_unhold(&o->held);
 	unlink_from_list(o);
+	l2_tmp_remove_stale(o->path); /* what an earlier, killed writer of PATH left */
 	free(o->tmp);
 	free(o->path);
 	free(o);
@@ -497,6 +497,79 @@ int l2_disk_full(const char *path)
 	return (uint64_t)v.f_bavail * v.f_frsize < ((uint64_t)1 << 20) || (v.f_files && v.f_favail == 0);
 }
 
+/* This host's name as it goes into temporary names: [A-Za-z0-9-] only. */
+static const char *tmp_host(void)
+{
+	static char host[64];
+	if (!host[0]) {
+		char h[64] = "";
+		if (gethostname(h, sizeof h - 1) != 0 || !h[0]) strcpy(h, "host");
+		h[sizeof h - 1] = 0;
+		for (char *c = h; *c; c++)
+			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-'))
+				*c = '-';
+		memcpy(host, h, sizeof host);
+	}
+	return host;
+}
+
+char *l2_tmp_template(const char *path)
+{
+	size_t n = strlen(path) + 100;
+	char *t = l2_malloc(n);
+	snprintf(t, n, "%s.tmp.%s.%ld.XXXXXX", path, tmp_host(), (long)getpid());
+	return t;
+}
+
+void l2_tmp_remove_stale_at(int dirfd, const char *base)
+{
+	char prefix[4096];
+	int pl = snprintf(prefix, sizeof prefix, "%s.tmp.%s.", base, tmp_host());
+	if (pl <= 0 || (size_t)pl >= sizeof prefix) return;
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0) close(fd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, prefix, (size_t)pl)) continue;
+		/* PID '.' six characters, nothing more */
+		const char *p = e->d_name + pl;
+		char *end;
+		long pid = strtol(p, &end, 10);
+		if (end == p || pid <= 0 || *end != '.' || strlen(end + 1) != 6) continue;
+		if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+		struct stat st;
+		if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+		if (S_ISREG(st.st_mode)) unlinkat(dirfd, e->d_name, 0);
+		else if (S_ISDIR(st.st_mode)) {
+			/* a store or index being made (LMDB's two files); anything
+			 * else in it keeps the folder */
+			int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0) continue;
+			unlinkat(sub, "data.mdb", 0);
+			unlinkat(sub, "lock.mdb", 0);
+			close(sub);
+			unlinkat(dirfd, e->d_name, AT_REMOVEDIR);
+		}
+	}
+	closedir(d);
+}
+
+void l2_tmp_remove_stale(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? l2_strdup(path) : l2_strdup(".");
+	if (slash) dir[slash == path ? 1 : slash - path] = 0;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	if (fd < 0) return;
+	l2_tmp_remove_stale_at(fd, slash ? slash + 1 : path);
+	close(fd);
+}
+
 void l2_mkdir_p(const char *path)
 {
 	char *p = l2_strdup(path);
@@ -542,6 +615,32 @@ double l2_parse_double(const char *s, const char *optname)
 	if (errno || end == s || *end || !isfinite(v))
 		l2_die("invalid value for %s: '%s' (expected a number)", optname, s);
 	return v;
+}
+
+int l2_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *e = p + len;
+	while (p < e) {
+		uint32_t c = *p;
+		int n = c < 0x80 ? 0 : c >= 0xC2 && c < 0xE0 ? 1 : c >= 0xE0 && c < 0xF0 ? 2 : c >= 0xF0 && c < 0xF5 ? 3 : -1;
+		if (n < 0 || e - p <= n) return 0;
+		if (n) c &= 0x3Fu >> n;
+		for (int i = 1; i <= n; i++) {
+			if ((p[i] & 0xC0) != 0x80) return 0;
+			c = c << 6 | (p[i] & 0x3F);
+		}
+		if ((n == 2 && c < 0x800) || (n == 3 && (c < 0x10000 || c > 0x10FFFF)) || (c >= 0xD800 && c <= 0xDFFF))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
+long l2_first_nonfinite(const float *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(v[i])) return (long)i;
+	return -1;
 }
 
 float l2_half_to_float(uint16_t h)

@@ -135,6 +135,19 @@ void l2_ofile_cleanup_all(void);
  * fn must be safe to call more than once.  At most 16. */
 void l2_cleanup_register(void (*fn)(void));
 
+/* Temporary siblings: an output is written to "PATH.tmp.HOST.PID.XXXXXX"
+ * and renamed over PATH.  l2_tmp_template returns that name (malloc'd; the
+ * XXXXXX for mkstemp).  A writer killed before its rename leaves one behind;
+ * l2_tmp_remove_stale removes those of PATH (or of BASE in directory dirfd)
+ * written on this host by a process that no longer exists — nothing else:
+ * not another host's (a shared filesystem), not a live writer's, not a
+ * file of any other name.  A directory of that name (an index being built)
+ * loses its LMDB files (data.mdb, lock.mdb) and is removed when that
+ * empties it. */
+char *l2_tmp_template(const char *path);
+void l2_tmp_remove_stale(const char *path);
+void l2_tmp_remove_stale_at(int dirfd, const char *base);
+
 /* Make a directory and its parents (mkdir -p); dies on failure. */
 void l2_mkdir_p(const char *path);
 int l2_is_dir(const char *path);
@@ -155,6 +168,14 @@ int l2_disk_full(const char *path);
 long l2_parse_long(const char *s, const char *optname, long min, long max);
 double l2_parse_double(const char *s, const char *optname);
 uint64_t l2_parse_u64(const char *s, const char *optname);
+
+/* Is S (len bytes) strict UTF-8 (no overlongs, no surrogates, nothing over
+ * U+10FFFF: what Python's decoder and l2's tokenizer accept)? */
+int l2_utf8_valid(const char *s, size_t len);
+
+/* Index of the first NaN or infinity in v (n values), or -1 when all are
+ * finite. */
+long l2_first_nonfinite(const float *v, size_t n);
 
 /* IEEE half <-> float, and bfloat16 -> float. */
 float l2_half_to_float(uint16_t h);

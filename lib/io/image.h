@@ -15,6 +15,10 @@
 #ifndef L2_IMAGE_H
 #define L2_IMAGE_H
 
+/* Image files over this size are refused before they are read (a path to
+ * /dev/zero, a runaway file); decoders check pixel counts separately. */
+#define L2_IMAGE_MAX_FILE ((uint64_t)1 << 30)
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,6 +101,20 @@ int l2_image_path_ok(const char *path);
  * Returns the count; *paths is a malloc'd array of malloc'd strings.
  * Non-image files are skipped (and counted in *skipped when non-NULL). */
 size_t l2_image_list_dir(const char *dir, char ***paths, size_t *skipped);
+/* What a walk left out, by reason. */
+typedef struct {
+	size_t not_images;      /* names that are not .png/.jpg/.jpeg */
+	size_t special;         /* image names that are FIFOs, devices, sockets or dangling links */
+	size_t unreadable_dirs; /* subdirectories that could not be listed (keep_going) */
+} L2ImageWalk;
+/* The same, reporting what was left out in *w; with keep_going an
+ * unreadable subdirectory is skipped with a warning instead of ending the
+ * program (DIR itself must be readable). */
+size_t l2_image_walk(const char *dir, char ***paths, L2ImageWalk *w, int keep_going);
+/* "N files that are not .png/.jpg/.jpeg, M image names that are not
+ * regular files (FIFOs, devices, dangling links), K unreadable
+ * directories", leaving out the zero parts; "" when nothing was left out. */
+void l2_image_walk_describe(const L2ImageWalk *w, char *buf, size_t n);
 
 /* ---- transforms (image_transforms.c, image_resample.c) ---------------------------- */
 

@@ -14,6 +14,11 @@
 
 /* ---- loading ------------------------------------------------------------------ */
 
+static int image_magic(const unsigned char *buf, size_t len)
+{
+	return (len >= 8 && !memcmp(buf, "\x89PNG\r\n\x1a\n", 8)) || (len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF);
+}
+
 int l2_image_load_mem(const unsigned char *buf, size_t len, L2Image *img, char *err, size_t errlen)
 {
 	memset(img, 0, sizeof *img);
@@ -30,34 +35,61 @@ int l2_image_load_mem(const unsigned char *buf, size_t len, L2Image *img, char *
 
 int l2_image_read_file(const char *path, unsigned char **out, size_t *outlen, char *err, size_t errlen)
 {
-	int fd = !strcmp(path, "-") ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	int use_stdin = !strcmp(path, "-");
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+	 * below); it does not change how regular files read */
+	int fd = use_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s", strerror(errno));
 		return -1;
 	}
 	struct stat st;
 	if (fstat(fd, &st)) memset(&st, 0, sizeof st);
-	if (S_ISDIR(st.st_mode)) {
-		close(fd);
-		snprintf(err, errlen, "is a directory");
+	const char *refuse = S_ISDIR(st.st_mode)			 ? "is a directory"
+			     : !use_stdin && !S_ISREG(st.st_mode) ? "not a regular file (a FIFO, device or socket)"
+			     : !use_stdin && (uint64_t)st.st_size > L2_IMAGE_MAX_FILE ? "larger than an image file can be"
+										     : NULL;
+	if (refuse) {
+		if (!use_stdin) close(fd);
+		snprintf(err, errlen, "%s", refuse);
 		return -1;
 	}
-	size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16, len = 0;
+	if (!use_stdin) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	size_t limit = L2_IMAGE_MAX_FILE; /* standard input, or a file that grows while read */
+	size_t cap = !use_stdin && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16, len = 0;
 	unsigned char *buf = l2_malloc(cap);
+	int sniffed = 0;
 	for (;;) {
+		if (len > limit) {
+			snprintf(err, errlen, "larger than an image file can be (over %llu bytes)", (unsigned long long)limit);
+			free(buf);
+			if (!use_stdin) close(fd);
+			return -1;
+		}
 		if (len == cap) buf = l2_realloc(buf, cap *= 2);
-		ssize_t r = read(fd, buf + len, cap - len);
+		/* the magic first: a file that is not an image is refused after 8
+		 * bytes (as PIL does), not after reading it whole */
+		if (len >= 8 && !sniffed) {
+			sniffed = 1;
+			if (!image_magic(buf, len)) {
+				snprintf(err, errlen, "not a PNG or JPEG file");
+				free(buf);
+				if (!use_stdin) close(fd);
+				return -1;
+			}
+		}
+		ssize_t r = read(fd, buf + len, (len < 8 ? 8 : cap) - len);
 		if (r < 0 && errno == EINTR) continue;
 		if (r < 0) {
 			snprintf(err, errlen, "%s", strerror(errno));
 			free(buf);
-			if (fd != STDIN_FILENO) close(fd);
+			if (!use_stdin) close(fd);
 			return -1;
 		}
 		if (r == 0) break;
 		len += (size_t)r;
 	}
-	if (fd != STDIN_FILENO) close(fd);
+	if (!use_stdin) close(fd);
 	*out = buf;
 	*outlen = len;
 	return 0;
@@ -85,7 +117,9 @@ int l2_image_path_ok(const char *path)
 
 typedef struct {
 	char **v;
-	size_t n, cap, skipped;
+	size_t n, cap;
+	L2ImageWalk info;
+	int keep_going;
 	dev_t dev[64];
 	ino_t ino[64];
 	int depth;
@@ -101,6 +135,12 @@ static void walk_dir(Walk *wk, const char *root, const char *rel)
 		full = l2_strdup(root);
 	}
 	DIR *d = opendir(full);
+	if (!d && wk->keep_going && *rel) {
+		l2_warn("%s: %s (skipped)", full, strerror(errno));
+		wk->info.unreadable_dirs++;
+		free(full);
+		return;
+	}
 	if (!d) l2_die("%s: %s", full, strerror(errno));
 	struct stat st;
 	if (fstat(dirfd(d), &st)) l2_die("%s: %s", full, strerror(errno));
@@ -133,7 +173,8 @@ static void walk_dir(Walk *wk, const char *root, const char *rel)
 			if (wk->n == wk->cap) wk->v = l2_realloc(wk->v, (wk->cap = wk->cap ? 2 * wk->cap : 64) * sizeof *wk->v);
 			wk->v[wk->n++] = r;
 		} else {
-			wk->skipped++;
+			if (l2_image_path_ok(r)) wk->info.special++;
+			else wk->info.not_images++;
 			free(r);
 		}
 	}
@@ -145,12 +186,37 @@ static void walk_dir(Walk *wk, const char *root, const char *rel)
 
 static int cmp_bytes(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-size_t l2_image_list_dir(const char *dir, char ***paths, size_t *skipped)
+size_t l2_image_walk(const char *dir, char ***paths, L2ImageWalk *w, int keep_going)
 {
 	Walk wk = {0};
+	wk.keep_going = keep_going;
 	walk_dir(&wk, dir, "");
 	if (wk.n) qsort(wk.v, wk.n, sizeof *wk.v, cmp_bytes);
 	*paths = wk.v;
-	if (skipped) *skipped = wk.skipped;
+	if (w) *w = wk.info;
 	return wk.n;
+}
+
+size_t l2_image_list_dir(const char *dir, char ***paths, size_t *skipped)
+{
+	L2ImageWalk w;
+	size_t n = l2_image_walk(dir, paths, &w, 0);
+	if (skipped) *skipped = w.not_images + w.special;
+	return n;
+}
+
+void l2_image_walk_describe(const L2ImageWalk *w, char *buf, size_t n)
+{
+	size_t o = 0;
+	buf[0] = 0;
+	if (w->not_images && o < n)
+		o += (size_t)snprintf(buf + o, n - o, "%zu file%s that %s not .png/.jpg/.jpeg", w->not_images,
+				      w->not_images == 1 ? "" : "s", w->not_images == 1 ? "is" : "are");
+	if (w->special && o < n)
+		o += (size_t)snprintf(buf + o, n - o, "%s%zu image name%s that %s not a regular file (FIFO, device or "
+				      "dangling link)", o ? ", " : "", w->special, w->special == 1 ? "" : "s",
+				      w->special == 1 ? "is" : "are");
+	if (w->unreadable_dirs && o < n)
+		snprintf(buf + o, n - o, "%s%zu unreadable director%s", o ? ", " : "", w->unreadable_dirs,
+			 w->unreadable_dirs == 1 ? "y" : "ies");
 }

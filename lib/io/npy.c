@@ -4,6 +4,8 @@
 #include "io/npy.h"
 #include "core/util.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,14 +72,22 @@ void l2_npy_parse(const unsigned char *buf, size_t len, const char *name, L2Npy 
 		while (*v == ' ' || *v == ',') v++;
 		if (*v == ')') break;
 		char *end;
+		if (*v == '-') l2_die("%s: malformed .npy shape: a negative dimension", name);
+		errno = 0;
 		unsigned long long s = strtoull(v, &end, 10);
 		if (end == v || a->ndim == 8) l2_die("%s: malformed .npy shape", name);
+		if (errno == ERANGE || s > SIZE_MAX) l2_die("%s: malformed .npy shape: a dimension too large", name);
 		a->shape[a->ndim++] = (size_t)s;
 		v = end;
 		while (*v == 'L') v++;
 	}
 	free(d);
-	size_t n = l2_npy_count(a), es = a->is_f64 ? 8 : 4, bytes = l2_mul_size(n, es);
+	size_t n = 1, es = a->is_f64 ? 8 : 4, bytes;
+	for (int i = 0; i < a->ndim; i++)
+		if (a->shape[i] && n > SIZE_MAX / a->shape[i]) l2_die("%s: .npy shape too large to exist", name);
+		else n *= a->shape[i];
+	if (n > SIZE_MAX / es) l2_die("%s: .npy shape too large to exist", name);
+	bytes = n * es;
 	off += hlen;
 	if (len - off < bytes)
 		l2_die("%s: truncated .npy data: shape needs %zu bytes, file has %zu", name, bytes, len - off);

@@ -465,7 +465,10 @@ void l2_store_set_kind(L2Store *s, const char *kind, int version)
 
 void l2_store_expect_kind(L2Store *s, const char *kind, int max_version)
 {
-	char *k = l2_store_get_meta(s, "kind"), *v = l2_store_get_meta(s, "version");
+	char *k = l2_store_get_meta(s, "kind"), *v = l2_store_get_meta(s, "version"), *f = l2_store_get_meta(s, "format");
+	/* an index's "kind" is the kind of its vectors, not of the store */
+	if (f && !strcmp(f, "l2-index")) l2_die("%s: expected a %s store, got an index (l2-build-index)", s->path, kind);
+	free(f);
 	if (!k) l2_die("%s: expected a %s store, got a store of no kind (meta has no \"kind\")", s->path, kind);
 	if (strcmp(k, kind)) l2_die("%s: expected a %s store, got a %s store", s->path, kind, k);
 	long ver = v ? strtol(v, NULL, 10) : 0;

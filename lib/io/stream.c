@@ -1,6 +1,7 @@
 /* stream.c — reading and writing l2 feature streams (schemas/l2fs.md). */
 #include "io/stream.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,15 +77,25 @@ static void read_header_rest(L2StreamReader *r, const unsigned char first4[4])
 {
 	unsigned char b[L2FS_HEADER_SIZE];
 	memcpy(b, first4, 4);
-	l2_read_exact(r->f, b + 4, L2FS_HEADER_SIZE - 4, r->name, "stream header");
+	size_t got = fread(b + 4, 1, L2FS_HEADER_SIZE - 4, r->f);
+	if (got < L2FS_HEADER_SIZE - 4) {
+		if (ferror(r->f)) l2_die_errno("%s: reading stream header", r->name);
+		l2_die("%s: truncated input: stream header needs %d bytes, only %zu left", r->name, L2FS_HEADER_SIZE,
+		       got + 4);
+	}
 	L2StreamHeader h;
 	const char *err = l2_stream_header_parse(b, &h);
 	if (err) l2_die("%s: %s", r->name, err);
 	if (r->segments) {
 		if (strcmp(h.kind, r->first.kind) || h.dim != r->first.dim || h.k != r->first.k)
-			l2_die("%s: concatenated segment %llu does not match the first: expected %s dim %u%s, got %s dim %u",
-			       r->name, (unsigned long long)r->segments + 1, r->first.kind, r->first.dim,
-			       r->first.k ? " with the same k" : "", h.kind, h.dim);
+		{
+			char ka[24] = "", kb[24] = "";
+			if (r->first.k) snprintf(ka, sizeof ka, " k %u", r->first.k);
+			if (h.k) snprintf(kb, sizeof kb, " k %u", h.k);
+			l2_die("%s: concatenated segment %llu does not match the first: expected %s dim %u%s, got %s dim %u%s",
+			       r->name, (unsigned long long)r->segments + 1, r->first.kind, r->first.dim, ka, h.kind, h.dim,
+			       kb);
+		}
 	} else
 		r->first = h;
 	if (!(h.flags & L2FS_NORMALIZED)) r->normalized = 0;
@@ -104,6 +115,7 @@ L2StreamReader *l2_stream_open_fp(FILE *f, const char *name)
 	r->normalized = 1;
 	unsigned char m[4];
 	size_t got = fread(m, 1, 4, f);
+	if (got == 0 && ferror(f)) l2_die_errno("%s", name); /* closed (EBADF), a directory (EISDIR) ... */
 	if (got == 0) l2_die("%s: empty input, expected an l2 feature stream", name);
 	if (got < 4) l2_die("%s: truncated input: stream header needs 64 bytes, only %zu left", name, got);
 	read_header_rest(r, m);
@@ -136,9 +148,10 @@ int l2_stream_normalized(const L2StreamReader *r) { return r->normalized; }
 void l2_stream_expect(const L2StreamReader *r, const char *kind, uint32_t dim)
 {
 	const L2StreamHeader *h = &r->first;
-	if ((kind && strcmp(kind, h->kind)) || (dim && dim != h->dim))
-		l2_die("%s: expected %s dim %s%u, got %s dim %u", r->name, kind ? kind : h->kind,
-		       dim ? "" : "any/", dim ? dim : h->dim, h->kind, h->dim);
+	if ((kind && strcmp(kind, h->kind)) || (dim && dim != h->dim)) {
+		if (dim) l2_die("%s: expected %s dim %u, got %s dim %u", r->name, kind ? kind : h->kind, dim, h->kind, h->dim);
+		l2_die("%s: expected a %s stream, got %s dim %u", r->name, kind, h->kind, h->dim);
+	}
 }
 
 static void read_key(L2StreamReader *r, uint32_t len, char **buf, size_t *cap, const char *what)
@@ -169,6 +182,34 @@ static void read_vec(L2StreamReader *r, float *out, const char *what)
 		l2_read_exact(r->f, r->raw, (size_t)d * 2, r->name, what);
 		for (uint32_t i = 0; i < d; i++) out[i] = l2_half_to_float(l2_le16(r->raw + 2 * i));
 	}
+}
+
+const char *l2_vec_problem(const float *v, uint32_t d, int normalized, char *buf, size_t n)
+{
+	double ss = 0;
+	for (uint32_t i = 0; i < d; i++) {
+		if (!isfinite(v[i])) {
+			snprintf(buf, n, "value %u is %s", i, isnan(v[i]) ? "NaN" : "infinite");
+			return buf;
+		}
+		ss += (double)v[i] * v[i];
+	}
+	if (normalized && fabs(sqrt(ss) - 1) > L2FS_NORM_TOLERANCE) {
+		snprintf(buf, n, "flagged normalized, but its norm is %.6g", sqrt(ss));
+		return buf;
+	}
+	return NULL;
+}
+
+/* A record's vectors must be finite, and of unit norm in a segment flagged
+ * NORMALIZED: a reader can only take anything else as damage (a search
+ * would rank by a cosine of 10.8, a generator draw black images). */
+static void check_vec(L2StreamReader *r, const float *v, const char *key, const char *what)
+{
+	char msg[96], k[80];
+	if (l2_vec_problem(v, r->h.dim, (r->h.flags & L2FS_NORMALIZED) != 0, msg, sizeof msg))
+		l2_die("%s: record %llu ('%s'): %s: %s", r->name, (unsigned long long)r->total + 1,
+		       l2_escape(k, sizeof k, key, strlen(key)), what, msg);
 }
 
 static uint32_t read_u32(L2StreamReader *r, const char *what)
@@ -210,6 +251,7 @@ int l2_stream_next(L2StreamReader *r, L2Record *rec)
 	}
 	read_key(r, key_len, &r->key, &r->key_cap, "record key");
 	read_vec(r, r->vec, "record vector");
+	check_vec(r, r->vec, r->key, "vector");
 	memset(rec, 0, sizeof *rec);
 	rec->key = r->key;
 	rec->key_len = key_len;
@@ -229,6 +271,14 @@ int l2_stream_next(L2StreamReader *r, L2Record *rec)
 				r->nvec_cap = cap;
 			}
 			read_vec(r, r->nvec + (size_t)j * d, "neighbor vector");
+			if (!isfinite(r->nscore[j])) {
+				char k[80];
+				l2_die("%s: record %llu ('%s'): the score of neighbour %u is not finite", r->name,
+				       (unsigned long long)r->total + 1, l2_escape(k, sizeof k, r->key, key_len), j + 1);
+			}
+			char what[40];
+			snprintf(what, sizeof what, "neighbour %u", j + 1);
+			check_vec(r, r->nvec + (size_t)j * d, r->key, what);
 		}
 		rec->k = r->h.k;
 		rec->nkey = (const char *const *)r->nkey;
@@ -284,7 +334,7 @@ L2StreamWriter *l2_stream_create_dtype(const char *path, const char *kind, uint3
 	l2_stream_header_pack(&w->h, b);
 	L2StreamHeader check;
 	const char *err = l2_stream_header_parse(b, &check);
-	if (err) l2_die("internal error: writing an invalid stream header: %s", err);
+	if (err) l2_die("%s: cannot write a stream of kind '%s' dim %u: %s", path, kind, dim, err);
 	w->o = l2_ofile_open(path, 1);
 	w->raw = l2_malloc(l2_mul_size(dim, 4));
 	l2_ofile_write(w->o, b, sizeof b);
@@ -335,9 +385,20 @@ static void count_record(L2StreamWriter *w)
 	w->written++;
 }
 
+/* What readers refuse is not written either: the message names the record
+ * the tool was about to write. */
+static void check_out(L2StreamWriter *w, const float *v, const char *key, size_t key_len, const char *what)
+{
+	char msg[96], k[80];
+	if (l2_vec_problem(v, w->h.dim, (w->h.flags & L2FS_NORMALIZED) != 0, msg, sizeof msg))
+		l2_die("%s: record %llu ('%s'): %s: %s", l2_ofile_path(w->o), (unsigned long long)w->written + 1,
+		       l2_escape(k, sizeof k, key, key_len), what, msg);
+}
+
 void l2_stream_write_len(L2StreamWriter *w, const char *key, uint32_t key_len, const float *vec)
 {
 	if (w->h.k) l2_die("internal error: plain record written to a neighbors stream");
+	check_out(w, vec, key, key_len, "vector");
 	count_record(w);
 	write_key(w, key, key_len);
 	write_vec(w, vec);
@@ -352,6 +413,17 @@ void l2_stream_write_neighbors(L2StreamWriter *w, const char *key, const float *
 			       const char *const *nkeys, const float *scores, const float *nvecs)
 {
 	if (k != w->h.k) l2_die("internal error: %u neighbours written to a stream with k = %u", k, w->h.k);
+	check_out(w, qvec, key, strlen(key), "vector");
+	for (uint32_t j = 0; j < k; j++) {
+		char what[40];
+		snprintf(what, sizeof what, "neighbour %u", j + 1);
+		if (!isfinite(scores[j])) {
+			char kq[80];
+			l2_die("%s: record %llu ('%s'): the score of %s is not finite", l2_ofile_path(w->o),
+			       (unsigned long long)w->written + 1, l2_escape(kq, sizeof kq, key, strlen(key)), what);
+		}
+		check_out(w, nvecs + (size_t)j * w->h.dim, key, strlen(key), what);
+	}
 	count_record(w);
 	write_key(w, key, (uint32_t)strlen(key));
 	write_vec(w, qvec);

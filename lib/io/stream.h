@@ -103,4 +103,13 @@ void l2_stream_write_neighbors(L2StreamWriter *w, const char *key, const float *
 uint64_t l2_stream_records_written(const L2StreamWriter *w);
 void l2_stream_writer_close(L2StreamWriter *w);
 
+/* Vectors of a NORMALIZED stream have norm 1 within this (float16 rounding
+ * moves it by ~1e-3). */
+#define L2FS_NORM_TOLERANCE 1e-2
+/* NULL when v (d) is finite (and of unit norm when normalized), else what
+ * is wrong, written into buf ("value 3 is NaN", "flagged normalized, but
+ * its norm is 33.9").  Readers refuse such records, and writers refuse to
+ * write them, naming the record. */
+const char *l2_vec_problem(const float *v, uint32_t d, int normalized, char *buf, size_t n);
+
 #endif

@@ -2,13 +2,17 @@
  * dataset_build.h; the emoji source is dataset_emoji.c). */
 #include "method/dataset_build.h"
 #include "io/image.h"
+#include "core/lock.h"
 #include "core/util.h"
 
+#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void l2_build_defaults(L2BuildOptions *o)
 {
@@ -22,6 +26,7 @@ void l2_build_defaults(L2BuildOptions *o)
 struct L2DatasetBuild {
 	const L2BuildOptions *o;
 	char *final, *partial;
+	L2Lock *lock; /* FINAL.lock, held from start to rename: one build at a time */
 	L2Dataset *ds;
 	L2BuildCounts n;
 	long since_commit;
@@ -30,15 +35,60 @@ struct L2DatasetBuild {
 L2Dataset *l2_dataset_build_dataset(L2DatasetBuild *b) { return b->ds; }
 L2BuildCounts *l2_dataset_build_counts(L2DatasetBuild *b) { return &b->n; }
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+static int is_link(const char *path)
 {
-	(void)sb, (void)flag, (void)ftw;
-	return remove(p);
+	struct stat st;
+	return !lstat(path, &st) && S_ISLNK(st.st_mode);
 }
 
-static void rm_rf(const char *path)
+/* PATH must be a folder holding an l2 store (data.mdb), not a link: what a
+ * build may write into or remove.  Dies naming WHAT otherwise. */
+static void expect_store_dir(const char *path, const char *what)
 {
-	if (nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS) && errno != ENOENT) l2_die_errno("%s: cannot remove", path);
+	char f[4096];
+	struct stat st;
+	snprintf(f, sizeof f, "%s/data.mdb", path);
+	if (lstat(path, &st) || !S_ISDIR(st.st_mode) || lstat(f, &st) || !S_ISREG(st.st_mode))
+		l2_die("%s: not %s: it is not an l2 store (no data.mdb), and is left alone", path, what);
+}
+
+/* --force replaces DATASET only when it is an l2 dataset store: a typo
+ * must not wipe a folder of photos (or the source folder itself). */
+static void expect_replaceable(const char *path)
+{
+	char f[4096];
+	struct stat st;
+	snprintf(f, sizeof f, "%s/data.mdb", path);
+	if (lstat(path, &st) || !S_ISDIR(st.st_mode) || lstat(f, &st) || !S_ISREG(st.st_mode))
+		l2_die("%s: exists and is not an l2 dataset store: --force replaces only a dataset (move or remove it "
+		       "yourself)", path);
+	l2_dataset_close(l2_dataset_open(path, L2_STORE_RDONLY)); /* dies when it is another kind of store */
+	/* and nobody is writing into it (a feature import holds DB.lock inside) */
+	DIR *d = opendir(path);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (l < 6 || strcmp(e->d_name + l - 5, ".lock")) continue;
+		snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+		long pid = l2_lock_holder(f);
+		if (pid) {
+			closedir(d);
+			l2_die("%s: a write into it is running (pid %ld); --force does not replace it while it runs", path, pid);
+		}
+	}
+	if (d) closedir(d);
+}
+
+/* Remove a store folder this build made or replaced: its LMDB files, then
+ * the folder; anything else found in it is kept (with the folder). */
+static void remove_store_dir(const char *path)
+{
+	char f[4096];
+	snprintf(f, sizeof f, "%s/data.mdb", path);
+	if (unlink(f) && errno != ENOENT) l2_die_errno("%s: cannot remove", f);
+	snprintf(f, sizeof f, "%s/lock.mdb", path);
+	unlink(f);
+	if (rmdir(path) && errno != ENOENT) l2_warn("%s: kept: it holds files that are not the store's", path);
 }
 
 /* A setting the build was started with must not change on resume. */
@@ -59,9 +109,17 @@ L2DatasetBuild *l2_dataset_build_open(const char *out, const L2BuildOptions *o, 
 	while (n > 1 && b->final[n - 1] == '/') b->final[--n] = 0;
 	b->partial = l2_malloc(n + 16);
 	snprintf(b->partial, n + 16, "%s.partial", b->final);
-	if (l2_file_exists(b->final) && !o->force)
-		l2_die("%s: exists (use --force to replace it)", b->final);
-	if (l2_file_exists(b->partial)) {
+	/* the lock first: a .partial of a build that is running is not
+	 * "interrupted", and two builds must never fill it together */
+	char lockpath[4096];
+	snprintf(lockpath, sizeof lockpath, "%s.lock", b->final);
+	b->lock = l2_lock_take(lockpath, b->final, "a build");
+	if (l2_file_exists(b->final) || is_link(b->final)) {
+		if (!o->force) l2_die("%s: exists (use --force to replace it)", b->final);
+		expect_replaceable(b->final);
+	}
+	if (l2_file_exists(b->partial) || is_link(b->partial)) {
+		expect_store_dir(b->partial, "an interrupted build");
 		if (!o->resume)
 			l2_die("%s: an interrupted build is there (continue it with --resume, or remove it)", b->partial);
 	} else if (o->resume) {
@@ -141,6 +199,10 @@ void l2_dataset_build_corpus_files(L2DatasetBuild *b)
 	for (int i = 0; i < b->o->ncorpus; i++) {
 		char **lines;
 		size_t n = l2_read_lines(b->o->corpus[i], &lines);
+		/* corpus lines are text the encoders must read later: refused now */
+		for (size_t j = 0; j < n; j++)
+			if (!l2_utf8_valid(lines[j], strlen(lines[j])))
+				l2_die("%s: line %zu: not valid UTF-8", b->o->corpus[i], j + 1);
 		L2Progress p;
 		l2_progress_start(&p, "corpus", "lines", n);
 		for (size_t j = 0; j < n; j++) {
@@ -161,21 +223,38 @@ void l2_dataset_build_finish(L2DatasetBuild *b)
 	uint64_t nc = l2_store_count(l2_dataset_store(b->ds), "corpus");
 	l2_dataset_close(b->ds);
 	if (n == 0) {
-		rm_rf(b->partial);
+		remove_store_dir(b->partial);
 		l2_die("%s: no images to build a dataset from", b->final);
 	}
-	if (l2_file_exists(b->final)) { /* force */
-		size_t l = strlen(b->final) + 16;
-		char *old = l2_malloc(l);
-		snprintf(old, l, "%s.old", b->final);
-		rm_rf(old);
-		if (rename(b->final, old)) l2_die_errno("%s: cannot move aside", b->final);
-		if (rename(b->partial, b->final)) l2_die_errno("%s: cannot rename to %s", b->partial, b->final);
-		rm_rf(old);
-		free(old);
-	} else if (rename(b->partial, b->final)) {
+	if (l2_file_exists(b->final) || is_link(b->final)) {
+		/* checked again: DATASET may have appeared or changed during the build */
+		if (!b->o->force)
+			l2_die("%s: appeared during the build and is not replaced without --force; the finished build is %s",
+			       b->final, b->partial);
+		expect_replaceable(b->final);
+		/* swap the two folders in one step (DATASET is never missing), then
+		 * remove the replaced store, now at .partial */
+		if (renameat2(AT_FDCWD, b->partial, AT_FDCWD, b->final, RENAME_EXCHANGE) == 0) {
+			remove_store_dir(b->partial);
+		} else {
+			if (errno != EINVAL && errno != ENOSYS) l2_die_errno("%s: cannot replace with %s", b->final, b->partial);
+			/* a filesystem without RENAME_EXCHANGE: move it aside under a
+			 * name of this process's own */
+			size_t l = strlen(b->final) + 48;
+			char *aside = l2_malloc(l);
+			snprintf(aside, l, "%s.replaced.%ld", b->final, (long)getpid());
+			if (renameat2(AT_FDCWD, b->final, AT_FDCWD, aside, RENAME_NOREPLACE))
+				l2_die_errno("%s: cannot move aside to %s", b->final, aside);
+			if (rename(b->partial, b->final)) l2_die_errno("%s: cannot rename to %s", b->partial, b->final);
+			remove_store_dir(aside);
+			free(aside);
+		}
+	} else if (renameat2(AT_FDCWD, b->partial, AT_FDCWD, b->final, RENAME_NOREPLACE) &&
+		   (errno != EINVAL || rename(b->partial, b->final))) {
 		l2_die_errno("%s: cannot rename to %s", b->partial, b->final);
 	}
+	l2_lock_release(b->lock);
+	b->lock = NULL;
 	l2_info("%s: %llu images (%llu train, %llu test; %llu added now%s), %llu uncaptioned, corpus %llu lines%s",
 		b->final, (unsigned long long)n, (unsigned long long)(n - te), (unsigned long long)te,
 		(unsigned long long)b->n.added, b->o->resume ? ", rest resumed" : "", (unsigned long long)b->n.uncaptioned,
@@ -209,6 +288,8 @@ static size_t read_captions(const char *tsv, CapLine **out)
 	static char **lines;
 	size_t n = l2_read_lines(tsv, &lines), ncap = 0;
 	for (size_t i = 0; i < n; i++) {
+		/* captions are text the encoders must read later: refused now */
+		if (!l2_utf8_valid(lines[i], strlen(lines[i]))) l2_die("%s: line %zu: not valid UTF-8", tsv, i + 1);
 		char *t = strchr(lines[i], '\t'), *p = lines[i];
 		if (!t && l2_caption_clean(lines[i])) l2_die("%s: line %zu: expected 'relative/path<TAB>caption'", tsv, i + 1);
 		while (t && p[0] == '.' && p[1] == '/') p += 2;
@@ -243,8 +324,8 @@ void l2_dataset_build_folder(const char *out, const char *dir, const char *capti
 	CapLine *caps = NULL;
 	size_t ncap = captions_tsv ? read_captions(captions_tsv, &caps) : 0;
 	char **paths;
-	size_t skipped = 0;
-	size_t n = l2_image_list_dir(dir, &paths, &skipped);
+	L2ImageWalk walk;
+	size_t n = l2_image_walk(dir, &paths, &walk, o->skip_bad);
 	if (n == 0) l2_die("%s: no PNG or JPEG images in it", dir);
 	L2DatasetBuild *b = l2_dataset_build_open(out, o, captions_tsv ? "tsv" : "folder", dir);
 	L2Progress p;
@@ -278,7 +359,9 @@ void l2_dataset_build_folder(const char *out, const char *dir, const char *capti
 		if (!first_orphan) first_orphan = caps[ci].path;
 	if (orphans)
 		l2_warn("%s: %zu caption lines name images not in %s (first: %s)", captions_tsv, orphans, dir, first_orphan);
-	if (skipped) l2_info("%s: %zu files that are not .png/.jpg/.jpeg ignored", dir, skipped);
+	char left_out[300];
+	l2_image_walk_describe(&walk, left_out, sizeof left_out);
+	if (*left_out) l2_info("%s: left out: %s", dir, left_out);
 	l2_dataset_build_corpus_files(b);
 	l2_dataset_build_finish(b);
 	for (size_t i = 0; i < ncap; i++) free(caps[i].path), free(caps[i].caption);

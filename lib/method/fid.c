@@ -118,7 +118,11 @@ static int singular_spectrum(const double *w, int n)
 	return w[0] <= (double)n * DBL_EPSILON * top;
 }
 
-double l2_fid_trace_sqrt_product(const double *s1, const double *s2, int d, int *singular)
+/* Tr((S1 S2)^(1/2)); *min_l1 and *min_m (may be NULL) get the smallest
+ * eigenvalue of S1 and of R S2 R with the rounding floor of each (for the
+ * checks of l2_fid_frechet_named). */
+static double trace_sqrt(const double *s1, const double *s2, int d, int *singular, double *min_l1, double *floor_l1,
+			 double *min_m, double *floor_m)
 {
 	size_t dd = (size_t)d * d;
 	double *v = l2_malloc(dd * sizeof(double)), *w = l2_malloc((size_t)d * sizeof(double));
@@ -127,6 +131,10 @@ double l2_fid_trace_sqrt_product(const double *s1, const double *s2, int d, int 
 	memcpy(v, s1, dd * sizeof(double));
 	syevd(v, d, w, 1);
 	int sing = singular_spectrum(w, d);
+	if (min_l1) {
+		*min_l1 = w[0];
+		*floor_l1 = (double)d * DBL_EPSILON * (fabs(w[d - 1]) > fabs(w[0]) ? fabs(w[d - 1]) : fabs(w[0]));
+	}
 	/* R = V sqrt(L) V^T = (V L^(1/4)) (V L^(1/4))^T: scale V's columns
 	 * (column-major) by max(l, 0)^(1/4) */
 	for (int j = 0; j < d; j++) {
@@ -153,8 +161,40 @@ double l2_fid_trace_sqrt_product(const double *s1, const double *s2, int d, int 
 	for (int i = 0; i < d; i++) tr += w[i] > floor ? sqrt(w[i]) : 0;
 	/* R S2 R is singular when S2 is (R = S1^(1/2) is too when S1 is) */
 	if (singular) *singular = sing || w[0] <= floor;
+	if (min_m) *min_m = w[0], *floor_m = floor;
 	free(v), free(w), free(r), free(t);
 	return tr;
+}
+
+double l2_fid_trace_sqrt_product(const double *s1, const double *s2, int d, int *singular)
+{
+	return trace_sqrt(s1, s2, d, singular, NULL, NULL, NULL, NULL);
+}
+
+const char *l2_fid_check_covariance(const double *sigma, int d)
+{
+	static __thread char msg[160];
+	double top = 0;
+	for (size_t i = 0; i < (size_t)d * d; i++) {
+		if (!isfinite(sigma[i])) return "holds NaN or infinity";
+		if (fabs(sigma[i]) > top) top = fabs(sigma[i]);
+	}
+	for (int i = 0; i < d; i++) {
+		double v = sigma[(size_t)i * d + i];
+		if (v < 0) {
+			snprintf(msg, sizeof msg, "is not a covariance: diagonal element %d is negative (%g)", i, v);
+			return msg;
+		}
+		for (int j = 0; j < i; j++) {
+			double a = sigma[(size_t)i * d + j], b = sigma[(size_t)j * d + i];
+			if (fabs(a - b) > 1e-6 * top) {
+				snprintf(msg, sizeof msg, "is not a covariance: not symmetric (element %d,%d is %g, %d,%d is %g)",
+					 i, j, a, j, i, b);
+				return msg;
+			}
+		}
+	}
+	return NULL;
 }
 
 static void check_finite(const double *x, size_t n, const char *what)
@@ -163,13 +203,25 @@ static void check_finite(const double *x, size_t n, const char *what)
 		if (!isfinite(x[i])) l2_die("%s holds NaN or infinity (element %zu)", what, i);
 }
 
-L2FidResult l2_fid_frechet(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int d)
+/* pytorch-fid refuses a product whose matrix square root has an imaginary
+ * part over 1e-3 ("Imaginary component ..."): the eigenvalue route has one
+ * where an eigenvalue is negative beyond rounding, of size sqrt(-eigenvalue). */
+#define FID_MAX_IMAGINARY 1e-3
+
+static int clearly_negative(double w, double floor) { return w < -floor && sqrt(-w) > FID_MAX_IMAGINARY; }
+
+L2FidResult l2_fid_frechet_named(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2,
+				 int d, const char *name1, const char *name2)
 {
 	size_t dd = (size_t)d * d;
-	check_finite(mu1, (size_t)d, "first mean");
-	check_finite(mu2, (size_t)d, "second mean");
-	check_finite(sigma1, dd, "first covariance");
-	check_finite(sigma2, dd, "second covariance");
+	char what[300];
+	snprintf(what, sizeof what, "%s: mean", name1);
+	check_finite(mu1, (size_t)d, what);
+	snprintf(what, sizeof what, "%s: mean", name2);
+	check_finite(mu2, (size_t)d, what);
+	const char *bad;
+	if ((bad = l2_fid_check_covariance(sigma1, d))) l2_die("%s: covariance %s", name1, bad);
+	if ((bad = l2_fid_check_covariance(sigma2, d))) l2_die("%s: covariance %s", name2, bad);
 	L2FidResult r = {0};
 	for (int i = 0; i < d; i++) {
 		double df = mu1[i] - mu2[i];
@@ -177,7 +229,14 @@ L2FidResult l2_fid_frechet(const double *mu1, const double *sigma1, const double
 	}
 	double tr1 = 0, tr2 = 0;
 	for (int i = 0; i < d; i++) tr1 += sigma1[(size_t)i * d + i], tr2 += sigma2[(size_t)i * d + i];
-	r.trace_sqrt = l2_fid_trace_sqrt_product(sigma1, sigma2, d, &r.singular);
+	double min_l1, floor_l1, min_m, floor_m;
+	r.trace_sqrt = trace_sqrt(sigma1, sigma2, d, &r.singular, &min_l1, &floor_l1, &min_m, &floor_m);
+	if (clearly_negative(min_l1, floor_l1))
+		l2_die("%s: covariance is not a covariance: not positive semi-definite (eigenvalue %g)", name1, min_l1);
+	if (clearly_negative(min_m, floor_m))
+		l2_die("%s: covariance is not a covariance: the product with %s's has a negative eigenvalue (%g), so its "
+		       "square root is complex (imaginary component %.3g; pytorch-fid refuses this too)", name2, name1,
+		       min_m, sqrt(-min_m));
 	if (!isfinite(r.trace_sqrt)) {
 		/* pytorch-fid's fallback: offset both covariances by 1e-6 I */
 		double *a = l2_malloc(dd * sizeof(double)), *b = l2_malloc(dd * sizeof(double));
@@ -191,6 +250,11 @@ L2FidResult l2_fid_frechet(const double *mu1, const double *sigma1, const double
 	}
 	r.fid = r.mean_term + tr1 + tr2 - 2 * r.trace_sqrt;
 	return r;
+}
+
+L2FidResult l2_fid_frechet(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int d)
+{
+	return l2_fid_frechet_named(mu1, sigma1, mu2, sigma2, d, "first input", "second input");
 }
 
 /* ---- KID ---------------------------------------------------------------------------- */

@@ -48,8 +48,18 @@ typedef struct {
 } L2FidResult;
 
 /* Fréchet distance of two Gaussians of dimension d; sigmas (d, d) symmetric.
- * Dies if an input holds NaN or infinity. */
+ * Dies if an input holds NaN or infinity, or a sigma is not a covariance
+ * (l2_fid_check_covariance; or not positive semi-definite, or its product
+ * with the other has a negative eigenvalue, whose square root pytorch-fid
+ * refuses as "Imaginary component"), naming the input (name1/name2; the
+ * plain version says "first input"/"second input"). */
 L2FidResult l2_fid_frechet(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int d);
+L2FidResult l2_fid_frechet_named(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2,
+				 int d, const char *name1, const char *name2);
+/* NULL when sigma (d, d) is finite, symmetric (to 1e-6 of its largest
+ * element) with a non-negative diagonal; else what is wrong ("is not a
+ * covariance: ..."). */
+const char *l2_fid_check_covariance(const double *sigma, int d);
 
 /* Fréchet distance (float64, as l2_fid_frechet) between the Gaussians fitted to two
  * feature sets a (na, d) and b (nb, d): Inception features for FID, CLIP features for the

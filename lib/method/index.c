@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,9 +54,14 @@ static uint32_t get_be32(const unsigned char *p) { return (uint32_t)p[0] << 24 |
 #define DB_LISTS "ivf_lists"
 #define INDEX_FORMAT "l2-index"
 
+static size_t writer_map; /* the map a writer got (for MDB_MAP_FULL's message) */
+
 static void mdb_ok(int rc, const char *path, const char *what)
 {
 	if (rc == EIO && l2_disk_full(path)) rc = ENOSPC; /* LMDB's word for a short write */
+	if (rc == MDB_MAP_FULL)
+		l2_die("%s: %s: the index outgrew its %.1f GiB memory map, all that the address-space limit (ulimit -v) "
+		       "leaves it", path, what, (double)writer_map / (1 << 30));
 	if (rc) l2_die("%s: %s: %s", path, what, mdb_strerror(rc));
 }
 
@@ -92,28 +98,46 @@ static MDB_env *env_open(const char *path, int rdonly, int nosync)
 	mdb_ok(mdb_env_create(&env), path, "lmdb");
 	mdb_env_set_maxdbs(env, 8);
 	if (!rdonly) {
-		/* A large map costs only address space; the file grows as written. */
-		static const size_t sizes[] = {(size_t)1 << 40, (size_t)1 << 36, (size_t)1 << 33};
+		/* A build is one transaction, so its map cannot grow midway: take a
+		 * large one (it costs only address space; the file grows as
+		 * written), but no more than half of what an address-space limit
+		 * (ulimit -v, common on batch systems) allows, and less again
+		 * while the system refuses it. */
+		size_t size = (size_t)1 << 40;
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < size)
+			size = (size_t)(rl.rlim_cur / 2);
+		if (size < ((size_t)64 << 20)) size = (size_t)64 << 20;
 		int rc = 0;
-		for (size_t i = 0; i < 3; i++) {
-			mdb_env_set_mapsize(env, sizes[i]);
+		for (;;) {
+			mdb_env_set_mapsize(env, size);
 			rc = mdb_env_open(env, path, nosync ? MDB_NOSYNC : 0, 0644);
-			if (rc != ENOMEM) break;
+			if (rc != ENOMEM || size <= ((size_t)64 << 20)) break;
 			mdb_env_close(env);
 			mdb_ok(mdb_env_create(&env), path, "lmdb");
 			mdb_env_set_maxdbs(env, 8);
+			size /= 2;
 		}
 		if (rc) {
 			mdb_env_close(env);
 			l2_die("%s: cannot open index for writing: %s", path, mdb_strerror(rc));
 		}
+		writer_map = size;
 		return env;
 	}
+	/* Readers map the file as it is, not the map size its writer recorded
+	 * (1 TiB for indexes built before this was so): LMDB takes the larger
+	 * of what is set here and the pages in use. */
+	char f[4096];
+	struct stat st;
+	snprintf(f, sizeof f, "%s/data.mdb", path);
+	mdb_env_set_mapsize(env, !stat(f, &st) && st.st_size > 0 ? (size_t)st.st_size : (size_t)1 << 20);
 	int rc = mdb_env_open(env, path, MDB_RDONLY, 0644);
 	if (rc == EACCES || rc == EROFS) {
 		mdb_env_close(env);
 		mdb_ok(mdb_env_create(&env), path, "lmdb");
 		mdb_env_set_maxdbs(env, 8);
+		mdb_env_set_mapsize(env, !stat(f, &st) && st.st_size > 0 ? (size_t)st.st_size : (size_t)1 << 20);
 		rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOLOCK, 0644);
 	}
 	if (rc) {
@@ -226,6 +250,19 @@ void l2_index_build_options_init(L2IndexBuildOptions *o)
 	o->seed = 1;
 }
 
+/* Refuse any other l2 store (a dataset given as -o) by what it is. */
+static void expect_index_format(MDB_txn *txn, MDB_dbi meta, const char *path)
+{
+	char *fmt = meta_get(txn, meta, "format");
+	if (fmt && !strcmp(fmt, INDEX_FORMAT)) {
+		free(fmt);
+		return;
+	}
+	char *kind = fmt ? meta_get(txn, meta, "kind") : NULL;
+	if (kind) l2_die("%s: not an l2 index: it is an l2 %s store (format '%s')", path, kind, fmt);
+	l2_die("%s: not an l2 index (format '%s')", path, fmt ? fmt : "?");
+}
+
 static MDB_dbi dbi_open(MDB_txn *txn, const char *path, const char *name, unsigned flags)
 {
 	MDB_dbi d;
@@ -281,9 +318,11 @@ L2IndexWriter *l2_index_writer_open(const char *path, const L2IndexBuildOptions 
 	} else {
 		if (errno != ENOENT) l2_die_errno("%s", path);
 		w->creating = 1;
-		w->dir = l2_malloc(strlen(path) + 32);
-		sprintf(w->dir, "%s.tmp-%ld", path, (long)getpid());
-		if (mkdir(w->dir, 0755)) l2_die_errno("%s", path);
+		/* PATH.tmp.HOST.PID.XXXXXX: what a killed build leaves is removed
+		 * by the next one that succeeds (l2_tmp_remove_stale) */
+		w->dir = l2_tmp_template(path);
+		if (!mkdtemp(w->dir)) l2_die_errno("%s", path);
+		chmod(w->dir, 0755);
 		tmp_dir_path = w->dir;
 		l2_cleanup_register(remove_tmp_dir);
 		int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
@@ -297,6 +336,7 @@ L2IndexWriter *l2_index_writer_open(const char *path, const L2IndexBuildOptions 
 		int rc = mdb_dbi_open(w->txn, DB_META, 0, &w->meta);
 		if (rc == MDB_NOTFOUND) l2_die("%s: not an l2 index (no metadata)", path);
 		mdb_ok(rc, path, "metadata");
+		expect_index_format(w->txn, w->meta, path);
 	} else w->meta = dbi_open(w->txn, path, DB_META, cf);
 	w->vectors = dbi_open(w->txn, path, DB_VECTORS, cf);
 	w->keys = dbi_open(w->txn, path, DB_KEYS, cf);
@@ -310,9 +350,6 @@ L2IndexWriter *l2_index_writer_open(const char *path, const L2IndexBuildOptions 
 		w->metric = o->metric == L2_METRIC_IP ? L2_METRIC_IP : L2_METRIC_COS;
 		w->retrain = o->ivf_nlist > 0;
 	} else {
-		char *fmt = meta_get(w->txn, w->meta, "format");
-		if (!fmt || strcmp(fmt, INDEX_FORMAT)) l2_die("%s: not an l2 index (format '%s')", path, fmt ? fmt : "?");
-		free(fmt);
 		if (meta_u64(w->txn, w->meta, path, "version", 1000) != L2_INDEX_VERSION)
 			l2_die("%s: unsupported index version", path);
 		char *ik = meta_get(w->txn, w->meta, "kind");
@@ -631,10 +668,14 @@ void l2_index_writer_close(L2IndexWriter *w)
 		if (rename(w->dir, w->path)) {
 			int e = errno;
 			remove_tmp_dir();
+			if (e == ENOTEMPTY || e == EEXIST)
+				l2_die("%s: another build created this index meanwhile; this build's rows are not in it (run it "
+				       "again to append them)", w->path);
 			errno = e;
 			l2_die_errno("%s", w->path);
 		}
 		tmp_dir_path = NULL;
+		l2_tmp_remove_stale(w->path);
 	}
 	l2_free_aligned(w->blockbuf);
 	l2_free_aligned(w->cent);
@@ -697,9 +738,7 @@ L2Index *l2_index_open(const char *path)
 	int rc = mdb_dbi_open(ix->txn, DB_META, 0, &ix->meta);
 	if (rc == MDB_NOTFOUND) l2_die("%s: not an l2 index (no metadata)", path);
 	if (rc) l2_die("%s: not an l2 index (or corrupt): %s", path, mdb_strerror(rc));
-	char *fmt = meta_get(ix->txn, ix->meta, "format");
-	if (!fmt || strcmp(fmt, INDEX_FORMAT)) l2_die("%s: not an l2 index (format '%s')", path, fmt ? fmt : "?");
-	free(fmt);
+	expect_index_format(ix->txn, ix->meta, path);
 	if (meta_u64(ix->txn, ix->meta, path, "version", 1000) != L2_INDEX_VERSION)
 		l2_die("%s: unsupported index version (this l2 reads version %d)", path, L2_INDEX_VERSION);
 	char *kind = meta_get(ix->txn, ix->meta, "kind"), *dt = meta_get(ix->txn, ix->meta, "dtype"),

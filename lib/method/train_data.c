@@ -45,13 +45,14 @@ void l2_train_data_image(L2Dataset *ds, const char *key, int R, float *px)
 	l2_image_free(&img), l2_image_free(&rgb), l2_image_free(&a), l2_image_free(&b);
 }
 
-static int feat_dim(L2Dataset *ds, const char *name, int need, const char *why)
+static int feat_dim(L2Dataset *ds, const L2TrainDataOptions *o, const char *name, int need, const char *why)
 {
 	L2FeatureInfo fi;
 	if (!l2_dataset_feature_info(ds, name, &fi)) {
 		if (need) l2_die("%s: no feature set '%s' (%s)", l2_dataset_path(ds), name, why);
 		return 0;
 	}
+	if (!o->allow_incomplete) l2_dataset_feature_need_complete(ds, name, "--allow-incomplete");
 	return (int)fi.dim;
 }
 
@@ -68,13 +69,13 @@ int l2_train_data_dim(L2Dataset *ds, const L2TrainDataOptions *o, int want_capti
 	const char *dname = NULL;
 	for (int k = 0; k < 3; k++) {
 		if (!used[k]) continue;
-		int d = feat_dim(ds, used[k], 1, why[k]);
+		int d = feat_dim(ds, o, used[k], 1, why[k]);
 		if (dim && d != dim)
 			l2_die("%s: feature sets '%s' (%d) and '%s' (%d) differ in size", l2_dataset_path(ds), dname, dim, used[k], d);
 		dim = d, dname = used[k];
 	}
 	/* text mode with no caption features declared */
-	if (!dim) dim = feat_dim(ds, o->cap_feat, 1, "caption features");
+	if (!dim) dim = feat_dim(ds, o, o->cap_feat, 1, "caption features");
 	return dim;
 }
 
@@ -105,7 +106,7 @@ void l2_train_data_load(L2Dataset *ds, const L2TrainDataOptions *o, L2Split spli
 	int test = split == L2_SPLIT_TEST;
 	int need_img = !test && uses_image(o), need_pseudo = !test && uses_pseudo(o);
 	/* caption features of another size (a set not in use) count as absent */
-	int has_cap = feat_dim(ds, o->cap_feat, 0, "") == dim;
+	int has_cap = feat_dim(ds, o, o->cap_feat, 0, "") == dim;
 	float *capf = l2_malloc(l2_mul_size(n1, dim * sizeof(float)));
 	unsigned char *hascap = l2_calloc(n1, 1);
 	char **prim = l2_calloc(n1, sizeof(char *));

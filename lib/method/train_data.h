@@ -50,6 +50,7 @@ typedef struct {
 	double xi;             /* gaussian noise level (default 3) */
 	uint64_t seed;         /* keys the paired subset */
 	int res;               /* image side R (default 32) */
+	int allow_incomplete;  /* use feature sets whose write was interrupted (or runs) */
 } L2TrainDataOptions;
 
 void l2_train_data_defaults(L2TrainDataOptions *o);
@@ -57,7 +58,9 @@ void l2_train_data_defaults(L2TrainDataOptions *o);
 /* The condition size: every feature set the options use (captions when
  * pairs > 0 or want_captions, pseudo / image features for their modes) must
  * exist and agree ("DATASET: feature sets 'a' (d) and 'b' (e) differ in
- * size"; "DATASET: no feature set 'x' (...)"). */
+ * size"; "DATASET: no feature set 'x' (...)"), and be complete unless
+ * o->allow_incomplete (an interrupted import would silently train on part
+ * of the images: l2_dataset_feature_need_complete, "--allow-incomplete"). */
 int l2_train_data_dim(L2Dataset *ds, const L2TrainDataOptions *o, int want_captions);
 
 typedef struct {

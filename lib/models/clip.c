@@ -5,6 +5,7 @@
 
 #include "core/device.h"
 #include "core/parallel.h"
+#include "nn/ckpt.h"
 #include "nn/nn.h"
 #include "io/image.h"
 #include "io/safetensors.h"
@@ -322,7 +323,14 @@ static void load_text(Loader *ld, L2Clip *m)
 	Tower *t = &m->txt;
 	const char *pfx = ld->hf ? "text_model" : "";
 	const L2Tensor *tok = need(ld, ld->hf ? "text_model.embeddings.token_embedding.weight" : "token_embedding.weight", 2);
-	int64_t V = tok->shape[0], W = tok->shape[1];
+	/* the width from the final layer norm, whose one dimension cannot be
+	 * confused: a token embedding of the wrong shape is then named as such */
+	const L2Tensor *lnf = need(ld, ld->hf ? "text_model.final_layer_norm.weight" : "ln_final.weight", 1);
+	int64_t V = tok->shape[0], W = lnf->shape[0];
+	if (tok->shape[1] != W)
+		l2_die("%s: tensor %s has shape (%lld, %lld); expected (vocabulary, %lld) for the text width %lld of %s%s",
+		       l2_st_path(ld->st), tok->name, (long long)tok->shape[0], (long long)tok->shape[1], (long long)W,
+		       (long long)W, lnf->name, tok->shape[0] == W ? " (transposed?)" : "");
 	const L2Tensor *pos = need(ld, ld->hf ? "text_model.embeddings.position_embedding.weight" : "positional_embedding", 2);
 	int64_t C = pos->shape[0];
 	if (V < 3 || W < 1 || C < 2)
@@ -356,6 +364,9 @@ static void load_text(Loader *ld, L2Clip *m)
 L2Clip *l2_clip_load(const char *path, int towers)
 {
 	L2Safetensors *st = l2_st_open(path);
+	/* l2-train-clip's files carry a checksum: one flipped bit in a
+	 * projection would otherwise give plausible-looking wrong features */
+	l2_ckpt_verify(st, path);
 	Loader ld = {.st = st};
 	if (l2_st_find(st, "visual.conv1.weight") || l2_st_find(st, "token_embedding.weight")) ld.hf = 0;
 	else if (l2_st_find(st, "vision_model.embeddings.patch_embedding.weight") ||

@@ -551,6 +551,59 @@ void l2_gan_save(const char *path, AdTensor **p, int n, const L2GanConfig *c, co
 	l2_ckpt_save_weights(path, p, n, meta);
 }
 
+/* Does tensor NAME have exactly this shape? (-1: absent) */
+static int has_shape(const L2Safetensors *st, const char *name, int ndim, const int64_t *shape)
+{
+	const L2Tensor *t = l2_st_find(st, name);
+	if (!t) return -1;
+	if (t->ndim != ndim) return 0;
+	for (int i = 0; i < ndim; i++)
+		if (t->shape[i] != shape[i]) return 0;
+	return 1;
+}
+
+/* A generator is built (and its memory allocated) from the config before
+ * its weights are read: check first that the tensors that fix each field
+ * have the shapes the config implies, so that a config lying about its
+ * sizes ("wdim=100000" in a 1 MB file) is refused instead of asking for
+ * tens of GB. */
+static void check_g_config(const L2Safetensors *st, const char *path, const L2GanConfig *c, const char *cf)
+{
+	char nm[64];
+	int c4 = l2_gan_channels(c, 4), cr = l2_gan_channels(c, c->res);
+	struct {
+		const char *name;
+		int ndim;
+		int64_t shape[4];
+	} want[] = {
+		{"G.mapping.fc0.weight", 2, {c->wdim, c->zdim}},
+		{"G.mapping.w_avg", 1, {c->wdim}},
+		{"G.b4.const", 3, {c4, 4, 4}},
+		{"G.b4.conv1.cmlp0.weight", 2, {c->chid, c->cdim}},
+		{NULL, 4, {cr, cr, 3, 3}}, /* the last block's conv1: resolution and channels */
+	};
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+		const char *name = want[i].name;
+		if (!name) {
+			snprintf(nm, sizeof nm, "G.b%d.conv1.weight", c->res);
+			name = nm;
+		}
+		if (has_shape(st, name, want[i].ndim, want[i].shape) != 1)
+			l2_die("%s: GAN config '%s' does not match the weights (%s is %s); the file is damaged or not an l2 "
+			       "generator", path, cf, name, l2_st_find(st, name) ? "another shape" : "missing");
+	}
+	snprintf(nm, sizeof nm, "G.mapping.fc%d.weight", c->map_layers - 1);
+	int deep = l2_st_find(st, nm) != NULL;
+	snprintf(nm, sizeof nm, "G.mapping.fc%d.weight", c->map_layers);
+	if (!deep || l2_st_find(st, nm))
+		l2_die("%s: GAN config '%s' does not match the weights (the mapping network has another depth)", path, cf);
+	if (c->res < 1024) {
+		snprintf(nm, sizeof nm, "G.b%d.conv1.weight", 2 * c->res);
+		if (l2_st_find(st, nm))
+			l2_die("%s: GAN config '%s' does not match the weights (they go beyond %dx%d)", path, cf, c->res, c->res);
+	}
+}
+
 void l2_gan_read_config(const char *path, L2GanConfig *c, char *net, size_t netlen)
 {
 	L2Safetensors *st = l2_st_open(path);
@@ -558,6 +611,7 @@ void l2_gan_read_config(const char *path, L2GanConfig *c, char *net, size_t netl
 	const char *nt = l2_st_metadata(st, "l2.gan.net");
 	if (!m || strcmp(m, "lafite-gan") || !cf || !nt) l2_die("%s: not an l2 GAN weights file (no lafite-gan metadata)", path);
 	if (l2_gan_config_parse(cf, c)) l2_die("%s: bad GAN config '%s'", path, cf);
+	if (nt[0] == 'G') check_g_config(st, path, c, cf);
 	if (net) snprintf(net, netlen, "%s", nt);
 	l2_st_close(st);
 }

@@ -83,6 +83,13 @@ static void check_file(const L2Safetensors *st, const char *path)
 #endif
 }
 
+int l2_ckpt_verify(const L2Safetensors *st, const char *path)
+{
+	if (!l2_st_metadata(st, "l2.checksum")) return 0;
+	check_file(st, path);
+	return 1;
+}
+
 void l2_ckpt_save_weights(const char *path, AdTensor **p, int n, const char *const *meta)
 {
 	Entry *e = l2_calloc(n, sizeof *e);

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "core/hash.h" /* l2_fnv1a64: the checksum */
+#include "io/safetensors.h"
 #include "nn/ad.h"
 #include "nn/optim.h"
 #include "core/rng.h"
@@ -66,5 +67,12 @@ void l2_ckpt_save_state(const char *path, const L2TrainState *s, const L2CkptGro
 /* Restores every group's parameters, moments, step counts and EMAs, which
  * must all be there with the same shapes ("PATH: ..." otherwise). */
 void l2_ckpt_load_state(const char *path, L2TrainState *s, const L2CkptGroup *g, int ng);
+
+/* Files written by l2 (trainers' weights and states) carry "l2.checksum"
+ * in their metadata.  When ST has one, verify it (one pass over the tensor
+ * bytes) and die "PATH: checksum mismatch: the file is corrupt" when it
+ * does not match; returns 1 when verified, 0 when the file has none (weights
+ * from elsewhere). */
+int l2_ckpt_verify(const L2Safetensors *st, const char *path);
 
 #endif

@@ -1,6 +1,7 @@
 /* train.c — trainer plumbing (see train.h). */
 #include "nn/train.h"
 #include "core/hash.h"
+#include "core/lock.h"
 #include "core/util.h"
 #include "io/plot.h"
 
@@ -81,6 +82,21 @@ char *l2_train_path(const char *dir, const char *name)
 	char *p = l2_malloc(n);
 	snprintf(p, n, "%s/%s", dir, name);
 	return p;
+}
+
+static L2Lock *run_lock;
+
+static void release_run_lock(void)
+{
+	l2_lock_release(run_lock);
+	run_lock = NULL;
+}
+
+void l2_train_lock(const char *lockpath, const char *target)
+{
+	if (run_lock) l2_die("internal error: a second training-run lock");
+	run_lock = l2_lock_take(lockpath, target, "a training run");
+	atexit(release_run_lock);
 }
 
 char *l2_train_sibling(const char *file, const char *suffix)

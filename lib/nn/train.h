@@ -68,6 +68,14 @@ int l2_train_stopped(void); /* the signal number, or 0 */
  * written (continue with --resume)" when a signal stopped the run, else 0. */
 int l2_train_exit_code(int64_t step);
 
+/* One run per output: take LOCKPATH (lib/core/lock.h) for the rest of the
+ * process, so that a second run into the same output is refused ("TARGET:
+ * a training run is running (pid N); ...") instead of mixing its weights,
+ * state and log with this one's.  Released at exit; the kernel drops it
+ * when the run is killed.  Lock files: RUNDIR/train.lock (l2-train-gan),
+ * OUT's stem + ".lock" (l2-train-clip). */
+void l2_train_lock(const char *lockpath, const char *target);
+
 /* DIR/NAME (malloc'd). */
 char *l2_train_path(const char *dir, const char *name);
 /* FILE without a trailing ".safetensors", then SUFFIX (malloc'd):

@@ -283,7 +283,10 @@ static volatile int catching;
 static int verbose;
 static size_t nrefused;
 
+static int soft_refused;
+
 size_t l2_fuzz_refused(void) { return nrefused; }
+void l2_fuzz_refuse(void) { soft_refused = 1; }
 
 static void on_die(const char *msg)
 {
@@ -344,6 +347,8 @@ int l2_fuzz_run(L2FuzzBody body, void (*init)(void), const uint8_t *data, size_t
 		l2_release_held();
 		ledger_sweep();
 	}
+	if (!died && soft_refused) nrefused++;
+	soft_refused = 0;
 	int fd1 = lowest_free_fd();
 	if (fd1 != fd0) {
 		fprintf(stderr, "l2 fuzz: file descriptor %d left open by an input that was %s\n", fd0,

@@ -35,8 +35,10 @@ typedef void (*L2FuzzBody)(const uint8_t *data, size_t size);
  * tables) lives for the whole run.  Returns 0 when the body ran through, 1
  * when the input was refused. */
 int l2_fuzz_run(L2FuzzBody body, void (*init)(void), const uint8_t *data, size_t size);
-/* Inputs refused so far. */
+/* Inputs refused so far: by l2_die, or reported with l2_fuzz_refuse() by
+ * a harness whose parser returns an error instead (image decoding). */
 size_t l2_fuzz_refused(void);
+void l2_fuzz_refuse(void);
 
 /* This process's scratch directory (on /dev/shm when there is one),
  * removed at exit. */

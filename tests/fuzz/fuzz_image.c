@@ -82,12 +82,38 @@ static void transforms(const L2Image *img, const uint8_t *data, size_t size)
 	l2_image_free(&rgb);
 }
 
+/* The pixel count a PNG's IHDR or a JPEG's SOF declares (0: none found). */
+static uint64_t declared_pixels(const uint8_t *d, size_t n)
+{
+	if (n >= 24 && !memcmp(d, "\x89PNG", 4))
+		return (uint64_t)((uint32_t)d[16] << 24 | (uint32_t)d[17] << 16 | (uint32_t)d[18] << 8 | d[19]) *
+		       ((uint32_t)d[20] << 24 | (uint32_t)d[21] << 16 | (uint32_t)d[22] << 8 | d[23]);
+	for (size_t i = 2; i + 9 < n;) {
+		if (d[i] != 0xFF) return 0;
+		uint8_t m = d[i + 1];
+		if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC)
+			return (uint64_t)(d[i + 5] << 8 | d[i + 6]) * (d[i + 7] << 8 | d[i + 8]);
+		i += 2 + (size_t)(d[i + 2] << 8 | d[i + 3]);
+	}
+	return 0;
+}
+
+/* Images that are large but within the decoders' limit (PIL's 179 M
+ * pixels) take seconds to decode in full from a few hundred bytes, as in
+ * PIL: legal, and a waste of fuzzing time.  The limit itself stays in reach
+ * (above it the decoders refuse before allocating). */
+#define FUZZ_MAX_PIXELS (1ull << 22)
+#define DECODER_MAX_PIXELS (2ull * (1024ull * 1024 * 1024 / 4 / 3))
+
 static void fuzz_one(const uint8_t *data, size_t size)
 {
 	L2Image img;
 	char err[256];
+	uint64_t px = declared_pixels(data, size);
+	if (px > FUZZ_MAX_PIXELS && px <= DECODER_MAX_PIXELS) return;
 	if (l2_image_load_mem(data, size, &img, err, sizeof err) != 0) {
 		if (!err[0] || strchr(err, '\n')) fail("a refused image needs a one-line reason");
+		l2_fuzz_refuse();
 		return;
 	}
 	if (img.w <= 0 || img.h <= 0 || img.channels != mode_channels(img.mode) ||

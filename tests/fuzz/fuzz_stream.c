@@ -40,6 +40,7 @@ static void fuzz_one(const uint8_t *data, size_t size)
 	L2StreamWriter *w = l2_stream_create(rt, h->kind, h->dim, 0, h->k, L2FS_UNTIL_END);
 	L2Record rec;
 	volatile float sink = 0;
+	(void)sink;
 	while (l2_stream_next(r, &rec)) {
 		sink += rec.vec[0] + rec.vec[h->dim - 1] + (float)strlen(rec.key);
 		if (rec.k) {
