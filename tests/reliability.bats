@@ -779,6 +779,31 @@ PY
 	assert_file_exists run/G.safetensors
 }
 
+@test "l2-train-diffusion: one run per directory, and an interrupted feature set refused unless --allow-incomplete" {
+	load gan_fixture
+	make_gan_fixture fx 48
+	DTINY="--preset tiny --channels 8 --mult 1,2 --attn-res 8 --resolution 16 --batch 4 --threads 1 --grid 2x2"
+	l2-train-diffusion --quiet -d fx/ds.lmdb -o run $DTINY --steps 100000 --tick 100000 3>&- &
+	first=$!
+	for _ in $(seq 300); do [ -e run/train.lock ] && break; sleep 0.1; done
+	run l2-train-diffusion --quiet -d fx/ds.lmdb -o run $DTINY --steps 1 --seed 2
+	kill -9 $first
+	wait $first || true
+	assert_failure 1
+	assert_output "l2-train-diffusion: run: a training run is running (pid $first); wait for it to end, or stop it"
+	size=$(stat -c %s fx/pseudo.l2f)
+	head -c $((size / 2)) fx/pseudo.l2f > half.l2f
+	run l2-store put-features --batch 1 fx/ds.lmdb feat.pk half.l2f
+	assert_failure 1
+	run l2-train-diffusion --quiet -d fx/ds.lmdb -o run2 $DTINY --pseudo-feature pk --steps 1 --tick 1
+	assert_failure 1
+	assert_output --partial "fx/ds.lmdb: feature set 'pk' is incomplete ("
+	assert_not_exist run2/model.safetensors
+	l2-train-diffusion --quiet -d fx/ds.lmdb -o run2 $DTINY --pseudo-feature pk --allow-incomplete --steps 1 --tick 1
+	assert_file_exists run2/model.safetensors
+	assert_not_exist run2/train.lock
+}
+
 # ---- P18: export-images does not write through links -------------------------------------------------
 
 @test "export-images refuses to write through a folder link inside the output folder" {

@@ -75,6 +75,7 @@ static void usage(FILE *f)
 		"      --pairs-fraction P   this deterministic fraction of the images keeps its real caption\n"
 		"                           features (default 0: language-free)\n"
 		"      --paired-only        drop the images outside the paired subset\n"
+		"      --allow-incomplete   train on feature sets whose import was interrupted (or still runs)\n"
 		"      --caption-feature N  feature set of caption features, keyed by caption (default caption)\n"
 		"      --pseudo-feature N   feature set of pseudo features, keyed by image (default pseudo)\n"
 		"      --image-feature N    CLIP image features, for --cond gaussian (default image)\n"
@@ -129,7 +130,7 @@ static void usage(FILE *f)
 }
 
 enum {
-	O_COND = L2_OPT_COMMON_END, O_PAIRS, O_PONLY, O_CAPF, O_PSF, O_IMF, O_XI, O_CDROP, O_XFLIP, O_PRESET, O_CH, O_MULT,
+	O_COND = L2_OPT_COMMON_END, O_ALLOW_INC, O_PAIRS, O_PONLY, O_CAPF, O_PSF, O_IMF, O_XI, O_CDROP, O_XFLIP, O_PRESET, O_CH, O_MULT,
 	O_BLOCKS, O_ATTN, O_DROP, O_RES, O_PATCH, O_SD, O_PM, O_PS, O_INIT, O_STEPS, O_BATCH, O_LR, O_WARM, O_REF, O_WEIGHT,
 	O_EMA, O_CLIPG, O_SEED, O_TICK, O_GRID, O_SSAMP, O_SSTEPS, O_GUID, O_SEMA, O_FID, O_FIDN, O_CLIP, O_INC, O_RESUME,
 	O_STOP, O_VAE, O_LATENTS, O_CTOK
@@ -158,7 +159,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		L2_COMMON_LONGOPTS,
 		{"dataset", required_argument, 0, 'd'}, {"output", required_argument, 0, 'o'},
 		{"cond", required_argument, 0, O_COND}, {"pairs-fraction", required_argument, 0, O_PAIRS},
-		{"paired-only", no_argument, 0, O_PONLY}, {"caption-feature", required_argument, 0, O_CAPF},
+		{"paired-only", no_argument, 0, O_PONLY}, {"allow-incomplete", no_argument, 0, O_ALLOW_INC}, {"caption-feature", required_argument, 0, O_CAPF},
 		{"pseudo-feature", required_argument, 0, O_PSF}, {"image-feature", required_argument, 0, O_IMF},
 		{"xi", required_argument, 0, O_XI}, {"cond-drop", required_argument, 0, O_CDROP},
 		{"xflip", no_argument, 0, O_XFLIP}, {"preset", required_argument, 0, O_PRESET},
@@ -206,6 +207,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		}
 		case O_PAIRS: o->data.pairs = l2_parse_double(optarg, "--pairs-fraction"); break;
 		case O_PONLY: o->data.paired_only = 1; break;
+		case O_ALLOW_INC: o->data.allow_incomplete = 1; break;
 		case O_CAPF: o->data.cap_feat = optarg; break;
 		case O_PSF: o->data.pseudo_feat = optarg; break;
 		case O_IMF: o->data.img_feat = optarg; break;
@@ -675,6 +677,12 @@ int main(int argc, char **argv)
 	memset(&st, 0, sizeof st);
 	config_string(&o, st.config, sizeof st.config);
 	l2_mkdir_p(o.out);
+	{
+		/* one run per directory: a second run into it is refused while this one works */
+		char *lock = l2_train_path(o.out, "train.lock");
+		l2_train_lock(lock, o.out);
+		free(lock);
+	}
 	char *state_path = l2_train_path(o.out, "state.safetensors"), *log_path = l2_train_path(o.out, "log.tsv");
 	LogRow *rows = NULL;
 	int nrows = 0, caprows = 0;
