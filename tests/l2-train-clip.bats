@@ -186,6 +186,17 @@ sys.stdout.buffer.write(struct.pack("<Q", len(h)) + h + bytes(4))' > m.state
 	assert_output --partial "/nonexistent/dir"
 }
 
+@test "l2-train-clip: a vocabulary that is not one is refused and nothing is written" {
+	printf 'not a vocabulary\n\x01\x02' > bad.txt
+	mkdir -p out2
+	run l2-train-clip --synthetic 40 $TINY --vocab bad.txt --steps 1 -o out2/m.safetensors
+	assert_failure 1
+	assert_output --partial "bad.txt"
+	[ "${#lines[@]}" -eq 1 ]
+	run ls -A out2
+	assert_output ""
+}
+
 @test "l2-train-clip: dataset with some images lacking captions" {
 	command -v l2-dataset >/dev/null || skip "l2-dataset not built"
 	make_pngs imgs 30

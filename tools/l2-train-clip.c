@@ -459,8 +459,11 @@ int main(int argc, char **argv)
 	char *vocab_bytes;
 	size_t vocab_len;
 	const char *vsrc = o.vocab_in ? o.vocab_in : o.resume && l2_file_exists(vocab_path) ? vocab_path : NULL;
-	if (vsrc) vocab_bytes = l2_read_file(vsrc, &vocab_len);
-	else {
+	if (vsrc) {
+		/* a vocabulary that does not load is refused before anything of the run is written */
+		l2_tok_free(l2_tok_load(vsrc));
+		vocab_bytes = l2_read_file(vsrc, &vocab_len);
+	} else {
 		L2BpeVocab *learned = l2_bpe_learn(tr.caps, tr.ncaps, o.vocab_size);
 		char *tmp = l2_train_sibling(o.out, ".vocab-learn.tmp.gz");
 		l2_bpe_write(learned, tmp);
