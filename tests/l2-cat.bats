@@ -152,7 +152,7 @@ load test_helper
 
 PY3=$(command -v /usr/bin/python3 || command -v python3)
 
-@test "f16 streams: header, exact widening in tsv and npy, converted to f32 on output" {
+@test "f16 streams: header, exact widening in tsv and npy, kept f16 on output (f32 when mixed)" {
 	"$PY3" - <<'PY'
 import struct, random
 rng = random.Random(7)
@@ -178,8 +178,15 @@ PY
 	cmp want.f32 <(tail -c 60 h.npy)
 	l2-cat h.l2f > f.l2f
 	run l2-cat --header f.l2f
-	assert_line "dtype	f32"
+	assert_line "dtype	f16"
 	cmp want.tsv <(l2-cat -f tsv f.l2f)
+	# the records' bytes are kept: only the header's count differs (until-end)
+	cmp <(tail -c +65 h.l2f) <(tail -c +65 f.l2f)
+	l2-cat --from-npy h.npy --kind text-feature > g32.l2f
+	l2-cat h.l2f g32.l2f > m.l2f
+	run l2-cat --header m.l2f
+	assert_line "dtype	f32"
+	cmp <(cat want.tsv; sed 's/^caption //' want.tsv) <(l2-cat -f tsv m.l2f)
 }
 
 # neighbors.l2f: 2 queries, k = 3, dim 2; keys with a tab and a newline

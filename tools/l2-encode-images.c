@@ -8,6 +8,7 @@
  * lib/models/clip.c.  Images are read and encoded in rounds of `--batch` per thread,
  * so memory stays flat however many there are.  Output: an image-feature stream
  * (schemas/l2fs.md), L2-normalised unless --raw. */
+#include "core/shard.h"
 #include "models/clip.h"
 #include "method/dataset.h"
 #include "core/device.h"
@@ -28,6 +29,7 @@ typedef struct {
 	const char *model, *out, *store, *name;
 	int batch, raw, keep_going, has_bg;
 	uint8_t bg[3];
+	L2Shard shard;
 } Options;
 
 static void usage(FILE *f)
@@ -46,6 +48,8 @@ static void usage(FILE *f)
 		"      --background R,G,B composite transparent images over this colour (default: drop alpha,\n"
 		"                         as PIL's convert('RGB'))\n"
 		"  -k, --keep-going       skip unreadable images (reported on stderr; exit status 1 at the end)\n"
+		"      --shard I/N[:A]    only the images of shard I of N: blocks of A inputs (default 4096)\n"
+		"                         dealt round the shards; auto: I/N from Slurm or MPI variables\n"
 		"      --threads N        CPU threads (default: all)\n"
 		"      --device DEV       cpu (default) or cuda\n"
 		"      --progress         progress on stderr even when it is not a terminal\n"
@@ -84,6 +88,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"store", required_argument, 0, OPT_STORE},
 		{"name", required_argument, 0, OPT_NAME},
 		{"background", required_argument, 0, OPT_BG},
+		L2_SHARD_LONGOPT,
 		{0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->out = "-";
@@ -101,6 +106,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case OPT_STORE: o->store = optarg; break;
 		case OPT_NAME: o->name = optarg; break;
 		case OPT_BG: parse_bg(optarg, o->bg); o->has_bg = 1; break;
+		case L2_OPT_SHARD: l2_shard_option(optarg, usage, &o->shard); break;
 		default: l2_usage_error(usage, "unknown option");
 		}
 	}
@@ -276,12 +282,25 @@ int main(int argc, char **argv)
 		wk[t].px = l2_malloc_aligned(l2_mul_size((size_t)B, sz * sizeof(float)));
 		wk[t].f = l2_malloc(l2_mul_size((size_t)B * E, sizeof(float)));
 	}
-	uint64_t failed = 0, done = 0;
+	uint64_t failed = 0, done = 0, pos = 0;
+	l2_shard_info(&o.shard);
 	L2Progress prog;
 	l2_progress_start(&prog, "images", "img", 0);
 	for (int more = 1; more;) {
 		int n = 0;
-		while ((size_t)n < cap && (more = next_input(&in, &keys[n], &paths[n]))) n++;
+		/* an input's position (files, listed directories, lines of -, in order) picks its shard,
+		 * so an unreadable image skipped by --keep-going moves no other image */
+		while ((size_t)n < cap && (more = next_input(&in, &keys[n], &paths[n]))) {
+			uint64_t p = pos++;
+			if (!l2_shard_has(&o.shard, p)) {
+				free(keys[n]), free(paths[n]);
+				continue;
+			}
+			n++;
+			/* rounds never straddle a block: a shard's batches are the plain run's,
+			 * image for image (a batch's make-up changes a feature's last bits) */
+			if (l2_shard_block_end(&o.shard, p)) break;
+		}
 		if (!n) break;
 		/* a short round is spread over every thread */
 		int per = (n + nt - 1) / nt;

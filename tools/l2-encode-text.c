@@ -9,6 +9,7 @@
  * longest text (lib/models/clip.h).  Output: a text-feature stream
  * (schemas/l2fs.md), L2-normalised unless --raw. */
 #include "text/clip_tokenizer.h"
+#include "core/shard.h"
 #include "models/clip.h"
 #include "method/dataset.h"
 #include "core/device.h"
@@ -22,6 +23,7 @@
 typedef struct {
 	const char *model, *vocab, *out, *store, *name, *in;
 	int batch, raw, tokens;
+	L2Shard shard;
 } Options;
 
 static void usage(FILE *f)
@@ -42,6 +44,8 @@ static void usage(FILE *f)
 		"                      instead of features; -m is then optional (context 77 without it)\n"
 		"      --store DB      also put the features into the dataset store DB (feature set --name)\n"
 		"      --name NAME     feature set name in the store (default caption)\n"
+		"      --shard I/N[:A] only the lines of shard I of N: blocks of A lines (default 4096) dealt\n"
+		"                      round the shards; auto: I/N from Slurm or MPI (l2-cat --unshard merges)\n"
 		"      --threads N     CPU threads (default: all)\n"
 		"      --device DEV    cpu (default) or cuda\n"
 		"      --progress      progress on stderr even when it is not a terminal\n"
@@ -66,6 +70,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"tokens", no_argument, 0, OPT_TOKENS},
 		{"store", required_argument, 0, OPT_STORE},
 		{"name", required_argument, 0, OPT_NAME},
+		L2_SHARD_LONGOPT,
 		{0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->out = "-";
@@ -83,6 +88,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case OPT_TOKENS: o->tokens = 1; break;
 		case OPT_STORE: o->store = optarg; break;
 		case OPT_NAME: o->name = optarg; break;
+		case L2_OPT_SHARD: l2_shard_option(optarg, usage, &o->shard); break;
 		default: l2_usage_error(usage, "unknown option");
 		}
 	}
@@ -123,6 +129,7 @@ int main(int argc, char **argv)
 	}
 	L2Tokenizer *tok = l2_clip_tokenizer(m, o.model, o.vocab, NULL);
 
+	l2_shard_info(&o.shard);
 	FILE *in = l2_fopen_read(o.in);
 	const char *inname = strcmp(o.in, "-") ? o.in : "standard input";
 	L2OFile *txt = NULL;
@@ -145,7 +152,8 @@ int main(int argc, char **argv)
 	}
 
 	/* a window of lines is tokenized, sorted by length, encoded in batches
-	 * and written back in input order */
+	 * and written back in input order; batches change the last bits of a
+	 * feature, so windows are cut at blocks of A lines (4096 unsharded) */
 	int B = o.batch, win = B * 16 > 4096 ? B * 16 : 4096;
 	Item *items = l2_calloc((size_t)win, sizeof(Item));
 	int32_t *ids = l2_malloc(l2_mul_size((size_t)win * C, sizeof(int32_t)));
@@ -168,7 +176,8 @@ int main(int argc, char **argv)
 				eof = 1;
 				break;
 			}
-			lineno++;
+			/* line number lineno (0-based before the increment) is the record's position */
+			if (!l2_shard_has(&o.shard, (uint64_t)lineno++)) continue;
 			if (len && line[len - 1] == '\n') line[--len] = 0;
 			if (len && line[len - 1] == '\r') line[--len] = 0;
 			if (memchr(line, 0, (size_t)len)) l2_die("%s: line %ld: contains a NUL byte", inname, lineno);
@@ -178,6 +187,9 @@ int main(int argc, char **argv)
 			items[n].len = lens[n] = k;
 			items[n].ids = ids + (size_t)n * C;
 			n++;
+			/* a window never straddles a block (core/shard.h): a shard then
+			 * sorts and batches exactly the texts the plain run does */
+			if (l2_shard_block_end(&o.shard, (uint64_t)lineno - 1)) break;
 		}
 		if (o.tokens) {
 			FILE *f = l2_ofile_fp(txt);

@@ -212,12 +212,14 @@ double l2_now(void);
 /* Options every tool takes.  Put L2_COMMON_LONGOPTS in the getopt_long table
  * and pass each option to l2_common_option() first; it returns 1 when it
  * handled it.  `usage` prints the tool's help to the stream it is given. */
-enum { L2_OPT_VERSION = 0x1000, L2_OPT_THREADS, L2_OPT_PROGRESS, L2_OPT_QUIET, L2_OPT_DEVICE, L2_OPT_COMMON_END };
+enum { L2_OPT_VERSION = 0x1000, L2_OPT_THREADS, L2_OPT_PROGRESS, L2_OPT_QUIET, L2_OPT_DEVICE, L2_OPT_SHARD,
+       L2_OPT_COMMON_END };
 #define L2_COMMON_LONGOPTS \
 	{"help", no_argument, 0, 'h'}, {"version", no_argument, 0, L2_OPT_VERSION}, \
 	{"threads", required_argument, 0, L2_OPT_THREADS}, {"progress", no_argument, 0, L2_OPT_PROGRESS}, \
 	{"quiet", no_argument, 0, L2_OPT_QUIET}
-/* Tools that can run on a GPU add L2_DEVICE_LONGOPT (--device cpu|cuda). */
+/* Tools that can run on a GPU add L2_DEVICE_LONGOPT (--device cpu|cuda); map
+ * stages add L2_SHARD_LONGOPT (core/shard.h). */
 #define L2_DEVICE_LONGOPT {"device", required_argument, 0, L2_OPT_DEVICE}
 
 typedef void (*L2UsageFn)(FILE *);
