@@ -89,7 +89,8 @@ static Score run(const Data *x, const L2PseudoOptions *o)
 			s.acc_img += b->after.correct;
 			s.cos_img += b->after.cos_img;
 			s.cos_txt += b->after.cos_txt;
-			memcpy(tsb, x->ts + (size_t)b->first * D, (size_t)b->n * D * 4);
+			size_t first = (size_t)(i < x->N ? i + 1 : i) - (size_t)b->n; /* the batch's first record */
+			memcpy(tsb, x->ts + first * D, (size_t)b->n * D * 4);
 			L2PseudoStats c = {0};
 			l2_pseudo_stats_add(&c, b->h, tsb, NULL, b->n, 0, D);
 			s.acc_cap += c.correct;

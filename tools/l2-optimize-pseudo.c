@@ -9,6 +9,7 @@
  * stream), works through it in batches, and writes one unit-norm
  * pseudo-text-feature per image, keyed by the image.  Method: lib/method/pseudo.h,
  * METHOD.md §2–3; formats: schemas/l2fs.md. */
+#include "core/shard.h"
 #include "method/pseudo.h"
 #include "io/stream.h"
 #include "core/parallel.h"
@@ -212,22 +213,24 @@ int main(int argc, char **argv)
 	L2PseudoStats tb = {0}, ta = {0};
 	double lsum0 = 0, lsum1 = 0;
 	long nbatch = 0;
-	uint64_t next_first = 0;
 	L2Progress prog;
 	l2_progress_start(&prog, "pseudo features", "img", 0);
 	L2Record rec;
 	int more = 1;
+	uint64_t pos = 0;
 	while (more) {
 		int nb = 0;
 		while (nb < nthr && more) {
 			L2PseudoBatch *b = bs[nb];
-			b->first = next_first;
 			while (b->n < o.p.batch && (more = l2_stream_next(r, &rec))) {
 				check_directions(name, &rec, (uint32_t)D, K);
 				l2_pseudo_batch_add(b, &rec);
+				/* batches end at every 4096th record too, so a shard of the
+				 * images in blocks of 4096 (core/shard.h) is batched, and so
+				 * optimised, exactly as in the plain run, whatever --batch */
+				if (++pos % L2_SHARD_DEF_BLOCK == 0) break;
 			}
 			if (b->n == 0) break;
-			next_first += (uint64_t)b->n;
 			nb++;
 		}
 		l2_pseudo_batches_process(bs, nb, nthr);

@@ -66,11 +66,11 @@ double l2_pseudo_normal(uint64_t seed, uint64_t stream, uint64_t counter)
 }
 
 /* eps: (D) scratch */
-static void gaussian_into(const float *f, int D, double xi, uint64_t seed, uint64_t index, float *out, double *eps)
+static void gaussian_into(const float *f, int D, double xi, uint64_t seed, uint64_t stream, float *out, double *eps)
 {
 	double nf = 0, ne = 0;
 	for (int d = 0; d < D; d++) {
-		eps[d] = l2_pseudo_normal(seed, index, (uint64_t)d);
+		eps[d] = l2_pseudo_normal(seed, stream, (uint64_t)d);
 		ne += eps[d] * eps[d];
 		nf += (double)f[d] * f[d];
 	}
@@ -83,11 +83,16 @@ static void gaussian_into(const float *f, int D, double xi, uint64_t seed, uint6
 	for (int d = 0; d < D; d++) out[d] = (float)(eps[d] * inv);
 }
 
-void l2_pseudo_gaussian(const float *f, int D, double xi, uint64_t seed, uint64_t index, float *out)
+void l2_pseudo_gaussian(const float *f, int D, double xi, uint64_t seed, uint64_t stream, float *out)
 {
 	double *eps = l2_malloc((size_t)D * sizeof *eps);
-	gaussian_into(f, D, xi, seed, index, out, eps);
+	gaussian_into(f, D, xi, seed, stream, out, eps);
 	free(eps);
+}
+
+uint64_t l2_pseudo_key_stream(const char *key, size_t len)
+{
+	return l2_fnv1a64(L2_FNV_INIT, key, len);
 }
 
 /* ---- retrieval combine ---------------------------------------------------------- */
@@ -249,8 +254,8 @@ void l2_pseudo_batch_process(L2PseudoBatch *b)
 	if (B == 0) return;
 	if (b->opt.mode == L2_PSEUDO_GAUSSIAN) {
 		for (int i = 0; i < B; i++)
-			gaussian_into(b->f + (size_t)i * D, D, b->opt.xi, b->opt.seed, b->first + (uint64_t)i,
-				      b->h + (size_t)i * D, b->dscratch);
+			gaussian_into(b->f + (size_t)i * D, D, b->opt.xi, b->opt.seed,
+				      l2_pseudo_key_stream(b->key[i], strlen(b->key[i])), b->h + (size_t)i * D, b->dscratch);
 		stats_into(&b->before, b->h, b->f, b->t, B, K, D, b->scratch, b->scratch + BD);
 		b->after = b->before;
 		return;
@@ -305,7 +310,6 @@ void l2_pseudo_batch_clear(L2PseudoBatch *b)
 		free(b->key[i]);
 		b->key[i] = NULL;
 	}
-	b->first += (uint64_t)b->n;
 	b->n = 0;
 }
 

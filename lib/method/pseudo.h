@@ -78,10 +78,14 @@ void l2_pseudo_optimize_f(float *h, const float *fn, const float *h0, int B, int
 void l2_pseudo_optimize_d(double *h, const double *fn, const double *h0, int B, int D, const L2PseudoOptions *o,
 			  double *work, double *loss0, double *loss1);
 
-/* Lafite's Gaussian pseudo feature of f (D) into out (D).  The noise of
- * record number `index` comes from a counter-based generator keyed by
- * (seed, index, element): the same whatever the batch or thread count. */
-void l2_pseudo_gaussian(const float *f, int D, double xi, uint64_t seed, uint64_t index, float *out);
+/* Lafite's Gaussian pseudo feature of f (D) into out (D).  The noise comes
+ * from a counter-based generator keyed by (seed, stream, element); the
+ * batches give each record the stream l2_pseudo_key_stream(its key), so a
+ * record's noise is the same whatever the batch, thread count, or its
+ * position in the stream (a shard of it: core/shard.h). */
+void l2_pseudo_gaussian(const float *f, int D, double xi, uint64_t seed, uint64_t stream, float *out);
+/* The noise stream of a record: FNV-1a 64 of its key's bytes. */
+uint64_t l2_pseudo_key_stream(const char *key, size_t len);
 /* The generator itself: a standard normal number for (seed, stream, counter). */
 double l2_pseudo_normal(uint64_t seed, uint64_t stream, uint64_t counter);
 
@@ -108,7 +112,6 @@ typedef struct {
 	L2PseudoOptions opt;
 	int D, K;           /* K: neighbours kept (0 for plain image-feature input) */
 	int n;              /* images in the batch now */
-	uint64_t first;     /* stream index of the batch's first record */
 	char **key;         /* (batch) */
 	float *f;           /* (batch, D) unit image features */
 	float *score;       /* (batch, K) */

@@ -208,6 +208,31 @@ static void test_gaussian(void)
 	l2_pseudo_gaussian(f, D, 3.0, 1, 0, out);
 	l2_pseudo_gaussian(f, D, 3.0, 2, 0, out2);
 	CHECK(memcmp(out, out2, sizeof out) != 0);
+	/* in batches, a record's noise is keyed by its key: the same record gives
+	 * the same bytes wherever it stands, and other keys give other noise */
+	L2PseudoOptions o;
+	l2_pseudo_defaults(&o);
+	o.mode = L2_PSEUDO_GAUSSIAN, o.batch = 3, o.seed = 9;
+	L2PseudoBatch *b1 = l2_pseudo_batch_new(&o, D, 0), *b2 = l2_pseudo_batch_new(&o, D, 0);
+	const char *keys[] = {"a.png", "b.png", "c.png"};
+	float g[3][512];
+	for (int i = 0; i < 3; i++)
+		for (int d = 0; d < D; d++) g[i][d] = (float)check_normal();
+	for (int i = 0; i < 3; i++) {
+		L2Record r1 = {.key = keys[i], .key_len = (uint32_t)strlen(keys[i]), .vec = g[i]};
+		L2Record r2 = {.key = keys[2 - i], .key_len = (uint32_t)strlen(keys[2 - i]), .vec = g[2 - i]};
+		l2_pseudo_batch_add(b1, &r1);
+		l2_pseudo_batch_add(b2, &r2);
+	}
+	l2_pseudo_batch_process(b1);
+	l2_pseudo_batch_process(b2);
+	for (int i = 0; i < 3; i++) {
+		CHECK(!memcmp(b1->h + (size_t)i * D, b2->h + (size_t)(2 - i) * D, (size_t)D * sizeof(float)));
+		l2_pseudo_gaussian(g[i], D, o.xi, 9, l2_pseudo_key_stream(keys[i], strlen(keys[i])), out);
+		CHECK_ARRAY_CLOSE_F(b1->h + (size_t)i * D, out, (size_t)D, 1e-6, 1e-5); /* f normalised first */
+	}
+	l2_pseudo_batch_free(b1);
+	l2_pseudo_batch_free(b2);
 }
 
 static void test_normal_generator(void)
@@ -260,7 +285,7 @@ static void test_optimisation_helps(void)
 			CHECK(b->loss1 < b->loss0);
 			for (int j = 0; j < b->n; j++)
 				for (int d = 0; d < D; d++) {
-					int g = (int)(b->first + j);
+					int g = i - b->n + 1 + j; /* the batch holds records i-n+1..i */
 					ct0 += (double)b->h0[j * D + d] * ts[(size_t)g * D + d] / N;
 					ct1 += (double)b->h[j * D + d] * ts[(size_t)g * D + d] / N;
 				}
@@ -331,19 +356,20 @@ static void test_torch_goldens(void)
 			}
 			if (b->n == batch || (!more && b->n)) {
 				l2_pseudo_batch_process(b);
-				memcpy(got + (size_t)b->first * D, b->h, (size_t)b->n * D * sizeof(float));
+				size_t first = (size_t)n - (size_t)b->n; /* the batch's first record */
+				memcpy(got + first * D, b->h, (size_t)b->n * D * sizeof(float));
 				CHECK_CLOSE(b->loss0, wl[2 * nb], 1e-5, 1e-5);
 				CHECK_CLOSE(b->loss1, wl[2 * nb + 1], 1e-5, 1e-5);
 				/* double path on the same batch */
 				int B = b->n;
 				double *hd = malloc((size_t)B * D * sizeof *hd),
 				       *w = malloc(l2_pseudo_opt_work_size(B, D) * sizeof(double)), l0, l1;
-				l2_pseudo_optimize_d(hd, fd + (size_t)b->first * D, h0d + (size_t)b->first * D, B, D, &o, w, &l0, &l1);
+				l2_pseudo_optimize_d(hd, fd + first * D, h0d + first * D, B, D, &o, w, &l0, &l1);
 				CHECK_CLOSE(l0, wl[2 * nb], 1e-12, 1e-12);
 				CHECK_CLOSE(l1, wl[2 * nb + 1], 1e-12, 1e-12);
 				double worst = 0;
 				for (size_t e = 0; e < (size_t)B * D; e++)
-					worst = fmax(worst, fabs(hd[e] - want[(size_t)b->first * D + e]));
+					worst = fmax(worst, fabs(hd[e] - want[first * D + e]));
 				CHECK_MSG(worst < 1e-12, "%s batch %d: double path differs from torch by %g", name, nb, worst);
 				free(hd), free(w);
 				nb++;
@@ -380,10 +406,11 @@ static void test_threads_deterministic(void)
 	for (int run = 0; run < 3; run++) {
 		int thr = run + 1, nb = 0;
 		L2PseudoBatch *b[4];
+		size_t first[4] = {0};
 		for (int i = 0; i < 4; i++) b[i] = l2_pseudo_batch_new(&o, D, K);
 		for (int i = 0; i < N; i++) {
 			if (b[nb]->n == o.batch) nb++;
-			if (b[nb]->n == 0) b[nb]->first = (uint64_t)i;
+			if (b[nb]->n == 0) first[nb] = (size_t)i;
 			L2Record r = {.key = "k", .key_len = 1, .vec = f + (size_t)i * D, .k = K, .nscore = sc,
 				      .nvec = t + (size_t)i * K * D};
 			l2_pseudo_batch_add(b[nb], &r);
@@ -391,7 +418,7 @@ static void test_threads_deterministic(void)
 		l2_pseudo_batches_process(b, nb + 1, thr);
 		out[run] = malloc((size_t)N * D * 4);
 		for (int i = 0; i <= nb; i++) {
-			memcpy(out[run] + b[i]->first * D, b[i]->h, (size_t)b[i]->n * D * 4);
+			memcpy(out[run] + first[i] * D, b[i]->h, (size_t)b[i]->n * D * 4);
 			l2_pseudo_batch_free(b[i]);
 		}
 		for (int i = nb + 1; i < 4; i++) l2_pseudo_batch_free(b[i]);
