@@ -9,6 +9,11 @@
  *   pseudo_synth tune N M D CONCEPTS SEED     the sweep, as Markdown tables
  *   pseudo_synth grid N M D CONCEPTS SEED     second stage: tau x lambda x steps around the best
  *   pseudo_synth sgemm B D                    GFLOP/s of the B x B x D sgemm pair
+ *   pseudo_synth streams N M D CONCEPTS SEED IMG.l2f TXT.l2f
+ *        plain feature streams, as the CLIP encoders write them: N image
+ *        features (keys img0000000.png ...) and a corpus of M caption features
+ *        (keys "caption 0" ...); the first n images are the same for any N >= n
+ *        (bench/bench_scale.sh)
  *
  * Data model: lib/method/pseudo.c l2_pseudo_synthetic (pair cosine about 0.3). */
 #include "method/pseudo.h"
@@ -229,6 +234,30 @@ static void cmd_sgemm(int argc, char **argv)
 	printf("%.2f\n", best);
 }
 
+static void cmd_streams(int argc, char **argv)
+{
+	if (argc < 9) l2_die("usage: pseudo_synth streams N M D CONCEPTS SEED IMG.l2f TXT.l2f");
+	int N = atoi(argv[2]), M = atoi(argv[3]), D = atoi(argv[4]), C = atoi(argv[5]);
+	uint64_t seed = strtoull(argv[6], 0, 10);
+	float *f = l2_malloc(l2_mul_size((size_t)N * D, 4)), *ts = l2_malloc(l2_mul_size((size_t)N * D, 4));
+	float *cp = l2_malloc(l2_mul_size((size_t)(M ? M : 1) * D, 4));
+	l2_pseudo_synthetic(N, M, D, C, seed, f, ts, cp);
+	char key[64];
+	L2StreamWriter *w = l2_stream_create(argv[7], L2_KIND_IMAGE, (uint32_t)D, L2FS_NORMALIZED, 0, L2FS_UNTIL_END);
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof key, "img%07d.png", i);
+		l2_stream_write(w, key, f + (size_t)i * D);
+	}
+	l2_stream_writer_close(w);
+	w = l2_stream_create(argv[8], L2_KIND_TEXT, (uint32_t)D, L2FS_NORMALIZED, 0, L2FS_UNTIL_END);
+	for (int i = 0; i < M; i++) {
+		snprintf(key, sizeof key, "caption %d", i);
+		l2_stream_write(w, key, cp + (size_t)i * D);
+	}
+	l2_stream_writer_close(w);
+	free(f), free(ts), free(cp);
+}
+
 int main(int argc, char **argv)
 {
 	l2_init(argc, argv);
@@ -236,6 +265,7 @@ int main(int argc, char **argv)
 	else if (argc >= 2 && !strcmp(argv[1], "tune")) cmd_tune(argc, argv);
 	else if (argc >= 2 && !strcmp(argv[1], "sgemm")) cmd_sgemm(argc, argv);
 	else if (argc >= 2 && !strcmp(argv[1], "grid")) cmd_grid(argc, argv);
-	else l2_die("usage: pseudo_synth neighbors|tune|sgemm ...");
+	else if (argc >= 2 && !strcmp(argv[1], "streams")) cmd_streams(argc, argv);
+	else l2_die("usage: pseudo_synth neighbors|tune|sgemm|grid|streams ...");
 	return 0;
 }
