@@ -416,3 +416,33 @@ make_emoji_pkg() {
 	assert_success
 	diff before.txt <(l2-dataset list -l out.lmdb)
 }
+
+@test "--shard on list, captions and export-images: blocks of A lines or images dealt round N" {
+	make_pngs imgs a.png b.png c.png d.png e.png
+	printf 'a.png\tone\na.png\ttwo\nb.png\tthree\nc.png\tfour\nd.png\tfive\ne.png\tsix\n' > caps.tsv
+	l2-dataset build --quiet --captions caps.tsv ds imgs
+	# list, 3 shards in blocks of 1: lines 0,3 / 1,4 / 2
+	assert_equal "$(l2-dataset list --quiet --shard 0/3:1 ds)" "$(printf 'a.png\nd.png')"
+	assert_equal "$(l2-dataset list --quiet --shard 2/3:1 ds)" "c.png"
+	# captions: a record is an output line (a.png has two), in blocks of 2
+	assert_equal "$(l2-dataset captions --quiet --keys --shard 0/2:2 ds)" "$(printf 'a.png\tone\na.png\ttwo\nd.png\tfive\ne.png\tsix')"
+	assert_equal "$(l2-dataset captions --quiet --unique --shard 1/2:2 ds)" "$(printf 'one\nsix')"
+	# the shards taken A at a time in turn are the plain lines; one shard of 1 is the plain run
+	for i in 0 1 2; do l2-dataset captions --quiet --shard $i/3:1 ds > c.$i; done
+	paste -d'\n' c.0 c.1 c.2 | sed '/^$/d' > merged
+	l2-dataset captions --quiet ds > plain
+	cmp merged plain
+	cmp plain <(l2-dataset captions --quiet --shard 0/1 ds)
+	# export-images: the shards together fill the plain folder
+	for i in 0 1 2; do l2-dataset export-images --quiet --shard $i/3:1 -o out ds; done
+	diff -r imgs out
+	run l2-dataset export-images --shard 1/3:2 -o out1 ds
+	assert_success
+	assert_output --partial "out1: 2 images written"
+	assert_equal "$(cd out1 && ls)" "$(printf 'c.png\nd.png')"
+	run l2-dataset stats --shard 0/2 ds
+	assert_failure 2
+	assert_output --partial "--shard goes with list, captions and export-images"
+	run l2-dataset list --shard 3/2 ds
+	assert_failure 2
+}

@@ -13,6 +13,7 @@
 #include "method/retrieval_eval.h"
 #include "io/image.h"
 #include "io/stream.h"
+#include "core/shard.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -29,6 +30,7 @@ typedef struct {
 	long candidates;
 	int source_given, unique, primary, with_keys, rgb, long_list, incomplete;
 	L2Split split;
+	L2Shard shard; /* list, captions, export-images */
 } Options;
 
 static void usage(FILE *f)
@@ -68,6 +70,8 @@ static void usage(FILE *f)
 		"  -o, --output DIR        export-images: the folder to write (files keyed by path)\n"
 		"      --rgb               export-images: decode, composite alpha over the dataset's\n"
 		"                          background, write RGB PNGs (the pixels trainers see)\n"
+		"      --shard I/N[:A]     list, captions, export-images: only shard I of N (blocks of A\n"
+		"                          output lines or images, default 4096); auto: from Slurm or MPI\n"
 		"  -n, --name NAME         feature set ([a-z0-9_-], e.g. image, caption, pseudo)\n"
 		"      --model M           import-features: record what made the features\n"
 		"      --incomplete        export-features: read a set whose import was interrupted\n"
@@ -116,6 +120,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"candidates", required_argument, 0, OPT_CANDIDATES},
 		{"checkpoint", required_argument, 0, OPT_CHECKPOINT},
 		{"incomplete", no_argument, 0, OPT_INCOMPLETE},
+		L2_SHARD_LONGOPT,
 		{0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	L2BuildOptions *b = &o->build;
@@ -148,6 +153,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case OPT_SKIP_BAD: b->skip_bad = 1; break;
 		case OPT_NO_SKIN: b->skin_tones = 0; break;
 		case OPT_INCOMPLETE: o->incomplete = 1; break;
+		case L2_OPT_SHARD: l2_shard_option(optarg, usage, &o->shard); break;
 		case OPT_SPLIT: {
 			int sp = l2_split_parse(optarg);
 			if (sp < 0) l2_usage_error(usage, "invalid value for --split: '%s' (expected train, test or all)", optarg);
@@ -198,6 +204,8 @@ static void parse_options(int argc, char **argv, Options *o)
 	if (is(o, "export-images") && !o->out) l2_usage_error(usage, "export-images needs -o DIR");
 	if (o->captions && !is(o, "build")) l2_usage_error(usage, "--captions goes with build");
 	if (o->incomplete && !is(o, "export-features")) l2_usage_error(usage, "--incomplete goes with export-features");
+	if (o->shard.count && !is(o, "list") && !is(o, "captions") && !is(o, "export-images"))
+		l2_usage_error(usage, "--shard goes with list, captions and export-images");
 	if (o->unique && o->primary) l2_usage_error(usage, "--unique and --primary exclude each other");
 	if ((o->unique && o->with_keys)) l2_usage_error(usage, "--unique and --keys exclude each other");
 }
@@ -291,7 +299,9 @@ static void cmd_list(const Options *o, const char *dspath)
 	L2Dataset *ds = l2_dataset_open(dspath, L2_STORE_RDONLY);
 	char **keys;
 	size_t n = l2_dataset_keys(ds, o->split, &keys);
+	l2_shard_info(&o->shard);
 	for (size_t i = 0; i < n; i++) {
+		if (!l2_shard_has(&o->shard, i)) continue; /* a record is a line */
 		if (!o->long_list) {
 			printf("%s\n", keys[i]);
 			continue;
@@ -308,20 +318,24 @@ static void cmd_list(const Options *o, const char *dspath)
 static void cmd_captions(const Options *o, const char *dspath)
 {
 	L2Dataset *ds = l2_dataset_open(dspath, L2_STORE_RDONLY);
+	l2_shard_info(&o->shard);
 	L2OFile *out = l2_ofile_open("-", 0);
 	FILE *f = l2_ofile_fp(out);
 	if (o->unique) {
 		char **v;
 		size_t u = l2_dataset_unique_captions(ds, o->split, &v);
-		for (size_t i = 0; i < u; i++) fprintf(f, "%s\n", v[i]);
+		for (size_t i = 0; i < u; i++)
+			if (l2_shard_has(&o->shard, i)) fprintf(f, "%s\n", v[i]);
 		l2_dataset_free_strings(v, u);
 	} else {
 		char **keys;
 		size_t n = l2_dataset_keys(ds, o->split, &keys);
+		uint64_t line = 0; /* a record is an output line */
 		for (size_t i = 0; i < n; i++) {
 			char **caps;
 			size_t nc = l2_dataset_captions(ds, keys[i], &caps);
 			for (size_t j = 0; j < nc && (!o->primary || j == 0); j++) {
+				if (!l2_shard_has(&o->shard, line++)) continue;
 				if (o->with_keys) fprintf(f, "%s\t", keys[i]);
 				fprintf(f, "%s\n", caps[j]);
 			}
@@ -474,10 +488,16 @@ static void cmd_export_images(const Options *o, const char *dspath)
 	L2Dataset *ds = l2_dataset_open(dspath, L2_STORE_RDONLY);
 	l2_mkdir_p(o->out);
 	char **keys;
-	size_t n = l2_dataset_keys(ds, o->split, &keys);
+	size_t n = l2_dataset_keys(ds, o->split, &keys), written = 0;
+	l2_shard_info(&o->shard);
 	L2Progress p;
 	l2_progress_start(&p, "export", "img", n);
 	for (size_t i = 0; i < n; i++) {
+		if (!l2_shard_has(&o->shard, i)) { /* a record is an image, in key order */
+			l2_progress_add(&p, 1);
+			continue;
+		}
+		written++;
 		if (!key_safe(keys[i])) l2_die("%s: unsafe image path '%s'", dspath, keys[i]);
 		size_t pl = strlen(o->out) + strlen(keys[i]) + 2;
 		char *path = l2_malloc(pl);
@@ -504,7 +524,7 @@ static void cmd_export_images(const Options *o, const char *dspath)
 		l2_progress_add(&p, 1);
 	}
 	l2_progress_end(&p);
-	l2_info("%s: %zu images written", o->out, n);
+	l2_info("%s: %zu images written", o->out, written);
 	l2_dataset_free_strings(keys, n);
 	l2_dataset_close(ds);
 }
