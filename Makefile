@@ -13,7 +13,7 @@
 #   make install PREFIX=/usr/local
 #
 # Switches: CUDA=0|1 (default: 1 when nvcc is found), CUDA_ARCH=sm_XX (default native),
-# SAN=1, BUILD=dir, DEBUG=1,
+# MPI=0|1 (default: 1 when mpicc is found), SAN=1, BUILD=dir, DEBUG=1,
 # FUZZ=1 (clang + libFuzzer instrumentation, build-fuzz/; what make fuzz uses).
 
 SHELL    := /bin/bash
@@ -24,15 +24,20 @@ ifeq ($(FUZZ),1)
 BUILD    ?= build-fuzz
 CC       := clang-14
 CUDA     := 0
+MPI      := 0
 else ifeq ($(SAN),1)
 BUILD    ?= build-san
 CUDA     := 0
+# MPI_Init leaks under LeakSanitizer (Open MPI's own allocations)
+MPI      := 0
 else
 BUILD    ?= build
 endif
 
 NVCC     ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
 CUDA     ?= $(if $(NVCC),1,0)
+MPICC    ?= $(shell command -v mpicc 2>/dev/null)
+MPI      ?= $(if $(MPICC),1,0)
 
 PKGS     := libpng libjpeg openblas lmdb zlib jansson
 PKG_OK   := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
@@ -68,7 +73,7 @@ LDFLAGS  += -fsanitize=address,undefined
 endif
 
 # lib/ is grouped by concern (lib/README.md): core io text nn models method, plus cuda/.
-LIB_SRC  := $(wildcard lib/*/*.c)
+LIB_SRC  := $(filter-out lib/mpi/%,$(wildcard lib/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 ifeq ($(CUDA),1)
 $(info ✓ nvcc found ($(NVCC)): building the CUDA SGEMM offload, libl2cuda.so (CUDA=0 to disable))
@@ -89,6 +94,19 @@ else
 $(info ✗ CUDA off: CPU-only build (--device cuda will report that it is unavailable))
 endif
 
+ifeq ($(MPI),1)
+$(info ✓ mpicc found ($(MPICC)): building libl2mpi.so for data-parallel training (MPI=0 to disable))
+# Only lib/mpi includes mpi.h; it becomes libl2mpi.so beside the programs,
+# loaded by lib/core/dist.c when a launcher starts several ranks, so tools
+# start fast and a single process never touches MPI.  mpicc compiles it, so
+# Open MPI and MPICH alike.
+MPI_SO     := $(BUILD)/bin/libl2mpi.so
+CPPFLAGS   += -DL2_MPI
+LDLIBS     += -ldl
+else
+$(info ✗ MPI off: single-process training only (mpirun -np P refuses to start))
+endif
+
 TOOLS    := $(patsubst tools/%.c,%,$(wildcard tools/l2-*.c))
 BINS     := $(TOOLS:%=$(BUILD)/bin/%)
 TEST_SRC := $(wildcard tests/c/test_*.c)
@@ -106,14 +124,14 @@ VOCAB_SRC := lib/text/vocab/bpe_simple_vocab_16e6.txt.gz
 VOCAB     := $(BUILD)/share/l2/bpe_simple_vocab_16e6.txt.gz
 
 # Rebuild everything when the compiler, flags or CUDA switch change.
-FLAGS_NOW := $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA)
+FLAGS_NOW := $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA) MPI=$(MPI)
 FLAGS_OLD := $(shell cat $(BUILD)/.flags 2>/dev/null)
 ifneq ($(strip $(FLAGS_NOW)),$(strip $(FLAGS_OLD)))
 $(shell mkdir -p $(BUILD) && echo '$(FLAGS_NOW)' > $(BUILD)/.flags)
 endif
 
 .PHONY: all deps test check check-gpu unit bats bench demo goldens install uninstall clean experiment-fewshot experiment-diffusion fuzz fuzzers
-all: $(BUILD)/libl2.a $(BINS) $(TESTS) $(REPLAYS) $(CUDA_SO) $(VOCAB)
+all: $(BUILD)/libl2.a $(BINS) $(TESTS) $(REPLAYS) $(CUDA_SO) $(MPI_SO) $(VOCAB)
 
 $(VOCAB): $(VOCAB_SRC)
 	@mkdir -p $(@D)
@@ -130,6 +148,10 @@ $(BUILD)/lib/cuda/%.o: lib/cuda/%.cu $(BUILD)/.flags
 $(CUDA_SO): $(CU_OBJ)
 	@mkdir -p $(@D)
 	$(NVCC) -shared $^ -o $@ -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+
+$(MPI_SO): lib/mpi/dist_mpi.c $(BUILD)/.flags
+	@mkdir -p $(@D)
+	$(MPICC) $(filter-out -fsanitize% -MMD -MP,$(CFLAGS)) -fPIC -shared $< -o $@
 
 $(BUILD)/libl2.a: $(LIB_OBJ)
 	@rm -f $@
@@ -216,6 +238,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/l2
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	$(if $(CUDA_SO),install -d $(DESTDIR)$(PREFIX)/lib/l2 && install -m 755 $(CUDA_SO) $(DESTDIR)$(PREFIX)/lib/l2/)
+	$(if $(MPI_SO),install -d $(DESTDIR)$(PREFIX)/lib/l2 && install -m 755 $(MPI_SO) $(DESTDIR)$(PREFIX)/lib/l2/)
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 $(VOCAB_SRC) $(DESTDIR)$(PREFIX)/share/l2/
 	install -m 644 lib/text/vocab/LICENSE $(DESTDIR)$(PREFIX)/share/l2/bpe_simple_vocab_16e6.LICENSE
@@ -224,7 +247,7 @@ uninstall:
 	rm -f $(TOOLS:%=$(DESTDIR)$(PREFIX)/bin/%)
 	rm -f $(patsubst man/%,$(DESTDIR)$(PREFIX)/share/man/man1/%,$(wildcard man/*.1))
 	rm -f $(DESTDIR)$(PREFIX)/share/l2/bpe_simple_vocab_16e6.txt.gz $(DESTDIR)$(PREFIX)/share/l2/bpe_simple_vocab_16e6.LICENSE
-	rm -f $(DESTDIR)$(PREFIX)/lib/l2/libl2cuda.so
+	rm -f $(DESTDIR)$(PREFIX)/lib/l2/libl2cuda.so $(DESTDIR)$(PREFIX)/lib/l2/libl2mpi.so
 	rmdir $(DESTDIR)$(PREFIX)/share/l2 $(DESTDIR)$(PREFIX)/lib/l2 2>/dev/null || true
 
 clean:

@@ -19,9 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static char progname[64] = "l2";
+static char progname[96] = "l2";
 int l2_quiet = 0;
 int l2_threads = 1;
+int l2_threads_given = 0;
 int l2_progress_flag = 0;
 L2Device l2_device = L2_DEVICE_CPU;
 
@@ -77,6 +78,10 @@ void l2_init(int argc, char **argv)
 }
 
 const char *l2_progname(void) { return progname; }
+void l2_set_progname(const char *name) { snprintf(progname, sizeof progname, "%s", name); }
+
+static void (*abort_hook)(int code);
+void l2_set_abort_hook(void (*fn)(int code)) { abort_hook = fn; }
 
 static void vmsg(const char *prefix, const char *fmt, va_list ap, int err)
 {
@@ -108,6 +113,7 @@ static L2_NORETURN void die_exit(void)
 	l2_ofile_cleanup_all();
 	fflush(stdout);
 	fflush(stderr);
+	if (abort_hook) abort_hook(L2_EXIT_FAIL);
 	_exit(L2_EXIT_FAIL);
 }
 
@@ -711,6 +717,10 @@ void l2_usage_error(L2UsageFn usage, const char *fmt, ...)
 		fprintf(stderr, "\n");
 		usage(stderr);
 	}
+	if (abort_hook) {
+		fflush(stderr);
+		abort_hook(L2_EXIT_USAGE);
+	}
 	exit(L2_EXIT_USAGE);
 }
 
@@ -726,6 +736,7 @@ int l2_common_option(int c, const char *arg, L2UsageFn usage)
 	case L2_OPT_THREADS:
 		l2_threads = (int)l2_parse_long(arg, "--threads", 1, 1024);
 		l2_blas_threads(l2_threads);
+		l2_threads_given = 1;
 		return 1;
 	case L2_OPT_PROGRESS:
 		l2_progress_flag = 1;

@@ -43,6 +43,14 @@ L2_NORETURN void l2_die(const char *fmt, ...) L2_PRINTF(1, 2);
 L2_NORETURN void l2_die_errno(const char *fmt, ...) L2_PRINTF(1, 2);
 /* "PROGRAM: warning: message\n" on stderr. */
 void l2_warn(const char *fmt, ...) L2_PRINTF(1, 2);
+/* The name messages start with (l2_init sets the program's; lib/core/dist
+ * adds the rank). */
+void l2_set_progname(const char *name);
+/* Called instead of exiting by l2_die (code 1) and usage errors (code 2),
+ * after the clean-up handlers; it must not return.  lib/core/dist sets
+ * MPI_Abort here so one rank's error ends every rank.  NULL: exit. */
+void l2_set_abort_hook(void (*fn)(int code));
+
 /* Informational line on stderr ("PROGRAM: message"), unless --quiet. */
 void l2_info(const char *fmt, ...) L2_PRINTF(1, 2);
 extern int l2_quiet;
@@ -229,6 +237,7 @@ L2_NORETURN void l2_usage_error(L2UsageFn usage, const char *fmt, ...) L2_PRINTF
 
 /* Settings the common options control. */
 extern int l2_threads;        /* --threads, default: online CPUs */
+extern int l2_threads_given;  /* set by --threads */
 extern int l2_progress_flag;  /* --progress given */
 typedef enum { L2_DEVICE_CPU = 0, L2_DEVICE_CUDA = 1 } L2Device;
 extern L2Device l2_device;    /* --device; cuda only when built and present */
