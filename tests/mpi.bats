@@ -58,3 +58,83 @@ need_mpi() {
 	[ "$status" -ne 3 ] # rank 0 did not get past its barrier
 	[ "$SECONDS" -lt 60 ]
 }
+
+@test "data-parallel CLIP = one process (double build: 1e-10 of every tensor; float: losses 1e-5)" {
+	need_mpi
+	for t in test_dist_train test_dist_train_f32; do
+		run mpi -np 2 "$L2_BUILD/tests/$t"
+		assert_success
+		assert_line "ok 1 - test_data_parallel_equals_single"
+		refute_line --partial "not ok"
+		echo "$output" | grep -m1 '^# .*ranks x' >&3
+	done
+}
+
+TINY_CLIP="--synthetic 40 --width 32 --layers 1 --resolution 16 --patch 8 --context 8 --embed-dim 16 --vocab-size 530 --batch 8 --threads 1 --quiet"
+
+@test "l2-train-clip -np 2: reruns are bit-identical; stop + resume = straight; states move between rank counts" {
+	need_mpi
+	mkdir a b r s1 s2
+	mpi -np 2 l2-train-clip $TINY_CLIP --steps 4 --seed 3 -o a/m.safetensors
+	mpi -np 2 l2-train-clip $TINY_CLIP --steps 4 --seed 3 -o b/m.safetensors
+	for f in m.safetensors m.state m.vocab.txt.gz; do cmp a/$f b/$f; done
+	mpi -np 2 l2-train-clip $TINY_CLIP --steps 4 --seed 3 -o r/m.safetensors --stop-after 2
+	mpi -np 2 l2-train-clip $TINY_CLIP --steps 4 --seed 3 -o r/m.safetensors --resume
+	for f in m.safetensors m.state; do cmp a/$f r/$f; done
+	# a 2-rank state resumes in one process, and a 1-rank state under 2 ranks
+	mpi -np 2 l2-train-clip $TINY_CLIP --steps 4 --seed 3 -o s1/m.safetensors --stop-after 2
+	run l2-train-clip $TINY_CLIP --steps 4 --seed 3 -o s1/m.safetensors --resume
+	assert_success
+	l2-train-clip $TINY_CLIP --steps 4 --seed 3 -o s2/m.safetensors --stop-after 2
+	run mpi -np 2 l2-train-clip $TINY_CLIP --steps 4 --seed 3 -o s2/m.safetensors --resume
+	assert_success
+	# both end at step 4, near the straight run (Adam turns the rounding noise
+	# of gradients that are zero in theory into steps of up to lr/100)
+	for d in s1 s2; do
+		grep -q '"l2.step":"4"' $d/m.safetensors
+		run python3 "$L2_ROOT/tests/st_gap.py" $d/m.safetensors a/m.safetensors
+		assert_success
+		awk -v g="${output%% *}" 'BEGIN { exit !(g < 1e-2) }'
+	done
+}
+
+@test "l2-train-clip -np 2: a batch the ranks cannot split is a usage error naming the rule" {
+	need_mpi
+	run mpi -np 2 l2-train-clip $TINY_CLIP --batch 7 --steps 2 -o m.safetensors
+	assert_failure 2
+	assert_output --partial "--batch 7 does not split over 2 ranks: the global batch must be a multiple of the number of ranks"
+	assert [ ! -e m.safetensors ]
+}
+
+@test "l2-train-clip: a rank that cannot join (no libl2mpi.so) refuses before writing anything" {
+	OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=1 L2_MPI_LIB=/nonexistent/libl2mpi.so \
+		run l2-train-clip $TINY_CLIP --steps 1 -o m.safetensors
+	assert_failure 1
+	assert_output --regexp "^l2-train-clip: started (as rank 1 of 2 )?by an MPI launcher \(OMPI_COMM_WORLD_SIZE"
+	run ls
+	assert_output ""
+}
+
+@test "l2-train-clip -np 2: rank 1 killed -> the run fails promptly and the last checkpoint resumes" {
+	need_mpi
+	mkdir k
+	mpi -np 2 l2-train-clip $TINY_CLIP --steps 100000 --seed 2 -o k/m.safetensors --save-every 1 &
+	job=$!
+	for i in $(seq 100); do [ -e k/m.state ] && break; sleep 0.2; done
+	[ -e k/m.state ]
+	# rank 1: the l2-train-clip whose environment says so
+	r1=
+	for p in $(pgrep -x l2-train-clip); do
+		tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && r1=$p
+	done
+	[ -n "$r1" ]
+	SECONDS=0
+	kill -9 "$r1"
+	run wait "$job"
+	[ "$status" -ne 0 ]
+	[ "$SECONDS" -lt 60 ]
+	# the checkpoint the killed run left resumes (the state is ahead of step 1)
+	run mpi -np 2 l2-train-clip ${TINY_CLIP% --quiet} --steps 100000 --stop-after 1 --seed 2 -o k/m.safetensors --resume
+	assert_success
+	assert_output --partial "already at step"
+}

@@ -13,18 +13,21 @@
  * Layouts: schemas/dataset.md (input), lib/nn/ckpt.h (state). */
 #include "text/clip_tokenizer.h"
 #include "text/bpe_learn.h"
+#include "nn/ad_dist.h"
 #include "nn/ckpt.h"
 #include "nn/train.h"
 #include "models/clip_train.h"
 #include "method/dataset.h"
 #include "io/image.h"
 #include "nn/optim.h"
+#include "core/dist.h"
 #include "core/rng.h"
 #include "core/util.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
 	const char *dataset, *out, *vocab_in;
@@ -71,6 +74,8 @@ static void usage(FILE *f)
 		"      --save-every N     checkpoint every N steps (default 0: at the end only)\n"
 		"      --eval-every N     held-out image->caption top-1/top-5 every N steps (and at the end)\n"
 		"      --log-every N      a progress line every N steps (default 50)\n"
+		"Under mpirun -np P (or srun): data parallel, --batch the global batch (a multiple of P),\n"
+		"B/P pairs per rank, the loss over the whole batch, rank 0 writing every file.\n"
 		"      --threads N        BLAS threads (results are bit-identical for the same N)\n"
 		"      --device cpu|cuda  cuda: large matrix products on the GPU (CUDA builds)\n"
 		"      --quiet            no progress lines\n"
@@ -428,9 +433,13 @@ int main(int argc, char **argv)
 	l2_init(argc, argv);
 	Options o;
 	parse_options(argc, argv, &o);
+	/* before anything is written: a rank that cannot join refuses here */
+	L2Dist dist;
+	l2_dist_init(&dist);
+	int lead = dist.rank == 0; /* writes every file */
 	L2ClipTrainConfig *c = &o.c;
 	char *state_path = l2_train_sibling(o.out, ".state"), *vocab_path = l2_train_sibling(o.out, ".vocab.txt.gz");
-	{
+	if (lead) { /* one run per output: rank 0 holds the lock for the ranks */
 		char *lock = l2_train_sibling(o.out, ".lock");
 		l2_train_lock(lock, o.out);
 		free(lock);
@@ -449,17 +458,22 @@ int main(int argc, char **argv)
 	}
 	if (tr.n < 2) l2_die("%s: %d captioned training images; need at least 2", o.synthetic ? "--synthetic" : o.dataset, tr.n);
 	if (o.batch > tr.n) {
-		l2_warn("--batch %ld is more than the %d training images: using %d", o.batch, tr.n, tr.n);
+		if (lead) l2_warn("--batch %ld is more than the %d training images: using %d", o.batch, tr.n, tr.n);
 		o.batch = tr.n;
 	}
+	if (o.batch % dist.size)
+		l2_usage_error(usage, "--batch %ld does not split over %d ranks: the global batch must be a multiple of the "
+			       "number of ranks", o.batch, dist.size);
 
 	/* vocabulary: given, saved by the run being resumed, or learned; it is
 	 * written as OUT-stem.vocab.txt.gz and as vocab.txt.gz beside OUT,
 	 * where l2-encode-text looks (lib/text/clip_tokenizer.h l2_tok_find_vocab) */
-	char *vocab_bytes;
-	size_t vocab_len;
+	char *vocab_bytes = NULL;
+	size_t vocab_len = 0;
 	const char *vsrc = o.vocab_in ? o.vocab_in : o.resume && l2_file_exists(vocab_path) ? vocab_path : NULL;
-	if (vsrc) {
+	if (!lead) {
+		/* rank 0 reads or learns it; no shared file system needed */
+	} else if (vsrc) {
 		/* a vocabulary that does not load is refused before anything of the run is written */
 		l2_tok_free(l2_tok_load(vsrc));
 		vocab_bytes = l2_read_file(vsrc, &vocab_len);
@@ -472,12 +486,32 @@ int main(int argc, char **argv)
 		free(tmp);
 		l2_bpe_free(learned);
 	}
-	{
+	L2Tokenizer *voc;
+	if (dist.size == 1) {
 		L2OFile *vf = l2_ofile_open(vocab_path, 1);
 		l2_ofile_write(vf, vocab_bytes, vocab_len);
 		l2_ofile_commit(vf);
+		voc = l2_tok_load(vocab_path);
+	} else {
+		uint64_t len = vocab_len;
+		l2_dist_bcast(&dist, &len, sizeof len);
+		if (!lead) vocab_bytes = l2_malloc(len + 1);
+		vocab_len = len;
+		l2_dist_bcast(&dist, vocab_bytes, vocab_len);
+		if (lead) {
+			L2OFile *vf = l2_ofile_open(vocab_path, 1);
+			l2_ofile_write(vf, vocab_bytes, vocab_len);
+			l2_ofile_commit(vf);
+		}
+		/* each rank loads its copy from a private file */
+		char tmp[] = "/tmp/l2-train-clip-vocab-XXXXXX";
+		int fd = mkstemp(tmp);
+		if (fd < 0) l2_die_errno("%s", tmp);
+		if (write(fd, vocab_bytes, vocab_len) != (ssize_t)vocab_len) l2_die_errno("%s: write", tmp);
+		close(fd);
+		voc = l2_tok_load(tmp);
+		unlink(tmp);
 	}
-	L2Tokenizer *voc = l2_tok_load(vocab_path);
 	c->vocab = l2_tok_vocab_size(voc);
 	tokenize_split(&tr, voc, c->context, o.synthetic ? "--synthetic" : o.dataset);
 	tokenize_split(&te, voc, c->context, o.synthetic ? "--synthetic" : o.dataset);
@@ -487,7 +521,7 @@ int main(int argc, char **argv)
 	L2Ema *ema = o.ema > 0 ? l2_ema_new(m->p, m->np) : NULL;
 	L2TrainState st = {0};
 	config_string(&o, st.config, sizeof st.config);
-	if (o.resume) {
+	if (o.resume && lead) {
 		if (!l2_file_exists(state_path)) l2_die("%s: no training state to resume (run without --resume first)", state_path);
 		L2TrainState saved;
 		L2CkptGroup grp = state_group(m, opt, ema);
@@ -499,7 +533,18 @@ int main(int argc, char **argv)
 			l2_info("%s: already at step %lld of %ld", state_path, (long long)st.step, o.stop_after);
 		}
 	}
-	{
+	if (o.resume && dist.size > 1) {
+		/* rank 0 read the state: everyone continues from its bits */
+		l2_dist_bcast(&dist, &st, sizeof st);
+		for (int i = 0; i < m->np; i++) {
+			l2_dist_bcast(&dist, m->p[i]->v, m->p[i]->n * sizeof *m->p[i]->v);
+			l2_dist_bcast(&dist, opt->m[i], m->p[i]->n * sizeof *opt->m[i]);
+			l2_dist_bcast(&dist, opt->v[i], m->p[i]->n * sizeof *opt->v[i]);
+			if (ema) l2_dist_bcast(&dist, ema->w[i], m->p[i]->n * sizeof *ema->w[i]);
+		}
+		l2_dist_bcast(&dist, &opt->t, sizeof opt->t);
+	}
+	if (lead) {
 		/* the copy the encoders find: vocab.txt.gz in OUT's directory */
 		char *dir = l2_strdup(o.out), *sl = strrchr(dir, '/');
 		if (sl) sl[1] = 0;
@@ -515,57 +560,63 @@ int main(int argc, char **argv)
 
 	l2_train_catch_signals();
 	int B = (int)o.batch, R = c->res, C = c->context;
+	/* this rank's rows of the global batch: [b0, b0 + Bl) */
+	int Bl = B / dist.size, b0 = dist.rank * Bl;
 	L2Batcher bt;
 	l2_batcher_init(&bt, tr.n, o.seed, &st.data);
-	float *px = l2_malloc((size_t)B * 3 * R * R * sizeof(float));
-	int32_t *tok = l2_malloc((size_t)B * C * sizeof(int32_t));
+	float *px = l2_malloc((size_t)Bl * 3 * R * R * sizeof(float));
+	int32_t *tok = l2_malloc((size_t)Bl * C * sizeof(int32_t));
 	AdGraph *g = ad_graph_new();
 	if (!l2_quiet)
 		l2_info("training CLIP: %d train / %d held-out images, vocab %d, %d parameters tensors, batch %d, steps %lld..%ld",
 			tr.n, te.n, c->vocab, m->np, B, (long long)st.step, o.stop_after);
+	if (dist.size > 1)
+		l2_info("data parallel: %d ranks x %d pairs, %d threads each", dist.size, Bl, l2_threads);
 	double loss_avg = 0, t_first = 0;
 	long n_avg = 0, start_step = st.step, max_t = 0;
 	L2TrainClock clock;
 	l2_train_clock_start(&clock, st.step);
-	while (st.step < o.stop_after && !l2_train_stopped()) {
+	int stop = 0;
+	while (st.step < o.stop_after && !stop) {
 		const int *idx = l2_batcher_next(&bt, B);
 		for (int b = 0; b < B; b++) {
 			int i = idx[b];
-			memcpy(px + (size_t)b * 3 * R * R, tr.px + (size_t)i * 3 * R * R, (size_t)3 * R * R * sizeof(float));
+			if (b < b0 || b >= b0 + Bl) continue; /* another rank's pair */
+			memcpy(px + (size_t)(b - b0) * 3 * R * R, tr.px + (size_t)i * 3 * R * R, (size_t)3 * R * R * sizeof(float));
 			/* one of the image's captions, from the sample's own stream (lib/nn/train.h) */
 			L2Rng r;
 			l2_train_rng(&r, o.seed, st.step, 0, (uint64_t)b);
 			int k = tr.ncap[i] > 1 ? (int)l2_rng_below(&r, tr.ncap[i]) : 0;
-			memcpy(tok + (size_t)b * C, tr.tok + (size_t)(tr.cap0[i] + k) * C, C * sizeof(int32_t));
+			memcpy(tok + (size_t)(b - b0) * C, tr.tok + (size_t)(tr.cap0[i] + k) * C, C * sizeof(int32_t));
 		}
-		ad_graph_reset(g);
-		AdTensor *X = ad_input(g, 4, (int[]){B, 3, R, R}, px);
-		AdTensor *fi = l2_cliptr_encode_image(g, m, X);
-		AdTensor *ft = l2_cliptr_encode_text(g, m, tok, B);
-		for (int b = 0; b < B * C; b++)
+		for (int b = 0; b < Bl * C; b++)
 			if (tok[b] == l2_tok_eot(voc) && b % C + 1 > max_t) max_t = b % C + 1;
-		AdTensor *loss = l2_cliptr_loss(g, m, fi, ft);
-		ad_zero_grads(m->p, m->np);
-		ad_backward(g, loss);
+		/* the loss over the whole batch, gradients summed over the ranks */
+		double loss = l2_cliptr_grads(g, m, &dist, px, tok, Bl);
 		l2_grad_clip(m->p, m->np, o.clip_grad);
 		l2_adam_step(opt, l2_lr_schedule(st.step, o.warmup, o.steps, o.lr, o.min_lr));
 		l2_cliptr_clamp(m);
 		if (ema) l2_ema_update(ema, o.ema);
-		if (!isfinite(loss->v[0])) l2_die("step %lld: the loss is not finite (lower --lr?)", (long long)st.step);
-		loss_avg += loss->v[0];
+		if (!isfinite(loss)) l2_die("step %lld: the loss is not finite (lower --lr?)", (long long)st.step);
+		loss_avg += loss;
 		n_avg++;
 		st.step++;
+		/* a signal reaches the ranks at different steps: stop together */
+		stop = l2_dist_any(&dist, l2_train_stopped());
 		if (st.step == start_step + 2) t_first = l2_now(); /* arena settled */
 		if (o.log_every && (st.step % o.log_every == 0 || st.step == o.stop_after)) {
+			char what[48];
+			snprintf(what, sizeof what, "step %lld", (long long)st.step);
+			ad_dist_check_params(&dist, m->p, m->np, what);
 			l2_train_log(st.step, o.steps, o.stop_after, B, l2_train_clock_rate(&clock, st.step, B),
 				     "loss %.4f  lr %.3g  scale %.2f", loss_avg / n_avg,
 				     l2_lr_schedule(st.step - 1, o.warmup, o.steps, o.lr, o.min_lr), exp(m->logit_scale->v[0]));
 			loss_avg = 0;
 			n_avg = 0;
 		}
-		if (o.save_every && st.step % o.save_every == 0 && st.step < o.stop_after)
+		if (lead && o.save_every && st.step % o.save_every == 0 && st.step < o.stop_after)
 			save_all(&o, m, opt, ema, &st, state_path, base_name(vocab_path));
-		if (o.eval_every && st.step % o.eval_every == 0 && st.step < o.stop_after) evaluate(g, m, &te, B, (long)st.step);
+		if (lead && o.eval_every && st.step % o.eval_every == 0 && st.step < o.stop_after) evaluate(g, m, &te, B, (long)st.step);
 	}
  	if (st.step > start_step + 2 && !l2_quiet) {
 		double dt = l2_now() - t_first;
@@ -573,9 +624,11 @@ int main(int argc, char **argv)
 		l2_info("timing: %ld steps in %.3f s after the first two: %.4f steps/s, %.1f GFLOP/s (batch %d, text length %ld)", n, dt,
 			n / dt, 3 * l2_cliptr_flops(c, B, (int)max_t) * n / dt * 1e-9, B, max_t);
 	}
-	save_all(&o, m, opt, ema, &st, state_path, base_name(vocab_path));
+	ad_dist_check_params(&dist, m->p, m->np, "the end");
+	if (lead) save_all(&o, m, opt, ema, &st, state_path, base_name(vocab_path));
 	int rc = l2_train_exit_code(st.step);
-	if (!rc && o.eval_every) {
+	if (stop) rc = 130; /* every rank, whichever got the signal */
+	if (lead && !rc && o.eval_every) {
 		if (ema) l2_ema_swap(ema);
 		evaluate(g, m, &te, B, (long)st.step);
 		if (ema) l2_ema_swap(ema);
@@ -594,5 +647,6 @@ int main(int argc, char **argv)
 	free_split(&te);
 	free(state_path);
 	free(vocab_path);
+	l2_dist_finish(&dist);
 	return rc;
 }

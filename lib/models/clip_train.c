@@ -1,5 +1,6 @@
 /* clip_train.c — CLIP as forward code for training (see clip_train.h). */
 #include "models/clip_train.h"
+#include "nn/ad_dist.h"
 #include "core/rng.h"
 #include "core/util.h"
 
@@ -204,6 +205,26 @@ void l2_cliptr_clamp(L2ClipTrain *m)
 	adr *s = m->logit_scale->v;
 	if (s[0] < 0) s[0] = 0;
 	if (s[0] > (adr)log(100.0)) s[0] = (adr)log(100.0);
+}
+
+double l2_cliptr_grads(AdGraph *g, L2ClipTrain *m, const L2Dist *d, const adr *px, const int32_t *tok, int Bl)
+{
+	const L2ClipTrainConfig *c = &m->c;
+	ad_graph_reset(g);
+	AdTensor *X = ad_input(g, 4, (int[]){Bl, 3, c->res, c->res}, px);
+	AdTensor *fi = l2_cliptr_encode_image(g, m, X), *ft = l2_cliptr_encode_text(g, m, tok, Bl);
+	AdTensor *loss = l2_cliptr_loss(g, m, ad_allgather_rows(g, d, fi), ad_allgather_rows(g, d, ft));
+	ad_zero_grads(m->p, m->np);
+	ad_backward(g, loss);
+	if (d->size > 1) {
+		/* the logit scale is used after the gather: its gradient is the
+		 * whole batch's on every rank already */
+		unsigned char *rep = l2_calloc((size_t)m->np, 1);
+		for (int i = 0; i < m->np; i++) rep[i] = m->p[i] == m->logit_scale;
+		ad_dist_sum_grads(d, m->p, m->np, rep);
+		free(rep);
+	}
+	return loss->v[0];
 }
 
 static double tower_flops(int B, int T, int W, int L)

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "core/dist.h"
 #include "nn/ad.h"
 
 typedef struct {
@@ -45,6 +46,14 @@ AdTensor *l2_cliptr_encode_text(AdGraph *g, L2ClipTrain *m, const int32_t *token
 /* Symmetric InfoNCE: logits = exp(logit_scale) norm(img) norm(txt)^T,
  * loss = (CE(logits, i) + CE(logits^T, i)) / 2.  logits_out (B*B) may be NULL. */
 AdTensor *l2_cliptr_loss(AdGraph *g, L2ClipTrain *m, AdTensor *img, AdTensor *txt);
+/* One training step's loss and gradients (in m->p[i]->g) on this rank's Bl
+ * pairs of a global batch of d->size * Bl (lib/nn/ad_dist.h): px[Bl, 3, res,
+ * res], tok[Bl, context].  The InfoNCE loss is taken over the whole batch on
+ * every rank and the gradients summed over the ranks in a fixed order, so
+ * they are the single process's on the whole batch up to the rounding of
+ * the local GEMMs.  Returns the loss (the same on every rank).  One process
+ * (d->size 1): exactly encode, loss, backward. */
+double l2_cliptr_grads(AdGraph *g, L2ClipTrain *m, const L2Dist *d, const adr *px, const int32_t *tok, int Bl);
 /* After an optimiser step: logit_scale clamped to [0, ln 100] (OpenAI). */
 void l2_cliptr_clamp(L2ClipTrain *m);
 /* Multiply-adds of one forward pass on B pairs with text length T. */
