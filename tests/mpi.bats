@@ -138,3 +138,11 @@ TINY_CLIP="--synthetic 40 --width 32 --layers 1 --resolution 16 --patch 8 --cont
 	assert_success
 	assert_output --partial "already at step"
 }
+
+@test "l2-train-gan is not data parallel yet: under mpirun -np 2 it refuses instead of writing one run twice" {
+	need_mpi
+	run mpi -np 2 l2-train-gan -d nothing.lmdb -o run
+	assert_failure
+	assert_output --partial "l2-train-gan does not train data parallel yet (l2-train-clip does): run one process"
+	assert [ ! -e run ]
+}

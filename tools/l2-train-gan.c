@@ -19,6 +19,7 @@
 #include "method/gan_train.h"
 #include "method/train_data.h"
 #include "io/image.h"
+#include "core/dist.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -364,6 +365,15 @@ int main(int argc, char **argv)
 	l2_init(argc, argv);
 	Options o;
 	parse_options(argc, argv, &o);
+	{
+		/* not data parallel yet (l2-train-clip is): P copies would all write
+		 * one run's files */
+		int rank, size;
+		const char *var;
+		if (l2_dist_env(&rank, &size, &var) != 1)
+			l2_die("started as one of several ranks by an MPI launcher (%s), but l2-train-gan does not train "
+			       "data parallel yet (l2-train-clip does): run one process", var);
+	}
 	int R = o.c.res;
 
 	/* data: every feature set used must have the same size */

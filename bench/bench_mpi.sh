@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# bench_mpi.sh — data-parallel training speed: l2-train-clip (the demo's small
+# CLIP: 32x32 images, patch 8, width 128, 2 layers; synthetic shapes) at one
+# global batch, one process with T threads against mpirun -np 2 with T/2
+# threads per rank, each the median of REPS runs measured in turn in one
+# session.  Prints a markdown table for bench/RESULTS.md.
+#
+#   nice -n 10 bench/bench_mpi.sh          ~3 min on 2 cores
+#
+# Needs mpirun and an l2 built with MPI (libl2mpi.so beside the programs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+BIN=$PWD/$BUILD/bin
+STEPS=${MPI_STEPS:-30} BATCH=${MPI_BATCH:-128} REPS=${MPI_REPS:-3} T=${MPI_THREADS:-2}
+[ -f "$BIN/libl2mpi.so" ] || { echo "bench_mpi: $BIN/libl2mpi.so missing (build with mpicc, MPI=1)" >&2; exit 1; }
+command -v mpirun >/dev/null || { echo "bench_mpi: mpirun not installed" >&2; exit 1; }
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+ARGS="--synthetic 600 --resolution 32 --patch 8 --width 128 --layers 2 --batch $BATCH --steps $STEPS --seed 1 --quiet"
+
+# run NAME CMD... : wall seconds of CMD
+run() {
+	local t0
+	t0=$(date +%s.%N)
+	"$@" >/dev/null 2>&1
+	awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f\n", b - a }'
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+one=() two=() start=()
+for r in $(seq "$REPS"); do
+	one+=("$(run "$BIN/l2-train-clip" $ARGS --threads "$T" -o "$out/one.safetensors")")
+	two+=("$(run mpirun -np 2 --bind-to none "$BIN/l2-train-clip" $ARGS --threads $((T / 2 > 0 ? T / 2 : 1)) -o "$out/two.safetensors")")
+	# start-up alone: one step
+	start+=("$(run mpirun -np 2 --bind-to none "$BIN/l2-train-clip" ${ARGS/--steps $STEPS/--steps 1} --threads 1 -o "$out/s.safetensors")")
+done
+t1=$(printf '%s\n' "${one[@]}" | median)
+t2=$(printf '%s\n' "${two[@]}" | median)
+ts=$(printf '%s\n' "${start[@]}" | median)
+load=$(cut -d' ' -f1 /proc/loadavg)
+echo "### Data-parallel training: l2-train-clip, batch $BATCH, $STEPS steps ($(nproc) cores, load $load at the end)"
+echo
+echo "| run | wall s (median of $REPS) | pairs/s | vs one process |"
+echo "|---|---:|---:|---:|"
+awk -v t1="$t1" -v t2="$t2" -v ts="$ts" -v n=$((BATCH * STEPS)) -v T="$T" 'BEGIN {
+	printf "| one process, %d threads | %.2f | %.0f | 1.00x |\n", T, t1, n / t1
+	printf "| mpirun -np 2, %d thread(s) each | %.2f | %.0f | %.2fx |\n", (T / 2 > 1 ? T / 2 : 1), t2, n / t2, t1 / t2
+	printf "| (mpirun -np 2, one step: start-up) | %.2f | | |\n", ts
+}'
