@@ -9,7 +9,7 @@ load test_helper
 # CMA single copy (containers without ptrace), a hard time limit
 mpi() {
 	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-		OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_btl_tcp_if_include=lo \
+		OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo \
 		OMPI_MCA_rmaps_base_oversubscribe=1 \
 		L2_MPI_LIB="$L2_BUILD/bin/libl2mpi.so" timeout 300 mpirun --bind-to none "$@"
 }
