@@ -20,14 +20,14 @@ trap 'rm -rf "$out"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 ARGS="--synthetic 600 --resolution 32 --patch 8 --width 128 --layers 2 --batch $BATCH --steps $STEPS --seed 1 --quiet"
 
-# run NAME CMD... : wall seconds of CMD
+# run CMD... : "wall CPU" seconds of CMD (CPU: user + sys of it and the
+# processes it waited for, which on a loaded machine says more than the wall)
 run() {
-	local t0
-	t0=$(date +%s.%N)
-	"$@" >/dev/null 2>&1
-	awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f\n", b - a }'
+	/usr/bin/time -f '%e %U %S' -o "$out/time" "$@" >/dev/null 2>&1
+	awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' "$out/time"
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# median of column K
+median() { awk -v k="$1" '{ print $k }' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 one=() two=() start=()
 for r in $(seq "$REPS"); do
@@ -36,16 +36,16 @@ for r in $(seq "$REPS"); do
 	# start-up alone: one step
 	start+=("$(run mpirun -np 2 --bind-to none "$BIN/l2-train-clip" ${ARGS/--steps $STEPS/--steps 1} --threads 1 -o "$out/s.safetensors")")
 done
-t1=$(printf '%s\n' "${one[@]}" | median)
-t2=$(printf '%s\n' "${two[@]}" | median)
-ts=$(printf '%s\n' "${start[@]}" | median)
+t1=$(printf '%s\n' "${one[@]}" | median 1) c1=$(printf '%s\n' "${one[@]}" | median 2)
+t2=$(printf '%s\n' "${two[@]}" | median 1) c2=$(printf '%s\n' "${two[@]}" | median 2)
+ts=$(printf '%s\n' "${start[@]}" | median 1)
 load=$(cut -d' ' -f1 /proc/loadavg)
 echo "### Data-parallel training: l2-train-clip, batch $BATCH, $STEPS steps ($(nproc) cores, load $load at the end)"
 echo
-echo "| run | wall s (median of $REPS) | pairs/s | vs one process |"
-echo "|---|---:|---:|---:|"
-awk -v t1="$t1" -v t2="$t2" -v ts="$ts" -v n=$((BATCH * STEPS)) -v T="$T" 'BEGIN {
-	printf "| one process, %d threads | %.2f | %.0f | 1.00x |\n", T, t1, n / t1
-	printf "| mpirun -np 2, %d thread(s) each | %.2f | %.0f | %.2fx |\n", (T / 2 > 1 ? T / 2 : 1), t2, n / t2, t1 / t2
-	printf "| (mpirun -np 2, one step: start-up) | %.2f | | |\n", ts
+echo "| run | wall s (median of $REPS) | pairs/s | speed vs one process | CPU s | pairs per CPU-s |"
+echo "|---|---:|---:|---:|---:|---:|"
+awk -v t1="$t1" -v t2="$t2" -v c1="$c1" -v c2="$c2" -v ts="$ts" -v n=$((BATCH * STEPS)) -v T="$T" 'BEGIN {
+	printf "| one process, %d threads | %.2f | %.0f | 1.00x | %.2f | %.0f |\n", T, t1, n / t1, c1, n / c1
+	printf "| mpirun -np 2, %d thread(s) each | %.2f | %.0f | %.2fx | %.2f | %.0f |\n", (T / 2 > 1 ? T / 2 : 1), t2, n / t2, t1 / t2, c2, n / c2
+	printf "| (mpirun -np 2, one step: start-up) | %.2f | | | | |\n", ts
 }'
