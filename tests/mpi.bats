@@ -4,6 +4,7 @@
 # process that a launcher started as one of several ranks but cannot join.
 # Skipped (with the reason) only where mpirun or libl2mpi.so is missing.
 load test_helper
+load gan_fixture
 
 # mpirun for CI: as root, loopback only, no binding (threaded ranks), no
 # CMA single copy (containers without ptrace), a hard time limit
@@ -139,10 +140,49 @@ TINY_CLIP="--synthetic 40 --width 32 --layers 1 --resolution 16 --patch 8 --cont
 	assert_output --partial "already at step"
 }
 
-@test "l2-train-gan is not data parallel yet: under mpirun -np 2 it refuses instead of writing one run twice" {
+@test "data-parallel GAN step = one process (double build: 1e-10 of every tensor, with R1; float: losses 1e-5)" {
 	need_mpi
-	run mpi -np 2 l2-train-gan -d nothing.lmdb -o run
-	assert_failure
-	assert_output --partial "l2-train-gan does not train data parallel yet (l2-train-clip does): run one process"
+	for t in test_dist_gan test_dist_gan_f32; do
+		run mpi -np 2 "$L2_BUILD/tests/$t"
+		assert_success
+		assert_line "ok 1 - test_gan_data_parallel_equals_single"
+		refute_line --partial "not ok"
+		echo "$output" | grep -m1 '^# GAN' >&3
+	done
+}
+
+# the tick's loss columns of log.tsv (not images_per_s, a time)
+losses() { cut -f1-6 "$1"; }
+
+@test "l2-train-gan -np 2: reruns bit-identical, stop + resume = straight, states across rank counts, losses = one process" {
+	need_mpi
+	make_gan_fixture fx 48
+	G="-d fx/ds.lmdb ${GAN_TINY/--batch 4/--batch 8} --quiet --steps 4 --tick 1 --r1-every 2"
+	mpi -np 2 l2-train-gan $G -o a
+	mpi -np 2 l2-train-gan $G -o b
+	for f in G.safetensors G_ema.safetensors D.safetensors state.safetensors; do cmp a/$f b/$f; done
+	cmp <(losses a/log.tsv) <(losses b/log.tsv)
+	mpi -np 2 l2-train-gan $G -o r --stop-after 2
+	mpi -np 2 l2-train-gan $G -o r --resume
+	for f in G.safetensors G_ema.safetensors D.safetensors state.safetensors; do cmp a/$f r/$f; done
+	cmp <(losses a/log.tsv) <(losses r/log.tsv)
+	# one process at the same global batch: the same losses to the log's 6 decimals (float gap ~2e-7)
+	l2-train-gan $G -o one
+	paste <(losses a/log.tsv) <(losses one/log.tsv) | awk -F'\t' 'NR > 1 { for (i = 2; i <= 6; i++) { d = $i - $(i + 6); if (d < 0) d = -d; if (d > 1e-5) { print "row " NR " col " i ": " $i " vs " $(i + 6); bad = 1 } } } END { exit bad }'
+	# a 2-rank state resumes in one process
+	mpi -np 2 l2-train-gan $G -o s --stop-after 2
+	run l2-train-gan $G -o s --resume
+	assert_success
+	# rank 0 alone wrote the run
+	run ls a
+	assert_output "$(printf 'D.safetensors\nG.safetensors\nG_ema.safetensors\ngrid-000001.png\ngrid-000002.png\ngrid-000003.png\ngrid-000004.png\ngrid.png\nlog.tsv\nloss.png\nstate.safetensors')"
+}
+
+@test "l2-train-gan -np 2: a batch that splits minibatch-std groups is a usage error naming the rule" {
+	need_mpi
+	make_gan_fixture fx 48
+	run mpi -np 2 l2-train-gan -d fx/ds.lmdb ${GAN_TINY/--batch 4/--batch 12} --steps 2 -o run
+	assert_failure 2
+	assert_output --partial "--batch 12 does not split over 2 ranks: minibatch-std groups of 4 stay on one rank, so the global batch must be a multiple of 4 x 2 = 8"
 	assert [ ! -e run ]
 }

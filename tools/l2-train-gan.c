@@ -20,6 +20,7 @@
 #include "method/train_data.h"
 #include "io/image.h"
 #include "core/dist.h"
+#include "nn/ad_dist.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -88,6 +89,8 @@ static void usage(FILE *f)
 		"      --threads N --quiet --progress\n"
 		"  -h, --help               this help\n"
 		"      --version            print the version\n"
+		"Under mpirun -np P (or srun): data parallel, --batch the global batch (a multiple of 4P),\n"
+		"B/P images per rank, rank 0 writing every file (DISTRIBUTED TRAINING in the man page).\n"
 		"See l2-train-gan(1).\n");
 }
 
@@ -365,15 +368,10 @@ int main(int argc, char **argv)
 	l2_init(argc, argv);
 	Options o;
 	parse_options(argc, argv, &o);
-	{
-		/* not data parallel yet (l2-train-clip is): P copies would all write
-		 * one run's files */
-		int rank, size;
-		const char *var;
-		if (l2_dist_env(&rank, &size, &var) != 1)
-			l2_die("started as one of several ranks by an MPI launcher (%s), but l2-train-gan does not train "
-			       "data parallel yet (l2-train-clip does): run one process", var);
-	}
+	/* before anything is written: a rank that cannot join refuses here */
+	L2Dist dist;
+	l2_dist_init(&dist);
+	int lead = dist.rank == 0; /* reads the state, writes every file, measures */
 	int R = o.c.res;
 
 	/* data: every feature set used must have the same size */
@@ -386,13 +384,16 @@ int main(int argc, char **argv)
 	l2_train_data_load(ds, &o.data, L2_SPLIT_TRAIN, dim, &tr, &drop_tr);
 	l2_train_data_load(ds, &o.data, L2_SPLIT_TEST, dim, &te, &drop_te);
 	l2_dataset_close(ds);
-	if (drop_tr && !l2_quiet) l2_info("%s: %d training images without the features they need: not used", o.dataset, drop_tr);
+	if (drop_tr && !l2_quiet && lead) l2_info("%s: %d training images without the features they need: not used", o.dataset, drop_tr);
 	if (tr.n < 2) l2_die("%s: %d usable training images; need at least 2", o.dataset, tr.n);
 	if (o.batch > tr.n) {
 		long b = tr.n >= 4 ? tr.n / 4 * 4 : tr.n;
-		l2_warn("--batch %ld is more than the %d training images: using %ld", o.batch, tr.n, b);
+		if (lead) l2_warn("--batch %ld is more than the %d training images: using %ld", o.batch, tr.n, b);
 		o.batch = b;
 	}
+	if (dist.size > 1 && o.batch % (4 * dist.size))
+		l2_usage_error(usage, "--batch %ld does not split over %d ranks: minibatch-std groups of 4 stay on one rank, so "
+			       "the global batch must be a multiple of 4 x %d = %d", o.batch, dist.size, dist.size, 4 * dist.size);
 
 	/* models: the frozen CLIP for L_ConG, G and D with their optimizers */
 	L2ClipTrain *clip = NULL;
@@ -404,15 +405,16 @@ int main(int argc, char **argv)
 	if (o.init) load_init(t, o.init);
 	L2TrainState st = {0};
 	config_string(&o, st.config, sizeof st.config);
-	l2_mkdir_p(o.out);
-	{
+	Ticks k;
+	memset(&k, 0, sizeof k);
+	if (lead) { /* one run per directory: rank 0 holds the lock */
+		l2_mkdir_p(o.out);
 		char *lock = l2_train_path(o.out, "train.lock");
 		l2_train_lock(lock, o.out);
 		free(lock);
+		ticks_init(&o, &tr, &te, &k);
 	}
-	Ticks k;
-	ticks_init(&o, &tr, &te, &k);
-	if (o.resume) {
+	if (o.resume && lead) {
 		char *sp = l2_train_path(o.out, "state.safetensors"), *lp = l2_train_path(o.out, "log.tsv");
 		if (!l2_file_exists(sp)) l2_die("%s: no training state to resume (run without --resume first)", sp);
 		L2TrainState saved;
@@ -424,42 +426,67 @@ int main(int argc, char **argv)
 		l2_train_tsv_read(&k.log, lp, st.step);
 		free(sp), free(lp);
 	}
+	if (o.resume) {
+		L2CkptGroup grp[2];
+		ad_dist_bcast_state(&dist, &st, grp, l2_gan_trainer_groups(t, grp));
+	}
 
 	l2_train_catch_signals();
 	int B = (int)o.batch;
 	L2Batcher bt;
 	l2_batcher_init(&bt, tr.n, o.seed, &st.data);
 	float *xb = l2_malloc((size_t)B * 3 * R * R * sizeof(float)), *hb = l2_malloc((size_t)B * dim * sizeof(float));
+	/* this rank's samples of the global batch, in minibatch-std order */
+	int Bl = B / dist.size, *pos = l2_malloc((size_t)Bl * sizeof *pos);
+	l2_gan_rank_positions(B, dist.size, dist.rank, pos);
+	float *xl = l2_malloc((size_t)Bl * 3 * R * R * sizeof(float)), *hl = l2_malloc((size_t)Bl * dim * sizeof(float));
 	if (!l2_quiet)
 		l2_info("training GAN %dx%d: %d images (%d paired, cond %s), %d held-out, G %d / D %d tensors, batch %d, steps %lld..%ld",
 			R, R, tr.n, l2_train_data_npaired(&tr), l2_cond_name(o.data.cond), te.n, t->ng, t->nd, B,
 			(long long)st.step, o.stop_after);
+	if (dist.size > 1) l2_info("data parallel: %d ranks x %d images, %d threads each", dist.size, Bl, l2_threads);
 	double t0 = l2_now(), sum[NCOL] = {0};
 	long nsum = 0, nr1 = 0, start = (long)st.step;
 	L2TrainClock clock;
 	l2_train_clock_start(&clock, st.step);
-	while ((long)st.step < o.stop_after && !l2_train_stopped()) {
+	int stop = 0;
+	while ((long)st.step < o.stop_after && !stop) {
 		const int *idx = l2_batcher_next(&bt, B);
 		l2_train_data_batch(&tr, &o.data, idx, B, o.xflip, o.seed, st.step, L2_GAN_PHASE_DATA, xb, hb);
 		L2GanLosses l;
-		l2_gan_train_step(t, st.step, xb, hb, B, &l);
+		if (dist.size == 1) l2_gan_train_step(t, st.step, xb, hb, B, &l);
+		else {
+			size_t isz = (size_t)3 * R * R;
+			for (int b = 0; b < Bl; b++) {
+				memcpy(xl + b * isz, xb + pos[b] * isz, isz * sizeof(float));
+				memcpy(hl + (size_t)b * dim, hb + (size_t)pos[b] * dim, dim * sizeof(float));
+			}
+			l2_gan_train_step_dist(t, &dist, st.step, xl, hl, Bl, B, pos, &l);
+		}
 		sum[COL_G] += l.g, sum[COL_D] += l.d, sum[COL_COND] += l.con_d, sum[COL_CONG] += l.con_g, nsum++;
 		if (l.r1_done) sum[COL_R1] += l.r1, nr1++;
 		st.step++;
+		/* a signal reaches the ranks at different steps: stop together */
+		stop = l2_dist_any(&dist, l2_train_stopped());
 		int last = (long)st.step == o.stop_after;
-		if ((long)st.step % o.tick == 0 || last || l2_train_stopped()) {
+		if ((long)st.step % o.tick == 0 || last || stop) {
+			char what[48];
+			snprintf(what, sizeof what, "step %lld", (long long)st.step);
+			ad_dist_check_params(&dist, t->gp, t->ng, what);
+			ad_dist_check_params(&dist, t->dp, t->nd, what);
 			double row[NCOL];
 			for (int c = 0; c < COL_R1; c++) row[c] = sum[c] / nsum;
 			row[COL_R1] = nr1 ? sum[COL_R1] / nr1 : 0;
 			row[COL_IPS] = l2_train_clock_rate(&clock, st.step, B);
-			tick(&o, t, &st, &k, row, last);
+			if (lead) tick(&o, t, &st, &k, row, last);
 			memset(sum, 0, sizeof sum);
 			nsum = nr1 = 0;
 			l2_train_clock_start(&clock, st.step);
 		}
 	}
-	if ((long)st.step == start) save_all(&o, t, &st); /* nothing to do: still leave a consistent run */
+	if ((long)st.step == start && lead) save_all(&o, t, &st); /* nothing to do: still leave a consistent run */
 	int rc = l2_train_exit_code(st.step);
+	if (stop) rc = 130; /* every rank, whichever got the signal */
 	if (!rc && !l2_quiet) {
 		double dt = l2_now() - t0;
 		long n = (long)st.step - start;
@@ -468,10 +495,11 @@ int main(int argc, char **argv)
 				n, dt, n * B / dt, 2 * 3 * n * B * (2 * l2_gan_g_flops(&o.c) + 3 * l2_gan_d_flops(&o.c)) / dt * 1e-9);
 	}
 	l2_batcher_free(&bt);
-	free(xb), free(hb);
+	free(xb), free(hb), free(xl), free(hl), free(pos);
 	ticks_free(&k);
 	l2_gan_trainer_free(t);
 	if (clip) l2_cliptr_free(clip);
 	l2_train_data_free(&tr), l2_train_data_free(&te);
+	l2_dist_finish(&dist);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /* gan_train.c — Lafite's GAN training step (see gan_train.h). */
 #include "method/gan_train.h"
+#include "nn/ad_dist.h"
 #include "nn/train.h"
 #include "core/util.h"
 
@@ -79,47 +80,74 @@ static void reserve(L2GanTrainer *t, int B)
 	t->cap = B;
 }
 
-/* Sample b's stream for a phase, its latent drawn first. */
-static void draw_latents(L2GanTrainer *t, int64_t step, int phase, int B)
+/* Sample b's stream for a phase (pos[b]: its place in the global batch;
+ * NULL: b), its latent drawn first. */
+static void draw_latents(L2GanTrainer *t, int64_t step, int phase, int B, const int *pos)
 {
 	int zd = t->c.zdim;
 	for (int b = 0; b < B; b++) {
-		l2_train_rng(&t->rs[b], t->o.seed, step, phase, (uint64_t)b);
+		l2_train_rng(&t->rs[b], t->o.seed, step, phase, (uint64_t)(pos ? pos[b] : b));
 		for (int k = 0; k < zd; k++) t->z[(size_t)b * zd + k] = (adr)l2_rng_normal(&t->rs[b]);
 	}
 }
 
+void l2_gan_rank_positions(int Btot, int P, int r, int *pos)
+{
+	int M = Btot / 4, Ml = M / P;
+	for (int gi = 0; gi < 4; gi++)
+		for (int m = 0; m < Ml; m++) pos[gi * Ml + m] = gi * M + r * Ml + m;
+}
+
 void l2_gan_train_step(L2GanTrainer *t, int64_t step, const adr *x, const adr *h, int B, L2GanLosses *out)
+{
+	L2Dist one = {.rank = 0, .size = 1, .local_rank = 0, .local_size = 1};
+	l2_gan_train_step_dist(t, &one, step, x, h, B, B, NULL, out);
+}
+
+void l2_gan_train_step_dist(L2GanTrainer *t, const L2Dist *d, int64_t step, const adr *x, const adr *h, int B,
+			    int Btot, const int *pos, L2GanLosses *out)
 {
 	const L2GanConfig *c = &t->c;
 	const L2GanTrainOptions *o = &t->o;
 	AdGraph *g = t->g;
-	int R = c->res, dim = c->cdim;
+	int R = c->res, dim = c->cdim, split = d->size > 1;
 	reserve(t, B);
 	memset(out, 0, sizeof *out);
+	/* split: the batch statistics summed over the ranks at the end: G's
+	 * mean w (for w_avg), then the per-sample losses' local sums */
+	double *stat = l2_calloc((size_t)c->wdim + 2, sizeof *stat);
 
 	/* G: L_G + gamma L_ConD(fakes) + lambda L_ConG */
-	draw_latents(t, step, L2_GAN_PHASE_G, B);
+	draw_latents(t, step, L2_GAN_PHASE_G, B, pos);
 	ad_graph_reset(g);
 	AdTensor *Z = ad_input(g, 2, (int[]){B, c->zdim}, t->z), *H = ad_input(g, 2, (int[]){B, dim}, h);
-	AdTensor *X = l2_gan_g_forward(g, t->G, Z, H, 1, t->rs, o->wavg_beta), *fs;
-	AdTensor *L = l2_gan_softplus_loss(g, l2_gan_d_forward(g, t->D, X, H, &fs), -1, B);
+	AdTensor *X = l2_gan_g_forward(g, t->G, Z, H, 1, t->rs, split ? 0 : o->wavg_beta), *fs;
+	if (split) {
+		/* w_avg is not used in training (psi 1): updated at the end */
+		AdTensor *w = l2_gan_g_last_w(t->G);
+		for (int k = 0; k < c->wdim; k++)
+			for (int b = 0; b < B; b++) stat[k] += w->v[(size_t)b * c->wdim + k];
+	}
+	AdTensor *L = l2_gan_softplus_loss(g, l2_gan_d_forward(g, t->D, X, H, &fs), -1, Btot);
 	out->g = L->v[0];
-	L = ad_add(g, L, ad_scale(g, l2_gan_contrastive(g, fs, H, o->tau), o->gamma_con));
+	/* the in-batch terms over the whole batch (lib/nn/ad_dist.h) */
+	AdTensor *Hall = ad_allgather_rows(g, d, H);
+	L = ad_add(g, L, ad_scale(g, l2_gan_contrastive(g, ad_allgather_rows(g, d, fs), Hall, o->tau), o->gamma_con));
 	if (t->clip) {
 		for (int b = 0; b < B; b++) l2_gan_random_boxes(&t->rs[b], 1, R, o->crop_lo, o->crop_hi, t->box + 3 * b);
 		AdTensor *f = l2_cliptr_encode_image(g, t->clip, l2_gan_clip_view(g, X, t->box, t->clip->c.res));
-		AdTensor *cg = l2_gan_contrastive(g, f, H, o->tau);
+		AdTensor *cg = l2_gan_contrastive(g, ad_allgather_rows(g, d, f), Hall, o->tau);
 		out->con_g = cg->v[0];
 		L = ad_add(g, L, ad_scale(g, cg, o->lambda_con));
 	}
 	ad_zero_grads(t->gp, t->ng);
 	if (t->clip) ad_zero_grads(t->clip->p, t->clip->np); /* frozen: its gradients are discarded */
 	ad_backward(g, L);
+	ad_dist_sum_grads(d, t->gp, t->ng, NULL);
 	l2_adam_step(t->adam_g, o->lr_g);
 
 	/* D: L_D + gamma L_ConD(reals), on fakes of the updated G */
-	draw_latents(t, step, L2_GAN_PHASE_D, B);
+	draw_latents(t, step, L2_GAN_PHASE_D, B, pos);
 	ad_graph_reset(g);
 	ad_graph_set_grad(g, 0);
 	Z = ad_input(g, 2, (int[]){B, c->zdim}, t->z), H = ad_input(g, 2, (int[]){B, dim}, h);
@@ -130,22 +158,36 @@ void l2_gan_train_step(L2GanTrainer *t, int64_t step, const adr *x, const adr *h
 	H = ad_input(g, 2, (int[]){B, dim}, h);
 	AdTensor *lf = l2_gan_d_forward(g, t->D, ad_input(g, 4, (int[]){B, 3, R, R}, t->fake), H, NULL);
 	AdTensor *lr = l2_gan_d_forward(g, t->D, ad_input(g, 4, (int[]){B, 3, R, R}, x), H, &fs);
-	AdTensor *Ld = ad_add(g, l2_gan_softplus_loss(g, lf, 1, B), l2_gan_softplus_loss(g, lr, -1, B));
+	AdTensor *Ld = ad_add(g, l2_gan_softplus_loss(g, lf, 1, Btot), l2_gan_softplus_loss(g, lr, -1, Btot));
 	out->d = Ld->v[0];
-	AdTensor *cd = l2_gan_contrastive(g, fs, H, o->tau);
+	AdTensor *cd = l2_gan_contrastive(g, ad_allgather_rows(g, d, fs), ad_allgather_rows(g, d, H), o->tau);
 	out->con_d = cd->v[0];
 	Ld = ad_add(g, Ld, ad_scale(g, cd, o->gamma_con));
 	ad_zero_grads(t->dp, t->nd);
 	ad_backward(g, Ld);
+	ad_dist_sum_grads(d, t->dp, t->nd, NULL);
 	l2_adam_step(t->adam_d, o->lr_d * t->mb);
 
 	/* lazy R1, its own Adam step (StyleGAN2's Dreg phase) */
 	if (o->r1 > 0 && step % o->r1_every == 0) {
 		ad_zero_grads(t->dp, t->nd);
-		out->r1 = l2_gan_r1(g, t->D, x, h, B, o->r1, (double)o->r1_every, o->r1_eps) / o->r1_every;
+		out->r1 = l2_gan_r1_dist(g, t->D, d, x, h, B, Btot, o->r1, (double)o->r1_every, o->r1_eps) / o->r1_every;
 		out->r1_done = 1;
+		ad_dist_sum_grads(d, t->dp, t->nd, NULL);
 		l2_adam_step(t->adam_d, o->lr_d * t->mb);
 	}
+	if (split) {
+		/* the batch's mean w and the losses' sums, in the fixed order */
+		stat[c->wdim] = out->g, stat[c->wdim + 1] = out->d;
+		l2_dist_sum_f64(d, stat, (size_t)c->wdim + 2);
+		AdTensor *wa = l2_gan_g_wavg(t->G);
+		for (int k = 0; k < c->wdim; k++) {
+			double m = stat[k] / Btot;
+			wa->v[k] = (adr)(m + (wa->v[k] - m) * o->wavg_beta);
+		}
+		out->g = stat[c->wdim], out->d = stat[c->wdim + 1];
+	}
+	free(stat);
 
 	/* G's EMA; w_avg is a statistic, not a weight: copied as is */
 	l2_ema_update(t->ema, l2_gan_ema_beta(o, step, B));

@@ -122,6 +122,22 @@ typedef struct {
  * conditions h[B, cdim]; B < 4 or a multiple of 4 (minibatch std groups).
  * Dies "step N: a loss is not finite (lower --lr?)" on NaN or infinity. */
 void l2_gan_train_step(L2GanTrainer *t, int64_t step, const adr *x, const adr *h, int B, L2GanLosses *out);
+/* The same step on this rank's B samples of a global batch of Btot split
+ * over the ranks of d (lib/core/dist.h; ../DISTRIBUTED §3.3): pos[b] is
+ * sample b's place in the global batch (its random streams; NULL: b).  The
+ * samples of a minibatch-std group must be on one rank, in the group's
+ * order: with M = Btot / 4, rank r holds positions g M + r M/P + m for
+ * g = 0..3, m < M/P, g-major (l2_gan_rank_positions).  L_ConD and L_ConG
+ * are taken over the gathered batch with its exact gradient; L_G, L_D are
+ * (sum over the batch) / Btot, R1 the batch's mean, w_avg the batch's mean
+ * w; the gradients are summed over the ranks in dist.h's fixed order, so
+ * every rank applies the same bits, equal to one process on the whole
+ * batch up to rounding.  The losses in *out are the whole batch's. */
+void l2_gan_train_step_dist(L2GanTrainer *t, const L2Dist *d, int64_t step, const adr *x, const adr *h, int B,
+			    int Btot, const int *pos, L2GanLosses *out);
+/* pos[Btot / P]: the global positions rank r of P holds (above); Btot a
+ * multiple of 4 P. */
+void l2_gan_rank_positions(int Btot, int P, int r, int *pos);
 /* The EMA's decay after `step` steps of B images. */
 double l2_gan_ema_beta(const L2GanTrainOptions *o, int64_t step, int B);
 

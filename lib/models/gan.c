@@ -150,6 +150,7 @@ struct L2GanG {
 	Plist pl;
 	Fc *map;          /* [map_layers] */
 	AdTensor *cst, *wavg;
+	AdTensor *last_w; /* the last forward's w (on its graph) */
 	int nres;         /* resolutions 4 .. R */
 	Styled *conv0;    /* [nres] (conv0[0] unused: 4x4 has no upsampling conv) */
 	Styled *conv1, *torgb;
@@ -207,6 +208,7 @@ AdTensor **l2_gan_g_params(L2GanG *G, int *n)
 	return G->pl.p;
 }
 AdTensor *l2_gan_g_wavg(L2GanG *G) { return G->wavg; }
+AdTensor *l2_gan_g_last_w(L2GanG *G) { return G->last_w; }
 const L2GanConfig *l2_gan_g_config(const L2GanG *G) { return &G->c; }
 
 AdTensor *l2_gan_g_forward(AdGraph *g, L2GanG *G, AdTensor *z, AdTensor *h, double psi, L2Rng *noise,
@@ -223,6 +225,7 @@ AdTensor *l2_gan_g_forward(AdGraph *g, L2GanG *G, AdTensor *z, AdTensor *h, doub
 	AdTensor *x = ad_mul(g, z, ad_pow(g, ad_affine(g, ms, 1, 1e-8), -0.5));
 	for (int i = 0; i < c->map_layers; i++) x = fc_fwd(g, &G->map[i], x, 1);
 	AdTensor *w = x; /* [N, wdim] */
+	G->last_w = w;
 	if (wavg_beta > 0)
 		for (int d = 0; d < c->wdim; d++) {
 			double m = 0;
@@ -467,6 +470,13 @@ static void d_grad_at(AdGraph *g, L2GanD *D, const adr *x, const adr *h, int N, 
 double l2_gan_r1(AdGraph *g, L2GanD *D, const adr *x, const adr *h, int N, double gamma, double scale,
 		 double eps_rel)
 {
+	L2Dist one = {.rank = 0, .size = 1, .local_rank = 0, .local_size = 1};
+	return l2_gan_r1_dist(g, D, &one, x, h, N, N, gamma, scale, eps_rel);
+}
+
+double l2_gan_r1_dist(AdGraph *g, L2GanD *D, const L2Dist *d, const adr *x, const adr *h, int N, int Ntot,
+		      double gamma, double scale, double eps_rel)
+{
 	const L2GanConfig *c = &D->c;
 	size_t nx = (size_t)N * 3 * c->res * c->res;
 	int np = D->pl.n;
@@ -484,8 +494,11 @@ double l2_gan_r1(AdGraph *g, L2GanD *D, const adr *x, const adr *h, int N, doubl
 	ad_graph_kinks(g, AD_KINKS_REPLAY);
 	double ss = 0;
 	for (size_t i = 0; i < nx; i++) ss += (double)v[i] * v[i];
-	double penalty = gamma / 2 * ss / N;
-	double rms = sqrt(ss / nx), e = rms > 0 ? eps_rel / rms : 0;
+	/* the batch's sum of squares: every rank takes the same step e */
+	l2_dist_sum_f64(d, &ss, 1);
+	size_t nx_all = (size_t)Ntot * 3 * c->res * c->res;
+	double penalty = gamma / 2 * ss / Ntot;
+	double rms = sqrt(ss / nx_all), e = rms > 0 ? eps_rel / rms : 0;
 	if (e > 0) {
 		for (size_t i = 0; i < nx; i++) xe[i] = (adr)(x[i] + e * v[i]);
 		ad_zero_grads(p, np);
@@ -494,7 +507,7 @@ double l2_gan_r1(AdGraph *g, L2GanD *D, const adr *x, const adr *h, int N, doubl
 		for (size_t i = 0; i < nx; i++) xe[i] = (adr)(x[i] - e * v[i]);
 		ad_zero_grads(p, np);
 		d_grad_at(g, D, xe, h, N, NULL);
-		double k = scale * gamma / N / (2 * e);
+		double k = scale * gamma / Ntot / (2 * e);
 		for (int i = 0, o = 0; i < np; o += (int)p[i]->n, i++)
 			for (size_t j = 0; j < p[i]->n; j++)
 				p[i]->g[j] = (adr)(save[o + j] + k * ((double)gp[o + j] - p[i]->g[j]));

@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "nn/ad.h"
+#include "core/dist.h"
 #include "core/rng.h"
 
 typedef struct {
@@ -61,6 +62,10 @@ void l2_gan_g_free(L2GanG *G);
  * gets no gradient), in a fixed order. */
 AdTensor **l2_gan_g_params(L2GanG *G, int *n);
 AdTensor *l2_gan_g_wavg(L2GanG *G);
+/* w [N, wdim], the mapping's output in the last l2_gan_g_forward (on that
+ * graph, valid until it resets): for a w_avg over a batch split across
+ * processes (lib/method/gan_train.c). */
+AdTensor *l2_gan_g_last_w(L2GanG *G);
 const L2GanConfig *l2_gan_g_config(const L2GanG *G);
 
 L2GanD *l2_gan_d_new(const L2GanConfig *c, uint64_t seed);
@@ -131,6 +136,12 @@ AdTensor *l2_gan_softplus_loss(AdGraph *g, AdTensor *logits, int sign, int B);
 #define L2_GAN_R1_EPS 1e-3
 double l2_gan_r1(AdGraph *g, L2GanD *D, const adr *x, const adr *h, int N, double gamma, double scale,
 		 double eps_rel);
+/* The same for this rank's N of a batch of Ntot split over the ranks of d
+ * (lib/core/dist.h): the penalty and its gradient are the whole batch's
+ * mean (the ranks' gradients still to be summed), the difference step e
+ * from the whole batch's rms.  Returns the whole batch's penalty. */
+double l2_gan_r1_dist(AdGraph *g, L2GanD *D, const L2Dist *d, const adr *x, const adr *h, int N, int Ntot,
+		      double gamma, double scale, double eps_rel);
 
 /* Multiply-adds of one G and one D forward pass on one image. */
 double l2_gan_g_flops(const L2GanConfig *c);

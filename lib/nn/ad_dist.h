@@ -28,6 +28,7 @@
 #include "core/dist.h"
 #include "core/util.h"
 #include "nn/ad.h"
+#include "nn/ckpt.h"
 
 /* x[b, ...] of this rank (the same row count on every rank) -> [P b, ...],
  * rank r's rows at r b; gradients flow back to x only. */
@@ -87,6 +88,27 @@ static inline void ad_dist_check_params(const L2Dist *d, AdTensor **p, int n, co
 	}
 	l2_dist_check(d, buf, tot * sizeof(adr), what);
 	free(buf);
+}
+
+/* Rank 0's training state to every rank: the state's step, data position
+ * and settings, and every group's parameters, Adam moments and step count
+ * and EMAs (a resume reads the files on rank 0 alone). */
+static inline void ad_dist_bcast_state(const L2Dist *d, L2TrainState *st, const L2CkptGroup *g, int ng)
+{
+	if (d->size < 2) return;
+	l2_dist_bcast(d, st, sizeof *st);
+	for (int k = 0; k < ng; k++)
+		for (int i = 0; i < g[k].n; i++) {
+			size_t bytes = g[k].p[i]->n * sizeof(adr);
+			l2_dist_bcast(d, g[k].p[i]->v, bytes);
+			if (g[k].adam) {
+				l2_dist_bcast(d, g[k].adam->m[i], bytes);
+				l2_dist_bcast(d, g[k].adam->v[i], bytes);
+			}
+			for (int e = 0; e < g[k].nema; e++) l2_dist_bcast(d, g[k].ema[e]->w[i], bytes);
+		}
+	for (int k = 0; k < ng; k++)
+		if (g[k].adam) l2_dist_bcast(d, &g[k].adam->t, sizeof g[k].adam->t);
 }
 
 #endif
