@@ -186,3 +186,32 @@ losses() { cut -f1-6 "$1"; }
 	assert_output --partial "--batch 12 does not split over 2 ranks: minibatch-std groups of 4 stay on one rank, so the global batch must be a multiple of 4 x 2 = 8"
 	assert [ ! -e run ]
 }
+
+@test "l2-train-gan -np 2: rank 1 killed -> the run fails promptly and the last checkpoint resumes" {
+	need_mpi
+	make_gan_fixture fx 48
+	G="-d fx/ds.lmdb ${GAN_TINY/--batch 4/--batch 8} --quiet --steps 100000 --tick 1 --seed 2"
+	mpi -np 2 l2-train-gan $G -o k &
+	job=$!
+	for i in $(seq 150); do [ -e k/state.safetensors ] && break; sleep 0.2; done
+	[ -e k/state.safetensors ]
+	# rank 1: the l2-train-gan whose environment says so
+	r1=
+	for p in $(pgrep -x l2-train-gan); do
+		tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && r1=$p
+	done
+	[ -n "$r1" ]
+	SECONDS=0
+	kill -9 "$r1"
+	run wait "$job"
+	[ "$status" -ne 0 ]
+	[ "$SECONDS" -lt 60 ]
+	# the checkpoint the killed run left is whole and resumes, under 2 ranks,
+	# one step further (its step from the state's metadata)
+	s=$(grep -ao '"step":"[0-9]*"' k/state.safetensors | head -n 1 | tr -dc 0-9)
+	[ "$s" -ge 1 ]
+	run mpi -np 2 l2-train-gan $G -o k --resume --stop-after $((s + 1))
+	assert_success
+	grep -aq "\"step\":\"$((s + 1))\"" k/state.safetensors
+	[ "$(tail -n 1 k/log.tsv | cut -f1)" = $((s + 1)) ]
+}
