@@ -151,6 +151,17 @@ TINY_CLIP="--synthetic 40 --width 32 --layers 1 --resolution 16 --patch 8 --cont
 	done
 }
 
+@test "data-parallel diffusion step = one process (double build: 1e-10 of every tensor; float: 1e-5; statistics identical)" {
+	need_mpi
+	for t in test_dist_diffusion test_dist_diffusion_f32; do
+		run mpi -np 2 "$L2_BUILD/tests/$t"
+		assert_success
+		assert_line "ok 1 - test_diffusion_data_parallel_equals_single"
+		refute_line --partial "not ok"
+		echo "$output" | grep -m1 '^# diffusion' >&3
+	done
+}
+
 # the tick's loss columns of log.tsv (not images_per_s, a time)
 losses() { cut -f1-6 "$1"; }
 

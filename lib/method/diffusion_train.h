@@ -13,6 +13,18 @@
  * (weights, step, batch) only: the same bytes for any --threads, and a resumed run
  * equals an uninterrupted one.
  *
+ * Data parallel (l2_diffusion_trainer_new_dist; ../DISTRIBUTED §3.3): under P ranks
+ * tc->batch stays the global batch B (a multiple of P) and rank r holds the samples at
+ * global positions [r B/P, (r+1) B/P), whose draws are keyed by those positions, so
+ * each rank draws exactly what one process would for them.  The loss is per sample,
+ * written (sum over samples) / B, so summing the ranks' gradients in lib/core/dist.h's
+ * fixed order gives the single process's gradient up to the rounding of the sums
+ * (every rank and rerun bit-identical); clipping, Adam, the renormalisation and the
+ * EMAs then run on every rank on identical bits.  The statistics are the single
+ * process's: every sample's noise level, MSE and u and every shard's loss are
+ * all-gathered and folded in the single process's order (bit-identical to it when
+ * B/P is a multiple of the shard size, so the shards are the same).
+ *
  * The caller supplies the batch (images and conditions from the shared data module)
  * and owns checkpoints: the trainer exposes its Adam state, EMAs and step. */
 #ifndef L2_DIFFUSION_TRAIN_H
@@ -20,6 +32,7 @@
 
 #include <stdint.h>
 
+#include "core/dist.h"
 #include "models/diffusion.h"
 #include "nn/optim.h"
 
@@ -57,10 +70,15 @@ typedef struct L2DiffusionTrainer L2DiffusionTrainer;
 
 /* Trains net in place (the trainer keeps a pointer; free the trainer first). */
 L2DiffusionTrainer *l2_diffusion_trainer_new(L2Diffusion *net, const L2DiffusionTrainConfig *tc);
+/* The same as rank d->rank of d->size (above); d NULL or of size 1: one process.  Dies
+ * unless d->size divides tc->batch. */
+L2DiffusionTrainer *l2_diffusion_trainer_new_dist(L2Diffusion *net, const L2DiffusionTrainConfig *tc, const L2Dist *d);
 void l2_diffusion_trainer_free(L2DiffusionTrainer *t);
-/* x: [batch, cimg, R, R] in [-1, 1]; cond: [batch, cdim] unit rows (zero rows: null),
- * NULL when cdim is 0.  Advances the step. */
-void l2_diffusion_train_step(L2DiffusionTrainer *t, const float *x, const float *cond, L2DiffusionStepStats *st);
+/* This rank's samples of the step (all of them alone): x[batch / P, cimg, R, R] in
+ * [-1, 1]; cond[batch / P, cdim] unit rows (zero rows: null), NULL when cdim is 0.
+ * Advances the step; under P ranks every rank must call it, and every rank gets the
+ * whole batch's statistics. */
+void l2_diffusion_train_step(L2DiffusionTrainer *t, const adr *x, const adr *cond, L2DiffusionStepStats *st);
 
 /* Checkpoint access: steps done, the Adam state (over the trainable tensors), the EMAs. */
 int64_t l2_diffusion_trainer_step(const L2DiffusionTrainer *t);
