@@ -10,6 +10,7 @@
  * (one per --ema-std; what l2-sample loads), state.safetensors (lib/nn/ckpt.h), log.tsv,
  * loss.png, grid-STEP.png and grid.png.  The step is lib/method/diffusion_train.h; the data
  * and conditions lib/method/train_data.h; the samples lib/models/sampler.h. */
+#include "core/dist.h"
 #include "core/util.h"
 #include "core/vec.h"
 #include "io/image.h"
@@ -25,6 +26,7 @@
 #include "models/sampler.h"
 #include "models/vae.h"
 #include "method/latents.h"
+#include "nn/ad_dist.h"
 #include "nn/ckpt.h"
 #include "nn/train.h"
 
@@ -126,6 +128,8 @@ static void usage(FILE *f)
 		"      --threads N --quiet --progress\n"
 		"  -h, --help               this help\n"
 		"      --version            print the version\n"
+		"Under mpirun -np P (or srun): data parallel, --batch the global batch (a multiple of P),\n"
+		"B/P images per rank, rank 0 writing every file (DISTRIBUTED TRAINING in the man page).\n"
 		"See l2-train-diffusion(1).\n");
 }
 
@@ -543,23 +547,31 @@ static void config_string(const Options *o, char *buf, size_t len)
 
 static void ema_name(double std, char *buf, size_t len) { snprintf(buf, len, "ema-%.3f", std); }
 
-/* model.safetensors, model_ema-STD.safetensors, state.safetensors */
-static void save_all(const Options *o, L2Diffusion *net, L2DiffusionTrainer *tr, L2TrainState *st,
-		     const char *feature)
+/* The state's groups: the trainable tensors with Adam and the EMAs, the buffers.
+ * en holds the EMAs' names. */
+static void state_groups(const Options *o, L2Diffusion *net, L2DiffusionTrainer *tr, L2CkptGroup g[2],
+			 char en[L2_DIFF_MAXEMA][32])
 {
 	int np, nt;
 	AdTensor **p = l2_diffusion_params(net, &np, &nt);
-	char name[64], file[96];
-	L2CkptGroup g[2];
-	memset(g, 0, sizeof g);
+	memset(g, 0, 2 * sizeof *g);
 	g[0].name = "net", g[0].p = p, g[0].n = nt, g[0].adam = l2_diffusion_trainer_adam(tr), g[0].nema = o->nema;
-	char en[L2_DIFF_MAXEMA][32];
 	for (int i = 0; i < o->nema; i++) {
-		ema_name(o->ema_std[i], en[i], sizeof en[i]);
+		ema_name(o->ema_std[i], en[i], 32);
 		g[0].ema[i] = l2_diffusion_trainer_ema(tr, i);
 		g[0].ema_name[i] = en[i];
 	}
 	g[1].name = "buffers", g[1].p = p + nt, g[1].n = np - nt;
+}
+
+/* model.safetensors, model_ema-STD.safetensors, state.safetensors */
+static void save_all(const Options *o, L2Diffusion *net, L2DiffusionTrainer *tr, L2TrainState *st,
+		     const char *feature)
+{
+	char name[64], file[96];
+	L2CkptGroup g[2];
+	char en[L2_DIFF_MAXEMA][32];
+	state_groups(o, net, tr, g, en);
 	st->step = l2_diffusion_trainer_step(tr);
 	char *sp = l2_train_path(o->out, "state.safetensors");
 	l2_ckpt_save_state(sp, st, g, 2);
@@ -583,18 +595,9 @@ static void save_all(const Options *o, L2Diffusion *net, L2DiffusionTrainer *tr,
 
 static void load_state(const Options *o, L2Diffusion *net, L2DiffusionTrainer *tr, L2TrainState *st, const char *path)
 {
-	int np, nt;
-	AdTensor **p = l2_diffusion_params(net, &np, &nt);
 	L2CkptGroup g[2];
-	memset(g, 0, sizeof g);
-	g[0].name = "net", g[0].p = p, g[0].n = nt, g[0].adam = l2_diffusion_trainer_adam(tr), g[0].nema = o->nema;
 	char en[L2_DIFF_MAXEMA][32];
-	for (int i = 0; i < o->nema; i++) {
-		ema_name(o->ema_std[i], en[i], sizeof en[i]);
-		g[0].ema[i] = l2_diffusion_trainer_ema(tr, i);
-		g[0].ema_name[i] = en[i];
-	}
-	g[1].name = "buffers", g[1].p = p + nt, g[1].n = np - nt;
+	state_groups(o, net, tr, g, en);
 	L2TrainState saved;
 	l2_ckpt_load_state(path, &saved, g, 2);
 	if (strcmp(saved.config, st->config))
@@ -610,6 +613,10 @@ int main(int argc, char **argv)
 	l2_init(argc, argv);
 	Options o;
 	parse_options(argc, argv, &o);
+	/* before anything is written: a rank that cannot join refuses here */
+	L2Dist dist;
+	l2_dist_init(&dist);
+	int lead = dist.rank == 0; /* reads the state, writes every file, measures */
 	int R = o.c.res; /* the images' side (latent mode: the images the latents were made from) */
 
 	/* data and conditions: every feature set used must have the same size */
@@ -648,9 +655,14 @@ int main(int argc, char **argv)
 	l2_dataset_close(ds);
 	if (drop_tr && !l2_quiet) l2_info("%s: %d training images without the features they need: not used", o.dataset, drop_tr);
 	if (tr.n < 1) l2_die("%s: no usable training images", o.dataset);
+	if (dist.size > 1 && o.batch % dist.size)
+		l2_usage_error(usage, "--batch %ld does not split over %d ranks: the global batch must be a multiple of the number "
+			       "of ranks", o.batch, dist.size);
+	if (tr.n < dist.size) l2_die("%s: %d usable training images for %d ranks", o.dataset, tr.n, dist.size);
 	if (o.batch > tr.n) {
-		l2_warn("--batch %ld is more than the %d training images: using %d", o.batch, tr.n, tr.n);
-		o.batch = tr.n;
+		long b = tr.n / dist.size * dist.size; /* still a multiple of the ranks */
+		if (lead) l2_warn("--batch %ld is more than the %d training images: using %ld", o.batch, tr.n, b);
+		o.batch = b;
 	}
 	/* the feature set the conditions of the unpaired images come from (metadata) */
 	const char *feature = o.data.cond == L2_COND_GAUSSIAN ? o.data.img_feat
@@ -672,13 +684,14 @@ int main(int argc, char **argv)
 				     .seed = o.seed, .nema = o.nema, .cond_drop = o.cond_drop, .weighting = o.weighting,
 				     .grad_clip = o.grad_clip};
 	memcpy(tc.ema_std, o.ema_std, sizeof tc.ema_std);
-	L2DiffusionTrainer *trn = l2_diffusion_trainer_new(net, &tc);
+	L2DiffusionTrainer *trn = l2_diffusion_trainer_new_dist(net, &tc, &dist);
 	L2TrainState st;
 	memset(&st, 0, sizeof st);
 	config_string(&o, st.config, sizeof st.config);
-	l2_mkdir_p(o.out);
-	{
-		/* one run per directory: a second run into it is refused while this one works */
+	if (lead) {
+		l2_mkdir_p(o.out);
+		/* one run per directory: a second run into it is refused while this one works
+		 * (rank 0 holds the lock for the ranks) */
 		char *lock = l2_train_path(o.out, "train.lock");
 		l2_train_lock(lock, o.out);
 		free(lock);
@@ -686,11 +699,18 @@ int main(int argc, char **argv)
 	char *state_path = l2_train_path(o.out, "state.safetensors"), *log_path = l2_train_path(o.out, "log.tsv");
 	LogRow *rows = NULL;
 	int nrows = 0, caprows = 0;
-	if (o.resume) {
+	if (o.resume && lead) {
 		if (!l2_file_exists(state_path)) l2_die("%s: no training state to resume (run without --resume first)", state_path);
 		load_state(&o, net, trn, &st, state_path);
 		nrows = read_log(log_path, &rows, (long)st.step);
 		caprows = nrows;
+	}
+	if (o.resume && dist.size > 1) { /* rank 0's state to the others */
+		L2CkptGroup g[2];
+		char en[L2_DIFF_MAXEMA][32];
+		state_groups(&o, net, trn, g, en);
+		ad_dist_bcast_state(&dist, &st, g, 2);
+		l2_diffusion_trainer_set_step(trn, st.step);
 	}
 
 	/* grid: held-out captions (else training conditions) x fixed seeds (one per column) */
@@ -710,8 +730,8 @@ int main(int argc, char **argv)
 	L2Inception *inc = NULL;
 	RPrec rp;
 	memset(&rp, 0, sizeof rp);
-	if (o.fid_every) {
-		if (te.n < 2) l2_die("%s: --fid-every needs at least 2 held-out images with caption features", o.dataset);
+	if (o.fid_every && te.n < 2) l2_die("%s: --fid-every needs at least 2 held-out images with caption features", o.dataset);
+	if (o.fid_every && lead) {
 		clip = l2_clip_load(o.clip, L2_CLIP_VISION);
 		if (l2_clip_config(clip)->embed != dim)
 			l2_die("%s: CLIP features have %d dimensions, the conditions %d", o.clip, l2_clip_config(clip)->embed, dim);
@@ -728,12 +748,12 @@ int main(int argc, char **argv)
 	}
 
 	l2_train_catch_signals();
-	int B = (int)o.batch;
+	int B = (int)o.batch, Bl = B / dist.size, b0 = dist.rank * Bl; /* this rank's samples: [b0, b0 + Bl) */
 	/* a sample in the model's space (pixels, or latents) and an image */
 	size_t zsz = (size_t)o.c.cimg * o.c.res * o.c.res, isz = (size_t)3 * R * R;
 	L2Batcher bt;
 	l2_batcher_init(&bt, tr.n, o.seed, &st.data);
-	float *xb = l2_malloc(B * zsz * sizeof(float)), *hb = l2_malloc((size_t)B * dim * sizeof(float));
+	float *xb = l2_malloc(Bl * zsz * sizeof(float)), *hb = l2_malloc((size_t)Bl * dim * sizeof(float));
 	int ngen = ng > te.n ? ng : te.n;
 	float *gen = l2_malloc((size_t)ngen * zsz * sizeof(float));
 	float *img = vae ? l2_malloc((size_t)ngen * isz * sizeof(float)) : gen; /* gen decoded */
@@ -750,22 +770,24 @@ int main(int argc, char **argv)
 			R, R, o.preset, npar * 1e-6, l2_diffusion_flops(&o.c) * 1e-9, tr.n, l2_train_data_npaired(&tr),
 			l2_cond_name(o.data.cond), te.n, B, (long long)st.step, o.stop_after);
 	}
+	if (dist.size > 1) l2_info("data parallel: %d ranks x %d images, %d threads each", dist.size, Bl, l2_threads);
 	double t0 = l2_now();
 	long start = (long)st.step;
 	double acc_loss = 0, acc_mse = 0, acc_band[L2_DIFF_BANDS] = {0}, acc_gn = 0, acc_lr = 0;
 	int acc_n = 0, acc_bn[L2_DIFF_BANDS] = {0}, bad_total = 0;
 	L2TrainClock tick;
 	l2_train_clock_start(&tick, st.step);
-	while ((long)st.step < o.stop_after && !l2_train_stopped()) {
+	int stop = 0;
+	while ((long)st.step < o.stop_after && !stop) {
 		const int *idx = l2_batcher_next(&bt, B);
-		for (int b = 0; b < B; b++) {
+		for (int b = 0; b < Bl; b++) {
 			L2Rng r;
-			l2_train_rng(&r, o.seed, st.step, PHASE_DATA, (uint64_t)b);
+			l2_train_rng(&r, o.seed, st.step, PHASE_DATA, (uint64_t)(b0 + b));
 			if (zt) {
-				l2_train_data_cond(&tr, &o.data, idx[b], &r, hb + (size_t)b * dim);
-				memcpy(xb + b * zsz, zt + (size_t)idx[b] * zsz, zsz * sizeof(float));
+				l2_train_data_cond(&tr, &o.data, idx[b0 + b], &r, hb + (size_t)b * dim);
+				memcpy(xb + b * zsz, zt + (size_t)idx[b0 + b] * zsz, zsz * sizeof(float));
 			} else
-				l2_train_data_sample(&tr, &o.data, idx[b], o.xflip, &r, xb + b * zsz, hb + (size_t)b * dim);
+				l2_train_data_sample(&tr, &o.data, idx[b0 + b], o.xflip, &r, xb + b * zsz, hb + (size_t)b * dim);
 		}
 		L2DiffusionStepStats s;
 		l2_diffusion_train_step(trn, xb, hb, &s);
@@ -774,9 +796,21 @@ int main(int argc, char **argv)
 		acc_loss += s.loss, acc_mse += s.mse, acc_gn += s.grad_norm, acc_lr += s.lr, acc_n++;
 		for (int k = 0; k < L2_DIFF_BANDS; k++) acc_band[k] += s.band_mse[k], acc_bn[k] += s.band_n[k];
 		bad_total += s.nonfinite;
+		/* a signal reaches the ranks at different steps: stop together */
+		stop = l2_dist_any(&dist, l2_train_stopped());
 
-		int last = (long)st.step == o.stop_after;
-		if ((long)st.step % o.tick == 0 || last || l2_train_stopped()) {
+		int last = (long)st.step == o.stop_after, tick_now = (long)st.step % o.tick == 0 || last || stop;
+		if (tick_now && dist.size > 1) { /* the replicas still equal */
+			char what[48];
+			int np;
+			snprintf(what, sizeof what, "step %lld", (long long)st.step);
+			AdTensor **all = l2_diffusion_params(net, &np, NULL);
+			ad_dist_check_params(&dist, all, np, what);
+		}
+		if (tick_now && !lead) { /* rank 0 alone reports, samples and saves */
+			acc_loss = acc_mse = acc_gn = acc_lr = 0, acc_n = 0;
+			memset(acc_band, 0, sizeof acc_band), memset(acc_bn, 0, sizeof acc_bn);
+		} else if (tick_now) {
 			double ips = l2_train_clock_rate(&tick, st.step, B);
 			LogRow row = {(long)st.step, acc_loss / acc_n, acc_mse / acc_n, {0}, {0}, acc_lr / acc_n, acc_gn / acc_n, ips,
 				      NAN, NAN, NAN, NAN, NAN, 0};
@@ -846,8 +880,9 @@ int main(int argc, char **argv)
 			l2_train_clock_start(&tick, st.step);
 		}
 	}
-	if ((long)st.step == start) save_all(&o, net, trn, &st, feature); /* nothing to do: still a consistent run */
+	if ((long)st.step == start && lead) save_all(&o, net, trn, &st, feature); /* nothing to do: still a consistent run */
 	int rc = l2_train_exit_code(st.step);
+	if (stop) rc = 130; /* every rank, whichever got the signal */
 	if (!rc && !l2_quiet && (long)st.step > start) {
 		double dt = l2_now() - t0;
 		long n = (long)st.step - start;
@@ -866,5 +901,6 @@ int main(int argc, char **argv)
 	l2_diffusion_trainer_free(trn);
 	l2_diffusion_free(net);
 	l2_train_data_free(&tr), l2_train_data_free(&te);
+	l2_dist_finish(&dist);
 	return rc;
 }
