@@ -3,12 +3,13 @@
 # written by plain python3), captions "a COLOUR SHAPE", a 0.3 test split,
 # and feature sets image, pseudo (keyed by image) and caption (keyed by
 # caption) of dimension D whose first six entries encode colour and shape.
-# make_gan_fixture DIR [D]  ->  DIR/ds.lmdb (+ DIR/caption.l2f, DIR/pseudo.l2f)
+# make_gan_fixture DIR [D [N]]  ->  DIR/ds.lmdb (+ DIR/caption.l2f, DIR/pseudo.l2f);
+# N images (default 16; more repeat the 8 shapes, for benchmarks)
 make_gan_fixture() {
-	local out=$1 D=${2:-48}
-	mkdir -p "$out" && ( cd "$out" && python3 - "$D" <<'PY'
+	local out=$1 D=${2:-48} N=${3:-16}
+	mkdir -p "$out" && ( cd "$out" && python3 - "$D" "$N" <<'PY'
 import struct, sys, zlib, random, os
-D = int(sys.argv[1]); os.makedirs("img", exist_ok=True)
+D = int(sys.argv[1]); N = int(sys.argv[2]); os.makedirs("img", exist_ok=True)
 cols = {"red": (230, 30, 30), "green": (30, 200, 40), "blue": (30, 60, 230), "yellow": (240, 220, 30)}
 def png(path, w, h, px):
     raw = b"".join(b"\0" + bytes(px[y * w * 3:(y + 1) * w * 3]) for y in range(h))
@@ -22,7 +23,7 @@ def npy(path, rows):
         f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode())
         for r in rows: f.write(struct.pack("<%df" % D, *r))
 rng = random.Random(1); names = list(cols); caps, keys, feats, capfeat = [], [], [], {}
-for i in range(16):
+for i in range(N):
     c = names[i % 4]; sq = (i // 4) % 2 == 1; px = []
     for y in range(32):
         for x in range(32):
