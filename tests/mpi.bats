@@ -123,9 +123,11 @@ TINY_CLIP="--synthetic 40 --width 32 --layers 1 --resolution 16 --patch 8 --cont
 	job=$!
 	for i in $(seq 100); do [ -e k/m.state ] && break; sleep 0.2; done
 	[ -e k/m.state ]
-	# rank 1: the l2-train-clip whose environment says so
-	r1=
+	# this job's ranks (started here), rank 1 the one whose environment says so
+	r1= ranks=
 	for p in $(pgrep -x l2-train-clip); do
+		[ "$(readlink /proc/$p/cwd)" = "$PWD" ] || continue
+		ranks="$ranks $p"
 		tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && r1=$p
 	done
 	[ -n "$r1" ]
@@ -133,6 +135,14 @@ TINY_CLIP="--synthetic 40 --width 32 --layers 1 --resolution 16 --patch 8 --cont
 	kill -9 "$r1"
 	run wait "$job"
 	[ "$status" -ne 0 ]
+	# every rank ends (rank 0 may outlive mpirun by a moment, holding the run's lock)
+	for i in $(seq 300); do
+		alive=0
+		for p in $ranks; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.2
+	done
+	[ $alive = 0 ]
 	[ "$SECONDS" -lt 60 ]
 	# the checkpoint the killed run left resumes (the state is ahead of step 1)
 	run mpi -np 2 l2-train-clip ${TINY_CLIP% --quiet} --steps 100000 --stop-after 1 --seed 2 -o k/m.safetensors --resume
@@ -206,9 +216,11 @@ losses() { cut -f1-6 "$1"; }
 	job=$!
 	for i in $(seq 150); do [ -e k/state.safetensors ] && break; sleep 0.2; done
 	[ -e k/state.safetensors ]
-	# rank 1: the l2-train-gan whose environment says so
-	r1=
+	# this job's ranks (started here), rank 1 the one whose environment says so
+	r1= ranks=
 	for p in $(pgrep -x l2-train-gan); do
+		[ "$(readlink /proc/$p/cwd)" = "$PWD" ] || continue
+		ranks="$ranks $p"
 		tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && r1=$p
 	done
 	[ -n "$r1" ]
@@ -216,6 +228,14 @@ losses() { cut -f1-6 "$1"; }
 	kill -9 "$r1"
 	run wait "$job"
 	[ "$status" -ne 0 ]
+	# every rank ends (rank 0 may outlive mpirun by a moment, holding the run's lock)
+	for i in $(seq 300); do
+		alive=0
+		for p in $ranks; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.2
+	done
+	[ $alive = 0 ]
 	[ "$SECONDS" -lt 60 ]
 	# the checkpoint the killed run left is whole and resumes, under 2 ranks,
 	# one step further (its step from the state's metadata)
