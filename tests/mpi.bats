@@ -208,17 +208,19 @@ losses() { cut -f1-6 "$1"; }
 	assert [ ! -e run ]
 }
 
-@test "l2-train-gan -np 2: rank 1 killed -> the run fails promptly and the last checkpoint resumes" {
-	need_mpi
-	make_gan_fixture fx 48
-	G="-d fx/ds.lmdb ${GAN_TINY/--batch 4/--batch 8} --quiet --steps 100000 --tick 1 --seed 2"
-	mpi -np 2 l2-train-gan $G -o k &
-	job=$!
+# rank1_killed TOOL ARGS...: start TOOL ARGS -o k under 2 ranks (ARGS with --tick 1 and a long
+# --steps), kill -9 rank 1 once the first checkpoint exists; the job must fail promptly, every
+# rank end (rank 0 may outlive mpirun by a moment, holding the run's lock), and the checkpoint
+# left behind resume under 2 ranks one step further (its step from the state's metadata)
+rank1_killed() {
+	local tool=$1; shift
+	mpi -np 2 "$tool" "$@" -o k &
+	local job=$!
 	for i in $(seq 150); do [ -e k/state.safetensors ] && break; sleep 0.2; done
 	[ -e k/state.safetensors ]
 	# this job's ranks (started here), rank 1 the one whose environment says so
-	r1= ranks=
-	for p in $(pgrep -x l2-train-gan); do
+	local r1= ranks= p
+	for p in $(pgrep -x "${tool:0:15}"); do # the kernel keeps 15 bytes of a process name
 		[ "$(readlink /proc/$p/cwd)" = "$PWD" ] || continue
 		ranks="$ranks $p"
 		tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && r1=$p
@@ -228,7 +230,7 @@ losses() { cut -f1-6 "$1"; }
 	kill -9 "$r1"
 	run wait "$job"
 	[ "$status" -ne 0 ]
-	# every rank ends (rank 0 may outlive mpirun by a moment, holding the run's lock)
+	local alive
 	for i in $(seq 300); do
 		alive=0
 		for p in $ranks; do kill -0 "$p" 2>/dev/null && alive=1; done
@@ -237,14 +239,19 @@ losses() { cut -f1-6 "$1"; }
 	done
 	[ $alive = 0 ]
 	[ "$SECONDS" -lt 60 ]
-	# the checkpoint the killed run left is whole and resumes, under 2 ranks,
-	# one step further (its step from the state's metadata)
+	local s
 	s=$(grep -ao '"step":"[0-9]*"' k/state.safetensors | head -n 1 | tr -dc 0-9)
 	[ "$s" -ge 1 ]
-	run mpi -np 2 l2-train-gan $G -o k --resume --stop-after $((s + 1))
+	run mpi -np 2 "$tool" "$@" -o k --resume --stop-after $((s + 1))
 	assert_success
 	grep -aq "\"step\":\"$((s + 1))\"" k/state.safetensors
 	[ "$(tail -n 1 k/log.tsv | cut -f1)" = $((s + 1)) ]
+}
+
+@test "l2-train-gan -np 2: rank 1 killed -> the run fails promptly and the last checkpoint resumes" {
+	need_mpi
+	make_gan_fixture fx 48
+	rank1_killed l2-train-gan -d fx/ds.lmdb ${GAN_TINY/--batch 4/--batch 8} --quiet --steps 100000 --tick 1 --seed 2
 }
 
 # the tiny denoiser of the diffusion runs (16x16, dropout on)
@@ -289,4 +296,10 @@ dstats() { cut -f1-9 "$1"; }
 	assert_failure 2
 	assert_output --partial "--batch 7 does not split over 2 ranks: the global batch must be a multiple of the number of ranks"
 	assert [ ! -e run ]
+}
+
+@test "l2-train-diffusion -np 2: rank 1 killed -> the run fails promptly and the last checkpoint resumes" {
+	need_mpi
+	make_gan_fixture fx 48
+	rank1_killed l2-train-diffusion -d fx/ds.lmdb $DTINY --batch 8 --steps 100000 --tick 1 --seed 2
 }
