@@ -240,12 +240,14 @@ install: all
 	$(if $(CUDA_SO),install -d $(DESTDIR)$(PREFIX)/lib/l2 && install -m 755 $(CUDA_SO) $(DESTDIR)$(PREFIX)/lib/l2/)
 	$(if $(MPI_SO),install -d $(DESTDIR)$(PREFIX)/lib/l2 && install -m 755 $(MPI_SO) $(DESTDIR)$(PREFIX)/lib/l2/)
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man7 && install -m 644 $(wildcard man/*.7) $(DESTDIR)$(PREFIX)/share/man/man7/
 	install -m 644 $(VOCAB_SRC) $(DESTDIR)$(PREFIX)/share/l2/
 	install -m 644 lib/text/vocab/LICENSE $(DESTDIR)$(PREFIX)/share/l2/bpe_simple_vocab_16e6.LICENSE
 
 uninstall:
 	rm -f $(TOOLS:%=$(DESTDIR)$(PREFIX)/bin/%)
 	rm -f $(patsubst man/%,$(DESTDIR)$(PREFIX)/share/man/man1/%,$(wildcard man/*.1))
+	rm -f $(patsubst man/%,$(DESTDIR)$(PREFIX)/share/man/man7/%,$(wildcard man/*.7))
 	rm -f $(DESTDIR)$(PREFIX)/share/l2/bpe_simple_vocab_16e6.txt.gz $(DESTDIR)$(PREFIX)/share/l2/bpe_simple_vocab_16e6.LICENSE
 	rm -f $(DESTDIR)$(PREFIX)/lib/l2/libl2cuda.so $(DESTDIR)$(PREFIX)/lib/l2/libl2mpi.so
 	rmdir $(DESTDIR)$(PREFIX)/share/l2 $(DESTDIR)$(PREFIX)/lib/l2 2>/dev/null || true

@@ -83,10 +83,22 @@ report() {
 @test "every man page renders with man -l" {
 	command -v man >/dev/null || skip "man is not installed"
 	local bad=() p out
-	for p in "$L2_ROOT"/man/*.1; do
+	for p in "$L2_ROOT"/man/*.1 "$L2_ROOT"/man/*.7; do
 		out=$(MANWIDTH=80 man -l "$p" 2>err.txt) || { bad+=("$(basename "$p"): man -l failed: $(head -1 err.txt)"); continue; }
 		[[ "$out" == *NAME* && "$out" == *SYNOPSIS* ]] || bad+=("$(basename "$p"): rendered without NAME/SYNOPSIS")
 		if grep -q "warning" err.txt; then bad+=("$(basename "$p"): $(grep warning err.txt | head -1)"); fi
+	done
+	report "${bad[@]}"
+}
+
+@test "section-7 pages (workflows, not tools) have NAME, DESCRIPTION, EXAMPLES and SEE ALSO" {
+	local bad=() p s
+	for p in "$L2_ROOT"/man/*.7; do
+		[ -f "$p" ] || continue
+		for s in NAME SYNOPSIS DESCRIPTION EXAMPLES "SEE ALSO"; do
+			grep -Eq "^\.SH \"?$s\"?\$" "$p" || bad+=("man/$(basename "$p"): no $s section")
+		done
+		grep -q '^\.TH [^ ]* 7 ' "$p" || bad+=("man/$(basename "$p"): .TH does not say section 7")
 	done
 	report "${bad[@]}"
 }
