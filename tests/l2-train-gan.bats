@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # l2-train-gan: options, conditions (--cond, --pairs-fraction, --paired-only),
 # checkpoints (resume after a stop and after kill -9 byte-identical, corrupt
-# and mismatched state), refusals (bad dataset, mismatched condition sizes),
+# and mismatched state), --augment (DiffAugment: determinism, resume,
+# refusals), refusals (bad dataset, mismatched condition sizes),
 # and a tiny G/D overfitting 12 images with the CLIP-feature FD falling.
 load test_helper
 load gan_fixture
@@ -69,6 +70,43 @@ setup_file() {
 	for f in G.safetensors G_ema.safetensors D.safetensors state.safetensors; do cmp full/$f part/$f; done
 	# the log too, but for the images/s column (timing)
 	cmp <(cut -f1-7 full/log.tsv) <(cut -f1-7 part/log.tsv)
+}
+
+@test "--augment: same seed same bytes, resume byte-identical, changes training, saved in the config" {
+	aug="--augment color,translation,cutout"
+	l2-train-gan --quiet -d "$DS" -o full $GAN_TINY --steps 8 --tick 4 --r1-every 4 $aug
+	l2-train-gan --quiet -d "$DS" -o again $GAN_TINY --steps 8 --tick 4 --r1-every 4 $aug
+	for f in G.safetensors D.safetensors state.safetensors; do cmp full/$f again/$f; done
+	# stop after 4, resume: the R1 step at 4 and the augmentation draws of 4..7 in the resumed part
+	l2-train-gan --quiet -d "$DS" -o part $GAN_TINY --steps 8 --tick 4 --r1-every 4 $aug --stop-after 4
+	run l2-train-gan --quiet -d "$DS" -o part $GAN_TINY --steps 8 --tick 4 --r1-every 4 $aug --resume
+	assert_success
+	for f in G.safetensors G_ema.safetensors D.safetensors state.safetensors; do cmp full/$f part/$f; done
+	cmp <(cut -f1-7 full/log.tsv) <(cut -f1-7 part/log.tsv)
+	# the policy is in the saved configuration: a resume without it, or with another, is refused
+	run l2-train-gan --quiet -d "$DS" -o part $GAN_TINY --steps 8 --tick 4 --r1-every 4 --resume
+	assert_failure 1; assert_output --partial "augment=color,translation,cutout"
+	run l2-train-gan --quiet -d "$DS" -o part $GAN_TINY --steps 8 --tick 4 --r1-every 4 --augment cutout --resume
+	assert_failure 1; assert_output --partial "resume with the same options"
+	# the same policy in another order is the same run (finished: nothing to do)
+	run l2-train-gan --quiet -d "$DS" -o part $GAN_TINY --steps 8 --tick 4 --r1-every 4 --augment cutout,translation,color --resume
+	assert_success
+	cmp full/G.safetensors part/G.safetensors
+	# off (the default, or none) is the run without it
+	l2-train-gan --quiet -d "$DS" -o plain $GAN_TINY --steps 8 --tick 4 --r1-every 4
+	l2-train-gan --quiet -d "$DS" -o none $GAN_TINY --steps 8 --tick 4 --r1-every 4 --augment none
+	cmp plain/G.safetensors none/G.safetensors
+	! cmp -s plain/G.safetensors full/G.safetensors
+}
+
+@test "--augment: unknown names are usage errors naming them" {
+	run l2-train-gan -d "$DS" -o bad --augment color,rotate
+	assert_failure 2; assert_output --partial "l2-train-gan: --augment: unknown augmentation 'rotate'"
+	run l2-train-gan -d "$DS" -o bad --augment Color
+	assert_failure 2; assert_output --partial "'Color'"
+	run l2-train-gan -d "$DS" -o bad --augment color,
+	assert_failure 2; assert_output --partial "unknown augmentation ''"
+	[ ! -e bad ]
 }
 
 @test "resume after kill -9 is byte-identical" {

@@ -76,6 +76,8 @@ static void usage(FILE *f)
 		"      --r1 X               R1 weight (default 10; 0 = off)   --r1-every N (default 16)\n"
 		"      --ema-images N       G EMA half-life in images (default 10000)  --ema-rampup X (default 0.05)\n"
 		"      --no-xflip           no random horizontal flips of the real images\n"
+		"      --augment SPEC       DiffAugment before D, on reals and fakes: any of color,translation,cutout\n"
+		"                           comma-separated (default none; for a few hundred images)\n"
 		"      --seed N             initialisation, data order, noise (default 0)\n"
 		"Reports and checkpoints:\n"
 		"      --tick N             every N steps: metrics line, grid, loss plot, log, checkpoint (default 100)\n"
@@ -97,7 +99,7 @@ static void usage(FILE *f)
 enum {
 	O_COND = L2_OPT_COMMON_END, O_ALLOW_INC, O_PAIRS, O_PONLY, O_CAPF, O_PSF, O_IMF, O_XI, O_RES, O_CB, O_CM, O_ML, O_ZD, O_WD, O_CH,
 	O_INIT, O_STEPS, O_BATCH, O_LR, O_LRG, O_LRD, O_B1, O_B2, O_GC, O_LC, O_TAU, O_CLIP, O_R1, O_R1E, O_EMA, O_EMAR,
-	O_NOFLIP, O_SEED, O_TICK, O_FID, O_GRID, O_RESUME, O_STOP, O_INC
+	O_NOFLIP, O_SEED, O_TICK, O_FID, O_GRID, O_RESUME, O_STOP, O_INC, O_AUG
 };
 
 static void parse_options(int argc, char **argv, Options *o)
@@ -123,7 +125,8 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"no-xflip", no_argument, 0, O_NOFLIP}, {"seed", required_argument, 0, O_SEED},
 		{"tick", required_argument, 0, O_TICK}, {"fid-every", required_argument, 0, O_FID},
 		{"grid", required_argument, 0, O_GRID}, {"resume", no_argument, 0, O_RESUME},
-		{"stop-after", required_argument, 0, O_STOP}, {"inception", required_argument, 0, O_INC}, {0, 0, 0, 0}};
+		{"stop-after", required_argument, 0, O_STOP}, {"inception", required_argument, 0, O_INC},
+		{"augment", required_argument, 0, O_AUG}, {0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->out = "gan-run";
 	l2_train_data_defaults(&o->data);
@@ -174,6 +177,13 @@ static void parse_options(int argc, char **argv, Options *o)
 		case O_EMA: o->tr.ema_images = l2_parse_double(optarg, "--ema-images"); break;
 		case O_EMAR: o->tr.ema_rampup = l2_parse_double(optarg, "--ema-rampup"); break;
 		case O_NOFLIP: o->xflip = 0; break;
+		case O_AUG: {
+			char bad[64];
+			o->tr.augment = l2_augment_parse(optarg, bad, sizeof bad);
+			if (o->tr.augment < 0)
+				l2_usage_error(usage, "--augment: unknown augmentation '%s' (color, translation, cutout or none)", bad);
+			break;
+		}
 		case O_SEED: o->seed = l2_parse_u64(optarg, "--seed"); break;
 		case O_TICK: o->tick = l2_parse_long(optarg, "--tick", 1, 1L << 40); break;
 		case O_FID: o->fid_every = l2_parse_long(optarg, "--fid-every", 0, 1L << 40); break;
@@ -221,6 +231,12 @@ static void config_string(const Options *o, char *buf, size_t len)
 		 t->gamma_con, t->lambda_con, t->tau, o->clip ? o->clip : "-", t->r1, t->r1_every, t->ema_images,
 		 t->ema_rampup, t->wavg_beta, t->crop_lo, t->crop_hi, o->xflip, (unsigned long long)o->seed,
 		 o->init ? o->init : "-");
+	/* only when on: runs without it keep the configuration (and states) of before */
+	if (t->augment) {
+		char a[64];
+		l2_augment_str(t->augment, a, sizeof a);
+		snprintf(buf + strlen(buf), len - strlen(buf), " augment=%s", a);
+	}
 }
 
 /* --init RUNDIR: G, G_ema and D of another run with the same configuration. */

@@ -45,7 +45,7 @@ void l2_gan_trainer_free(L2GanTrainer *t)
 	l2_ema_free(t->ema);
 	l2_adam_free(t->adam_g), l2_adam_free(t->adam_d);
 	l2_gan_g_free(t->G), l2_gan_d_free(t->D);
-	free(t->z), free(t->fake), free(t->box), free(t->rs);
+	free(t->z), free(t->fake), free(t->box), free(t->rs), free(t->aug), free(t->real_aug);
 	free(t);
 }
 
@@ -77,6 +77,8 @@ static void reserve(L2GanTrainer *t, int B)
 	t->fake = l2_realloc(t->fake, (size_t)B * 3 * c->res * c->res * sizeof(adr));
 	t->box = l2_realloc(t->box, (size_t)B * 3 * sizeof(int));
 	t->rs = l2_realloc(t->rs, (size_t)B * sizeof(L2Rng));
+	t->aug = l2_realloc(t->aug, (size_t)B * sizeof(L2AugParams));
+	t->real_aug = l2_realloc(t->real_aug, (size_t)B * 3 * c->res * c->res * sizeof(adr));
 	t->cap = B;
 }
 
@@ -89,6 +91,19 @@ static void draw_latents(L2GanTrainer *t, int64_t step, int phase, int B, const 
 		l2_train_rng(&t->rs[b], t->o.seed, step, phase, (uint64_t)(pos ? pos[b] : b));
 		for (int k = 0; k < zd; k++) t->z[(size_t)b * zd + k] = (adr)l2_rng_normal(&t->rs[b]);
 	}
+}
+
+/* T(x) as D's input (x itself without --augment), sample b's draws from
+ * its stream of this pass. */
+static AdTensor *augment(L2GanTrainer *t, AdTensor *x, int64_t step, int phase, int B, const int *pos)
+{
+	if (!t->o.augment) return x;
+	for (int b = 0; b < B; b++) {
+		L2Rng r;
+		l2_train_rng(&r, t->o.seed, step, phase, (uint64_t)(pos ? pos[b] : b));
+		l2_augment_draw(&r, t->c.res, t->c.res, &t->aug[b]);
+	}
+	return l2_augment_apply(t->g, x, t->o.augment, t->aug);
 }
 
 void l2_gan_rank_positions(int Btot, int P, int r, int *pos)
@@ -128,7 +143,8 @@ void l2_gan_train_step_dist(L2GanTrainer *t, const L2Dist *d, int64_t step, cons
 		for (int k = 0; k < c->wdim; k++)
 			for (int b = 0; b < B; b++) stat[k] += w->v[(size_t)b * c->wdim + k];
 	}
-	AdTensor *L = l2_gan_softplus_loss(g, l2_gan_d_forward(g, t->D, X, H, &fs), -1, Btot);
+	AdTensor *Xa = augment(t, X, step, L2_GAN_PHASE_AUG_G, B, pos);
+	AdTensor *L = l2_gan_softplus_loss(g, l2_gan_d_forward(g, t->D, Xa, H, &fs), -1, Btot);
 	out->g = L->v[0];
 	/* the in-batch terms over the whole batch (lib/nn/ad_dist.h) */
 	AdTensor *Hall = ad_allgather_rows(g, d, H);
@@ -156,8 +172,11 @@ void l2_gan_train_step_dist(L2GanTrainer *t, const L2Dist *d, int64_t step, cons
 	ad_graph_set_grad(g, 1);
 	ad_graph_reset(g);
 	H = ad_input(g, 2, (int[]){B, dim}, h);
-	AdTensor *lf = l2_gan_d_forward(g, t->D, ad_input(g, 4, (int[]){B, 3, R, R}, t->fake), H, NULL);
-	AdTensor *lr = l2_gan_d_forward(g, t->D, ad_input(g, 4, (int[]){B, 3, R, R}, x), H, &fs);
+	AdTensor *xf = augment(t, ad_input(g, 4, (int[]){B, 3, R, R}, t->fake), step, L2_GAN_PHASE_AUG_FAKE, B, pos);
+	AdTensor *xr = augment(t, ad_input(g, 4, (int[]){B, 3, R, R}, x), step, L2_GAN_PHASE_AUG_REAL, B, pos);
+	if (o->augment) memcpy(t->real_aug, xr->v, (size_t)B * 3 * R * R * sizeof(adr));
+	AdTensor *lf = l2_gan_d_forward(g, t->D, xf, H, NULL);
+	AdTensor *lr = l2_gan_d_forward(g, t->D, xr, H, &fs);
 	AdTensor *Ld = ad_add(g, l2_gan_softplus_loss(g, lf, 1, Btot), l2_gan_softplus_loss(g, lr, -1, Btot));
 	out->d = Ld->v[0];
 	AdTensor *cd = l2_gan_contrastive(g, ad_allgather_rows(g, d, fs), ad_allgather_rows(g, d, H), o->tau);
@@ -171,7 +190,7 @@ void l2_gan_train_step_dist(L2GanTrainer *t, const L2Dist *d, int64_t step, cons
 	/* lazy R1, its own Adam step (StyleGAN2's Dreg phase) */
 	if (o->r1 > 0 && step % o->r1_every == 0) {
 		ad_zero_grads(t->dp, t->nd);
-		out->r1 = l2_gan_r1_dist(g, t->D, d, x, h, B, Btot, o->r1, (double)o->r1_every, o->r1_eps) / o->r1_every;
+		out->r1 = l2_gan_r1_dist(g, t->D, d, o->augment ? t->real_aug : x, h, B, Btot, o->r1, (double)o->r1_every, o->r1_eps) / o->r1_every;
 		out->r1_done = 1;
 		ad_dist_sum_grads(d, t->dp, t->nd, NULL);
 		l2_adam_step(t->adam_d, o->lr_d * t->mb);

@@ -26,6 +26,16 @@
  * condition h and D's f_s(x) or the frozen CLIP image tower's features of a
  * random crop (side uniform in [crop_lo, crop_hi] R) of the fake.
  *
+ * Augmentation (o.augment, lib/method/augment.h): every image D sees, fake or
+ * real, goes through DiffAugment's T first, with its own draws per pass and
+ * sample (the phases below); L_ConD is then taken on D's features of the
+ * augmented images, L_ConG on the un-augmented fake (CLIP is not D).  R1 is
+ * D's gradient at the augmented reals of the D phase, T(x), with respect to
+ * T(x): D is kept smooth where it actually sees data.  (DiffAugment's
+ * StyleGAN2 code differentiates D(T(x)) with respect to x instead, which
+ * carries T's Jacobian: the cutout square and the shifted-out border get no
+ * penalty.  Ours keeps l2_gan_r1's difference of D-only gradients.)
+ *
  * Randomness: sample b's latent z, G's noise inputs and its crop box come
  * from l2_train_rng(seed, step, L2_GAN_PHASE_G or _D, b) in that order (the
  * crop in the G phase only); the data draws (x-flip, gaussian conditions)
@@ -44,6 +54,7 @@
 
 #include <stdint.h>
 
+#include "method/augment.h"
 #include "models/clip_train.h"
 #include "models/gan.h"
 #include "nn/ckpt.h"
@@ -65,8 +76,14 @@
 #define L2_GAN_CROP_LO     0.5     /* L_ConG crop side, a fraction of R */
 #define L2_GAN_CROP_HI     1.0
 
-/* Phases of the per-sample streams (lib/nn/train.h l2_train_rng). */
-enum { L2_GAN_PHASE_DATA = 0, L2_GAN_PHASE_G = 1, L2_GAN_PHASE_D = 2 };
+/* Phases of the per-sample streams (lib/nn/train.h l2_train_rng); the
+ * augmentation's draws (--augment) for the fakes of G's step, the fakes of
+ * D's step and the reals of D's step (and their R1) have phases of their own,
+ * so turning it on changes no other draw. */
+enum {
+	L2_GAN_PHASE_DATA = 0, L2_GAN_PHASE_G = 1, L2_GAN_PHASE_D = 2,
+	L2_GAN_PHASE_AUG_G = 3, L2_GAN_PHASE_AUG_FAKE = 4, L2_GAN_PHASE_AUG_REAL = 5
+};
 
 typedef struct {
 	double lr_g, lr_d, beta1, beta2;
@@ -77,6 +94,7 @@ typedef struct {
 	double ema_images, ema_rampup;
 	double wavg_beta, crop_lo, crop_hi;
 	uint64_t seed;       /* the per-sample streams */
+	int augment;         /* DiffAugment policy, L2_AUG_* of lib/method/augment.h (0: off) */
 } L2GanTrainOptions;
 
 void l2_gan_train_defaults(L2GanTrainOptions *o);
@@ -98,6 +116,8 @@ typedef struct {
 	adr *z, *fake;
 	int *box;
 	L2Rng *rs;
+	L2AugParams *aug;    /* [B] this pass's augmentation draws */
+	adr *real_aug;       /* the augmented reals, for R1 */
 } L2GanTrainer;
 
 /* G from (seed, ...) and D from seed + 1 as lib/models/gan.h initialises

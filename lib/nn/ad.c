@@ -1841,6 +1841,49 @@ AdTensor *ad_upsample_nearest(AdGraph *g, AdTensor *x, int f)
 	return y;
 }
 
+/* y = shift(x): one pass over y for the forward, the same index map adding
+ * into dx for the backward (each x element feeds at most one y element). */
+static void translate_run(const AdTensor *x, const int *shift, adr *xs, adr *ys, int back)
+{
+	int N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+	for (int n = 0; n < N; n++) {
+		int dy = shift[2 * n], dx = shift[2 * n + 1];
+		for (int c = 0; c < C; c++) {
+			size_t pl = ((size_t)n * C + c) * H * W;
+			for (int i = 0; i < H; i++) {
+				int si = i + dy;
+				for (int j = 0; j < W; j++) {
+					int sj = j + dx;
+					int in = si >= 0 && si < H && sj >= 0 && sj < W;
+					if (back) {
+						if (in) xs[pl + (size_t)si * W + sj] += ys[pl + (size_t)i * W + j];
+					} else
+						ys[pl + (size_t)i * W + j] = in ? xs[pl + (size_t)si * W + sj] : 0;
+				}
+			}
+		}
+	}
+}
+
+static void translate_bw(AdGraph *g, AdNode *nd)
+{
+	AdTensor *x = nd->in[0], *y = nd->out;
+	translate_run(x, nd->aux, G(g, x), y->g, 1);
+}
+
+AdTensor *ad_translate(AdGraph *g, AdTensor *x, const int *shift)
+{
+	if (x->ndim != 4) shape_die("translate", "x must be [N, C, H, W]");
+	AdTensor *y = ad_tensor(g, 4, x->shape);
+	translate_run(x, shift, x->v, y->v, 0);
+	if (needs(g, y, x, NULL, NULL)) {
+		int *s = ad_scratch(g, (size_t)2 * x->shape[0] * sizeof(int));
+		memcpy(s, shift, (size_t)2 * x->shape[0] * sizeof(int));
+		record(g, translate_bw, y, x, NULL, NULL)->aux = s;
+	}
+	return y;
+}
+
 static void avgpool_bw(AdGraph *g, AdNode *nd)
 {
 	AdTensor *x = nd->in[0], *y = nd->out;

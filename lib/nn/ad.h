@@ -194,6 +194,10 @@ AdTensor *ad_expand(AdGraph *g, AdTensor *x, int ndim, const int *shape);
 AdTensor *ad_conv2d(AdGraph *g, AdTensor *x, AdTensor *w, AdTensor *b, int stride, int pad, int groups);
 AdTensor *ad_upsample_nearest(AdGraph *g, AdTensor *x, int factor);
 AdTensor *ad_avgpool(AdGraph *g, AdTensor *x, int factor);
+/* Each sample n shifted by whole pixels with zero fill (DiffAugment's
+ * translation): y[n, c, i, j] = x[n, c, i + shift[2n], j + shift[2n + 1]]
+ * where that lies inside the image, else 0.  shift is copied. */
+AdTensor *ad_translate(AdGraph *g, AdTensor *x, const int *shift);
 /* F.interpolate(mode="bilinear", align_corners=False, antialias=False). */
 AdTensor *ad_resize_bilinear(AdGraph *g, AdTensor *x, int oh, int ow);
 /* StyleGAN2's upfirdn2d: zero-insert upsample by up, pad (x0, x1, y0, y1;

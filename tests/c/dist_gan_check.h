@@ -9,7 +9,7 @@
  * order (l2_gan_rank_positions, l2_gan_train_step_dist).  The five losses
  * of every step and every tensor of G, D and G_ema after 3 steps must agree
  * within TOL_LOSS and TOL_W (relative to each tensor's largest entry); the
- * gaps are printed.  Then the replicas must be bit-identical.  Alone (make
+ * gaps are printed.  Once more with DiffAugment (all three) on.  Then the replicas must be bit-identical.  Alone (make
  * test) the one-rank path is checked against the plain step, bit for bit. */
 #include "check.h"
 #include "core/dist.h"
@@ -72,6 +72,8 @@ static double gap_ema(const L2Ema *a, const L2Ema *b)
 	return worst;
 }
 
+static int AUG; /* the DiffAugment policy of both trainers */
+
 static L2GanTrainer *trainer(L2ClipTrain *clip)
 {
 	L2GanTrainOptions o;
@@ -80,6 +82,7 @@ static L2GanTrainer *trainer(L2ClipTrain *clip)
 	o.r1_every = 2;
 	o.r1_eps = R1_EPS;
 	o.ema_images = 16;
+	o.augment = AUG;
 	return l2_gan_trainer_new(&DCFG, &o, clip);
 }
 
@@ -120,15 +123,24 @@ static void test_gan_data_parallel_equals_single(void)
 	CHECK_MSG(wg <= TOL_W && wd <= TOL_W && we <= TOL_W, "after %d steps: G %.2e, D %.2e, G_ema %.2e apart (limit %.0e)",
 		  STEPS, wg, wd, we, TOL_W);
 	if (D.rank == 0)
-		printf("# GAN %s, %d ranks x %d images vs one process x %d, 3 steps with R1 at 0 and 2: losses %.2e, G %.2e, "
+		printf("# GAN %s%s, %d ranks x %d images vs one process x %d, 3 steps with R1 at 0 and 2: losses %.2e, G %.2e, "
 		       "D %.2e, G_ema %.2e (relative to each tensor's largest entry)\n",
-		       sizeof(adr) == 8 ? "double" : "float", P, Bl, GB, wl, wg, wd, we);
+		       sizeof(adr) == 8 ? "double" : "float", AUG ? " with --augment color,translation,cutout" : "", P, Bl, GB,
+		       wl, wg, wd, we);
 	ad_dist_check_params(&D, dp->gp, dp->ng, "G after the steps");
 	ad_dist_check_params(&D, dp->dp, dp->nd, "D after the steps");
 	free(x), free(h), free(xl), free(hl), free(pos);
 	l2_gan_trainer_free(one);
 	l2_gan_trainer_free(dp);
 	l2_cliptr_free(clip);
+}
+
+/* The same with DiffAugment on: its draws are keyed by global position too. */
+static void test_gan_data_parallel_augment(void)
+{
+	AUG = L2_AUG_COLOR | L2_AUG_TRANSLATION | L2_AUG_CUTOUT;
+	test_gan_data_parallel_equals_single();
+	AUG = 0;
 }
 
 /* Alone: one rank's positions are the batch's, and the step is the plain one. */
@@ -158,6 +170,7 @@ int main(int argc, char **argv)
 	if (GB % (4 * D.size)) l2_die("run with 1 or 2 ranks");
 	if (D.rank != 0) dup2(2, 1);
 	RUN(test_gan_data_parallel_equals_single);
+	RUN(test_gan_data_parallel_augment);
 	int failed = l2_dist_any(&D, check_total_failed != 0);
 	int rc = check_done();
 	l2_dist_finish(&D);

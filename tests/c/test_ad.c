@@ -459,6 +459,30 @@ static AdTensor *f_resample(AdGraph *g, AdTensor **p)
 	}
 }
 
+/* ad_translate: per-sample shifts inside, at and past the border (3 samples
+ * of 2 x 5 x 4), the gradient by finite differences, the forward by its
+ * definition. */
+static const int tshift[6] = {1, -2, -5, 0, 3, 4};
+static AdTensor *f_translate(AdGraph *g, AdTensor **p) { return ad_translate(g, p[0], tshift); }
+static void test_translate(void)
+{
+	AdTensor *p[1] = {MKP("x", 1, 0.2, 3, 2, 5, 4)};
+	gradcheck("translate", f_translate, 1, p);
+	ad_graph_reset(G0);
+	AdTensor *y = ad_translate(G0, p[0], tshift);
+	int bad = 0;
+	for (int n = 0; n < 3; n++)
+		for (int c = 0; c < 2; c++)
+			for (int i = 0; i < 5; i++)
+				for (int j = 0; j < 4; j++) {
+					int si = i + tshift[2 * n], sj = j + tshift[2 * n + 1];
+					double want = si >= 0 && si < 5 && sj >= 0 && sj < 4 ? p[0]->v[((n * 2 + c) * 5 + si) * 4 + sj] : 0;
+					bad += y->v[((n * 2 + c) * 5 + i) * 4 + j] != want;
+				}
+	CHECK_MSG(bad == 0, "translate: %d values differ from the definition", bad);
+	free_params(p, 1);
+}
+
 /* upfirdn2d by its definition: zero-insert, pad, true convolution, keep every down-th */
 static double upfirdn_naive(const double *x, int H, int W, const double *f, int fh, int fw, int up, int down, int px0,
 			    int py0, int oy, int ox)
@@ -738,6 +762,7 @@ int main(void)
 	RUN(test_shapes);
 	RUN(test_conv2d);
 	RUN(test_resample);
+	RUN(test_translate);
 	RUN(test_modconv);
 	RUN(test_kinks);
 	RUN(test_block);

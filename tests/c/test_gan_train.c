@@ -24,6 +24,7 @@
 #include "../../lib/nn/optim.c"
 #include "../../lib/models/gan.c"
 #include "../../lib/models/clip_train.c"
+#include "../../lib/method/augment.c"
 #include "../../lib/method/gan_train.c"
 
 #define R1_EPS 1e-5
