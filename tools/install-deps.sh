@@ -9,7 +9,8 @@ build="gcc make pkg-config libc6-dev libpng-dev libjpeg62-turbo-dev libopenblas-
 test="$build bats bats-support bats-assert bats-file lmdb-utils python3 man-db parallel openmpi-bin libopenmpi-dev"
 goldens="$test python3-numpy python3-scipy python3-torch python3-torchvision python3-pil python3-regex python3-wcwidth"
 bench="$goldens python3-faiss time"
-demo="$test npm wordnet-base"
+# openclipart-png: the clip-art folder of pipelines/clipart.mk
+demo="$test npm wordnet-base openclipart-png"
 fuzz="$build clang-14 libclang-rt-14-dev"
 
 profile=${1:-test}
