@@ -121,3 +121,35 @@ make_tree() {
 	run l2-dataset captions --primary ds
 	assert_line "a drawing of red apple, fruit, food"
 }
+
+@test "clipart.mk: captions, dataset, a tiny CLIP and the corpus from a folder; a rerun does nothing" {
+	make_tree
+	mk() {
+		make -s -C "$L2_ROOT" -f pipelines/clipart.mk BUILD="$L2_BUILD" PROGRESS= CACHE="$BATS_TEST_TMPDIR/cache" \
+			IMAGES="$BATS_TEST_TMPDIR/art" DISTRACTORS=0 TEST_FRACTION=0.3 CLIP_LOG=--quiet \
+			CLIP_FLAGS="--steps 2 --width 32 --layers 1 --resolution 16 --context 24 --embed-dim 16 --vocab-size 530 --batch 4 --threads 1" "$@"
+	}
+	run mk
+	assert_success
+	assert_file_exists cache/clipart-captions.tsv
+	assert_file_exists cache/clipart.lmdb.done
+	assert_equal "$(ls cache/clipart.lmdb)" "$(printf 'data.mdb\nlock.mdb')"
+	assert_equal "$(wc -l < cache/clipart-corpus.txt)" "$(cut -f2 cache/clipart-captions.tsv | sort -u | wc -l)"
+	run mk paths
+	assert_success
+	assert_line "IMAGES=$BATS_TEST_TMPDIR/art"
+	clip=$(printf '%s\n' "$output" | sed -n 's/^CLIP=//p')
+	assert_file_exists "$clip"
+	assert_file_exists "${clip%.safetensors}.vocab.txt.gz"
+	# the CLIP reads its own captions
+	l2-encode-text --quiet -m "$clip" --vocab "${clip%.safetensors}.vocab.txt.gz" cache/clipart-corpus.txt > corpus.l2f
+	assert_equal "$(l2-cat --count corpus.l2f)" "$(wc -l < cache/clipart-corpus.txt)"
+	run mk --question
+	assert_success
+	# a missing folder: one error, nothing made
+	run mk IMAGES="$BATS_TEST_TMPDIR/nowhere" CACHE="$BATS_TEST_TMPDIR/cache2"
+	assert_failure
+	assert_output --partial "nowhere: no such folder"
+	assert_file_not_exists cache2/clipart-captions.tsv
+	assert_file_not_exists cache2/clipart-captions.tsv.tmp
+}
