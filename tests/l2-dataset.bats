@@ -263,6 +263,49 @@ for k in ["a.png", "c.png", "sub/b.png", "sub/deeper/d.png"]:
 	assert_failure 2
 }
 
+# first_pixel PNG — "R G B" of the top-left pixel of an 8-bit RGB PNG (filter byte 0 or 1)
+first_pixel() {
+	python3 - "$1" <<'PY'
+import struct, sys, zlib
+b = open(sys.argv[1], "rb").read()
+i, idat = 8, b""
+while i < len(b):
+    n = struct.unpack(">I", b[i:i + 4])[0]
+    if b[i + 4:i + 8] == b"IDAT": idat += b[i + 8:i + 8 + n]
+    i += 12 + n
+print(*zlib.decompress(idat)[1:4])
+PY
+}
+
+@test "build --background: alpha composited over it wherever images become RGB; kept on resume" {
+	make_pngs imgs a.png
+	l2-dataset build --quiet --background 0,128,255 ds imgs
+	run l2-store info ds
+	assert_line "$(printf 'meta\tbackground\t0080ff')"
+	# the top-left pixel is fully transparent: the background, not its stored RGB
+	l2-dataset export-images --quiet --rgb -o rgb ds
+	assert_equal "$(first_pixel rgb/a.png)" "0 128 255"
+	l2-dataset build --quiet plain imgs
+	l2-dataset export-images --quiet --rgb -o rgb-plain plain
+	assert_equal "$(first_pixel rgb-plain/a.png)" "0 0 90"
+	# a resumed build keeps the colour it was started with
+	head -c 30 imgs/a.png > imgs/b.png
+	run l2-dataset build --background 255,255,255 ds2 imgs
+	assert_failure 1
+	rm imgs/b.png
+	run l2-dataset build --resume --background 0,0,0 ds2 imgs
+	assert_failure 1
+	assert_output --partial "was started with --background ffffff, not 000000"
+	for bad in 1,2 1,2,256 -1,2,3 a,b,c 1,2,3,4 " 1,2,3"; do
+		run l2-dataset build --background "$bad" ds3 imgs
+		assert_failure 2
+		assert_output --partial "invalid value for --background"
+	done
+	run l2-dataset emoji --background 1,2,3 ds4 imgs
+	assert_failure 2
+	assert_output --partial "--background is an option of build"
+}
+
 @test "features: import and export round trip, kind and dimension checks" {
 	make_pngs imgs a.png b.png c.png
 	l2-dataset build --quiet --test-fraction 0.5 ds imgs

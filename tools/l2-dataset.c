@@ -16,6 +16,7 @@
 #include "core/shard.h"
 #include "core/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <png.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ typedef struct {
 	int source_given, unique, primary, with_keys, rgb, long_list, incomplete;
 	L2Split split;
 	L2Shard shard; /* list, captions, export-images */
+	char background[7]; /* build --background, as RRGGBB */
 } Options;
 
 static void usage(FILE *f)
@@ -61,6 +63,9 @@ static void usage(FILE *f)
 		"      --force             replace an existing DATASET\n"
 		"      --skip-bad          skip unreadable or corrupt images with a warning (default: stop)\n"
 		"      --no-skin-tones     emoji: leave out the skin-tone variants\n"
+		"      --background R,G,B  build: composite images with alpha over this colour wherever\n"
+		"                          they become RGB (trainers, --rgb; default: alpha dropped;\n"
+		"                          emoji: always white)\n"
 		"Reading:\n"
 		"      --split S           train, test or all (default all)\n"
 		"      --unique            captions: each distinct caption once, sorted\n"
@@ -87,13 +92,30 @@ static void usage(FILE *f)
 
 enum { OPT_CAPTIONS = L2_OPT_COMMON_END, OPT_TEST_FRACTION, OPT_SEED, OPT_CORPUS, OPT_SOURCE, OPT_RESUME, OPT_FORCE,
        OPT_SKIP_BAD, OPT_SPLIT, OPT_UNIQUE, OPT_PRIMARY, OPT_KEYS, OPT_RGB, OPT_MODEL, OPT_CANDIDATES, OPT_NO_SKIN,
-       OPT_CHECKPOINT, OPT_INCOMPLETE };
+       OPT_CHECKPOINT, OPT_INCOMPLETE, OPT_BACKGROUND };
 
 static const char *const COMMANDS[] = {"build", "emoji", "add-corpus", "list", "captions", "corpus", "stats",
 				       "export-images", "import-features", "export-features", "eval-retrieval",
 				       "put-features", NULL};
 
 static int is(const Options *o, const char *c) { return !strcmp(o->cmd, c); }
+
+/* --background R,G,B (decimal, 0..255) -> "RRGGBB", the dataset's meta form */
+static void parse_background(const char *s, char hex[7])
+{
+	unsigned v[3];
+	const char *p = s;
+	for (int i = 0; i < 3; i++) {
+		char *e;
+		errno = 0;
+		long x = strtol(p, &e, 10);
+		if (e == p || errno || x < 0 || x > 255 || (i < 2 && *e != ',') || (i == 2 && *e) || !isdigit((unsigned char)*p))
+			l2_usage_error(usage, "invalid value for --background: '%s' (expected R,G,B with 0..255)", s);
+		v[i] = (unsigned)x;
+		p = e + 1;
+	}
+	snprintf(hex, 7, "%02x%02x%02x", v[0], v[1], v[2]);
+}
 
 static void parse_options(int argc, char **argv, Options *o)
 {
@@ -120,6 +142,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		{"candidates", required_argument, 0, OPT_CANDIDATES},
 		{"checkpoint", required_argument, 0, OPT_CHECKPOINT},
 		{"incomplete", no_argument, 0, OPT_INCOMPLETE},
+		{"background", required_argument, 0, OPT_BACKGROUND},
 		L2_SHARD_LONGOPT,
 		{0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
@@ -153,6 +176,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case OPT_SKIP_BAD: b->skip_bad = 1; break;
 		case OPT_NO_SKIN: b->skin_tones = 0; break;
 		case OPT_INCOMPLETE: o->incomplete = 1; break;
+		case OPT_BACKGROUND: parse_background(optarg, o->background); b->background = o->background; break;
 		case L2_OPT_SHARD: l2_shard_option(optarg, usage, &o->shard); break;
 		case OPT_SPLIT: {
 			int sp = l2_split_parse(optarg);
@@ -174,6 +198,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		}
 	}
 	if (!o->cmd) l2_usage_error(usage, "missing command (build, emoji, list, captions, stats, ...)");
+	if (b->background && !is(o, "build")) l2_usage_error(usage, "--background is an option of build");
 	for (const char *p = o->source; *p; p++)
 		if ((unsigned char)*p <= ' ') l2_usage_error(usage, "--source: a tag without spaces");
 	if (o->name && !l2_feature_name_ok(o->name))

@@ -132,6 +132,7 @@ L2DatasetBuild *l2_dataset_build_open(const char *out, const L2BuildOptions *o, 
 	pin_meta(st, b->partial, "seed", "--seed", v);
 	snprintf(v, sizeof v, "%.17g", o->test_fraction);
 	pin_meta(st, b->partial, "test_fraction", "--test-fraction", v);
+	if (o->background) pin_meta(st, b->partial, "background", "--background", o->background);
 	l2_store_set_meta(st, "source", source);
 	l2_store_set_meta(st, "root", root);
 	l2_store_set_meta(st, "state", "building");

@@ -34,6 +34,8 @@ typedef struct {
 	const char *const *corpus;  /* text files whose lines join the caption corpus... */
 	int ncorpus;
 	const char *corpus_source;  /* ...with this source tag ("extra") */
+	const char *background;     /* folder: "RRGGBB", the colour images with alpha are composited
+	                             * over wherever they become RGB (meta background); NULL: none */
 } L2BuildOptions;
 
 void l2_build_defaults(L2BuildOptions *o);
