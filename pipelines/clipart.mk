@@ -14,7 +14,7 @@
 #   clipart-clip-ID/       clip.safetensors (+ clip.vocab.txt.gz, train.log): l2-train-clip on
 #                          the train split, ID naming its settings
 # `make -f pipelines/clipart.mk paths` prints them as VAR=path lines for pipelines/workflow.mk
-# (IMAGES, CAPTIONS, CORPUS, CLIP).  Needs: make, wordnet-base for the distractors
+# (IMAGES, CAPTIONS, CORPUS, CLIP, and BACKGROUND: encode images over it too).  Needs: make, wordnet-base for the distractors
 # (tools/install-deps.sh demo), openclipart-png (the same profile).
 
 SHELL        := /bin/bash
@@ -31,16 +31,19 @@ SEED         ?= 0
 DISTRACTORS  ?= 20000
 WORDNET      ?= /usr/share/wordnet
 PROGRESS     ?= --progress
+# clip art is drawn on transparency: the dataset composites it over white wherever
+# it becomes RGB (the trainers; l2-encode-images --background $(BACKGROUND) to match)
+BACKGROUND   ?= 255,255,255
 
 # the small CLIP: captions are longer than the emoji names (title + two folders),
-# hence a context of 24 tokens; 600 steps of 128 pairs (about 10 epochs of the
-# 7,300 train images).  Measured on this 2-core machine shared with other jobs
-# (load ~7): 6 min reading and shrinking the images (some are 12,000 px PNGs),
-# then 14 min of steps; held-out top-1 10.8%, top-5 26.5% among 631 captions.
-CLIP_STEPS   ?= 600
+# hence a context of 24 tokens; 400 steps of 128 pairs (7 epochs of the 7,300 train
+# images).  Reading the images takes minutes before the first step (some are
+# 12,000 px PNGs): on this 2-core machine shared with other jobs (load ~7), 6 min,
+# then 600 steps in 14 min.
+CLIP_STEPS   ?= 400
 CLIP_FLAGS   ?= --steps $(CLIP_STEPS) --context 24 --seed $(SEED)
 CLIP_LOG     ?= --log-every 25 --eval-every 200
-CLIP_ID      := $(shell printf '%s' '$(CLIP_FLAGS) $(TEST_FRACTION) $(SEED) $(DISTRACTORS) $(abspath $(IMAGES))' | md5sum | cut -c1-10)
+CLIP_ID      := $(shell printf '%s' '$(CLIP_FLAGS) $(TEST_FRACTION) $(SEED) $(DISTRACTORS) $(BACKGROUND) $(abspath $(IMAGES))' | md5sum | cut -c1-10)
 CLIP_DIR     ?= $(CACHE)/clipart-clip-$(CLIP_ID)
 MODEL        ?= $(CLIP_DIR)/clip.safetensors
 
@@ -74,7 +77,7 @@ $(GLOSSES): | $(CACHE)/.dir
 $(DATASET).done: $(CAPTIONS) $(if $(filter 0,$(DISTRACTORS)),,$(GLOSSES))
 	$(call step,dataset -> $(DATASET))
 	$(BIN)/l2-dataset build $(PROGRESS) --skip-bad --force $(if $(wildcard $(DATASET).partial),--resume) \
-		--captions $(CAPTIONS) --test-fraction $(TEST_FRACTION) --seed $(SEED) \
+		--captions $(CAPTIONS) --background $(BACKGROUND) --test-fraction $(TEST_FRACTION) --seed $(SEED) \
 		$(if $(filter 0,$(DISTRACTORS)),,--corpus $(GLOSSES) --source wordnet) $(DATASET) $(IMAGES)
 	$(BIN)/l2-dataset stats $(DATASET) >&2
 	touch $@
@@ -89,5 +92,5 @@ $(MODEL): | $(DATASET).done
 	$(BIN)/l2-train-clip $(CLIP_FLAGS) $(CLIP_LOG) -d $(DATASET) -o $(MODEL) 2>&1 | tee $(CLIP_DIR)/train.log >&2
 
 paths:
-	@printf 'IMAGES=%s\nCAPTIONS=%s\nCORPUS=%s\nCLIP=%s\n' '$(IMAGES)' '$(abspath $(CAPTIONS))' \
-		'$(abspath $(CORPUS))' '$(abspath $(MODEL))'
+	@printf 'IMAGES=%s\nCAPTIONS=%s\nCORPUS=%s\nCLIP=%s\nBACKGROUND=%s\n' '$(IMAGES)' '$(abspath $(CAPTIONS))' \
+		'$(abspath $(CORPUS))' '$(abspath $(MODEL))' '$(BACKGROUND)'

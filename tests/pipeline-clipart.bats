@@ -134,6 +134,9 @@ make_tree() {
 	assert_file_exists cache/clipart-captions.tsv
 	assert_file_exists cache/clipart.lmdb.done
 	assert_equal "$(ls cache/clipart.lmdb)" "$(printf 'data.mdb\nlock.mdb')"
+	# drawings on transparency: composited over white for the trainers
+	run l2-store info cache/clipart.lmdb
+	assert_line "$(printf 'meta\tbackground\tffffff')"
 	assert_equal "$(wc -l < cache/clipart-corpus.txt)" "$(cut -f2 cache/clipart-captions.tsv | sort -u | wc -l)"
 	run mk paths
 	assert_success
