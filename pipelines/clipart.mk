@@ -13,8 +13,9 @@
 #   clipart-corpus.txt     the dataset's corpus, one caption a line (workflow.mk's CORPUS=)
 #   clipart-clip-ID/       clip.safetensors (+ clip.vocab.txt.gz, train.log): l2-train-clip on
 #                          the train split, ID naming its settings
-# `make -f pipelines/clipart.mk paths` prints them as VAR=path lines for pipelines/workflow.mk
-# (IMAGES, CAPTIONS, CORPUS, CLIP, and BACKGROUND: encode images over it too).  Needs: make, wordnet-base for the distractors
+# `make -f pipelines/clipart.mk paths` prints them as VAR=value lines for pipelines/workflow.mk
+# (IMAGES, CAPTIONS, CORPUS, CLIP, BACKGROUND, SKIP_BAD=1: three files are over the pixel limit):
+#   make -f pipelines/workflow.mk fewshot $(make -s -f pipelines/clipart.mk paths) OUT=clipart-runs  Needs: make, wordnet-base for the distractors
 # (tools/install-deps.sh demo), openclipart-png (the same profile).
 
 SHELL        := /bin/bash
@@ -92,5 +93,5 @@ $(MODEL): | $(DATASET).done
 	$(BIN)/l2-train-clip $(CLIP_FLAGS) $(CLIP_LOG) -d $(DATASET) -o $(MODEL) 2>&1 | tee $(CLIP_DIR)/train.log >&2
 
 paths:
-	@printf 'IMAGES=%s\nCAPTIONS=%s\nCORPUS=%s\nCLIP=%s\nBACKGROUND=%s\n' '$(IMAGES)' '$(abspath $(CAPTIONS))' \
+	@printf 'IMAGES=%s\nCAPTIONS=%s\nCORPUS=%s\nCLIP=%s\nBACKGROUND=%s\nSKIP_BAD=1\n' '$(IMAGES)' '$(abspath $(CAPTIONS))' \
 		'$(abspath $(CORPUS))' '$(abspath $(MODEL))' '$(BACKGROUND)'

@@ -64,6 +64,10 @@ SETTING      ?= fewshot
 SEED         ?= 0
 TEST_FRACTION ?= 0.1
 SPLIT_SEED   ?= 0
+# R,G,B: images with alpha become RGB over this colour (l2-dataset build --background);
+# empty: alpha dropped.  SKIP_BAD=1: images the tools cannot read are left out with a warning
+BACKGROUND   ?=
+SKIP_BAD     ?=
 K            ?= 16
 RES          ?= 32
 THREADS      ?=
@@ -132,7 +136,7 @@ endif
 
 # ---- IDs: a hash of what each stage's output depends on -------------------------------------
 id = $(shell printf '%s' '$(strip $(1))' | md5sum | cut -c1-8)
-DATA_ID   := $(call id,$(call abs,$(WF_IMAGES)) $(if $(WF_CAPTIONS),$(call abs,$(WF_CAPTIONS))) $(TEST_FRACTION) $(SPLIT_SEED))
+DATA_ID   := $(call id,$(call abs,$(WF_IMAGES)) $(if $(WF_CAPTIONS),$(call abs,$(WF_CAPTIONS))) $(TEST_FRACTION) $(SPLIT_SEED) $(BACKGROUND) $(SKIP_BAD))
 CLIP_ID   := $(call id,$(call abs,$(CLIP)) $(call abs,$(VOCAB)))
 CORPUS_ID := $(call id,$(if $(CORPUS),$(call abs,$(CORPUS)),train-captions) $(K) $(PSEUDO_FLAGS))
 D         := $(OUT)/data-$(DATA_ID)
@@ -185,7 +189,7 @@ step = @printf '\nworkflow: %s\n' '$(1)' >&2
 help:
 	@sed -n '2,32p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 	@printf '\nVariables: IMAGES CAPTIONS CORPUS CLIP VOCAB INCEPTION OUT GENERATOR PAIRS PSEUDO SETTING SEED\n'
-	@printf 'TEST_FRACTION SPLIT_SEED K RES BATCH PRE_STEPS FT_STEPS GAN_SIZE GAN_FT_FLAGS DIFF_PRESET DIFF_SIZE\n'
+	@printf 'TEST_FRACTION SPLIT_SEED BACKGROUND SKIP_BAD K RES BATCH PRE_STEPS FT_STEPS GAN_SIZE GAN_FT_FLAGS DIFF_PRESET DIFF_SIZE\n'
 	@printf 'DIFF_EMA DIFF_SAMPLE TRAIN_FLAGS THREADS GRID_CAPTIONS GRID_N PSEUDO_FLAGS BUILD BIN (see l2-workflows(7))\n'
 
 dataset: $(D)/.dataset
@@ -199,6 +203,7 @@ $(D)/.dataset: $(D)/images.list $(WF_CAPTIONS) | $(D)/.dir
 	$(call step,dataset: $(WF_IMAGES)$(if $(WF_CAPTIONS), with $(WF_CAPTIONS)) -> $(DATASET))
 	rm -rf $(DATASET).partial
 	$(BIN)/l2-dataset build --quiet --force $(if $(WF_CAPTIONS),--captions $(WF_CAPTIONS)) \
+		$(if $(BACKGROUND),--background $(BACKGROUND)) $(if $(filter 1,$(SKIP_BAD)),--skip-bad) \
 		--test-fraction $(TEST_FRACTION) --seed $(SPLIT_SEED) $(DATASET) $(WF_IMAGES)
 	n=$$($(BIN)/l2-dataset list --split test $(DATASET) | wc -l); [ "$$n" -gt 1 ] || { \
 		echo "workflow.mk: $(WF_IMAGES): $$n held-out image(s) at TEST_FRACTION=$(TEST_FRACTION): raise it (or SPLIT_SEED=)" >&2; exit 1; }

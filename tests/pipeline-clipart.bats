@@ -149,6 +149,15 @@ make_tree() {
 	assert_equal "$(l2-cat --count corpus.l2f)" "$(wc -l < cache/clipart-corpus.txt)"
 	run mk --question
 	assert_success
+	# its paths drive pipelines/workflow.mk, over white, past an image the tools refuse
+	printf '\211PNG\r\n\032\n\0\0\0\rIHDR\0\0\116\040\0\0\116\040\010\006\0\0\0\343\160\106\071\0\0\0\0IDAT\065\257\006\036\0\0\0\0IEND\256\102\140\202' > art/food/huge.png
+	run make -s -C "$L2_ROOT" -f pipelines/workflow.mk dataset BUILD="$L2_BUILD" OUT="$BATS_TEST_TMPDIR/wf" TEST_FRACTION=0.3 \
+		$(mk paths)
+	assert_success
+	ds=$(ls -d wf/data-*/dataset.lmdb)
+	assert_equal "$(l2-dataset list "$ds" | wc -l)" 10
+	run l2-store info "$ds"
+	assert_line "$(printf 'meta\tbackground\tffffff')"
 	# a missing folder: one error, nothing made
 	run mk IMAGES="$BATS_TEST_TMPDIR/nowhere" CACHE="$BATS_TEST_TMPDIR/cache2"
 	assert_failure
