@@ -323,6 +323,175 @@ static void conv_gemm(const L2Conv *c, const cnnr *x, int B, int H, int W, cnnr 
 	}
 }
 
+/* ---- Winograd F(2x2, 3x3) ------------------------------------------------------------ */
+
+int l2_conv_wino_ok(const L2Conv *c)
+{
+	return c->kh == 3 && c->kw == 3 && c->sh == 1 && c->sw == 1 && c->ph == 1 && c->pw == 1;
+}
+
+size_t l2_conv_wino_size(const L2Conv *c) { return (size_t)16 * c->cout * c->cin; }
+
+/* u[e = 4i + j][co][ci] = (G g Gᵀ)[i][j], G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1],
+ * in double; a block of kernels at a time, so that the 16 outputs are
+ * written as 16 runs rather than 16 scattered stores per kernel (this
+ * runs once per load, over every 3x3 weight of the model) */
+void l2_conv_wino_weights(const L2Conv *c, cnnr *u)
+{
+	enum { KB = 256 };
+	size_t cc = (size_t)c->cout * c->cin;
+	cnnr blk[16][KB];
+	for (size_t k0 = 0; k0 < cc; k0 += KB) {
+		size_t nk = cc - k0 < KB ? cc - k0 : KB;
+		for (size_t k = 0; k < nk; k++) {
+			const cnnr *g = c->w + (k0 + k) * 9;
+			double t[4][3];
+			for (int j = 0; j < 3; j++) { /* G g: rows */
+				t[0][j] = g[j];
+				t[1][j] = 0.5 * ((double)g[j] + g[3 + j] + g[6 + j]);
+				t[2][j] = 0.5 * ((double)g[j] - g[3 + j] + g[6 + j]);
+				t[3][j] = g[6 + j];
+			}
+			for (int i = 0; i < 4; i++) { /* (G g) Gᵀ: columns */
+				blk[4 * i][k] = (cnnr)t[i][0];
+				blk[4 * i + 1][k] = (cnnr)(0.5 * (t[i][0] + t[i][1] + t[i][2]));
+				blk[4 * i + 2][k] = (cnnr)(0.5 * (t[i][0] - t[i][1] + t[i][2]));
+				blk[4 * i + 3][k] = (cnnr)t[i][2];
+			}
+		}
+		for (int e = 0; e < 16; e++) memcpy(u + e * cc + k0, blk[e], nk * sizeof(cnnr));
+	}
+}
+
+/* Tiles per block: the block's 16 transformed inputs and 16 GEMM outputs
+ * stay within 2M values (8 MiB in float), and at least one tile row.  Each
+ * of the 16 GEMMs packs all of its Cout x Cin weights for the block's
+ * tiles, so narrow blocks spend their time packing: with 2M, a 64x64
+ * image of 128 channels, or a 32x32 one of 512, is one block. */
+#ifndef WINO_BUDGET
+#define WINO_BUDGET (1u << 21)
+#endif
+
+/* V[e][ci][t] for the tiles of tile rows [ty0, ty0 + rows) of one image:
+ * Bᵀ d B with Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], on xp, the
+ * image's zero-padded planes (Hp x Wp each, the image at (1, 1)).  The
+ * vertical pass runs along whole padded rows and the horizontal one on
+ * their even and odd columns, so both are unit-stride loops. */
+static void wino_in(const cnnr *xp, int cin, int Hp, int Wp, int tw, int ty0, int rows, size_t nt, cnnr *V, cnnr *tmp)
+{
+	cnnr *a[4], *ev[4], *od[4];
+	for (int i = 0; i < 4; i++) a[i] = tmp + (size_t)i * Wp, ev[i] = tmp + (size_t)(4 + i) * Wp, od[i] = ev[i] + Wp / 2;
+	size_t cs = (size_t)cin * nt;
+	for (int ci = 0; ci < cin; ci++)
+		for (int r = 0; r < rows; r++) {
+			const cnnr *d0 = xp + ((size_t)ci * Hp + 2 * (ty0 + r)) * Wp, *d1 = d0 + Wp, *d2 = d1 + Wp, *d3 = d2 + Wp;
+			for (int k = 0; k < Wp; k++) {
+				a[0][k] = d0[k] - d2[k];
+				a[1][k] = d1[k] + d2[k];
+				a[2][k] = d2[k] - d1[k];
+				a[3][k] = d1[k] - d3[k];
+			}
+			for (int i = 0; i < 4; i++) {
+				cnnr *e = ev[i], *o = od[i];
+				const cnnr *s = a[i];
+				for (int k = 0; k < Wp / 2; k++) e[k] = s[2 * k], o[k] = s[2 * k + 1];
+				cnnr *v0 = V + (size_t)(4 * i) * cs + (size_t)ci * nt + (size_t)r * tw;
+				cnnr *v1 = v0 + cs, *v2 = v1 + cs, *v3 = v2 + cs;
+				for (int t = 0; t < tw; t++) {
+					v0[t] = e[t] - e[t + 1];
+					v1[t] = o[t] + e[t + 1];
+					v2[t] = e[t + 1] - o[t];
+					v3[t] = o[t] - o[t + 1];
+				}
+			}
+		}
+}
+
+/* y rows [2 ty0, ...) of one image (its planes at y0, channel stride ys)
+ * from M[e][co][t]: Aᵀ m A + bias, Aᵀ = [1 1 1 0; 0 1 -1 -1] */
+static void wino_out(const cnnr *M, int cout, size_t nt, int tw, int ty0, int rows, const cnnr *bias, int Ho, int Wo,
+		     cnnr *y0, size_t ys, int add, cnnr *tmp)
+{
+	size_t cs = (size_t)cout * nt;
+	cnnr *p[2][4], *q[2][2];
+	for (int i = 0; i < 2; i++) {
+		for (int j = 0; j < 4; j++) p[i][j] = tmp + (size_t)(4 * i + j) * tw;
+		for (int j = 0; j < 2; j++) q[i][j] = tmp + (size_t)(8 + 2 * i + j) * tw;
+	}
+	for (int co = 0; co < cout; co++) {
+		cnnr b = bias ? bias[co] : 0;
+		for (int r = 0; r < rows; r++) {
+			const cnnr *m = M + (size_t)co * nt + (size_t)r * tw;
+			for (int j = 0; j < 4; j++) { /* vertical: p0 = m0 + m1 + m2, p1 = m1 - m2 - m3 */
+				const cnnr *m0 = m + (size_t)j * cs, *m1 = m0 + 4 * cs, *m2 = m1 + 4 * cs, *m3 = m2 + 4 * cs;
+				cnnr *p0 = p[0][j], *p1 = p[1][j];
+				for (int t = 0; t < tw; t++) {
+					p0[t] = m0[t] + m1[t] + m2[t];
+					p1[t] = m1[t] - m2[t] - m3[t];
+				}
+			}
+			for (int i = 0; i < 2; i++) { /* horizontal, + bias */
+				const cnnr *s0 = p[i][0], *s1 = p[i][1], *s2 = p[i][2], *s3 = p[i][3];
+				cnnr *e = q[i][0], *o = q[i][1];
+				for (int t = 0; t < tw; t++) {
+					e[t] = s0[t] + s1[t] + s2[t] + b;
+					o[t] = s1[t] - s2[t] - s3[t] + b;
+				}
+			}
+			for (int i = 0; i < 2; i++) {
+				int oy = 2 * (ty0 + r) + i;
+				if (oy >= Ho) break;
+				cnnr *d = y0 + (size_t)co * ys + (size_t)oy * Wo;
+				const cnnr *e = q[i][0], *o = q[i][1];
+				int full = Wo / 2;
+				if (add)
+					for (int t = 0; t < full; t++) d[2 * t] += e[t], d[2 * t + 1] += o[t];
+				else
+					for (int t = 0; t < full; t++) d[2 * t] = e[t], d[2 * t + 1] = o[t];
+				if (Wo & 1) d[Wo - 1] = add ? d[Wo - 1] + e[full] : e[full];
+			}
+		}
+	}
+}
+
+void l2_conv2d_wino(const L2Conv *c, const cnnr *u, const cnnr *x, int B, int H, int W, cnnr *y, int add)
+{
+	if (!l2_conv_wino_ok(c)) l2_die("l2_conv2d_wino: not a 3x3 convolution of stride 1 and padding 1");
+	const int cin = c->cin, cout = c->cout, th = (H + 1) / 2, tw = (W + 1) / 2;
+	const int Hp = 2 * th + 2, Wp = 2 * tw + 2;
+	int rows = (int)(WINO_BUDGET / ((size_t)16 * (cin + cout) * tw));
+	if (rows < 1) rows = 1;
+	if (rows > th) rows = th;
+	size_t nmax = (size_t)rows * tw, np = (size_t)cin * Hp * Wp;
+	size_t nV = (size_t)16 * cin * nmax, nM = (size_t)16 * cout * nmax, ntmp = (size_t)8 * Wp + 12 * (size_t)tw;
+	cnnr *xp = scratch_get(np + nV + nM + ntmp), *V = xp + np, *M = V + nV, *tmp = M + nM;
+	size_t cc = (size_t)cout * cin;
+	for (int b = 0; b < B; b++) {
+		/* the image's planes, zero-padded to Hp x Wp */
+		for (int ci = 0; ci < cin; ci++) {
+			cnnr *d = xp + (size_t)ci * Hp * Wp;
+			const cnnr *s = x + ((size_t)ci * B + b) * H * W;
+			memset(d, 0, (size_t)Wp * sizeof(cnnr));
+			for (int iy = 0; iy < H; iy++) {
+				cnnr *r = d + (size_t)(iy + 1) * Wp;
+				r[0] = 0;
+				memcpy(r + 1, s + (size_t)iy * W, (size_t)W * sizeof(cnnr));
+				for (int k = W + 1; k < Wp; k++) r[k] = 0;
+			}
+			memset(d + (size_t)(H + 1) * Wp, 0, (size_t)(Hp - H - 1) * Wp * sizeof(cnnr));
+		}
+		for (int ty0 = 0; ty0 < th; ty0 += rows) {
+			int nr = th - ty0 < rows ? th - ty0 : rows;
+			size_t nt = (size_t)nr * tw;
+			wino_in(xp, cin, Hp, Wp, tw, ty0, nr, nt, V, tmp);
+			for (int e = 0; e < 16; e++)
+				GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, (int)nt, cin, 1, u + e * cc, cin,
+				     V + (size_t)e * cin * nt, (int)nt, 0, M + (size_t)e * cout * nt, (int)nt);
+			wino_out(M, cout, nt, tw, ty0, nr, c->b, H, W, y + (size_t)b * H * W, (size_t)B * H * W, add, tmp);
+		}
+	}
+}
+
 void l2_conv2d_rows(const L2Conv *c, const cnnr *x, int B, int H, int W, cnnr *y, int relu_from)
 {
 #if defined(__AVX2__) && defined(__FMA__) && !defined(L2_CNN_DOUBLE)

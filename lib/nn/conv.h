@@ -50,6 +50,26 @@ void l2_conv2d_rows(const L2Conv *c, const cnnr *x, int B, int H, int W, cnnr *y
  * branch's last convolution adds into the shortcut without another pass). */
 void l2_conv2d_add(const L2Conv *c, const cnnr *x, int B, int H, int W, cnnr *y);
 
+/* Winograd F(2x2, 3x3) for 3x3 convolutions of stride 1 and padding 1:
+ * each 2x2 output tile is Aᵀ [U ⊙ V] A with V = Bᵀ d B the transform of
+ * its 4x4 input tile d and U = G g Gᵀ the transform of the 3x3 kernel g,
+ * so the multiplies are 16 GEMMs (Cout x Cin) x (Cin x tiles) holding
+ * 4/9 of the direct convolution's multiply-adds, and the tile transforms
+ * (additions only: every coefficient of Bᵀ and Aᵀ is 0 or ±1) replace
+ * im2col's nine copies of the input with four.  Rounding: within a few
+ * units of the im2col GEMM's (tested against a float64 convolution).
+ * l2_conv_wino_ok: the shapes it computes; l2_conv_wino_weights fills u
+ * (16 Cout Cin values, l2_conv_wino_size) from c->w, in double, once per
+ * weight set.  l2_conv2d_wino: y (=, or += when add) conv(x) + bias, like
+ * l2_conv2d / l2_conv2d_add (any H, W; one-thread or threaded BLAS as the
+ * caller set it).  The sums of an output tile depend only on H, W and the
+ * weights, never on B: the tiles are cut into blocks of whole tile rows
+ * of one image. */
+int l2_conv_wino_ok(const L2Conv *c);
+size_t l2_conv_wino_size(const L2Conv *c);
+void l2_conv_wino_weights(const L2Conv *c, cnnr *u);
+void l2_conv2d_wino(const L2Conv *c, const cnnr *u, const cnnr *x, int B, int H, int W, cnnr *y, int add);
+
 #ifndef L2_CNN_DOUBLE
 /* Max pooling on `planes` independent H x W planes; padding counts as -inf. */
 void l2_maxpool2d(const float *x, size_t planes, int H, int W, int k, int s, int p, float *y);

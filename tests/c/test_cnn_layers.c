@@ -1,7 +1,7 @@
 /* test_cnn_layers.c — lib/nn/cnn_layers.c (group norm + SiLU, residual add,
  * nearest upsampling, padding, pixel self-attention) and conv.c's
- * accumulating and bias-free convolutions, each against direct float64
- * loops on random (C, B, H, W) inputs, on 1 and 2 threads. */
+ * accumulating, bias-free and Winograd convolutions, each against direct
+ * float64 loops on random (C, B, H, W) inputs, on 1 and 2 threads. */
 #include "check.h"
 #include "nn/cnn_layers.h"
 #include "nn/conv.h"
@@ -181,6 +181,61 @@ static void test_conv_add_nobias(void)
 	}
 }
 
+/* Winograd F(2x2, 3x3) against float64 direct loops: odd and even sizes,
+ * single-pixel images, several tile blocks (W 130 with 64 + 64 channels),
+ * with and without bias, overwriting and adding; and an image's outputs in a
+ * batch are the bytes of the image alone */
+static void test_conv_winograd(void)
+{
+	static const int cfg[][5] = {/* cin cout B H W */
+				     {16, 8, 2, 7, 9}, {5, 6, 1, 1, 1}, {24, 16, 3, 2, 3}, {32, 40, 1, 8, 8},
+				     {64, 64, 2, 40, 130}};
+	for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
+		const int *g = cfg[t];
+		L2Conv c = {g[0], g[1], 3, 3, 1, 1, 1, 1, NULL, NULL};
+		CHECK(l2_conv_wino_ok(&c));
+		c.w = rand_array((size_t)c.cout * c.cin * 9, 1.0 / sqrt(c.cin * 9.0), 0);
+		float *u = l2_malloc(l2_conv_wino_size(&c) * sizeof(float)), *bias = rand_array((size_t)c.cout, 0.3, 0);
+		l2_conv_wino_weights(&c, u);
+		int B = g[2], H = g[3], W = g[4];
+		size_t hw = (size_t)H * W, n = (size_t)c.cout * B * hw;
+		float *x = rand_array((size_t)c.cin * B * hw, 1, 0), *y0 = rand_array(n, 1, 0), *y = l2_malloc(n * sizeof(float));
+		float *x1 = l2_malloc((size_t)c.cin * hw * sizeof(float)), *y1 = l2_malloc((size_t)c.cout * hw * sizeof(float));
+		for (int mode = 0; mode < 3; mode++) { /* 0: bias, overwrite, 1: add with bias, 2: add without bias */
+			c.b = mode < 2 ? bias : NULL;
+			memcpy(y, y0, n * sizeof(float));
+			l2_conv2d_wino(&c, u, x, B, H, W, y, mode > 0);
+			double worst = 0;
+			for (int o = 0; o < c.cout; o++)
+				for (int b = 0; b < B; b++)
+					for (int oy = 0; oy < H; oy++)
+						for (int ox = 0; ox < W; ox++) {
+							size_t k = (((size_t)o * B + b) * H + oy) * W + ox;
+							double s = (mode ? y0[k] : 0) + (c.b ? c.b[o] : 0);
+							for (int i = 0; i < c.cin; i++)
+								for (int ky = 0; ky < 3; ky++)
+									for (int kx = 0; kx < 3; kx++) {
+										int iy = oy - 1 + ky, ix = ox - 1 + kx;
+										if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+										s += (double)c.w[((o * c.cin + i) * 3 + ky) * 3 + kx] *
+										     x[(((size_t)i * B + b) * H + iy) * W + ix];
+									}
+							double d = fabs(y[k] - s) / (1 + fabs(s));
+							worst = d > worst ? d : worst;
+						}
+			CHECK_MSG(worst < 1e-5, "config %zu mode %d: worst %g", t, mode, worst);
+			if (mode) continue;
+			/* batch independence: the last image alone */
+			for (int i = 0; i < c.cin; i++) memcpy(x1 + i * hw, x + ((size_t)i * B + B - 1) * hw, hw * sizeof(float));
+			l2_conv2d_wino(&c, u, x1, 1, H, W, y1, 0);
+			int same = 1;
+			for (int o = 0; o < c.cout; o++) same &= !memcmp(y1 + o * hw, y + ((size_t)o * B + B - 1) * hw, hw * sizeof(float));
+			CHECK_MSG(same, "config %zu: image %d of the batch differs from the image alone", t, B - 1);
+		}
+		free(c.w), free(u), free(bias), free(x), free(y0), free(y), free(x1), free(y1);
+	}
+}
+
 int main(void)
 {
 	l2_threads = 2;
@@ -188,6 +243,7 @@ int main(void)
 	RUN(test_add_upsample_pad);
 	RUN(test_attention);
 	RUN(test_conv_add_nobias);
+	RUN(test_conv_winograd);
 	l2_conv_scratch_free();
 	return check_done();
 }
