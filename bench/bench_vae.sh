@@ -6,7 +6,9 @@
 # bench/bench_vae.py), same random weights, same inputs, in one run: images/s
 # at 64x64 and 256x256 (median of the timed calls after a warm-up, batches
 # already in memory), the share of the same-run 2-thread SGEMM rate
-# (l2_vae_flops: convolutions and attention products), the speed-up per
+# (l2_vae_flops: direct convolutions and attention products; l2's KL-f8
+# computes its 3x3 convolutions as Winograd F(2x2, 3x3) with 4/9 of their
+# multiply-adds, so its share can pass 100%), the speed-up per
 # CPU-second (user + sys; steadier than wall time on a shared machine), and
 # the largest difference of the outputs relative to the largest output.
 # BENCH_QUICK=1: 64x64 only, fewer repetitions.
@@ -48,4 +50,4 @@ for r in "${rows[@]}"; do
 			name, $2, $3, $3, $4, $5, $6, $5 / $6, $7, 100 * $5 * $7 / p, 100 * $6 * $7 / p, $9 / $10, $8 }' <<<"$r"
 done
 echo
-echo "OpenBLAS core: ${OPENBLAS_CORETYPE:-autodetected}; each l2 image on one thread with one-thread OpenBLAS (bit-identical latents for any batch or thread count)"
+echo "OpenBLAS core: ${OPENBLAS_CORETYPE:-autodetected}; each l2 image on one thread with one-thread OpenBLAS (bit-identical latents and images for any batch or thread count); l2's KL-f8 3x3 convolutions as Winograd F(2x2, 3x3)"

@@ -71,6 +71,12 @@ struct L2Vae {
 	/* activation buffers of the threads running images (struct VaeWs in vae.c) */
 	pthread_mutex_t ws_lock;
 	struct VaeWs *ws_free;
+	/* the Winograd weights of the 3x3 convolutions that run that way (vae_prepare) */
+	struct VaeWino {
+		const L2Conv *c;
+		cnnr *u;
+	} *wino;
+	int nwino;
 	/* l2_vae_identity, computed once */
 	pthread_mutex_t id_lock;
 	char *identity;
@@ -91,6 +97,9 @@ typedef struct VaeVisitor {
 } VaeVisitor;
 
 void vae_build(L2Vae *v, int halves, VaeVisitor *vv);
+/* After the weights are loaded: the Winograd weights of the 3x3 convolutions
+ * (vae.c). */
+void vae_prepare(L2Vae *v);
 /* Record a malloc'd weight buffer for l2_vae_free. */
 void vae_keep(L2Vae *v, void *p);
 

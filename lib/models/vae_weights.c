@@ -534,6 +534,7 @@ L2Vae *l2_vae_load(const char *spec, const L2VaeOptions *opt)
 
 	vae_build(v, want, &ld.vv);
 	for (int i = 0; i < ld.nf; i++) l2_st_close(ld.f[i].st);
+	if (!v->shapes_only) vae_prepare(v);
 #ifdef L2_CNN_DOUBLE
 	free(ld.tmp);
 #endif

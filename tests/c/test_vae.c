@@ -43,8 +43,9 @@ static void test_taesd_split_files(void)
 	vae_parity("taesd", "taesd_decoder_bf16.safetensors,taesd_encoder_bf16.safetensors", 1e-5);
 }
 
-/* one thread and two give the same latents, bit for bit, and an image
- * alone the same as in a batch (each image on one thread, one BLAS thread) */
+/* one thread and two give the same latents and decoded images, bit for bit,
+ * and an image alone the same as in a batch (each image on one thread, one
+ * BLAS thread) */
 static void test_threads_agree(void)
 {
 	L2Vae *v = l2_vae_load(vae_tmp_path("kl_diffusers_f32.safetensors"), NULL);
@@ -65,7 +66,17 @@ static void test_threads_agree(void)
 	l2_threads = th;
 	CHECK(!memcmp(z1, z2, nz * sizeof(float)));
 	CHECK(!memcmp(z3, z2 + nz / B, nz / B * sizeof(float)));
-	free(xd), free(x), free(z1), free(z2), free(z3);
+	/* the decoder (Winograd convolutions) likewise */
+	float *x1 = l2_malloc(nx * sizeof(float)), *x2 = l2_malloc(nx * sizeof(float)), *x3 = l2_malloc(nx / B * sizeof(float));
+	l2_threads = 1;
+	l2_vae_decode(v, z2, B, H / 8, W / 8, x1);
+	l2_threads = 2;
+	l2_vae_decode(v, z2, B, H / 8, W / 8, x2);
+	l2_vae_decode(v, z2 + nz / B, 1, H / 8, W / 8, x3);
+	l2_threads = th;
+	CHECK(!memcmp(x1, x2, nx * sizeof(float)));
+	CHECK(!memcmp(x3, x2 + nx / B, nx / B * sizeof(float)));
+	free(xd), free(x), free(z1), free(z2), free(z3), free(x1), free(x2), free(x3);
 	l2_vae_free(v);
 }
 

@@ -4,7 +4,8 @@
  * double, and the encoders and decoders of both autoencoders, loaded from
  * every key layout, must equal tests/ref/make_vae.py's float64 PyTorch
  * outputs to relative error 1e-10 (the weights, images and latents are
- * exactly representable, so only the order of the sums differs).  The float
+ * exactly representable, so only the order of the sums and the Winograd
+ * transforms' roundings differ).  The float
  * build's kernels are checked on their own (test_cnn_layers.c) and the
  * float network to 1e-5 (test_vae.c). */
 #define L2_CNN_DOUBLE 1
