@@ -82,6 +82,9 @@ FT_STEPS     ?= 500
 endif
 GAN_SIZE     ?= --resolution $(RES) --channel-base 512 --channel-max 32 --z-dim 64 --w-dim 64 --cond-hidden 64 --map-layers 2
 GAN_FT_FLAGS ?= --gamma-con 5
+# semi: the condition of the images without their pair (the pre-training's by default; mixed:
+# pseudo or Gaussian at random)
+SEMI_COND    ?= $(PRE_COND)
 DIFF_PRESET  ?= tiny
 DIFF_SIZE    ?= --preset $(DIFF_PRESET) --resolution $(RES)
 DIFF_EMA     ?= 0.050
@@ -165,7 +168,7 @@ SAMPLE_FLAGS :=
 endif
 PRE_ID    := $(call id,$(DATA_ID) $(CLIP_ID) $(if $(filter gaussian,$(PSEUDO)),,$(CORPUS_ID)) $(PSEUDO) $(GEN_FLAGS) $(PRE_STEPS))
 PRE       := $(OUT)/$(GENERATOR)-pre-$(PSEUDO)-$(PRE_ID)
-FT_ID      = $(call id,$(PRE_ID) $(1) $(PAIRS) $(FT_STEPS) $(FT_EXTRA))
+FT_ID      = $(call id,$(PRE_ID) $(1) $(PAIRS) $(FT_STEPS) $(FT_EXTRA) $(if $(filter semi,$(1)),$(SEMI_COND)))
 FEW       := $(OUT)/$(GENERATOR)-fewshot-$(PAIRS)-$(PSEUDO)-$(call FT_ID,fewshot)
 SEMI      := $(OUT)/$(GENERATOR)-semi-$(PAIRS)-$(PSEUDO)-$(call FT_ID,semi)
 SUP       := $(OUT)/$(GENERATOR)-supervised-$(PSEUDO)-$(call FT_ID,supervised)
@@ -190,7 +193,7 @@ help:
 	@sed -n '2,32p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 	@printf '\nVariables: IMAGES CAPTIONS CORPUS CLIP VOCAB INCEPTION OUT GENERATOR PAIRS PSEUDO SETTING SEED\n'
 	@printf 'TEST_FRACTION SPLIT_SEED BACKGROUND SKIP_BAD K RES BATCH PRE_STEPS FT_STEPS GAN_SIZE GAN_FT_FLAGS DIFF_PRESET DIFF_SIZE\n'
-	@printf 'DIFF_EMA DIFF_SAMPLE TRAIN_FLAGS THREADS GRID_CAPTIONS GRID_N PSEUDO_FLAGS BUILD BIN (see l2-workflows(7))\n'
+	@printf 'DIFF_EMA DIFF_SAMPLE SEMI_COND TRAIN_FLAGS THREADS GRID_CAPTIONS GRID_N PSEUDO_FLAGS BUILD BIN (see l2-workflows(7))\n'
 
 dataset: $(D)/.dataset
 features: $(F)/.imported
@@ -279,8 +282,8 @@ $(FEW)/.done: $(PRE)/.done
 	$(call train,$(FEW),--init $(PRE) --pairs-fraction $(PAIRS) --paired-only $(FT_EXTRA),$(FT_STEPS))
 
 $(SEMI)/.done: $(PRE)/.done
-	$(call step,semi-supervised: fine-tuning with $(PAIRS) of the pairs and $(PSEUDO) pseudo features for the rest ($(FT_STEPS) steps) -> $(SEMI))
-	$(call train,$(SEMI),--init $(PRE) --pairs-fraction $(PAIRS) --cond $(PRE_COND) $(FT_EXTRA),$(FT_STEPS))
+	$(call step,semi-supervised: fine-tuning with $(PAIRS) of the pairs and --cond $(SEMI_COND) for the rest ($(FT_STEPS) steps) -> $(SEMI))
+	$(call train,$(SEMI),--init $(PRE) --pairs-fraction $(PAIRS) --cond $(SEMI_COND) $(FT_EXTRA),$(FT_STEPS))
 
 $(SUP)/.done: $(PRE)/.done
 	$(call step,fully supervised: fine-tuning with every pair ($(FT_STEPS) steps) -> $(SUP))

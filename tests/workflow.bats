@@ -95,7 +95,7 @@ metric() { awk -F'\t' -v k="$2" '$1 == k { print $2 }' out/$1/eval/metrics.tsv; 
 	run wf zeroshot semi supervised
 	assert_success
 	refute_output --partial "pre-training"
-	assert_output --partial "semi-supervised: fine-tuning with 0.5 of the pairs and optimize pseudo features"
+	assert_output --partial "semi-supervised: fine-tuning with 0.5 of the pairs and --cond pseudo for the rest"
 	assert_output --partial "fully supervised: fine-tuning with every pair"
 	[ "$(metric 'gan-pre-optimize-*' setting)" = zeroshot ]
 	[ "$(metric 'gan-semi-*' setting)" = semi ]
@@ -104,6 +104,25 @@ metric() { awk -F'\t' -v k="$2" '$1 == k { print $2 }' out/$1/eval/metrics.tsv; 
 	assert_success
 	# l2-train-gan was given the conditions of each setting
 	run cat out/gan-semi-*/log.tsv
+	assert_success
+}
+
+@test "workflow.mk: an added image makes the dataset out of date, and only for its folder" {
+	mkdir fx && cp -a "$BATS_FILE_TMPDIR/fx/." fx/
+	wf dataset IMAGES="$PWD/fx" CAPTIONS="$PWD/fx/captions.tsv" >/dev/null 2>&1
+	run wf -q dataset IMAGES="$PWD/fx" CAPTIONS="$PWD/fx/captions.tsv"
+	assert_success
+	cp fx/img/00.png fx/img/extra.png
+	run wf -q dataset IMAGES="$PWD/fx" CAPTIONS="$PWD/fx/captions.tsv"
+	assert_failure
+	run wf dataset IMAGES="$PWD/fx" CAPTIONS="$PWD/fx/captions.tsv"
+	assert_success
+	assert_output --partial "workflow: dataset"
+	run l2-dataset stats out/data-*/dataset.lmdb
+	assert_line --regexp $'^images\t13$'
+	# the pre-trained copy of the original folder is untouched by it
+	rm -rf out && base_run
+	run wf -q fewshot
 	assert_success
 }
 
