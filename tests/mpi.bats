@@ -119,31 +119,7 @@ TINY_CLIP="--synthetic 40 --width 32 --layers 1 --resolution 16 --patch 8 --cont
 @test "l2-train-clip -np 2: rank 1 killed -> the run fails promptly and the last checkpoint resumes" {
 	need_mpi
 	mkdir k
-	mpi -np 2 l2-train-clip $TINY_CLIP --steps 100000 --seed 2 -o k/m.safetensors --save-every 1 &
-	job=$!
-	for i in $(seq 100); do [ -e k/m.state ] && break; sleep 0.2; done
-	[ -e k/m.state ]
-	# this job's ranks (started here), rank 1 the one whose environment says so
-	r1= ranks=
-	for p in $(pgrep -x l2-train-clip); do
-		[ "$(readlink /proc/$p/cwd)" = "$PWD" ] || continue
-		ranks="$ranks $p"
-		tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && r1=$p
-	done
-	[ -n "$r1" ]
-	SECONDS=0
-	kill -9 "$r1"
-	run wait "$job"
-	[ "$status" -ne 0 ]
-	# every rank ends (rank 0 may outlive mpirun by a moment, holding the run's lock)
-	for i in $(seq 300); do
-		alive=0
-		for p in $ranks; do kill -0 "$p" 2>/dev/null && alive=1; done
-		[ $alive = 0 ] && break
-		sleep 0.2
-	done
-	[ $alive = 0 ]
-	[ "$SECONDS" -lt 60 ]
+	kill_rank1 k/m.state l2-train-clip $TINY_CLIP --steps 100000 --seed 2 -o k/m.safetensors --save-every 1
 	# the checkpoint the killed run left resumes (the state is ahead of step 1)
 	run mpi -np 2 l2-train-clip ${TINY_CLIP% --quiet} --steps 100000 --stop-after 1 --seed 2 -o k/m.safetensors --resume
 	assert_success
@@ -209,16 +185,15 @@ losses() { cut -f1-6 "$1"; }
 	assert [ ! -e run ]
 }
 
-# rank1_killed TOOL ARGS...: start TOOL ARGS -o k under 2 ranks (ARGS with --tick 1 and a long
-# --steps), kill -9 rank 1 once the first checkpoint exists; the job must fail promptly, every
-# rank end (rank 0 may outlive mpirun by a moment, holding the run's lock), and the checkpoint
-# left behind resume under 2 ranks one step further (its step from the state's metadata)
-rank1_killed() {
-	local tool=$1; shift
-	mpi -np 2 "$tool" "$@" -o k &
+# kill_rank1 READY TOOL ARGS...: start TOOL ARGS under 2 ranks, kill -9 rank 1 once the file
+# READY exists (its first checkpoint); the job must fail promptly and every rank end (rank 0 may
+# outlive mpirun by a moment, holding the run's lock)
+kill_rank1() {
+	local ready=$1 tool=$2; shift 2
+	mpi -np 2 "$tool" "$@" &
 	local job=$!
-	for i in $(seq 150); do [ -e k/state.safetensors ] && break; sleep 0.2; done
-	[ -e k/state.safetensors ]
+	for i in $(seq 150); do [ -e "$ready" ] && break; sleep 0.2; done
+	[ -e "$ready" ]
 	# this job's ranks (started here), rank 1 the one whose environment says so
 	local r1= ranks= p
 	for p in $(pgrep -x "${tool:0:15}"); do # the kernel keeps 15 bytes of a process name
@@ -240,6 +215,14 @@ rank1_killed() {
 	done
 	[ $alive = 0 ]
 	[ "$SECONDS" -lt 60 ]
+}
+
+# rank1_killed TOOL ARGS...: kill_rank1 on a run into the directory k (ARGS with --tick 1 and a
+# long --steps); the checkpoint left behind resumes under 2 ranks one step further (its step
+# from the state's metadata)
+rank1_killed() {
+	local tool=$1; shift
+	kill_rank1 k/state.safetensors "$tool" "$@" -o k
 	local s
 	s=$(grep -ao '"step":"[0-9]*"' k/state.safetensors | head -n 1 | tr -dc 0-9)
 	[ "$s" -ge 1 ]
