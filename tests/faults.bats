@@ -146,7 +146,8 @@ db_tsv() { l2-store get-features "$@" | l2-cat -f tsv; }
 	for s in $(seq $SEEDS); do
 		rm -rf st
 		kill_at "$s" l2-store put-features --batch 200 st feat.x a.l2f
-		if [ -e st ]; then
+		# a kill before LMDB wrote data.mdb leaves a folder with at most lock.mdb: nothing to read yet
+		if [ -e st ] && [ -n "$(ls -A st | grep -vx lock.mdb)" ]; then
 			run l2-store info st
 			assert_success
 			n=$(l2-store info st | awk -F'\t' '$1 == "db" && $2 == "feat.x" { print $3 }')
@@ -205,13 +206,36 @@ PY
 		if [ -e ds.lmdb ]; then
 			assert_not_exist ds.lmdb.partial
 		else
-			[ ! -e ds.lmdb.partial ] || l2-store info ds.lmdb.partial > /dev/null
+			# absent, a store, or killed before LMDB wrote anything (at most lock.mdb)
+			[ ! -e ds.lmdb.partial ] || l2-store info ds.lmdb.partial > /dev/null ||
+				[ -z "$(ls -A ds.lmdb.partial | grep -vx lock.mdb)" ]
 			l2-dataset build --quiet --resume --captions caps.tsv --checkpoint 20 ds.lmdb imgs
 		fi
 		{ l2-dataset list -l ds.lmdb; l2-dataset captions --keys ds.lmdb; } > got.txt
 		cmp want.txt got.txt
 		assert_not_exist ds.lmdb.lock
 	done
+}
+
+@test "a dataset build killed before LMDB wrote anything (empty .partial, or lock.mdb alone) starts again; a .partial holding other files is left alone" {
+	mkdir imgs
+	for i in 0 1 2; do cp "$L2_ROOT/tests/fixtures/images/rgb8.png" "imgs/i$i.png"; done
+	l2-dataset build --quiet ref.lmdb imgs
+	mkdir ds.lmdb.partial
+	run l2-dataset build --resume ds.lmdb imgs
+	assert_success
+	assert_output --partial "had written nothing"
+	assert_not_exist ds.lmdb.partial
+	cmp <(l2-dataset list -l ref.lmdb) <(l2-dataset list -l ds.lmdb)
+	mkdir ds2.lmdb.partial && : > ds2.lmdb.partial/lock.mdb
+	l2-dataset build --quiet ds2.lmdb imgs
+	cmp <(l2-dataset list -l ref.lmdb) <(l2-dataset list -l ds2.lmdb)
+	mkdir ds3.lmdb.partial && echo mine > ds3.lmdb.partial/notes.txt
+	run l2-dataset build --resume ds3.lmdb imgs
+	assert_failure
+	assert_output --partial "ds3.lmdb.partial: not an interrupted build"
+	[ "$(cat ds3.lmdb.partial/notes.txt)" = mine ]
+	assert_not_exist ds3.lmdb
 }
 
 @test "kill -9 during an index build or append: the index is absent, old or whole, and a rerun gives the uninterrupted index" {

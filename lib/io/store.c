@@ -505,14 +505,17 @@ static void check_not_truncated(L2Store *s)
 		       (unsigned long long)fs.st_size, (unsigned long long)need);
 }
 
-static int dir_is_empty(const char *path)
+int l2_store_dir_unstarted(const char *path)
 {
+	struct stat st;
+	if (lstat(path, &st) || !S_ISDIR(st.st_mode)) return 0;
 	DIR *d = opendir(path);
 	if (!d) return 0;
 	struct dirent *e;
 	int empty = 1;
+	/* LMDB makes lock.mdb before data.mdb: a lock file alone holds no data */
 	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { empty = 0; break; }
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "lock.mdb")) { empty = 0; break; }
 	closedir(d);
 	return empty;
 }
@@ -564,7 +567,7 @@ L2Store *l2_store_open(const char *path, int mode)
 		struct stat ds;
 		if (stat(data, &ds) != 0) {
 			if (errno != ENOENT) l2_die_errno("%s", data);
-			if (mode == L2_STORE_CREATE && dir_is_empty(path)) fresh = 1;
+			if (mode == L2_STORE_CREATE && l2_store_dir_unstarted(path)) fresh = 1;
 			else l2_die("%s: not a store (no data.mdb in this directory)", path);
 		} else if (!S_ISREG(ds.st_mode)) {
 			l2_die("%s: not a store (data.mdb is not a regular file)", path);

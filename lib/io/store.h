@@ -23,6 +23,9 @@ enum { L2_STORE_RDONLY = 0, L2_STORE_WRITE = 1, L2_STORE_CREATE = 3 };
 /* Open the store at PATH (a directory).  L2_STORE_CREATE creates it when
  * missing.  Dies with "PATH: ..." when it is not a store or is corrupt. */
 L2Store *l2_store_open(const char *path, int mode);
+/* 1 when PATH is a folder (not a link) holding nothing but perhaps LMDB's
+ * lock.mdb: what a creator killed before its first write leaves. */
+int l2_store_dir_unstarted(const char *path);
 /* Commit the pending batch (writers) and close. */
 void l2_store_close(L2Store *s);
 const char *l2_store_path(const L2Store *s);

@@ -118,7 +118,10 @@ L2DatasetBuild *l2_dataset_build_open(const char *out, const L2BuildOptions *o, 
 		if (!o->force) l2_die("%s: exists (use --force to replace it)", b->final);
 		expect_replaceable(b->final);
 	}
-	if (l2_file_exists(b->partial) || is_link(b->partial)) {
+	if (l2_store_dir_unstarted(b->partial)) {
+		/* killed before LMDB wrote anything: there is nothing to resume or lose */
+		if (o->resume) l2_info("%s: the interrupted build had written nothing; building from the start", b->partial);
+	} else if (l2_file_exists(b->partial) || is_link(b->partial)) {
 		expect_store_dir(b->partial, "an interrupted build");
 		if (!o->resume)
 			l2_die("%s: an interrupted build is there (continue it with --resume, or remove it)", b->partial);
