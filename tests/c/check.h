@@ -61,6 +61,11 @@ static inline int check_done(void)
 }
 
 /* Deterministic test randomness (splitmix64), never zeros. */
+/* uniform in [0, 1) from a caller's SplitMix64 state (53 bits) */
+static inline double check_unit(uint64_t *s) { return (double)(l2_splitmix64(s) >> 11) / 9007199254740992.0; }
+/* |a - b| / |b|, b the reference (no floor: an exact 0 must match exactly) */
+static inline double check_rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-300); }
+
 static uint64_t check_rng_state = L2_GOLDEN;
 static inline uint64_t check_rand_u64(void) { return l2_splitmix64(&check_rng_state); }
 static inline double check_uniform(void) { return (check_rand_u64() >> 11) * (1.0 / 9007199254740992.0); }

@@ -23,24 +23,14 @@
 
 enum { GB = 8, STEPS = 3, CDIM = 5, RES = 8 };
 
-static uint64_t sm(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static double unif(uint64_t *s) { return (double)(sm(s) >> 11) / 9007199254740992.0; }
-
 /* step s's images in [-1, 1] and unit conditions */
 static void batch(int s, adr *x, adr *h)
 {
 	uint64_t st = 555 + (uint64_t)s;
-	for (int i = 0; i < GB * 3 * RES * RES; i++) x[i] = (adr)(2 * unif(&st) - 1);
+	for (int i = 0; i < GB * 3 * RES * RES; i++) x[i] = (adr)(2 * check_unit(&st) - 1);
 	for (int b = 0; b < GB; b++) {
 		double n = 0;
-		for (int k = 0; k < CDIM; k++) h[b * CDIM + k] = (adr)(2 * unif(&st) - 1), n += (double)h[b * CDIM + k] * h[b * CDIM + k];
+		for (int k = 0; k < CDIM; k++) h[b * CDIM + k] = (adr)(2 * check_unit(&st) - 1), n += (double)h[b * CDIM + k] * h[b * CDIM + k];
 		for (int k = 0; k < CDIM; k++) h[b * CDIM + k] = (adr)(h[b * CDIM + k] / sqrt(n));
 	}
 }
@@ -69,8 +59,6 @@ static L2DiffusionTrainConfig train_config(void)
 
 static L2Dist D;
 
-static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-300); }
-
 static int same_stats(const L2DiffusionStepStats *a, const L2DiffusionStepStats *b)
 {
 	int ok = a->loss == b->loss && a->mse == b->mse && a->lr == b->lr && a->nonfinite == b->nonfinite;
@@ -95,8 +83,8 @@ static void test_diffusion_data_parallel_equals_single(void)
 		l2_diffusion_train_step(one, x, h, &a);
 		l2_diffusion_train_step(dp, x + (size_t)D.rank * Bl * img, h + (size_t)D.rank * Bl * CDIM, &b);
 		CHECK_MSG(same_stats(&a, &b), "step %d: statistics differ (loss %.17g vs %.17g)", s, b.loss, a.loss);
-		wl = fmax(wl, rel(b.grad_norm, a.grad_norm));
-		CHECK_MSG(rel(b.grad_norm, a.grad_norm) <= TOL_LOSS, "step %d: gradient norm %.17g vs %.17g", s, b.grad_norm,
+		wl = fmax(wl, check_rel(b.grad_norm, a.grad_norm));
+		CHECK_MSG(check_rel(b.grad_norm, a.grad_norm) <= TOL_LOSS, "step %d: gradient norm %.17g vs %.17g", s, b.grad_norm,
 			  a.grad_norm);
 		clipped |= a.grad_norm > GRAD_CLIP;
 	}

@@ -26,22 +26,12 @@ static const L2ClipTrainConfig DCLIP = {.res = 8, .patch = 4, .width = 16, .laye
 					.vocab = 10, .twidth = 16, .tlayers = 1, .theads = 1, .embed = 5};
 enum { GB = 8, STEPS = 3 };
 
-static uint64_t sm(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static double unif(uint64_t *s) { return (double)(sm(s) >> 11) / 9007199254740992.0; }
-
 /* step s's reals in [-1, 1] and conditions */
 static void batch(int s, adr *x, adr *h)
 {
 	uint64_t st = 777 + (uint64_t)s;
-	for (int i = 0; i < GB * 3 * DCFG.res * DCFG.res; i++) x[i] = (adr)(2 * unif(&st) - 1);
-	for (int i = 0; i < GB * DCFG.cdim; i++) h[i] = (adr)(2 * unif(&st) - 1);
+	for (int i = 0; i < GB * 3 * DCFG.res * DCFG.res; i++) x[i] = (adr)(2 * check_unit(&st) - 1);
+	for (int i = 0; i < GB * DCFG.cdim; i++) h[i] = (adr)(2 * check_unit(&st) - 1);
 }
 
 static double gap_tensors(AdTensor **a, AdTensor **b, int n)
@@ -88,8 +78,6 @@ static L2GanTrainer *trainer(L2ClipTrain *clip)
 
 static L2Dist D;
 
-static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-300); }
-
 static void test_gan_data_parallel_equals_single(void)
 {
 	int P = D.size, Bl = GB / P;
@@ -110,8 +98,8 @@ static void test_gan_data_parallel_equals_single(void)
 		L2GanLosses a, b;
 		l2_gan_train_step(one, s, x, h, GB, &a);
 		l2_gan_train_step_dist(dp, &D, s, xl, hl, Bl, GB, pos, &b);
-		double r[5] = {rel(b.g, a.g), rel(b.d, a.d), rel(b.con_d, a.con_d), rel(b.con_g, a.con_g),
-			       a.r1_done ? rel(b.r1, a.r1) : 0};
+		double r[5] = {check_rel(b.g, a.g), check_rel(b.d, a.d), check_rel(b.con_d, a.con_d), check_rel(b.con_g, a.con_g),
+			       a.r1_done ? check_rel(b.r1, a.r1) : 0};
 		CHECK(a.r1_done == b.r1_done);
 		for (int k = 0; k < 5; k++) {
 			wl = fmax(wl, r[k]);

@@ -31,21 +31,13 @@
 static const L2ClipTrainConfig CFG = {.res = 16, .patch = 8, .width = 32, .layers = 1, .heads = 1, .context = 8,
 				      .vocab = 40, .twidth = 32, .tlayers = 1, .theads = 1, .embed = 16};
 
-static uint64_t sm(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* step s's global batch: images N(0, 1), texts sot, 1..5 random ids, eot */
 static void batch(int s, adr *px, int32_t *tok)
 {
 	uint64_t st = 1234 + (uint64_t)s;
 	int n = GB * 3 * CFG.res * CFG.res;
 	for (int i = 0; i < n; i += 2) {
-		double u1 = ((sm(&st) >> 11) + 1.0) / 9007199254740993.0, u2 = (sm(&st) >> 11) / 9007199254740992.0;
+		double u1 = ((l2_splitmix64(&st) >> 11) + 1.0) / 9007199254740993.0, u2 = (l2_splitmix64(&st) >> 11) / 9007199254740992.0;
 		double r = sqrt(-2 * log(u1));
 		px[i] = (adr)(r * cos(2 * M_PI * u2));
 		if (i + 1 < n) px[i + 1] = (adr)(r * sin(2 * M_PI * u2));
@@ -53,9 +45,9 @@ static void batch(int s, adr *px, int32_t *tok)
 	memset(tok, 0, (size_t)GB * CFG.context * sizeof *tok);
 	for (int b = 0; b < GB; b++) {
 		int32_t *t = tok + (size_t)b * CFG.context;
-		int len = 1 + (int)(sm(&st) % 5);
+		int len = 1 + (int)(l2_splitmix64(&st) % 5);
 		t[0] = CFG.vocab - 2;
-		for (int k = 1; k <= len; k++) t[k] = 1 + (int32_t)(sm(&st) % (uint64_t)(CFG.vocab - 3));
+		for (int k = 1; k <= len; k++) t[k] = 1 + (int32_t)(l2_splitmix64(&st) % (uint64_t)(CFG.vocab - 3));
 		t[len + 1] = CFG.vocab - 1;
 	}
 }

@@ -21,14 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static uint64_t sm(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* rank r's vector: values of mixed signs over 2^-60 .. 2^60, so that the
  * order of a sum shows after rounding (floats within 2^29 of each other
  * add exactly in double, in any order) */
@@ -36,8 +28,8 @@ static void fill(float *x, size_t n, int r, uint64_t salt)
 {
 	uint64_t s = salt * 1000003u + (uint64_t)r * 7919u + 1;
 	for (size_t i = 0; i < n; i++) {
-		double u = (double)(sm(&s) >> 11) / 9007199254740992.0;
-		double e = (double)(sm(&s) % 41) - 20.0;
+		double u = (double)(l2_splitmix64(&s) >> 11) / 9007199254740992.0;
+		double e = (double)(l2_splitmix64(&s) % 41) - 20.0;
 		x[i] = (float)((u - 0.5) * pow(2.0, e * 3));
 		if (x[i] == 0) x[i] = 1e-3f;
 	}
@@ -47,8 +39,8 @@ static void fill_d(double *x, size_t n, int r, uint64_t salt)
 {
 	uint64_t s = salt * 1000033u + (uint64_t)r * 104729u + 3;
 	for (size_t i = 0; i < n; i++) {
-		double u = (double)(sm(&s) >> 11) / 9007199254740992.0;
-		x[i] = (u - 0.5) * pow(2.0, (double)(sm(&s) % 61) - 30.0);
+		double u = (double)(l2_splitmix64(&s) >> 11) / 9007199254740992.0;
+		x[i] = (u - 0.5) * pow(2.0, (double)(l2_splitmix64(&s) % 61) - 30.0);
 	}
 }
 
