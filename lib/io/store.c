@@ -470,11 +470,12 @@ void l2_store_expect_kind(L2Store *s, const char *kind, int max_version)
 	if (f && !strcmp(f, "l2-index")) l2_die("%s: expected a %s store, got an index (l2-build-index)", s->path, kind);
 	free(f);
 	if (!k) l2_die("%s: expected a %s store, got a store of no kind (meta has no \"kind\")", s->path, kind);
-	if (strcmp(k, kind)) l2_die("%s: expected a %s store, got a %s store", s->path, kind, k);
+	char q[64];
+	if (strcmp(k, kind)) l2_die("%s: expected a %s store, got a %s store", s->path, kind, l2_escape(q, sizeof q, k, strlen(k)));
 	long ver = v ? strtol(v, NULL, 10) : 0;
 	if (ver < 1 || ver > max_version)
-		l2_die("%s: %s store version %s is not one this l2 reads (1 to %d)", s->path, kind, v ? v : "(none)",
-		       max_version);
+		l2_die("%s: %s store version %s is not one this l2 reads (1 to %d)", s->path, kind,
+		       v ? l2_escape(q, sizeof q, v, strlen(v)) : "(none)", max_version);
 	free(k);
 	free(v);
 }

@@ -81,7 +81,8 @@ static L2Split split_value(const char *path, const void *key, size_t klen, const
 {
 	if (vlen == 5 && !memcmp(val, "train", 5)) return L2_SPLIT_TRAIN;
 	if (vlen == 4 && !memcmp(val, "test", 4)) return L2_SPLIT_TEST;
-	l2_die("%s: corrupt split record for '%.*s'", path, (int)(klen > 200 ? 200 : klen), (const char *)key);
+	char q[256];
+	l2_die("%s: corrupt split record for '%s'", path, l2_escape(q, sizeof q, key, klen));
 }
 
 static int keys_cb(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
@@ -176,8 +177,10 @@ int l2_dataset_background(L2Dataset *ds, uint8_t bg[3])
 		ds->bg_known = 1;
 		if (s) {
 			unsigned r, g, b;
+			char q[64];
 			if (strlen(s) != 6 || sscanf(s, "%2x%2x%2x", &r, &g, &b) != 3)
-				l2_die("%s: meta background '%s' is not RRGGBB hex", l2_store_path(ds->st), s);
+				l2_die("%s: meta background '%s' is not RRGGBB hex", l2_store_path(ds->st),
+				       l2_escape(q, sizeof q, s, strlen(s)));
 			ds->bg[0] = (uint8_t)r, ds->bg[1] = (uint8_t)g, ds->bg[2] = (uint8_t)b;
 			ds->has_bg = 1;
 			free(s);
@@ -312,7 +315,9 @@ int l2_dataset_feature_info(L2Dataset *ds, const char *name, L2FeatureInfo *info
 	unsigned long d = dim ? strtoul(dim, &end, 10) : 0;
 	if (!dim || *end || d == 0 || d > (1u << 20)) l2_die("%s: corrupt or missing meta feat.%s.dim", path, name);
 	info->dim = (uint32_t)d;
-	if (dt && strcmp(dt, "f32") && strcmp(dt, "f16")) l2_die("%s: meta feat.%s.dtype '%s' unknown", path, name, dt);
+	char q[64];
+	if (dt && strcmp(dt, "f32") && strcmp(dt, "f16"))
+		l2_die("%s: meta feat.%s.dtype '%s' unknown", path, name, l2_escape(q, sizeof q, dt, strlen(dt)));
 	info->f16 = dt && !strcmp(dt, "f16");
 	info->normalized = nz && !strcmp(nz, "1");
 	char *cp = feat_meta(ds, name, "complete");
@@ -331,9 +336,11 @@ void l2_dataset_feature_declare(L2Dataset *ds, const char *name, const L2Feature
 	L2FeatureInfo have;
 	const char *path = l2_store_path(ds->st);
 	if (l2_dataset_feature_info(ds, name, &have)) {
-		if (strcmp(have.kind, info->kind) || have.dim != info->dim)
-			l2_die("%s: feature set '%s' holds %s dim %u, not %s dim %u", path, name, have.kind, have.dim, info->kind,
-			       info->dim);
+		if (strcmp(have.kind, info->kind) || have.dim != info->dim) {
+			char q[128];
+			l2_die("%s: feature set '%s' holds %s dim %u, not %s dim %u", path, name,
+			       l2_escape(q, sizeof q, have.kind, strlen(have.kind)), have.dim, info->kind, info->dim);
+		}
 		if (have.normalized && !info->normalized) {
 			char k[80];
 			snprintf(k, sizeof k, "feat.%s.normalized", name);
@@ -439,8 +446,11 @@ int l2_dataset_get_feature(L2Dataset *ds, const char *name, const char *key, flo
 	size_t vl;
 	if (!l2_store_get(ds->st, db, key, strlen(key), &v, &vl)) return 0;
 	size_t want = (size_t)fi.dim * (fi.f16 ? 2 : 4);
-	if (vl != want)
-		l2_die("%s: feature '%s' of '%s' has %zu bytes, expected %zu", l2_store_path(ds->st), name, key, vl, want);
+	if (vl != want) {
+		char q[256];
+		l2_die("%s: feature '%s' of '%s' has %zu bytes, expected %zu", l2_store_path(ds->st), name,
+		       l2_escape(q, sizeof q, key, strlen(key)), vl, want);
+	}
 	if (fi.f16)
 		for (uint32_t i = 0; i < fi.dim; i++) vec[i] = l2_half_to_float(l2_le16((unsigned char *)v + 2 * i));
 	else memcpy(vec, v, want);

@@ -85,7 +85,9 @@ static uint64_t meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *path, const char
 	if (!s) l2_die("%s: corrupt index: metadata '%s' missing", path, name);
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
-	if (!*s || *end || errno || v > max) l2_die("%s: corrupt index: metadata %s = '%s'", path, name, s);
+	char q[64];
+	if (!*s || *end || errno || v > max)
+		l2_die("%s: corrupt index: metadata %s = '%s'", path, name, l2_escape(q, sizeof q, s, strlen(s)));
 	free(s);
 	return v;
 }
@@ -259,8 +261,11 @@ static void expect_index_format(MDB_txn *txn, MDB_dbi meta, const char *path)
 		return;
 	}
 	char *kind = fmt ? meta_get(txn, meta, "kind") : NULL;
-	if (kind) l2_die("%s: not an l2 index: it is an l2 %s store (format '%s')", path, kind, fmt);
-	l2_die("%s: not an l2 index (format '%s')", path, fmt ? fmt : "?");
+	char qk[64], qf[64];
+	if (kind)
+		l2_die("%s: not an l2 index: it is an l2 %s store (format '%s')", path, l2_escape(qk, sizeof qk, kind, strlen(kind)),
+		       l2_escape(qf, sizeof qf, fmt, strlen(fmt)));
+	l2_die("%s: not an l2 index (format '%s')", path, fmt ? l2_escape(qf, sizeof qf, fmt, strlen(fmt)) : "?");
 }
 
 static MDB_dbi dbi_open(MDB_txn *txn, const char *path, const char *name, unsigned flags)
