@@ -52,6 +52,23 @@ typedef struct {
 #define MAX_THREADS 1024
 static Scratch scratch[MAX_THREADS], probe_scratch;
 
+static void buf_free(Buf *b)
+{
+	l2_free_aligned(b->p);
+	b->p = NULL;
+	b->cap = 0;
+}
+static void scratch_free(Scratch *s)
+{
+	buf_free(&s->C), buf_free(&s->X), buf_free(&s->Q);
+	buf_free(&s->pv), buf_free(&s->pid), buf_free(&s->pn);
+}
+void l2_index_search_free_scratch(void)
+{
+	for (int t = 0; t < MAX_THREADS; t++) scratch_free(&scratch[t]);
+	scratch_free(&probe_scratch);
+}
+
 /* Pools in scratch s (not to be freed). */
 static void pools_scratch(Pools *p, Scratch *s, size_t nq, uint32_t P)
 {

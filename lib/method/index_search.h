@@ -40,4 +40,10 @@ void l2_index_search_ivf(const L2IndexRows *R, const float *cent, uint32_t nlist
 /* Row id as f32 (d). */
 void l2_index_row_to_float(const L2IndexRows *R, uint64_t id, float *out);
 
+/* Free the scratch the searches keep between calls.  Tools never need it (the scratch
+ * lives until exit); a fuzz harness that catches l2_die calls it after a refused input,
+ * before it frees what the input allocated, which would otherwise free the scratch
+ * behind the searches' back. */
+void l2_index_search_free_scratch(void);
+
 #endif

@@ -284,6 +284,9 @@ static int verbose;
 static size_t nrefused;
 
 static int soft_refused;
+static void (*on_refusal)(void);
+
+void l2_fuzz_on_refusal(void (*fn)(void)) { on_refusal = fn; }
 
 size_t l2_fuzz_refused(void) { return nrefused; }
 void l2_fuzz_refuse(void) { soft_refused = 1; }
@@ -345,6 +348,7 @@ int l2_fuzz_run(L2FuzzBody body, void (*init)(void), const uint8_t *data, size_t
 		nrefused++;
 		ledger_pause();
 		l2_release_held();
+		if (on_refusal) on_refusal();
 		ledger_sweep();
 	}
 	if (!died && soft_refused) nrefused++;

@@ -40,6 +40,12 @@ int l2_fuzz_run(L2FuzzBody body, void (*init)(void), const uint8_t *data, size_t
 size_t l2_fuzz_refused(void);
 void l2_fuzz_refuse(void);
 
+/* fn runs after every refused input, once the held objects are released and
+ * before the input's remaining allocations are freed: it drops what the
+ * library keeps from one call to the next (a cache grown during the input),
+ * which that sweep would otherwise free behind the library's back. */
+void l2_fuzz_on_refusal(void (*fn)(void));
+
 /* This process's scratch directory (on /dev/shm when there is one),
  * removed at exit. */
 const char *l2_fuzz_scratch(void);

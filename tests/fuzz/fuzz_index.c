@@ -9,6 +9,7 @@
  * and every row found must give its key and vector. */
 #include "fuzz.h"
 #include "method/index.h"
+#include "method/index_search.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -48,4 +49,8 @@ static void fuzz_one(const uint8_t *data, size_t size)
 	l2_index_close(ix);
 }
 
-L2_FUZZ_TARGET(fuzz_one)
+/* the searches' scratch, kept between calls, may have grown during a
+ * refused input */
+static void init(void) { l2_fuzz_on_refusal(l2_index_search_free_scratch); }
+
+L2_FUZZ_TARGET_INIT(fuzz_one, init)
