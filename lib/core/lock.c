@@ -20,6 +20,7 @@ struct L2Lock {
 	dev_t dev;
 	ino_t ino;
 	L2Lock *next;
+	L2Held hold; /* a fuzz harness that catches l2_die releases it (util.h) */
 };
 
 static L2Lock *held; /* removed by the clean-up when the holder dies */
@@ -64,6 +65,8 @@ static int open_lock_file(const char *path)
 	return fd;
 }
 
+static void lock_release_held(void *l) { l2_lock_release(l); }
+
 L2Lock *l2_lock_try(const char *path, long *holder)
 {
 	if (holder) *holder = 0;
@@ -100,6 +103,7 @@ L2Lock *l2_lock_try(const char *path, long *holder)
 		l->ino = a.st_ino;
 		l->next = held;
 		held = l;
+		l2_hold(&l->hold, lock_release_held, l);
 		if (!cleanup_registered) {
 			l2_cleanup_register(release_all);
 			cleanup_registered = 1;
@@ -131,6 +135,7 @@ long l2_lock_holder(const char *path)
 void l2_lock_release(L2Lock *l)
 {
 	if (!l) return;
+	l2_unhold(&l->hold);
 	for (L2Lock **pp = &held; *pp; pp = &(*pp)->next)
 		if (*pp == l) {
 			*pp = l->next;

@@ -239,6 +239,33 @@ def index_seeds():
     out("index", "ivf2", records(INDEX_DBS, ivf))
 
 
+# ---- captions TSV and corpus file (tests/fuzz/fuzz_captions.c) ---------------------------
+# The harness's folder holds a-b.png, a.png, a/x.png and "\u00e9 t.png".
+
+def captions_input(tsv, corpus=b""):
+    return struct.pack("<H", len(tsv)) + tsv + corpus
+
+
+def captions_seeds():
+    out("captions", "simple", captions_input(b"a.png\ta red heart\na/x.png\ta blue moon\n",
+                                             b"a gloss of a word\nanother line\n"))
+    out("captions", "several-per-image-dupes-dot-slash", captions_input(
+        b"./a.png\theart\n././a.png\t  heart \na.png\ta red\theart\na-b.png\tdash\n",
+        b"heart\nred heart\n\n   \n"))
+    out("captions", "crlf-blank-lines-no-final-newline", captions_input(
+        b"\r\na.png\tone\r\n\n  \t\r\na/x.png\ttwo\r\r", b"x\r\ny"))
+    out("captions", "utf8-orphans", captions_input(
+        "\u00e9 t.png\tcaf\u00e9 \u2615\nmissing.png\tnobody\nA.PNG\tcase\n".encode(),
+        "na\u00efve \U0001F600\n".encode()))
+    out("captions", "empty-captions-long-corpus", captions_input(b"a.png\t\na.png\t\x01\x7f\n",
+                                                                 b"w" * 511 + b"\n" + b"v" * 512 + b"\n"))
+    out("captions", "refused-no-tab", captions_input(b"a.png a caption\n"))
+    out("captions", "refused-empty-path", captions_input(b"./\tcaption\n"))
+    out("captions", "refused-bad-utf8", captions_input(b"a.png\t\xc3\x28\n"))
+    out("captions", "refused-corpus-nul", captions_input(b"a.png\tok\n", b"a\0b\n"))
+    out("captions", "refused-corpus-surrogate", captions_input(b"", b"\xed\xa0\x80\n"))
+
+
 # ---- model files: written by l2's own writers (tests/fuzz/model_seeds.c) ----------------
 
 def model_seeds():
@@ -251,7 +278,8 @@ def model_seeds():
     subprocess.run([os.path.join(root, build, "fuzz", "model-seeds"), os.path.join(HERE, "corpus")], check=True)
 
 
-SEEDS = {"stream": stream_seeds, "models": model_seeds, "store": store_seeds, "index": index_seeds, "npy": npy_seeds, "image": image_seeds, "tokenizer": tokenizer_seeds}
+SEEDS = {"stream": stream_seeds, "models": model_seeds, "store": store_seeds, "index": index_seeds, "npy": npy_seeds, "image": image_seeds, "tokenizer": tokenizer_seeds,
+         "captions": captions_seeds}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or SEEDS:
