@@ -74,8 +74,14 @@ const uint8_t *l2_fuzz_bytes(L2FuzzInput *in, size_t n, size_t *len);
  * opened MDB_DUPSORT), until the input is used up.  Records LMDB refuses
  * (an empty key) are skipped.  Lets the store and index harnesses reach
  * l2's readers with arbitrary contents in a valid LMDB file, rather than
- * fuzzing LMDB's own page format (which has no checksums). */
+ * fuzzing LMDB's own page format (which has no checksums).  The records
+ * are written into one environment the run keeps and copied to DIR (an
+ * environment opened per input cost most of the input's time, fuzz.c). */
 void l2_fuzz_lmdb(const char *dir, const char *const *dbs, int ndbs, unsigned dupsort, L2FuzzInput *in);
+/* Open that environment: from the harness's init (before the first input,
+ * so that its files are not taken for descriptors an input left open),
+ * with the dbs, ndbs and dupsort every l2_fuzz_lmdb call then passes. */
+void l2_fuzz_lmdb_init(const char *const *dbs, int ndbs, unsigned dupsort);
 
 #define L2_FUZZ_TARGET_INIT(body, init)                               \
 	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); \

@@ -51,6 +51,10 @@ static void fuzz_one(const uint8_t *data, size_t size)
 
 /* the searches' scratch, kept between calls, may have grown during a
  * refused input */
-static void init(void) { l2_fuzz_on_refusal(l2_index_search_free_scratch); }
+static void init(void)
+{
+	l2_fuzz_lmdb_init(DBS, 6, 1u << 3);
+	l2_fuzz_on_refusal(l2_index_search_free_scratch);
+}
 
 L2_FUZZ_TARGET_INIT(fuzz_one, init)

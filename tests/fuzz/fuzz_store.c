@@ -96,4 +96,6 @@ static void fuzz_one(const uint8_t *data, size_t size)
 	read_dataset(dir);
 }
 
-L2_FUZZ_TARGET(fuzz_one)
+static void init(void) { l2_fuzz_lmdb_init(DBS, sizeof DBS / sizeof *DBS, 0); }
+
+L2_FUZZ_TARGET_INIT(fuzz_one, init)

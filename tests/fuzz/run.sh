@@ -26,6 +26,15 @@ niceness=${FUZZ_NICE:-15}
 names=${FUZZ_ONLY:-$(for f in "$BUILD"/fuzz/fuzz-*; do [ -x "$f" ] && echo "${f##*/fuzz-}"; done)}
 [ -n "$names" ] || { echo "run.sh: no harnesses in $BUILD/fuzz (make FUZZ=1 fuzzers)" >&2; exit 2; }
 
+# ASan's quarantine (freed memory kept unusable, so that a use after free
+# is caught) at 64 MiB instead of 256: the harnesses free a few KiB to a
+# few MiB per input, so a use after free within an input, or in the next
+# ones, is caught as before, while freed memory is reused while it is still
+# mapped instead of faulting in fresh pages (the store and index harnesses
+# run 1.5-2x the executions per CPU-second; bench/results/fuzz.md).  Set
+# ASAN_OPTIONS to override.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=64}
+
 # Allocations above 2 GiB from inputs of a few KiB are findings (a size
 # taken from the input without a bound); -timeout catches hangs (30 s: on
 # a loaded machine ASan alone has stalled an input for 13 s).
