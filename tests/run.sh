@@ -33,6 +33,9 @@ count() { # reads TAP on stdin, echoes it, tallies
 
 if [ "$mode" = --gpu ]; then
 	echo "# GPU tests: $BUILD/tests/test_device, BATS tag gpu"
+	# test_device lives in $BUILD/tests, where lib/core/device.c's search beside
+	# the program does not reach $BUILD/bin/libl2cuda.so
+	[ -z "${L2_CUDA_LIB:-}" ] && [ -e "$BUILD/bin/libl2cuda.so" ] && export L2_CUDA_LIB=$PWD/$BUILD/bin/libl2cuda.so
 	L2_REQUIRE_GPU=1 "$BUILD/tests/test_device" >"$log" 2>&1
 	rc=$?
 	count <"$log"

@@ -1,6 +1,7 @@
 /* test_device.c — the CUDA SGEMM offload (lib/core/device.h, lib/cuda/device.cu) against
  * OpenBLAS on the same arguments: every transpose combination, padded leading dimensions,
- * alpha and beta, shapes that are not multiples of anything, and C's padding left alone.
+ * alpha and beta, shapes that are not multiples of anything, and C's padding left alone;
+ * several threads offloading at once (one cuBLAS handle, buffers kept between calls).
  * Tag: gpu.  Without a CUDA build or a device the comparisons skip with the reason
  * (l2_cuda_status), and what is checked is the CPU-only contract: -1 and C untouched.
  * make check-gpu runs this with L2_REQUIRE_GPU=1, where a missing device is a failure. */
@@ -9,6 +10,7 @@
 #include "core/util.h"
 
 #include <cblas.h>
+#include <pthread.h>
 
 static int have_gpu(void) { return l2_cuda_available(); }
 
@@ -76,6 +78,64 @@ static void test_sgemm_against_openblas(void)
 	printf("# %d of %d cases %s\n", good, cases, have_gpu() ? "match OpenBLAS" : "keep C untouched without a device");
 }
 
+/* Threads offloading at once, each its own products of another shape, one after another
+ * (the buffers the offload keeps grow and shrink under them): every result as OpenBLAS's. */
+enum { NTHREAD = 4, NCALL = 6 };
+typedef struct {
+	int m, n, k;
+	float *a[NCALL], *b[NCALL], *c[NCALL];
+	int rc[NCALL];
+} Job;
+
+static void *job_run(void *p)
+{
+	Job *j = p;
+	for (int i = 0; i < NCALL; i++) {
+		/* odd calls a third of the size: the kept buffers are larger than needed */
+		int m = i % 2 ? j->m / 3 + 1 : j->m;
+		j->rc[i] = l2_cuda_sgemm(0, 1, m, j->n, j->k, 1.0f, j->a[i], j->k, j->b[i], j->k, 0.0f, j->c[i], j->n);
+	}
+	return NULL;
+}
+
+static void test_sgemm_from_threads(void)
+{
+	Job jobs[NTHREAD];
+	pthread_t t[NTHREAD];
+	for (int w = 0; w < NTHREAD; w++) {
+		Job *j = &jobs[w];
+		j->m = 40 + 67 * w, j->n = 33 + 29 * w, j->k = 300 - 50 * w;
+		for (int i = 0; i < NCALL; i++) {
+			j->a[i] = filled((size_t)j->m * j->k, 1), j->b[i] = filled((size_t)j->n * j->k, 1);
+			j->c[i] = filled((size_t)j->m * j->n, 1);
+		}
+	}
+	for (int w = 0; w < NTHREAD; w++) pthread_create(&t[w], NULL, job_run, &jobs[w]);
+	for (int w = 0; w < NTHREAD; w++) pthread_join(t[w], NULL);
+	size_t bad = 0;
+	for (int w = 0; w < NTHREAD; w++) {
+		Job *j = &jobs[w];
+		for (int i = 0; i < NCALL; i++) {
+			int m = i % 2 ? j->m / 3 + 1 : j->m;
+			size_t sc = (size_t)m * j->n;
+			float *want = l2_malloc(sc * sizeof(float));
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, j->n, j->k, 1.0f, j->a[i], j->k, j->b[i], j->k,
+				    0.0f, want, j->n);
+			if (!have_gpu()) {
+				CHECK_MSG(j->rc[i] == -1, "thread %d call %d: %d without a device", w, i, j->rc[i]);
+			} else {
+				CHECK_MSG(j->rc[i] == 0, "thread %d call %d failed (%s)", w, i, l2_cuda_status());
+				double tol = 5e-6 * sqrt(j->k + 1.0);
+				for (size_t e = 0; e < sc; e++)
+					if (!(fabs((double)j->c[i][e] - want[e]) <= tol * (1 + fabs(want[e])))) bad++;
+			}
+			free(want);
+			free(j->a[i]), free(j->b[i]), free(j->c[i]);
+		}
+	}
+	CHECK_MSG(bad == 0, "%zu elements differ from OpenBLAS", bad);
+}
+
 int main(void)
 {
 	if (getenv("L2_REQUIRE_GPU") && !have_gpu()) {
@@ -83,6 +143,7 @@ int main(void)
 		return 1;
 	}
 	RUN(test_sgemm_against_openblas);
+	RUN(test_sgemm_from_threads);
 	if (!have_gpu()) {
 		/* TAP: the GPU half did not run */
 		printf("ok %d - test_sgemm_on_gpu # SKIP %s\n", ++check_test_no, l2_cuda_status());
