@@ -63,7 +63,18 @@ def load(path):
         sd[k] = torch.from_numpy(np.frombuffer(data[a:b], dtype=np.float16).astype(np.float32).reshape(v["shape"]))
     m = mc.CLIP(c).float().eval()
     m.load_state_dict(sd, strict=True)
-    return m, c
+    return m.to(DEV), c
+
+
+DEV = torch.device(os.environ.get("L2_TORCH_DEVICE", "cpu"))
+# float32 throughout, as l2 computes (PyTorch lets cuDNN's convolutions use TF32 by default)
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+
+
+def sync():
+    if DEV.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def main():
@@ -83,10 +94,11 @@ def main():
             transforms.Normalize((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))])
         names = sorted(f for f in os.listdir(sys.argv[3]) if f.endswith((".png", ".jpg")))[:n]
         with torch.no_grad():
-            m.encode_image(torch.zeros(1, 3, c["res"], c["res"]))  # warm up
+            m.encode_image(torch.zeros(1, 3, c["res"], c["res"], device=DEV))  # warm up
+            sync()
             t = time.perf_counter()
             x = torch.stack([tf(Image.open(os.path.join(sys.argv[3], f))) for f in names])
-            f = m.encode_image(x)
+            f = m.encode_image(x.to(DEV)).cpu()
             dt = time.perf_counter() - t
         f = (f / f.norm(dim=-1, keepdim=True)).numpy()
         err = float("nan")
@@ -101,10 +113,13 @@ def main():
             v = [int(x) for x in l.split()]
             ids[i, : len(v)] = torch.tensor(v)
         with torch.no_grad():
+            ids = ids.to(DEV)
             m.encode_text(ids[:2])
+            sync()
             t = time.perf_counter()
             for s in range(0, len(lines), 64):
                 m.encode_text(ids[s:s + 64])
+            sync()
             dt = time.perf_counter() - t
         print("texts_per_s %.3f" % (len(lines) / dt))
 

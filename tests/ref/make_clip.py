@@ -172,7 +172,7 @@ class ResidualAttentionBlock(nn.Module):
         self.mask = mask
 
     def forward(self, x):  # (L, N, D)
-        m = self.mask.to(x.dtype)[: x.shape[0], : x.shape[0]] if self.mask is not None else None
+        m = self.mask.to(x.device, x.dtype)[: x.shape[0], : x.shape[0]] if self.mask is not None else None
         h = self.ln_1(x)
         x = x + self.attn(h, h, h, need_weights=False, attn_mask=m)[0]
         return x + self.mlp(self.ln_2(x))
@@ -201,7 +201,7 @@ class VisionTransformer(nn.Module):
     def forward(self, x):
         x = self.conv1(x)
         x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
-        cls = self.class_embedding.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype)
+        cls = self.class_embedding.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype, device=x.device)
         x = torch.cat([cls, x], dim=1) + self.positional_embedding
         x = self.ln_pre(x).permute(1, 0, 2)
         x = self.transformer(x).permute(1, 0, 2)
