@@ -15,6 +15,9 @@ if [ "${SAN:-0}" = 1 ]; then
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
 	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=99}
 fi
+# test_device lives in $BUILD/tests, where lib/core/device.c's search beside the
+# program does not reach $BUILD/bin/libl2cuda.so
+if [ -z "${L2_CUDA_LIB:-}" ] && [ -e "$BUILD/bin/libl2cuda.so" ]; then export L2_CUDA_LIB=$PWD/$BUILD/bin/libl2cuda.so; fi
 pass=0 fail=0 skip=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -33,9 +36,6 @@ count() { # reads TAP on stdin, echoes it, tallies
 
 if [ "$mode" = --gpu ]; then
 	echo "# GPU tests: $BUILD/tests/test_device, BATS tag gpu"
-	# test_device lives in $BUILD/tests, where lib/core/device.c's search beside
-	# the program does not reach $BUILD/bin/libl2cuda.so
-	[ -z "${L2_CUDA_LIB:-}" ] && [ -e "$BUILD/bin/libl2cuda.so" ] && export L2_CUDA_LIB=$PWD/$BUILD/bin/libl2cuda.so
 	L2_REQUIRE_GPU=1 "$BUILD/tests/test_device" >"$log" 2>&1
 	rc=$?
 	count <"$log"
