@@ -47,11 +47,11 @@ index)
 	printf '<p>One sample per distinct held-out caption; FD over CLIP features (lower is better); R-precision: each held-out image'"'"'s primary caption sampled and retrieving among the held-out captions.</p>\n'
 	printf '<table><tr><th>run</th><th>generator</th><th>setting</th><th>pairs</th><th>FD (CLIP)</th><th>CLIP score</th><th>R-prec. top-1</th><th>chance</th><th>Inception FID</th></tr>\n'
 	real=
-	for m in "$2"/*/eval/metrics.tsv; do
+	for m in "$2"/*/eval/metrics.tsv "$2"/*/eval-mix/metrics.tsv; do
 		[ -f "$m" ] || continue
 		d=$(dirname "$m")
-		printf '<tr><td><a href="%s/eval/report.html">%s</a></td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n' \
-			"$(basename "$(dirname "$d")")" "$(basename "$(dirname "$d")")" "$(get "$m" generator)" "$(get "$m" setting)" \
+		printf '<tr><td><a href="%s/report.html">%s</a></td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n' \
+			"$(basename "$(dirname "$d")")/$(basename "$d")" "$(basename "$(dirname "$d")")$([ "$(get "$m" mixing)" = 1 ] && echo ' (mixing)')" "$(get "$m" generator)" "$(get "$m" setting)" \
 			"$(get "$m" pairs)" "$(get "$m" fd_clip)" "$(get "$m" clip_score)" "$(get "$m" r_precision_top1)" \
 			"$(get "$m" r_precision_chance_top1)" "$(get "$m" fid_inception)"
 		real=$m

@@ -4,25 +4,33 @@
 #   make -f pipelines/workflow.mk zeroshot   IMAGES=photos/ CAPTIONS=captions.tsv CLIP=clip.safetensors
 #   make -f pipelines/workflow.mk fewshot    ... PAIRS=0.1          (also: semi, supervised)
 #   make -f pipelines/workflow.mk fewshot    ... GENERATOR=diffusion PSEUDO=retrieve OUT=runs
+#   make -f pipelines/workflow.mk fewshot    DATASET=ds.lmdb CLIP=...  an l2 dataset already built
+#   make -f pipelines/workflow.mk fewshot    ... PSEUDO=none     no pre-training: from scratch
+#   make -f pipelines/workflow.mk evaluate   ... MIX=1           sampling mixed with retrieval
 #   make -f pipelines/workflow.mk help       the variables and targets
 #
 # Stages (each rebuilds only when its inputs or settings changed):
 #   dataset   l2-dataset build IMAGES (+ CAPTIONS), TEST_FRACTION held out     $(D)/dataset.lmdb
+#             (or DATASET=, an existing l2 dataset with its own split, used as it is; the
+#             workflow adds its feature sets to it)
 #   encode    the held-out images (RGB over the dataset's background) and captions, every
 #             caption, the train images: l2-encode-images / l2-encode-text with CLIP
 #   pseudo    pipelines/pseudo.mk: index the CORPUS, retrieve K captions per train image,
 #             l2-optimize-pseudo --mode PSEUDO; imported into the dataset as feature sets
 #             named after CLIP (image-ID, caption-ID, pseudo-ID), so other CLIPs never mix in
-#   pretrain  l2-train-gan / l2-train-diffusion language-free (--cond pseudo, or gaussian)
+#   pretrain  l2-train-gan / l2-train-diffusion language-free (--cond pseudo, or gaussian;
+#             PSEUDO=none: none, and fewshot/supervised train from scratch for FT_STEPS)
 #   zeroshot  the pre-trained model evaluated on the held-out captions
 #   fewshot   fine-tuned from it with PAIRS of the training pairs (--paired-only)
 #   semi      fine-tuned from it with PAIRS of the pairs and the pseudo features for the rest
 #   supervised  fine-tuned from it with every pair (--cond text)
 #   evaluate  SETTING's evaluation alone (default fewshot)
+#   run-dir   prints SETTING's run directory (for scripts driving many settings)
 # Every evaluation: one sample per distinct held-out caption -> CLIP-feature FD to the held-out
 # images, CLIP score, R-precision (pipelines/r-precision.sh) beside the real images' figure,
 # Inception FID/KID with INCEPTION=, a sample grid; RUN/eval/report.html and $(OUT)/report.html
-# (every evaluated run under OUT in one table).
+# (every evaluated run under OUT in one table).  MIX=1 evaluates into RUN/eval-mix/ instead, each
+# condition mixed with its MIX_FLAGS nearest corpus captions at sampling (l2-sample --retrieve).
 #
 # Where things go (IDs are hashes of the settings that make them, so outputs of other settings
 # live beside them and never overwrite them; a second PAIRS reuses the pre-training):
@@ -51,6 +59,8 @@ export L2_BIN := $(BIN)
 # ---- the user's inputs ------------------------------------------------------------------
 IMAGES       ?=
 CAPTIONS     ?=
+# an existing l2 dataset instead of IMAGES and CAPTIONS (given on the command line)
+WF_DATASET   := $(if $(filter command line,$(origin DATASET)),$(DATASET))
 CORPUS       ?=
 CLIP         ?=
 VOCAB        ?= $(CLIP:.safetensors=.vocab.txt.gz)
@@ -93,6 +103,10 @@ TRAIN_FLAGS  ?=
 GRID_CAPTIONS ?= 8
 GRID_N       ?= 4
 PSEUDO_FLAGS ?= --seed $(SEED)
+# DiffAugment in the GAN's fine-tuning (l2-train-gan --augment), e.g. AUGMENT=color,translation,cutout
+AUGMENT      ?=
+MIX          ?=
+MIX_FLAGS    ?= --retrieve-k 5 --retrieve-weight 0.5
 
 # the user's folder and captions: pipelines/pseudo.mk (included below) takes IMAGES and CAPTIONS
 # to mean the exported train images and the corpus
@@ -105,10 +119,16 @@ abs     = $(abspath $(1))
 NEEDS_DATA := $(filter-out help clean-out,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL)))
 ifneq ($(NEEDS_DATA),)
 $(if $(filter gan diffusion,$(GENERATOR)),,$(call wf_error,GENERATOR=$(GENERATOR): gan or diffusion))
-$(if $(filter optimize retrieve gaussian,$(PSEUDO)),,$(call wf_error,PSEUDO=$(PSEUDO): optimize, retrieve or gaussian))
-$(if $(WF_IMAGES),,$(call wf_error,set IMAGES=DIR (your image folder)))
+$(if $(filter optimize retrieve gaussian none,$(PSEUDO)),,$(call wf_error,PSEUDO=$(PSEUDO): optimize, retrieve, gaussian or none))
+$(if $(filter none,$(PSEUDO)),$(if $(filter pretrain zeroshot semi,$(NEEDS_DATA) $(if $(filter evaluate run-dir,$(NEEDS_DATA)),$(SETTING))),$(call wf_error,PSEUDO=none (no pre-training) has only the fewshot and supervised settings)))
+ifneq ($(WF_DATASET),)
+$(if $(WF_IMAGES)$(WF_CAPTIONS),$(call wf_error,DATASET= stands for IMAGES= and CAPTIONS=: give one or the other))
+$(if $(wildcard $(WF_DATASET)/data.mdb),,$(call wf_error,DATASET=$(WF_DATASET): not an l2 dataset (no data.mdb)))
+else
+$(if $(WF_IMAGES),,$(call wf_error,set IMAGES=DIR (your image folder) or DATASET=ds.lmdb))
 $(if $(wildcard $(WF_IMAGES)/.),,$(call wf_error,IMAGES=$(WF_IMAGES): no such folder))
 $(if $(filter $(call abs,$(WF_IMAGES))/%,$(call abs,$(OUT))/),$(call wf_error,OUT=$(OUT) is inside IMAGES=$(WF_IMAGES): its exports would join the dataset))
+endif
 $(if $(CLIP),,$(call wf_error,set CLIP=WEIGHTS (l2-train-clip's, or OpenAI's converted)))
 $(if $(wildcard $(CLIP)),,$(call wf_error,CLIP=$(CLIP): no such file))
 $(if $(wildcard $(VOCAB)),,$(call wf_error,VOCAB=$(VOCAB): no such file (l2-train-clip writes it beside the weights; else set VOCAB=)))
@@ -126,20 +146,20 @@ endif
 ifneq ($(CORPUS),)
 $(if $(wildcard $(CORPUS)),,$(call wf_error,CORPUS=$(CORPUS): no such file))
 $(if $(filter gaussian,$(PSEUDO)),,$(if $(shell grep -q '[^[:space:]]' '$(CORPUS)' && echo 1),,$(call wf_error,CORPUS=$(CORPUS) is empty: retrieval needs caption lines)))
-else ifeq ($(WF_CAPTIONS),)
-$(if $(filter gaussian,$(PSEUDO)),,$(call wf_error,no corpus to retrieve from: set CORPUS=FILE or CAPTIONS=FILE.tsv (or PSEUDO=gaussian)))
+else ifeq ($(WF_CAPTIONS)$(WF_DATASET),)
+$(if $(filter gaussian none,$(PSEUDO)),,$(call wf_error,no corpus to retrieve from: set CORPUS=FILE or CAPTIONS=FILE.tsv (or PSEUDO=gaussian)))
 endif
 ifneq ($(filter zeroshot fewshot semi supervised evaluate,$(NEEDS_DATA)),)
-$(if $(WF_CAPTIONS),,$(call wf_error,$(filter zeroshot fewshot semi supervised evaluate,$(NEEDS_DATA)) needs CAPTIONS=FILE.tsv (pairs and held-out captions)))
+$(if $(WF_CAPTIONS)$(WF_DATASET),,$(call wf_error,$(filter zeroshot fewshot semi supervised evaluate,$(NEEDS_DATA)) needs CAPTIONS=FILE.tsv (pairs and held-out captions)))
 endif
-ifneq ($(filter fewshot semi,$(NEEDS_DATA) $(if $(filter evaluate,$(NEEDS_DATA)),$(SETTING))),)
+ifneq ($(filter fewshot semi,$(NEEDS_DATA) $(if $(filter evaluate run-dir,$(NEEDS_DATA)),$(SETTING))),)
 $(if $(shell awk 'BEGIN { exit !($(PAIRS) + 0 > 0 && $(PAIRS) + 0 <= 1) }' && echo ok),,$(call wf_error,PAIRS=$(PAIRS): a fraction above 0 and at most 1 (PAIRS=0 is the zeroshot target)))
 endif
 endif
 
 # ---- IDs: a hash of what each stage's output depends on -------------------------------------
 id = $(shell printf '%s' '$(strip $(1))' | md5sum | cut -c1-8)
-DATA_ID   := $(call id,$(call abs,$(WF_IMAGES)) $(if $(WF_CAPTIONS),$(call abs,$(WF_CAPTIONS))) $(TEST_FRACTION) $(SPLIT_SEED) $(BACKGROUND) $(SKIP_BAD))
+DATA_ID   := $(call id,$(if $(WF_DATASET),dataset $(call abs,$(WF_DATASET)),$(call abs,$(WF_IMAGES)) $(if $(WF_CAPTIONS),$(call abs,$(WF_CAPTIONS))) $(TEST_FRACTION) $(SPLIT_SEED) $(BACKGROUND) $(SKIP_BAD)))
 CLIP_ID   := $(call id,$(call abs,$(CLIP)) $(call abs,$(VOCAB)))
 CORPUS_ID := $(call id,$(if $(CORPUS),$(call abs,$(CORPUS)),train-captions) $(K) $(PSEUDO_FLAGS))
 D         := $(OUT)/data-$(DATA_ID)
@@ -150,7 +170,9 @@ IMG_SET   := image-$(CLIP_ID)
 CAP_SET   := caption-$(CLIP_ID)
 PS_SET    := pseudo-$(call id,$(CLIP_ID) $(CORPUS_ID) $(PSEUDO))
 THR       := $(if $(THREADS),--threads $(THREADS))
-FEATS     := --image-feature $(IMG_SET) --caption-feature $(CAP_SET) $(if $(filter gaussian,$(PSEUDO)),,--pseudo-feature $(PS_SET))
+# PSEUDO=none (no pre-training) and gaussian need no corpus, retrieval or pseudo features
+NO_PS     := $(filter gaussian none,$(PSEUDO))
+FEATS     := --image-feature $(IMG_SET) --caption-feature $(CAP_SET) $(if $(NO_PS),,--pseudo-feature $(PS_SET))
 PRE_COND  := $(if $(filter gaussian,$(PSEUDO)),gaussian,pseudo)
 
 ifeq ($(GENERATOR),diffusion)
@@ -162,11 +184,11 @@ SAMPLE_FLAGS := $(DIFF_SAMPLE)
 else
 TRAIN     := $(BIN)/l2-train-gan
 GEN_FLAGS := $(GAN_SIZE) --batch $(BATCH) --seed $(SEED) $(THR) $(TRAIN_FLAGS)
-FT_EXTRA  := $(GAN_FT_FLAGS) --clip $(call abs,$(CLIP))
+FT_EXTRA  := $(GAN_FT_FLAGS) $(if $(AUGMENT),--augment $(AUGMENT)) --clip $(call abs,$(CLIP))
 MODEL_FILE := G_ema.safetensors
 SAMPLE_FLAGS :=
 endif
-PRE_ID    := $(call id,$(DATA_ID) $(CLIP_ID) $(if $(filter gaussian,$(PSEUDO)),,$(CORPUS_ID)) $(PSEUDO) $(GEN_FLAGS) $(PRE_STEPS))
+PRE_ID    := $(call id,$(DATA_ID) $(CLIP_ID) $(if $(NO_PS),,$(CORPUS_ID)) $(PSEUDO) $(GEN_FLAGS) $(if $(filter none,$(PSEUDO)),,$(PRE_STEPS)))
 PRE       := $(OUT)/$(GENERATOR)-pre-$(PSEUDO)-$(PRE_ID)
 FT_ID      = $(call id,$(PRE_ID) $(1) $(PAIRS) $(FT_STEPS) $(FT_EXTRA) $(if $(filter semi,$(1)),$(SEMI_COND)))
 FEW       := $(OUT)/$(GENERATOR)-fewshot-$(PAIRS)-$(PSEUDO)-$(call FT_ID,fewshot)
@@ -180,28 +202,37 @@ RUN_supervised := $(SUP)
 # the folder's images (path, size, time) in $(D)/images.list, rewritten only when they differ:
 # the dataset's prerequisite, so an added, changed or removed image rebuilds it (a list of every
 # file as prerequisites would miss removals and break on names with ':' or '%')
-ifneq ($(NEEDS_DATA),)
+# (the temporary file is per process: pipelines/experiment-fewshot.sh runs several at once)
+ifneq ($(and $(NEEDS_DATA),$(WF_IMAGES)),)
 WF_LIST := $(abspath $(D))/images.list
 $(shell mkdir -p '$(D)' && cd '$(WF_IMAGES)' && find -L . -type f \( -iname '*.png' -o -iname '*.jpg' -o -iname '*.jpeg' \) \
-	-printf '%P\t%s\t%T@\n' | LC_ALL=C sort > '$(WF_LIST).tmp' && { cmp -s '$(WF_LIST).tmp' '$(WF_LIST)' || mv '$(WF_LIST).tmp' '$(WF_LIST)'; }; rm -f '$(WF_LIST).tmp')
+	-printf '%P\t%s\t%T@\n' | LC_ALL=C sort > '$(WF_LIST)'.tmp.$$$$ && { cmp -s '$(WF_LIST)'.tmp.$$$$ '$(WF_LIST)' || mv '$(WF_LIST)'.tmp.$$$$ '$(WF_LIST)'; }; rm -f '$(WF_LIST)'.tmp.$$$$)
 endif
 
 step = @printf '\nworkflow: %s\n' '$(1)' >&2
 
-.PHONY: help pretrain zeroshot fewshot semi supervised evaluate dataset features clean-out
+.PHONY: help pretrain zeroshot fewshot semi supervised evaluate run-dir dataset features clean-out
 help:
 	@sed -n '2,32p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 	@printf '\nVariables: IMAGES CAPTIONS CORPUS CLIP VOCAB INCEPTION OUT GENERATOR PAIRS PSEUDO SETTING SEED\n'
 	@printf 'TEST_FRACTION SPLIT_SEED BACKGROUND SKIP_BAD K RES BATCH PRE_STEPS FT_STEPS GAN_SIZE GAN_FT_FLAGS DIFF_PRESET DIFF_SIZE\n'
-	@printf 'DIFF_EMA DIFF_SAMPLE SEMI_COND TRAIN_FLAGS THREADS GRID_CAPTIONS GRID_N PSEUDO_FLAGS BUILD BIN (see l2-workflows(7))\n'
+	@printf 'DIFF_EMA DIFF_SAMPLE SEMI_COND TRAIN_FLAGS THREADS GRID_CAPTIONS GRID_N PSEUDO_FLAGS AUGMENT MIX MIX_FLAGS\n'
+	@printf 'DATASET BUILD BIN (see l2-workflows(7))\n'
 
 dataset: $(D)/.dataset
-features: $(F)/.imported
+features: $(F)/.imported-$(PSEUDO)
 
 # ---- dataset ---------------------------------------------------------------------------------
 $(D)/.dir:
 	@mkdir -p $(D) && touch $@
 
+ifneq ($(WF_DATASET),)
+# a dataset the user built: read, never rebuilt (the workflow only adds its feature sets)
+$(D)/.dataset: | $(D)/.dir
+	n=$$($(BIN)/l2-dataset list --split test $(DATASET) | wc -l); [ "$$n" -gt 1 ] || { \
+		echo "workflow.mk: DATASET=$(DATASET): $$n held-out image(s): it needs a test split" >&2; exit 1; }
+	touch $@
+else
 $(D)/.dataset: $(D)/images.list $(WF_CAPTIONS) | $(D)/.dir
 	$(call step,dataset: $(WF_IMAGES)$(if $(WF_CAPTIONS), with $(WF_CAPTIONS)) -> $(DATASET))
 	rm -rf $(DATASET).partial
@@ -211,6 +242,7 @@ $(D)/.dataset: $(D)/images.list $(WF_CAPTIONS) | $(D)/.dir
 	n=$$($(BIN)/l2-dataset list --split test $(DATASET) | wc -l); [ "$$n" -gt 1 ] || { \
 		echo "workflow.mk: $(WF_IMAGES): $$n held-out image(s) at TEST_FRACTION=$(TEST_FRACTION): raise it (or SPLIT_SEED=)" >&2; exit 1; }
 	touch $@
+endif
 
 # pixels the trainers see: RGB over the dataset's background
 $(D)/images-%/.done: $(D)/.dataset
@@ -242,11 +274,11 @@ import = dim=$$($(BIN)/l2-dataset stats $(DATASET) | awk -F'\t' '$$1 == "feature
 		echo "workflow.mk: CLIP=$(CLIP) gives $$new-dimensional features but $(DATASET) holds feature set $(1) of dimension $$dim (made by another CLIP at this path): use another OUT=, or remove $(D)" >&2; exit 1; fi; \
 	$(BIN)/l2-cat $(2) | $(BIN)/l2-dataset import-features --quiet -n $(1) --model $(call abs,$(CLIP)) $(DATASET)
 
-$(F)/.imported: $(P)/images.l2f $(F)/test-images.l2f $(F)/all-captions.l2f $(if $(filter gaussian,$(PSEUDO)),,$(P)/pseudo-$(PSEUDO).l2f)
-	$(call step,storing the features in the dataset ($(IMG_SET) $(CAP_SET)$(if $(filter gaussian,$(PSEUDO)),, $(PS_SET))))
+$(F)/.imported-$(PSEUDO): $(P)/images.l2f $(F)/test-images.l2f $(F)/all-captions.l2f $(if $(NO_PS),,$(P)/pseudo-$(PSEUDO).l2f)
+	$(call step,storing the features in the dataset ($(IMG_SET) $(CAP_SET)$(if $(NO_PS),, $(PS_SET))))
 	$(call import,$(IMG_SET),$(P)/images.l2f $(F)/test-images.l2f)
 	$(call import,$(CAP_SET),$(F)/all-captions.l2f)
-	$(if $(filter gaussian,$(PSEUDO)),,$(call import,$(PS_SET),$(P)/pseudo-$(PSEUDO).l2f))
+	$(if $(NO_PS),,$(call import,$(PS_SET),$(P)/pseudo-$(PSEUDO).l2f))
 	touch $@
 
 # ---- pipelines/pseudo.mk: train images + corpus -> pseudo text features -----------------------------
@@ -258,7 +290,7 @@ MODEL        := $(CLIP)
 TEXT_FLAGS   := --quiet $(THR)
 IMAGE_FLAGS  := --quiet $(THR)
 STORE        := 0
-MODES        := $(PSEUDO)
+MODES        := $(if $(filter none,$(PSEUDO)),gaussian,$(PSEUDO))
 override IMAGES   := $(D)/images-train
 override CAPTIONS := $(if $(CORPUS),$(CORPUS),$(D)/train-captions.txt)
 include $(WF_ROOT)/pipelines/pseudo.mk
@@ -273,30 +305,38 @@ train = rm -rf $(1).tmp; \
 	rm -rf $(1) && mv $(1).tmp $(1) && touch $(1)/.done
 
 pretrain: $(PRE)/.done
-$(PRE)/.done: $(F)/.imported
+$(PRE)/.done: $(F)/.imported-$(PSEUDO)
 	$(call step,pre-training the $(GENERATOR) language-free on $(PSEUDO) pseudo features ($(PRE_STEPS) steps) -> $(PRE))
 	$(call train,$(PRE),--cond $(PRE_COND),$(PRE_STEPS))
 
-$(FEW)/.done: $(PRE)/.done
-	$(call step,few-shot: fine-tuning with $(PAIRS) of the pairs ($(FT_STEPS) steps) -> $(FEW))
-	$(call train,$(FEW),--init $(PRE) --pairs-fraction $(PAIRS) --paired-only $(FT_EXTRA),$(FT_STEPS))
+# PSEUDO=none: the fine-tuning settings from a random initialisation (no pre-training)
+FROM_PRE  := $(if $(filter none,$(PSEUDO)),$(F)/.imported-none,$(PRE)/.done)
+INIT      := $(if $(filter none,$(PSEUDO)),,--init $(PRE))
+FROM_WHAT := $(if $(filter none,$(PSEUDO)),from scratch,from $(PRE))
+TRAINING  := $(if $(filter none,$(PSEUDO)),training,fine-tuning)
+
+$(FEW)/.done: $(FROM_PRE)
+	$(call step,few-shot: $(TRAINING) with $(PAIRS) of the pairs $(FROM_WHAT) ($(FT_STEPS) steps) -> $(FEW))
+	$(call train,$(FEW),$(INIT) --pairs-fraction $(PAIRS) --paired-only $(FT_EXTRA),$(FT_STEPS))
 
 $(SEMI)/.done: $(PRE)/.done
 	$(call step,semi-supervised: fine-tuning with $(PAIRS) of the pairs and --cond $(SEMI_COND) for the rest ($(FT_STEPS) steps) -> $(SEMI))
 	$(call train,$(SEMI),--init $(PRE) --pairs-fraction $(PAIRS) --cond $(SEMI_COND) $(FT_EXTRA),$(FT_STEPS))
 
-$(SUP)/.done: $(PRE)/.done
-	$(call step,fully supervised: fine-tuning with every pair ($(FT_STEPS) steps) -> $(SUP))
-	$(call train,$(SUP),--init $(PRE) --cond text $(FT_EXTRA),$(FT_STEPS))
+$(SUP)/.done: $(FROM_PRE)
+	$(call step,fully supervised: $(TRAINING) with every pair $(FROM_WHAT) ($(FT_STEPS) steps) -> $(SUP))
+	$(call train,$(SUP),$(INIT) --cond text $(FT_EXTRA),$(FT_STEPS))
 
 # ---- evaluation -------------------------------------------------------------------------------------
 include $(WF_ROOT)/pipelines/workflow-eval.mk
 
-zeroshot: $(OUT)/report.html $(PRE)/eval/metrics.tsv
-fewshot: $(OUT)/report.html $(FEW)/eval/metrics.tsv
-semi: $(OUT)/report.html $(SEMI)/eval/metrics.tsv
-supervised: $(OUT)/report.html $(SUP)/eval/metrics.tsv
-evaluate: $(OUT)/report.html $(RUN_$(SETTING))/eval/metrics.tsv
+zeroshot: $(OUT)/report.html $(PRE)/$(EVAL)/metrics.tsv
+fewshot: $(OUT)/report.html $(FEW)/$(EVAL)/metrics.tsv
+semi: $(OUT)/report.html $(SEMI)/$(EVAL)/metrics.tsv
+supervised: $(OUT)/report.html $(SUP)/$(EVAL)/metrics.tsv
+evaluate: $(OUT)/report.html $(RUN_$(SETTING))/$(EVAL)/metrics.tsv
+run-dir:
+	@echo '$(RUN_$(SETTING))'
 
 clean-out:
 	@echo "workflow.mk: to forget everything, remove $(OUT) yourself (runs are not deleted by make)" >&2

@@ -188,3 +188,32 @@ metric() { awk -F'\t' -v k="$2" '$1 == k { print $2 }' out/$1/eval/metrics.tsv; 
 	run wf -q features CLIP=c/clip.safetensors
 	assert_failure
 }
+
+@test "workflow.mk: DATASET= a dataset built before, PSEUDO=none from scratch, AUGMENT in the fine-tuning" {
+	l2-dataset build --quiet --captions "$BATS_FILE_TMPDIR/fx/captions.tsv" --test-fraction 0.3 --seed 1 ds.lmdb "$BATS_FILE_TMPDIR/fx"
+	local t0; t0=$(stat -c %Y ds.lmdb/data.mdb)
+	run wf fewshot PSEUDO=none IMAGES= CAPTIONS= DATASET="$PWD/ds.lmdb" AUGMENT=color,translation VERBOSE=1
+	assert_success
+	refute_output --partial "workflow: dataset"
+	refute_output --partial "pseudo features: "
+	assert_output --partial "few-shot: training with 0.5 of the pairs from scratch"
+	assert_output --partial "--augment color,translation"
+	refute_output --partial "--init"
+	[ "$(awk -F'\t' '$1 == "pseudo" { print $2 }' out/gan-fewshot-0.5-none-*/eval/metrics.tsv)" = none ]
+	# the dataset got the workflow's feature sets, nothing else changed in it
+	run l2-dataset stats ds.lmdb
+	assert_output --regexp $'feature\timage-[0-9a-f]{8}\timage-feature\t16'
+	assert_line --regexp $'^images\t12$'
+	run wf -q fewshot PSEUDO=none IMAGES= CAPTIONS= DATASET="$PWD/ds.lmdb" AUGMENT=color,translation
+	assert_success
+	# refusals
+	run wf zeroshot PSEUDO=none
+	assert_failure
+	assert_output --partial "PSEUDO=none (no pre-training) has only the fewshot and supervised settings"
+	run wf fewshot DATASET="$PWD/ds.lmdb"
+	assert_failure
+	assert_output --partial "DATASET= stands for IMAGES= and CAPTIONS=: give one or the other"
+	run wf fewshot IMAGES= CAPTIONS= DATASET="$PWD/nope.lmdb"
+	assert_failure
+	assert_output --partial "DATASET=$PWD/nope.lmdb: not an l2 dataset"
+}
