@@ -24,8 +24,7 @@
 #
 # The image halves: IMAGE_HALVES names makefiles pipelines/NAME.mk (default: gan diffusion), each
 # included here and providing a target NAME that runs after step 6 and writes
-# $(OUT)/extra/NN-NAME.html, which the report includes in name order.  A half may also add
-# prerequisites to experiment-fewshot.  Uses from here: BIN, W, OUT, DATASET, MODEL, VOCAB,
+# $(OUT)/extra/NN-NAME.html, which the report includes in name order.  Uses from here: BIN, W, OUT, DATASET, MODEL, VOCAB,
 # SEED, step, timed, $(W)/.stored, $(W)/test-captions.txt(.l2f), $(W)/test-images.l2f.
 
 SHELL        := /bin/bash
@@ -203,6 +202,8 @@ $(OUT)/report.html: retrieve pseudo $(IMAGE_HALVES) $(W)/dataset-stats.tsv | $(W
 clean-out:
 	rm -rf $(OUT)
 
-# the image halves (see the top): gan.mk has gan, gan-pre, gan-ft, experiment-fewshot-gan;
+# the image halves (see the top): gan.mk has gan, gan-pre, gan-ft;
 # diffusion.mk has diffusion, diffusion-pre, diffusion-ft, experiment-diffusion
 include $(IMAGE_HALVES:%=pipelines/%.mk)
+# the few-shot table with error bars on this dataset and CLIP (pipelines/experiment-fewshot.sh)
+include pipelines/experiment-fewshot.mk

@@ -3,7 +3,7 @@
 #   make demo                                     runs it before the report (IMAGE_HALVES=gan)
 #   make -f pipelines/demo.mk gan                 only this half (after the feature half)
 #   make -f pipelines/demo.mk gan GAN_PRE_STEPS=10000 GAN_FT_STEPS=2000  a longer run
-#   make -f pipelines/demo.mk experiment-fewshot  the few-shot table (long; not in tests)
+#   make -f pipelines/demo.mk experiment-fewshot  the few-shot table (pipelines/experiment-fewshot.mk)
 #
 # Steps:
 #   8 gan-pre     l2-train-gan language-free on the train images with the optimised pseudo
@@ -77,84 +77,3 @@ $(OUT)/extra/50-gan.html: $(W)/gan-fd.txt
 	  echo '<p>Fine-tuning samples per tick (rows: held-out captions, real image first) and loss curves (red G, blue D):</p>'; \
 	  echo '<img src="img/gan/train-grid.png"> <img src="img/gan/pre-loss.png" width="320"> <img src="img/gan/ft-loss.png" width="320">'; \
 	} > $@.tmp && mv $@.tmp $@
-
-# ---- the few-shot experiment (long; not part of tests or the default demo) -------------------------
-# Four pre-training conditions with the same budget, each fine-tuned at 1% and 10% pairs:
-#   none      no pre-training (fine-tune from scratch)
-#   gaussian  pre-trained on Gaussian pseudo features (Lafite)
-#   retrieve  pre-trained on retrieval-only pseudo features
-#   optimize  pre-trained on retrieval + optimisation (Lafite2)
-# Evaluation on the held-out split: G_ema samples one image per distinct held-out caption;
-#   fd_clip     Frechet distance of the samples' CLIP features to the held-out images' (l2-fid)
-#   clip_score  mean cosine of each sample's CLIP feature with its caption's (pipelines/clip-score.sh)
-# Rows "optimize+mix" sample the optimize runs with l2-sample --retrieve (each prompt's feature
-# mixed with its nearest TRAIN captions, METHOD §3 item 4), to measure whether mixing helps.
-# Reference rows: the real train images (FD to the held-out images; CLIP score with their own
-# captions is not defined for unpaired rows, so it is the held-out images' mean cosine with their
-# primary captions). Writes $(FS_DIR)/fewshot.tsv and fewshot.html; the settings go in settings.txt.
-FS_PRE_STEPS  ?= 2000
-FS_FT_STEPS   ?= 500
-FS_DIR        ?= $(W)/fewshot
-FS_SETTINGS   := none gaussian retrieve optimize
-FS_FRACTIONS  := 0.01 0.1
-FS_MIX        ?= --retrieve-k 5 --retrieve-weight 0.5
-# the source tree BIN was built from, for settings.txt (set it when BIN is a copy)
-FS_TREE       ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
-FS_RUNS       := $(foreach s,$(FS_SETTINGS),$(foreach f,$(FS_FRACTIONS),$(s)-$(f)))
-
-$(FS_DIR)/pre-%/.done: $(W)/.stored
-	$(BIN)/l2-train-gan -d $(DATASET) -o $(FS_DIR)/pre-$* --cond pseudo \
-		--pseudo-feature $(if $(filter optimize,$*),pseudo,pseudo-$*) $(GAN_COMMON) --steps $(FS_PRE_STEPS)
-	touch $@
-
-define fs_ft
-$(FS_DIR)/ft-$(1)-$(2)/.done: $(if $(filter none,$(1)),$(W)/.stored,$(FS_DIR)/pre-$(1)/.done)
-	$(BIN)/l2-train-gan -d $(DATASET) -o $(FS_DIR)/ft-$(1)-$(2) $(if $(filter none,$(1)),,--init $(FS_DIR)/pre-$(1)) \
-		--pairs-fraction $(2) --paired-only --gamma-con 5 --clip $(MODEL) --fid-every $(FS_FT_STEPS) $(GAN_COMMON) --steps $(FS_FT_STEPS)
-	touch $$@
-endef
-$(foreach s,$(FS_SETTINGS),$(foreach f,$(FS_FRACTIONS),$(eval $(call fs_ft,$(s),$(f)))))
-
-# train captions only: mixing must not see the held-out captions
-$(W)/train-captions.txt: $(DATASET)/.complete | $(W)/.dir
-	$(BIN)/l2-dataset captions --unique --split train $(DATASET) > $@.tmp && mv $@.tmp $@
-
-# $(call fs_eval,NAME,RUN,EXTRA l2-sample options): samples -> features -> "fd<TAB>clip_score"
-define fs_eval
-$(FS_DIR)/eval-$(1).tsv: $(FS_DIR)/ft-$(2)/.done $(W)/test-captions.txt.l2f $(W)/test-images.l2f $(if $(3),$(W)/train-captions.idx/.done)
-	rm -rf $(FS_DIR)/eval-$(1)
-	$(BIN)/l2-sample --quiet -m $(FS_DIR)/ft-$(2)/G_ema.safetensors -n 1 --seed $(SEED) $(3) -o $(FS_DIR)/eval-$(1) $(W)/test-captions.txt.l2f
-	rm -f $(FS_DIR)/eval-$(1)/prompts.txt
-	$(BIN)/l2-encode-images --quiet -m $(MODEL) $(FS_DIR)/eval-$(1) > $(FS_DIR)/eval-$(1).l2f
-	printf '%s\t%s\n' "$$$$($(BIN)/l2-fid $(FS_DIR)/eval-$(1).l2f $(W)/test-images.l2f | sed -n 's/^FID: //p')" \
-		"$$$$(L2_BIN=$(BIN) pipelines/clip-score.sh $(FS_DIR)/eval-$(1).l2f $(W)/test-captions.txt.l2f)" > $$@.tmp && mv $$@.tmp $$@
-endef
-$(foreach r,$(FS_RUNS),$(eval $(call fs_eval,$(r),$(r),)))
-$(foreach f,$(FS_FRACTIONS),$(eval $(call fs_eval,optimize+mix-$(f),optimize-$(f),--retrieve $(W)/train-captions.idx $(FS_MIX))))
-
-# references: real train images vs held-out images; held-out images with their primary captions
-$(FS_DIR)/eval-real.tsv: $(P)/images.l2f $(W)/test-images.l2f $(W)/.stored
-	mkdir -p $(FS_DIR)
-	$(BIN)/l2-dataset export-features -n image --split test $(DATASET) > $(FS_DIR)/real-test-images.l2f
-	$(BIN)/l2-dataset captions --split test --primary --keys $(DATASET) | cut -f2 > $(FS_DIR)/real-test-captions.txt
-	$(BIN)/l2-encode-text --quiet -m $(MODEL) --vocab $(VOCAB) $(FS_DIR)/real-test-captions.txt > $(FS_DIR)/real-test-captions.l2f
-	printf '%s\t%s\n' "$$($(BIN)/l2-fid $(P)/images.l2f $(W)/test-images.l2f | sed -n 's/^FID: //p')" \
-		"$$(L2_BIN=$(BIN) pipelines/clip-score.sh $(FS_DIR)/real-test-images.l2f $(FS_DIR)/real-test-captions.l2f)" > $@.tmp && mv $@.tmp $@
-
-FS_ROWS := $(FS_RUNS) $(FS_FRACTIONS:%=optimize+mix-%)
-$(FS_DIR)/fewshot.tsv: $(FS_ROWS:%=$(FS_DIR)/eval-%.tsv) $(FS_DIR)/eval-real.tsv
-	{ printf 'setting\tpairs\tfd_clip\tclip_score\tpre_steps\tft_steps\n'; \
-	  for r in $(FS_ROWS); do s=$${r%-*}; f=$${r##*-}; \
-	    printf '%s\t%s\t%s\t%s\t%s\n' $$s $$f "$$(cat $(FS_DIR)/eval-$$r.tsv)" \
-	      "$$([ $$s = none ] && echo 0 || echo $(FS_PRE_STEPS))" $(FS_FT_STEPS); done; \
-	  printf 'real\t-\t%s\t-\t-\n' "$$(cat $(FS_DIR)/eval-real.tsv)"; } > $@.tmp && mv $@.tmp $@
-	{ echo 'GAN: $(GAN_COMMON)'; echo 'pre-training steps: $(FS_PRE_STEPS); fine-tuning steps: $(FS_FT_STEPS) (--paired-only --gamma-con 5)'; \
-	  echo 'mixing at sampling: $(FS_MIX) over the train captions'; echo "dataset: $(DATASET); CLIP: $(MODEL)"; \
-	  echo "l2: $$($(BIN)/l2-train-gan --version), tree $(FS_TREE)"; } > $(FS_DIR)/settings.txt
-
-experiment-fewshot: experiment-fewshot-gan
-experiment-fewshot-gan: $(FS_DIR)/fewshot.tsv
-	{ echo '<table><tr><th>setting</th><th>pairs</th><th>FD (CLIP features, held-out)</th><th>CLIP score</th><th>pre-training steps</th><th>fine-tuning steps</th></tr>'; \
-	  tail -n +2 $< | awk -F'\t' '{ printf "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", $$1, $$2, $$3, $$4, $$5, $$6 }'; \
-	  echo '</table>'; sed 's/^/<p>/; s/$$/<\/p>/' $(FS_DIR)/settings.txt; } > $(FS_DIR)/fewshot.html
-	column -t -s "$$(printf '\t')" $<
