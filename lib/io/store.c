@@ -175,7 +175,10 @@ static int get_dbi(L2Store *s, MDB_txn *t, int i, int create, MDB_dbi *out)
 	if (!d->open) {
 		int rc = mdb_dbi_open(t, d->name, create ? MDB_CREATE : 0, &d->dbi);
 		if (rc == MDB_NOTFOUND) return -1;
-		if (rc == MDB_INCOMPATIBLE) l2_die("%s: \"%s\" is not a sub-database of this store", s->path, d->name);
+		char q[128];
+		if (rc == MDB_INCOMPATIBLE)
+			l2_die("%s: \"%s\" is not a sub-database of this store", s->path,
+			       l2_escape(q, sizeof q, d->name, strlen(d->name)));
 		if (rc == MDB_DBS_FULL) l2_die("%s: too many sub-databases (at most %d)", s->path, STORE_MAXDBS);
 		if (rc) mdb_die(s, d->name, rc);
 		d->open = 1;
@@ -193,9 +196,11 @@ static void check_db_name(const L2Store *s, const char *db)
 static void check_key(const L2Store *s, const char *db, const void *key, size_t klen)
 {
 	if (klen == 0) l2_die("%s: %s: empty key (LMDB keys are 1 to %zu bytes)", s->path, db, s->maxkey);
-	if (klen > s->maxkey)
-		l2_die("%s: %s: key \"%.40s...\" is %zu bytes; LMDB keys are at most %zu", s->path, db, (const char *)key,
-		       klen, s->maxkey);
+	if (klen > s->maxkey) {
+		char q[64];
+		l2_die("%s: %s: key \"%s\" is %zu bytes; LMDB keys are at most %zu", s->path, db,
+		       l2_escape(q, sizeof q, key, klen), klen, s->maxkey);
+	}
 }
 
 /* Apply one operation inside the write transaction; returns the LMDB code
@@ -630,7 +635,9 @@ L2Store *l2_store_open(const char *path, int mode)
 		l2_die("%s: not an l2 store (LMDB environment without meta \"format\")", path);
 	} else if (strncmp(format, "l2-", 3)) {
 		/* "l2-store", or a kind with its own format name ("l2-index") */
-		l2_die("%s: not an l2 store (meta format \"%s\", expected \"%s\")", path, format, STORE_FORMAT);
+		char q[64];
+		l2_die("%s: not an l2 store (meta format \"%s\", expected \"%s\")", path,
+		       l2_escape(q, sizeof q, format, strlen(format)), STORE_FORMAT);
 	}
 	free(format);
 	return s;
