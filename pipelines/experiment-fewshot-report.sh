@@ -50,7 +50,7 @@ colname() { awk -v c="$1" 'BEGIN { if (c + 0 == 0) print "zero-shot"; else if (c
 # "mean ± sd" of measure column F (5 fd, 7 clip score, 9 top-1) for generator, row, pairs
 # (a cell with fewer seeds than the others, as when a run is cut short, says how many)
 cell() { awk -F'\t' -v g="$1" -v r="$2" -v p="$3" -v f="$4" -v pm="$5" -v seeds="$seeds" \
-	'$1 == g && $2 == r && $3 == p { printf "%.3f", $f; if ($(f + 1) != "-") printf "%s%.3f", pm, $(f + 1); if ($4 < seeds) printf " (%d seed%s)", $4, $4 > 1 ? "s" : ""; found = 1 }
+	'$1 == g && $2 == r && $3 == p { printf "%.3f", $f; if ($(f + 1) != "-") printf "%s%.3f", pm, $(f + 1); if ($4 < seeds) printf " (%d seed%s)", $4, ($4 > 1 ? "s" : ""); found = 1 }
 	 END { if (!found) printf "—" }' "$d/table.tsv"; }
 real() { printf '%s\n' "$long" | awk -F'\t' -v g="$1" -v f="$2" '$1 == g { print $f; exit }'; }
 seeds=$(printf '%s\n' "$long" | cut -f4 | sort -u | wc -l)
