@@ -224,7 +224,9 @@ size_t l2_dataset_captions(L2Dataset *ds, const char *key, char ***caps)
 {
 	void *v;
 	size_t vl;
-	if (!l2_store_get(ds->st, DB_CAPTIONS, key, strlen(key), &v, &vl) || vl == 0) {
+	int found = l2_store_get(ds->st, DB_CAPTIONS, key, strlen(key), &v, &vl);
+	if (!found || vl == 0) {
+		if (found) free(v); /* an empty record: no captions */
 		*caps = l2_malloc(sizeof(char *));
 		return 0;
 	}

@@ -74,8 +74,11 @@ static void check_file(const L2Safetensors *st, const char *path)
 	const char *sum = l2_st_metadata(st, "l2.checksum");
 	if (!sum) l2_die("%s: no l2.checksum in the metadata (not written by l2?)", path);
 	for (int i = 0; i < l2_st_count(st); i++)
-		if (l2_st_tensor(st, i)->dtype != L2_ST_F32)
-			l2_die("%s: tensor %s is not float32", path, l2_st_tensor(st, i)->name);
+		if (l2_st_tensor(st, i)->dtype != L2_ST_F32) {
+			const char *name = l2_st_tensor(st, i)->name;
+			char q[128];
+			l2_die("%s: tensor %s is not float32", path, l2_escape(q, sizeof q, name, strlen(name)));
+		}
 	char got[32];
 	snprintf(got, sizeof got, "%016" PRIx64, file_checksum(st));
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION /* fuzz builds: reach the checks behind it */
@@ -198,7 +201,8 @@ static uint64_t meta_u64(const L2Safetensors *st, const char *path, const char *
 	char *end;
 	if (!v || !*v) l2_die("%s: training state lacks '%s'", path, key);
 	unsigned long long x = strtoull(v, &end, 10);
-	if (*end) l2_die("%s: training state has a bad '%s': %s", path, key, v);
+	char q[64];
+	if (*end) l2_die("%s: training state has a bad '%s': %s", path, key, l2_escape(q, sizeof q, v, strlen(v)));
 	return x;
 }
 
@@ -209,10 +213,12 @@ void l2_ckpt_load_state(const char *path, L2TrainState *s, const L2CkptGroup *g,
 	const char *kind = l2_st_metadata(st, "l2.kind");
 	if (!kind || strcmp(kind, "train-state")) l2_die("%s: not an l2 training state", path);
 	const char *ver = l2_st_metadata(st, "l2.state_version");
-	if (!ver || strcmp(ver, "2")) /* version 1 had none: one Adam, an RNG stream, tensors param.NAME */
+	if (!ver || strcmp(ver, "2")) { /* version 1 had none: one Adam, an RNG stream, tensors param.NAME */
+		char q[64];
 		l2_die("%s: a training state of format %s; this l2 reads format %d (finish that run with the l2 that "
 		       "started it, or start it again without --resume)",
-		       path, ver ? ver : "1", L2_CKPT_STATE_VERSION);
+		       path, ver ? l2_escape(q, sizeof q, ver, strlen(ver)) : "1", L2_CKPT_STATE_VERSION);
+	}
 	check_file(st, path);
 	memset(s, 0, sizeof *s);
 	s->step = (int64_t)meta_u64(st, path, "step");
