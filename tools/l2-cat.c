@@ -120,18 +120,6 @@ static void parse_options(int argc, char **argv, Options *o)
 			       (unsigned long long)o->unshard, argc - optind);
 }
 
-/* TSV keys: backslash, tab, newline and CR are escaped so lines stay lines. */
-static void put_key(FILE *f, const char *k)
-{
-	for (; *k; k++) switch (*k) {
-		case '\\': fputs("\\\\", f); break;
-		case '\t': fputs("\\t", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		default: fputc(*k, f);
-		}
-}
-
 static void print_header(const char *path)
 {
 	L2StreamReader *r = l2_stream_open(path);
@@ -263,13 +251,13 @@ static void out_record(Out *u, const L2Record *rec)
 		FILE *f = l2_ofile_fp(u->txt);
 		if (rec->k) {
 			for (uint32_t j = 0; j < rec->k; j++) {
-				put_key(f, rec->key);
+				l2_put_tsv_field(f, rec->key, strlen(rec->key));
 				fprintf(f, "\t%u\t", j + 1);
-				put_key(f, rec->nkey[j]);
+				l2_put_tsv_field(f, rec->nkey[j], strlen(rec->nkey[j]));
 				fprintf(f, "\t%.9g\n", rec->nscore[j]);
 			}
 		} else {
-			put_key(f, rec->key);
+			l2_put_tsv_field(f, rec->key, strlen(rec->key));
 			for (uint32_t j = 0; j < dim; j++) fprintf(f, "%c%.9g", j ? ' ' : '\t', rec->vec[j]);
 			fputc('\n', f);
 		}
@@ -283,7 +271,7 @@ static void out_record(Out *u, const L2Record *rec)
 		memcpy(u->all + u->nall * dim, rec->vec, dim * sizeof(float));
 		u->nall++;
 		if (u->kout) {
-			put_key(l2_ofile_fp(u->kout), rec->key);
+			l2_put_tsv_field(l2_ofile_fp(u->kout), rec->key, strlen(rec->key));
 			fputc('\n', l2_ofile_fp(u->kout));
 		}
 		break;

@@ -585,11 +585,7 @@ static void cmd_import_features(const Options *o, const char *dspath, const char
 		l2_progress_add(&p, 1);
 	}
 	l2_progress_end(&p);
-	if (o->model) {
-		char k[80];
-		snprintf(k, sizeof k, "feat.%s.model", o->name);
-		l2_store_set_meta(l2_dataset_store(ds), k, o->model);
-	}
+	if (o->model) l2_dataset_set_feature_meta(ds, o->name, "model", o->model);
 	l2_dataset_feature_end(ds, o->name, l2_stream_normalized(r));
 	/* a key repeated in the stream is written twice but held once */
 	uint64_t held = l2_dataset_feature_count(ds, o->name);

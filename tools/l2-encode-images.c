@@ -258,13 +258,7 @@ int main(int argc, char **argv)
 	L2Dataset *ds = NULL;
 	if (o.store) {
 		ds = l2_dataset_open(o.store, L2_STORE_CREATE);
-		L2FeatureInfo fi = {.dim = (uint32_t)E, .normalized = !o.raw};
-		snprintf(fi.kind, sizeof fi.kind, "%s", L2_KIND_IMAGE);
-		l2_dataset_feature_begin(ds, o.name, &fi);
-		char mk[64];
-		snprintf(mk, sizeof mk, "feat.%s.model", o.name);
-		const char *base = strrchr(o.model, '/');
-		l2_store_set_meta(l2_dataset_store(ds), mk, base ? base + 1 : o.model);
+		l2_dataset_feature_begin_encoded(ds, o.name, L2_KIND_IMAGE, (uint32_t)E, !o.raw, o.model);
 	}
 	L2StreamWriter *w = l2_stream_create(o.out, L2_KIND_IMAGE, (uint32_t)E, o.raw ? 0 : L2FS_NORMALIZED, 0, L2FS_UNTIL_END);
 

@@ -72,17 +72,6 @@ static double cpu_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void put_key(FILE *f, const char *k)
-{
-	for (; *k; k++) switch (*k) {
-		case '\\': fputs("\\\\", f); break;
-		case '\t': fputs("\\t", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		default: fputc(*k, f);
-		}
-}
-
 static void flush_batch(Ctx *c)
 {
 	if (!c->n) return;
@@ -104,9 +93,10 @@ static void flush_batch(Ctx *c)
 		if (c->tsv) {
 			FILE *f = l2_ofile_fp(c->txt);
 			for (uint32_t j = 0; j < k; j++) {
-				put_key(f, c->keys[i]);
+				l2_put_tsv_field(f, c->keys[i], strlen(c->keys[i]));
 				fprintf(f, "\t%u\t", j + 1);
-				put_key(f, l2_index_key(c->ix, c->ids[i * k + j], NULL));
+				const char *nk = l2_index_key(c->ix, c->ids[i * k + j], NULL);
+				l2_put_tsv_field(f, nk, strlen(nk));
 				fprintf(f, "\t%.9g\n", c->scores[i * k + j]);
 			}
 		} else {

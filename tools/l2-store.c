@@ -84,18 +84,6 @@ static void parse_options(int argc, char **argv, Options *o)
 	}
 }
 
-static void put_escaped(FILE *f, const char *k, size_t n)
-{
-	for (size_t i = 0; i < n; i++) switch (k[i]) {
-		case '\\': fputs("\\\\", f); break;
-		case '\t': fputs("\\t", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		case 0: fputs("\\0", f); break;
-		default: fputc(k[i], f);
-		}
-}
-
 static int has_db(L2Store *s, const char *db)
 {
 	char **dbs;
@@ -125,9 +113,9 @@ static int print_meta(void *ctx, const void *key, size_t klen, const void *val, 
 {
 	FILE *f = ((PrintCtx *)ctx)->f;
 	fputs("meta\t", f);
-	put_escaped(f, key, klen);
+	l2_put_tsv_field(f, key, klen);
 	fputc('\t', f);
-	put_escaped(f, val, vlen);
+	l2_put_tsv_field(f, val, vlen);
 	fputc('\n', f);
 	return 0;
 }
@@ -158,7 +146,7 @@ static int print_key(void *ctx, const void *key, size_t klen, const void *val, s
 		fwrite(key, 1, klen, c->f);
 		fputc(0, c->f);
 	} else {
-		put_escaped(c->f, key, klen);
+		l2_put_tsv_field(c->f, key, klen);
 		fputc('\n', c->f);
 	}
 	return 0;

@@ -522,13 +522,8 @@ int main(int argc, char **argv)
 	L2TrainState st = {0};
 	config_string(&o, st.config, sizeof st.config);
 	if (o.resume && lead) {
-		if (!l2_file_exists(state_path)) l2_die("%s: no training state to resume (run without --resume first)", state_path);
-		L2TrainState saved;
 		L2CkptGroup grp = state_group(m, opt, ema);
-		l2_ckpt_load_state(state_path, &saved, &grp, 1);
-		if (strcmp(saved.config, st.config))
-			l2_die("%s: made with other settings (%s); resume with the same options", state_path, saved.config);
-		st = saved;
+		l2_train_resume_state(state_path, &st, &grp, 1);
 		if (st.step >= o.stop_after) {
 			l2_info("%s: already at step %lld of %ld", state_path, (long long)st.step, o.stop_after);
 		}

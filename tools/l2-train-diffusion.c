@@ -135,7 +135,7 @@ static void usage(FILE *f)
 }
 
 enum {
-	O_COND = L2_OPT_COMMON_END, O_ALLOW_INC, O_PAIRS, O_PONLY, O_CAPF, O_PSF, O_IMF, O_XI, O_CDROP, O_XFLIP, O_PRESET, O_CH, O_MULT,
+	O_CDROP = L2_OPT_TRAIN_DATA_END, O_XFLIP, O_PRESET, O_CH, O_MULT,
 	O_BLOCKS, O_ATTN, O_DROP, O_RES, O_PATCH, O_SD, O_PM, O_PS, O_INIT, O_STEPS, O_BATCH, O_LR, O_WARM, O_REF, O_WEIGHT,
 	O_EMA, O_CLIPG, O_SEED, O_TICK, O_GRID, O_SSAMP, O_SSTEPS, O_GUID, O_SEMA, O_FID, O_FIDN, O_CLIP, O_INC, O_RESUME,
 	O_STOP, O_VAE, O_LATENTS, O_CTOK
@@ -163,10 +163,8 @@ static void parse_options(int argc, char **argv, Options *o)
 	static const struct option lo[] = {
 		L2_COMMON_LONGOPTS,
 		{"dataset", required_argument, 0, 'd'}, {"output", required_argument, 0, 'o'},
-		{"cond", required_argument, 0, O_COND}, {"pairs-fraction", required_argument, 0, O_PAIRS},
-		{"paired-only", no_argument, 0, O_PONLY}, {"allow-incomplete", no_argument, 0, O_ALLOW_INC}, {"caption-feature", required_argument, 0, O_CAPF},
-		{"pseudo-feature", required_argument, 0, O_PSF}, {"image-feature", required_argument, 0, O_IMF},
-		{"xi", required_argument, 0, O_XI}, {"cond-drop", required_argument, 0, O_CDROP},
+		L2_TRAIN_DATA_LONGOPTS,
+		{"cond-drop", required_argument, 0, O_CDROP},
 		{"xflip", no_argument, 0, O_XFLIP}, {"preset", required_argument, 0, O_PRESET},
 		{"channels", required_argument, 0, O_CH}, {"mult", required_argument, 0, O_MULT},
 		{"blocks", required_argument, 0, O_BLOCKS}, {"attn-res", required_argument, 0, O_ATTN},
@@ -200,23 +198,10 @@ static void parse_options(int argc, char **argv, Options *o)
 	int res = 32;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "hd:o:", lo, NULL)) != -1) {
-		if (l2_common_option(ch, optarg, usage)) continue;
+		if (l2_common_option(ch, optarg, usage) || l2_train_data_option(ch, optarg, usage, &o->data)) continue;
 		switch (ch) {
 		case 'd': o->dataset = optarg; break;
 		case 'o': o->out = optarg; break;
-		case O_COND: {
-			int k = l2_cond_parse(optarg);
-			if (k < 0) l2_usage_error(usage, "--cond must be text, pseudo, gaussian or mixed, not '%s'", optarg);
-			o->data.cond = (L2CondMode)k;
-			break;
-		}
-		case O_PAIRS: o->data.pairs = l2_parse_double(optarg, "--pairs-fraction"); break;
-		case O_PONLY: o->data.paired_only = 1; break;
-		case O_ALLOW_INC: o->data.allow_incomplete = 1; break;
-		case O_CAPF: o->data.cap_feat = optarg; break;
-		case O_PSF: o->data.pseudo_feat = optarg; break;
-		case O_IMF: o->data.img_feat = optarg; break;
-		case O_XI: o->data.xi = l2_parse_double(optarg, "--xi"); break;
 		case O_CDROP: o->cond_drop = l2_parse_double(optarg, "--cond-drop"); break;
 		case O_XFLIP: o->xflip = 1; break;
 		case O_PRESET: o->preset = optarg; break;
@@ -262,11 +247,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case O_CLIPG: o->grad_clip = l2_parse_double(optarg, "--grad-clip"); break;
 		case O_SEED: o->seed = l2_parse_u64(optarg, "--seed"); break;
 		case O_TICK: o->tick = l2_parse_long(optarg, "--tick", 1, 1L << 40); break;
-		case O_GRID:
-			if (sscanf(optarg, "%ldx%ld", &o->grid_rows, &o->grid_cols) != 2 || o->grid_rows < 1 || o->grid_cols < 1 ||
-			    o->grid_rows > 64 || o->grid_cols > 64)
-				l2_usage_error(usage, "--grid wants ROWSxCOLS, each 1..64");
-			break;
+		case O_GRID: l2_train_grid_option(optarg, usage, &o->grid_rows, &o->grid_cols); break;
 		case O_SSAMP: {
 			int k = l2_sampler_parse(optarg);
 			if (k < 0) l2_usage_error(usage, "--sample-sampler must be one of " L2_SAMPLER_NAMES ", not '%s'", optarg);
@@ -287,8 +268,7 @@ static void parse_options(int argc, char **argv, Options *o)
 	}
 	if (optind < argc) l2_usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	if (!o->dataset) l2_usage_error(usage, "give the dataset with -d PATH");
-	if (!(o->data.pairs >= 0 && o->data.pairs <= 1)) l2_usage_error(usage, "--pairs-fraction must be in [0, 1]");
-	if (o->data.cond == L2_COND_TEXT) o->data.pairs = 1;
+	l2_train_data_options_check(&o->data, usage);
 	if (!(o->data.xi >= 0)) l2_usage_error(usage, "--xi must be >= 0");
 	if (!(o->cond_drop >= 0 && o->cond_drop < 1)) l2_usage_error(usage, "--cond-drop must be in [0, 1)");
 	if (!(o->lr > 0) || !isfinite(o->lr)) l2_usage_error(usage, "--lr must be > 0");
@@ -604,11 +584,7 @@ static void load_state(const Options *o, L2Diffusion *net, L2DiffusionTrainer *t
 	L2CkptGroup g[2];
 	char en[L2_DIFF_MAXEMA][32];
 	state_groups(o, net, tr, g, en);
-	L2TrainState saved;
-	l2_ckpt_load_state(path, &saved, g, 2);
-	if (strcmp(saved.config, st->config))
-		l2_die("%s: made with other settings (%s); resume with the same options", path, saved.config);
-	*st = saved;
+	l2_train_resume_state(path, st, g, 2);
 	l2_diffusion_trainer_set_step(tr, st->step);
 }
 
@@ -706,7 +682,6 @@ int main(int argc, char **argv)
 	LogRow *rows = NULL;
 	int nrows = 0, caprows = 0;
 	if (o.resume && lead) {
-		if (!l2_file_exists(state_path)) l2_die("%s: no training state to resume (run without --resume first)", state_path);
 		load_state(&o, net, trn, &st, state_path);
 		nrows = read_log(log_path, &rows, (long)st.step);
 		caprows = nrows;

@@ -97,7 +97,7 @@ static void usage(FILE *f)
 }
 
 enum {
-	O_COND = L2_OPT_COMMON_END, O_ALLOW_INC, O_PAIRS, O_PONLY, O_CAPF, O_PSF, O_IMF, O_XI, O_RES, O_CB, O_CM, O_ML, O_ZD, O_WD, O_CH,
+	O_RES = L2_OPT_TRAIN_DATA_END, O_CB, O_CM, O_ML, O_ZD, O_WD, O_CH,
 	O_INIT, O_STEPS, O_BATCH, O_LR, O_LRG, O_LRD, O_B1, O_B2, O_GC, O_LC, O_TAU, O_CLIP, O_R1, O_R1E, O_EMA, O_EMAR,
 	O_NOFLIP, O_SEED, O_TICK, O_FID, O_GRID, O_RESUME, O_STOP, O_INC, O_AUG
 };
@@ -107,10 +107,8 @@ static void parse_options(int argc, char **argv, Options *o)
 	static const struct option lo[] = {
 		L2_COMMON_LONGOPTS,
 		{"dataset", required_argument, 0, 'd'}, {"output", required_argument, 0, 'o'},
-		{"cond", required_argument, 0, O_COND}, {"pairs-fraction", required_argument, 0, O_PAIRS},
-		{"paired-only", no_argument, 0, O_PONLY}, {"allow-incomplete", no_argument, 0, O_ALLOW_INC}, {"caption-feature", required_argument, 0, O_CAPF},
-		{"pseudo-feature", required_argument, 0, O_PSF}, {"image-feature", required_argument, 0, O_IMF},
-		{"xi", required_argument, 0, O_XI}, {"resolution", required_argument, 0, O_RES},
+		L2_TRAIN_DATA_LONGOPTS,
+		{"resolution", required_argument, 0, O_RES},
 		{"channel-base", required_argument, 0, O_CB}, {"channel-max", required_argument, 0, O_CM},
 		{"map-layers", required_argument, 0, O_ML}, {"z-dim", required_argument, 0, O_ZD},
 		{"w-dim", required_argument, 0, O_WD}, {"cond-hidden", required_argument, 0, O_CH},
@@ -136,23 +134,10 @@ static void parse_options(int argc, char **argv, Options *o)
 	o->c = (L2GanConfig){.res = 32, .zdim = 128, .wdim = 128, .map_layers = 4, .cbase = 4096, .cmax = 128, .chid = 256};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "hd:o:", lo, NULL)) != -1) {
-		if (l2_common_option(ch, optarg, usage)) continue;
+		if (l2_common_option(ch, optarg, usage) || l2_train_data_option(ch, optarg, usage, &o->data)) continue;
 		switch (ch) {
 		case 'd': o->dataset = optarg; break;
 		case 'o': o->out = optarg; break;
-		case O_COND: {
-			int k = l2_cond_parse(optarg);
-			if (k < 0) l2_usage_error(usage, "--cond must be text, pseudo, gaussian or mixed, not '%s'", optarg);
-			o->data.cond = k;
-			break;
-		}
-		case O_PAIRS: o->data.pairs = l2_parse_double(optarg, "--pairs-fraction"); break;
-		case O_PONLY: o->data.paired_only = 1; break;
-		case O_ALLOW_INC: o->data.allow_incomplete = 1; break;
-		case O_CAPF: o->data.cap_feat = optarg; break;
-		case O_PSF: o->data.pseudo_feat = optarg; break;
-		case O_IMF: o->data.img_feat = optarg; break;
-		case O_XI: o->data.xi = l2_parse_double(optarg, "--xi"); break;
 		case O_RES: o->c.res = (int)l2_parse_long(optarg, "--resolution", 16, 256); break;
 		case O_CB: o->c.cbase = (int)l2_parse_long(optarg, "--channel-base", 4, 1 << 24); break;
 		case O_CM: o->c.cmax = (int)l2_parse_long(optarg, "--channel-max", 1, 4096); break;
@@ -188,11 +173,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case O_TICK: o->tick = l2_parse_long(optarg, "--tick", 1, 1L << 40); break;
 		case O_FID: o->fid_every = l2_parse_long(optarg, "--fid-every", 0, 1L << 40); break;
 		case O_INC: o->inception = optarg; break;
-		case O_GRID:
-			if (sscanf(optarg, "%ldx%ld", &o->grid_rows, &o->grid_cols) != 2 || o->grid_rows < 1 || o->grid_cols < 1 ||
-			    o->grid_rows > 64 || o->grid_cols > 64)
-				l2_usage_error(usage, "--grid wants ROWSxCOLS, each 1..64");
-			break;
+		case O_GRID: l2_train_grid_option(optarg, usage, &o->grid_rows, &o->grid_cols); break;
 		case O_RESUME: o->resume = 1; break;
 		case O_STOP: o->stop_after = l2_parse_long(optarg, "--stop-after", 1, 1L << 40); break;
 		default: l2_usage_error(usage, "unknown option");
@@ -200,8 +181,7 @@ static void parse_options(int argc, char **argv, Options *o)
 	}
 	if (optind < argc) l2_usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	if (!o->dataset) l2_usage_error(usage, "give the dataset with -d PATH");
-	if (!(o->data.pairs >= 0 && o->data.pairs <= 1)) l2_usage_error(usage, "--pairs-fraction must be in [0, 1]");
-	if (o->data.cond == L2_COND_TEXT) o->data.pairs = 1;
+	l2_train_data_options_check(&o->data, usage);
 	const L2GanTrainOptions *t = &o->tr;
 	if (!(t->lr_g > 0 && t->lr_d > 0) || !(t->beta1 >= 0 && t->beta1 < 1) || !(t->beta2 >= 0 && t->beta2 < 1) ||
 	    !(t->tau > 0) || t->gamma_con < 0 || t->lambda_con < 0 || t->r1 < 0 || !(t->ema_images >= 0) ||
@@ -432,13 +412,8 @@ int main(int argc, char **argv)
 	}
 	if (o.resume && lead) {
 		char *sp = l2_train_path(o.out, "state.safetensors"), *lp = l2_train_path(o.out, "log.tsv");
-		if (!l2_file_exists(sp)) l2_die("%s: no training state to resume (run without --resume first)", sp);
-		L2TrainState saved;
 		L2CkptGroup grp[2];
-		l2_ckpt_load_state(sp, &saved, grp, l2_gan_trainer_groups(t, grp));
-		if (strcmp(saved.config, st.config))
-			l2_die("%s: made with other settings (%s); resume with the same options", sp, saved.config);
-		st = saved;
+		l2_train_resume_state(sp, &st, grp, l2_gan_trainer_groups(t, grp));
 		l2_train_tsv_read(&k.log, lp, st.step);
 		free(sp), free(lp);
 	}

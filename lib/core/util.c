@@ -275,6 +275,19 @@ char *l2_escape(char *buf, size_t cap, const void *s, size_t n)
 	return buf;
 }
 
+void l2_put_tsv_field(FILE *f, const void *s, size_t n)
+{
+	const char *p = s;
+	for (size_t i = 0; i < n; i++) switch (p[i]) {
+		case '\\': fputs("\\\\", f); break;
+		case '\t': fputs("\\t", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		case 0: fputs("\\0", f); break;
+		default: fputc(p[i], f);
+		}
+}
+
 /* ---- files ---------------------------------------------------------------------- */
 
 FILE *l2_fopen_read(const char *path)

@@ -211,6 +211,10 @@ static inline void l2_put_le64(unsigned char *p, uint64_t v) {
  * included) and DEL written as \xNN, cut with "..." to fit cap; returns
  * buf.  Use it whenever a message quotes a name or value read from a file. */
 char *l2_escape(char *buf, size_t cap, const void *s, size_t n);
+/* N bytes as one field of a TSV line: backslash, tab, newline, CR and NUL written as \\, \t, \n,
+ * \r and \0, so that keys and values of any bytes keep lines and columns (l2-cat, l2-retrieve,
+ * l2-store's text output). */
+void l2_put_tsv_field(FILE *f, const void *s, size_t n);
 
 /* Wall clock in seconds (monotonic). */
 double l2_now(void);

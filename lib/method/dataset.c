@@ -387,6 +387,16 @@ void l2_dataset_feature_begin(L2Dataset *ds, const char *name, const L2FeatureIn
 	set_feat_meta(ds, name, "complete", "0");
 }
 
+void l2_dataset_feature_begin_encoded(L2Dataset *ds, const char *name, const char *kind, uint32_t dim, int normalized,
+				      const char *model)
+{
+	L2FeatureInfo fi = {.dim = dim, .normalized = normalized};
+	snprintf(fi.kind, sizeof fi.kind, "%s", kind);
+	l2_dataset_feature_begin(ds, name, &fi);
+	const char *base = strrchr(model, '/');
+	l2_dataset_set_feature_meta(ds, name, "model", base ? base + 1 : model);
+}
+
 void l2_dataset_feature_end(L2Dataset *ds, const char *name, int normalized)
 {
 	L2FeatureInfo fi;

@@ -93,6 +93,11 @@ void l2_dataset_feature_declare(L2Dataset *ds, const char *name, const L2Feature
  * a vector written was not) and commits. */
 void l2_dataset_feature_begin(L2Dataset *ds, const char *name, const L2FeatureInfo *info);
 void l2_dataset_feature_end(L2Dataset *ds, const char *name, int normalized);
+/* begin for a set of features an encoder computes (l2-encode-images and l2-encode-text's
+ * --store): an f32 set of KIND and DIM, and meta feat.NAME.model the base name of the
+ * weights file MODEL, so that a reader can tell which model made it. */
+void l2_dataset_feature_begin_encoded(L2Dataset *ds, const char *name, const char *kind, uint32_t dim, int normalized,
+				      const char *model);
 /* Readers that must not use part of a set (trainers) call this: it dies
  * unless feature set NAME is complete, saying whether a writer is still
  * at work (its pid) or was interrupted, and that OVERRIDE (a flag of the

@@ -30,6 +30,32 @@ void l2_train_data_defaults(L2TrainDataOptions *o)
 	o->res = 32;
 }
 
+int l2_train_data_option(int c, const char *arg, L2UsageFn usage, L2TrainDataOptions *o)
+{
+	switch (c) {
+	case L2_OPT_COND: {
+		int k = l2_cond_parse(arg);
+		if (k < 0) l2_usage_error(usage, "--cond must be text, pseudo, gaussian or mixed, not '%s'", arg);
+		o->cond = (L2CondMode)k;
+		return 1;
+	}
+	case L2_OPT_PAIRS_FRACTION: o->pairs = l2_parse_double(arg, "--pairs-fraction"); return 1;
+	case L2_OPT_PAIRED_ONLY: o->paired_only = 1; return 1;
+	case L2_OPT_ALLOW_INCOMPLETE: o->allow_incomplete = 1; return 1;
+	case L2_OPT_CAPTION_FEATURE: o->cap_feat = arg; return 1;
+	case L2_OPT_PSEUDO_FEATURE: o->pseudo_feat = arg; return 1;
+	case L2_OPT_IMAGE_FEATURE: o->img_feat = arg; return 1;
+	case L2_OPT_XI: o->xi = l2_parse_double(arg, "--xi"); return 1;
+	default: return 0;
+	}
+}
+
+void l2_train_data_options_check(L2TrainDataOptions *o, L2UsageFn usage)
+{
+	if (!(o->pairs >= 0 && o->pairs <= 1)) l2_usage_error(usage, "--pairs-fraction must be in [0, 1]");
+	if (o->cond == L2_COND_TEXT) o->pairs = 1;
+}
+
 void l2_train_data_image(L2Dataset *ds, const char *key, int R, float *px)
 {
 	L2Image img, rgb, a, b;

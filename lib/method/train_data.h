@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "core/rng.h"
+#include "core/util.h"
 #include "method/dataset.h"
 
 typedef enum { L2_COND_TEXT, L2_COND_PSEUDO, L2_COND_GAUSSIAN, L2_COND_MIXED } L2CondMode;
@@ -54,6 +55,22 @@ typedef struct {
 } L2TrainDataOptions;
 
 void l2_train_data_defaults(L2TrainDataOptions *o);
+
+/* These options as l2-train-gan and l2-train-diffusion take them: one table and one parser (as
+ * core/shard.h's --shard).  L2_TRAIN_DATA_LONGOPTS goes in the tool's table, its own options
+ * are numbered from L2_OPT_TRAIN_DATA_END; l2_train_data_option() returns 1 for one of these
+ * (parsed into o; a bad value is a usage error); after the loop l2_train_data_options_check():
+ * --pairs-fraction in [0, 1], --cond text pairs every image. */
+enum { L2_OPT_COND = L2_OPT_COMMON_END, L2_OPT_PAIRS_FRACTION, L2_OPT_PAIRED_ONLY, L2_OPT_ALLOW_INCOMPLETE,
+       L2_OPT_CAPTION_FEATURE, L2_OPT_PSEUDO_FEATURE, L2_OPT_IMAGE_FEATURE, L2_OPT_XI, L2_OPT_TRAIN_DATA_END };
+#define L2_TRAIN_DATA_LONGOPTS \
+	{"cond", required_argument, 0, L2_OPT_COND}, {"pairs-fraction", required_argument, 0, L2_OPT_PAIRS_FRACTION}, \
+	{"paired-only", no_argument, 0, L2_OPT_PAIRED_ONLY}, {"allow-incomplete", no_argument, 0, L2_OPT_ALLOW_INCOMPLETE}, \
+	{"caption-feature", required_argument, 0, L2_OPT_CAPTION_FEATURE}, \
+	{"pseudo-feature", required_argument, 0, L2_OPT_PSEUDO_FEATURE}, \
+	{"image-feature", required_argument, 0, L2_OPT_IMAGE_FEATURE}, {"xi", required_argument, 0, L2_OPT_XI}
+int l2_train_data_option(int c, const char *arg, L2UsageFn usage, L2TrainDataOptions *o);
+void l2_train_data_options_check(L2TrainDataOptions *o, L2UsageFn usage);
 
 /* The condition size: every feature set the options use (captions when
  * pairs > 0 or want_captions, pseudo / image features for their modes) must

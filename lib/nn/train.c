@@ -92,6 +92,22 @@ static void release_run_lock(void)
 	run_lock = NULL;
 }
 
+void l2_train_resume_state(const char *path, L2TrainState *st, const L2CkptGroup *g, int ng)
+{
+	if (!l2_file_exists(path)) l2_die("%s: no training state to resume (run without --resume first)", path);
+	L2TrainState saved;
+	l2_ckpt_load_state(path, &saved, g, ng);
+	if (strcmp(saved.config, st->config))
+		l2_die("%s: made with other settings (%s); resume with the same options", path, saved.config);
+	*st = saved;
+}
+
+void l2_train_grid_option(const char *arg, L2UsageFn usage, long *rows, long *cols)
+{
+	if (sscanf(arg, "%ldx%ld", rows, cols) != 2 || *rows < 1 || *cols < 1 || *rows > 64 || *cols > 64)
+		l2_usage_error(usage, "--grid wants ROWSxCOLS, each 1..64");
+}
+
 void l2_train_lock(const char *lockpath, const char *target)
 {
 	if (run_lock) l2_die("internal error: a second training-run lock");

@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "core/rng.h"
+#include "core/util.h"
 #include "nn/ckpt.h"
 
 typedef struct {
@@ -75,6 +76,12 @@ int l2_train_exit_code(int64_t step);
  * when the run is killed.  Lock files: RUNDIR/train.lock (l2-train-gan),
  * OUT's stem + ".lock" (l2-train-clip). */
 void l2_train_lock(const char *lockpath, const char *target);
+
+/* --resume: *ST becomes the state at PATH, read into groups G.  Dies when there is none or it
+ * was made with settings other than ST->config (this run's): it would be another run. */
+void l2_train_resume_state(const char *path, L2TrainState *st, const L2CkptGroup *g, int ng);
+/* --grid ROWSxCOLS of the trainers' sample grids, each 1..64 (else a usage error). */
+void l2_train_grid_option(const char *arg, L2UsageFn usage, long *rows, long *cols);
 
 /* DIR/NAME (malloc'd). */
 char *l2_train_path(const char *dir, const char *name);
