@@ -11,15 +11,13 @@
  * every tensor, Adam moment and EMA after 3 steps within TOL_W of each tensor's
  * largest entry (the gaps are printed); then the replicas must be bit-identical.
  * Alone (make test): the one-rank trainer is the plain one, bit for bit. */
-#include "check.h"
-#include "core/dist.h"
+#include "check_dist.h"
 #include "core/util.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum { GB = 8, STEPS = 3, CDIM = 5, RES = 8 };
 
@@ -140,18 +138,12 @@ int main(int argc, char **argv)
 {
 	l2_init(argc, argv);
 	l2_threads = 1;
-	int rank, size;
-	const char *var;
-	if (l2_dist_env(&rank, &size, &var) == 1) {
+	if (check_dist_alone()) {
 		RUN(test_one_rank_is_plain);
 		return check_done();
 	}
-	l2_dist_init(&D);
+	check_dist_init(&D);
 	if (GB % D.size || (GB / D.size) % 2) l2_die("run with 1, 2 or 4 ranks");
-	if (D.rank != 0) dup2(2, 1);
 	RUN(test_diffusion_data_parallel_equals_single);
-	int failed = l2_dist_any(&D, check_total_failed != 0);
-	int rc = check_done();
-	l2_dist_finish(&D);
-	return failed ? 1 : rc;
+	return check_dist_done(&D);
 }

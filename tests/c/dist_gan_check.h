@@ -11,15 +11,13 @@
  * within TOL_LOSS and TOL_W (relative to each tensor's largest entry); the
  * gaps are printed.  Once more with DiffAugment (all three) on.  Then the replicas must be bit-identical.  Alone (make
  * test) the one-rank path is checked against the plain step, bit for bit. */
-#include "check.h"
-#include "core/dist.h"
+#include "check_dist.h"
 #include "core/util.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const L2GanConfig DCFG = {.res = 8, .cdim = 5, .zdim = 4, .wdim = 4, .map_layers = 2, .cbase = 32, .cmax = 6, .chid = 3};
 static const L2ClipTrainConfig DCLIP = {.res = 8, .patch = 4, .width = 16, .layers = 1, .heads = 1, .context = 4,
@@ -148,19 +146,13 @@ int main(int argc, char **argv)
 {
 	l2_init(argc, argv);
 	l2_threads = 1;
-	int rank, size;
-	const char *var;
-	if (l2_dist_env(&rank, &size, &var) == 1) {
+	if (check_dist_alone()) {
 		RUN(test_one_rank_positions);
 		return check_done();
 	}
-	l2_dist_init(&D);
+	check_dist_init(&D);
 	if (GB % (4 * D.size)) l2_die("run with 1 or 2 ranks");
-	if (D.rank != 0) dup2(2, 1);
 	RUN(test_gan_data_parallel_equals_single);
 	RUN(test_gan_data_parallel_augment);
-	int failed = l2_dist_any(&D, check_total_failed != 0);
-	int rc = check_done();
-	l2_dist_finish(&D);
-	return failed ? 1 : rc;
+	return check_dist_done(&D);
 }

@@ -14,8 +14,7 @@
  * a gradient that is exactly zero in theory (the key bias's) into a full
  * step.  Every rank's weights are then checked bit-identical (l2_dist_check).
  * Alone (make test), the one-rank path must give the plain step's bits. */
-#include "check.h"
-#include "core/dist.h"
+#include "check_dist.h"
 #include "core/util.h"
 #include "models/clip_train.h"
 
@@ -23,7 +22,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define GB 8 /* global batch */
 #define STEPS 3
@@ -150,18 +148,12 @@ int main(int argc, char **argv)
 {
 	l2_init(argc, argv);
 	l2_threads = 1;
-	int rank, size;
-	const char *var;
-	if (l2_dist_env(&rank, &size, &var) == 1) {
+	if (check_dist_alone()) {
 		RUN(test_one_rank_is_plain);
 		return check_done();
 	}
-	l2_dist_init(&D);
+	check_dist_init(&D);
 	if (GB % D.size) l2_die("run with a rank count dividing %d", GB);
-	if (D.rank != 0) dup2(2, 1); /* rank 0 speaks TAP; the others only their failures, on stderr */
 	RUN(test_data_parallel_equals_single);
-	int failed = l2_dist_any(&D, check_total_failed != 0);
-	int rc = check_done();
-	l2_dist_finish(&D);
-	return failed ? 1 : rc;
+	return check_dist_done(&D);
 }

@@ -6,73 +6,13 @@
 #define L2_AD_DOUBLE 1
 #include "../../lib/nn/ad.c"
 
-#include "check.h"
+#include "gradcheck.h"
 #include "io/safetensors.h"
 
 #include <unistd.h>
 
-static double R_at(size_t i) { return sin(0.7 + 1.37 * (double)i) + 0.1; }
+static void gradcheck(const char *name, Fwd f, int np, AdTensor **p) { gradcheck_fd(name, f, np, p, 1e-5, 1e-5, 0); }
 
-typedef AdTensor *(*Fwd)(AdGraph *g, AdTensor **p);
-
-static AdGraph *G0;
-
-static double loss_of(Fwd f, AdTensor **p, int want_grad)
-{
-	ad_graph_reset(G0);
-	ad_graph_set_grad(G0, want_grad);
-	AdTensor *y = f(G0, p);
-	AdTensor *R = ad_tensor(G0, y->ndim, y->shape);
-	for (size_t i = 0; i < y->n; i++) R->v[i] = R_at(i);
-	AdTensor *l = ad_sum_all(G0, ad_mul(G0, y, R));
-	if (want_grad) ad_backward(G0, l);
-	ad_graph_set_grad(G0, 1);
-	return l->v[0];
-}
-
-/* Fill params with N(0, scale) (+ offset), run the check, report the worst. */
-static void gradcheck(const char *name, Fwd f, int np, AdTensor **p)
-{
-	ad_zero_grads(p, np);
-	loss_of(f, p, 1);
-	double worst = 0;
-	int bad = 0;
-	for (int k = 0; k < np; k++)
-		for (size_t i = 0; i < p[k]->n; i++) {
-			double v = p[k]->v[i], h = 1e-5 * (fabs(v) > 1 ? fabs(v) : 1);
-			p[k]->v[i] = v + h;
-			double lp = loss_of(f, p, 0);
-			p[k]->v[i] = v - h;
-			double lm = loss_of(f, p, 0);
-			p[k]->v[i] = v;
-			double num = (lp - lm) / (2 * h), ana = p[k]->g[i];
-			double err = fabs(num - ana) / (1e-6 + fabs(num));
-			if (err > worst) worst = err;
-			if (!(fabs(num - ana) <= 1e-6 + 1e-5 * fabs(num))) {
-				if (bad++ < 3)
-					printf("# %s: param %d [%zu]: analytic %.10g numeric %.10g\n", name, k, i, ana, num);
-			}
-		}
-	CHECK_MSG(bad == 0, "%s: %d gradient entries off (worst rel %.3g)", name, bad, worst);
-}
-
-static AdTensor *P(const char *name, int ndim, const int *shape, double scale, double offset)
-{
-	AdTensor *t = ad_param_new(name, ndim, shape);
-	for (size_t i = 0; i < t->n; i++) {
-		double r = check_normal() * scale + offset;
-		if (fabs(r) < 1e-3) r = 0.37;
-		t->v[i] = r;
-	}
-	return t;
-}
-
-static void free_params(AdTensor **p, int n)
-{
-	for (int i = 0; i < n; i++) ad_param_free(p[i]);
-}
-
-#define SH(...) (int[]){__VA_ARGS__}
 #define NDIM(...) (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int))
 #define MKP(name, s, off, ...) P(name, NDIM(__VA_ARGS__), SH(__VA_ARGS__), s, off)
 

@@ -4,6 +4,7 @@
  * with two EMAs), refusal of corrupt files, of a missing group and of a
  * state of the previous format. */
 #include "check.h"
+#include "check_child.h"
 #include "nn/ckpt.h"
 #include "io/safetensors.h"
 #include "core/util.h"
@@ -133,28 +134,7 @@ static void test_weights_roundtrip(void)
 	toy_free(&b);
 }
 
-/* Run fn in a child; return its exit status and first stderr line. */
-static int child_status(void (*fn)(const char *), const char *arg, char *err, size_t errlen)
-{
-	int pfd[2];
-	if (pipe(pfd)) return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(pfd[1], 2);
-		close(pfd[0]);
-		fn(arg);
-		_exit(0);
-	}
-	close(pfd[1]);
-	ssize_t k = read(pfd[0], err, errlen - 1);
-	err[k > 0 ? k : 0] = 0;
-	close(pfd[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void load_state_child(const char *path)
+static void load_state_child(const void *path)
 {
 	Toy t;
 	toy_new(&t, 1);
@@ -177,19 +157,19 @@ static void test_corrupt_refused(void)
 	FILE *f = fopen(st, "wb");
 	fwrite(buf, 1, n, f);
 	fclose(f);
-	int rc = child_status(load_state_child, st, err, sizeof err);
+	int rc = check_child(load_state_child, st, err, sizeof err);
 	CHECK(rc == 1);
 	CHECK_MSG(strstr(err, "checksum mismatch") != NULL, "stderr: %s", err);
 	/* truncated */
 	f = fopen(st, "wb");
 	fwrite(buf, 1, n / 2, f);
 	fclose(f);
-	rc = child_status(load_state_child, st, err, sizeof err);
+	rc = check_child(load_state_child, st, err, sizeof err);
 	CHECK(rc == 1 && strstr(err, st) != NULL);
 	/* a weights file is not a state */
 	snprintf(st, sizeof st, "%s/w2.safetensors", dir);
 	l2_ckpt_save_weights(st, t.p, 3, NULL);
-	rc = child_status(load_state_child, st, err, sizeof err);
+	rc = check_child(load_state_child, st, err, sizeof err);
 	CHECK(rc == 1 && strstr(err, "not an l2 training state") != NULL);
 	free(buf);
 	toy_free(&t);
@@ -204,7 +184,7 @@ static void two_groups(Toy *a, Toy *b, L2Ema *e2, L2CkptGroup *g)
 	g[1] = (L2CkptGroup){.name = "B", .p = b->p, .n = 3, .adam = b->opt};
 }
 
-static void load_one_group_child(const char *path)
+static void load_one_group_child(const void *path)
 {
 	Toy t;
 	toy_new(&t, 1);
@@ -245,7 +225,7 @@ static void test_groups(void)
 	CHECK(!strcmp(l2_st_metadata(f, "l2.state_version"), "2") && !strcmp(l2_st_metadata(f, "A.adam_t"), "7"));
 	l2_st_close(f);
 	/* a group the file lacks is refused, naming the file */
-	int rc = child_status(load_one_group_child, st, err, sizeof err);
+	int rc = check_child(load_one_group_child, st, err, sizeof err);
 	CHECK_MSG(rc == 1 && strstr(err, st) && strstr(err, "C.param.l1.weight"), "rc %d: %s", rc, err);
 	l2_ema_free(e2), l2_ema_free(e2b);
 	toy_free(&a), toy_free(&b), toy_free(&a2), toy_free(&b2);
@@ -273,7 +253,7 @@ static void test_old_format_refused(void)
 	l2_st_writer_meta(w, "l2.checksum", "0000000000000000");
 	l2_st_writer_write(w, st);
 	l2_st_writer_free(w);
-	int rc = child_status(load_state_child, st, err, sizeof err);
+	int rc = check_child(load_state_child, st, err, sizeof err);
 	CHECK_MSG(rc == 1 && strstr(err, st) && strstr(err, "format 1") && strstr(err, "without --resume") &&
 			  strchr(err, '\n') == err + strlen(err) - 1,
 		  "rc %d: %s", rc, err);

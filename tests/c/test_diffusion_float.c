@@ -14,6 +14,7 @@
 #include "core/util.h"
 
 #include "check.h"
+#include "check_child.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -318,28 +319,7 @@ static void test_train_threads(void)
 	free(x), free(h);
 }
 
-static int child_status(void (*fn)(const char *), const char *arg, char *err, size_t errlen)
-{
-	int pfd[2];
-	if (pipe(pfd)) return -1;
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(pfd[1], 2);
-		close(pfd[0]);
-		fn(arg);
-		_exit(0);
-	}
-	close(pfd[1]);
-	ssize_t k = read(pfd[0], err, errlen - 1);
-	err[k > 0 ? k : 0] = 0;
-	close(pfd[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void load_child(const char *path) { l2_diffusion_model_free(l2_diffusion_load(path)); }
+static void load_child(const void *path) { l2_diffusion_model_free(l2_diffusion_load(path)); }
 
 static void test_files(void)
 {
@@ -384,17 +364,17 @@ static void test_files(void)
 	FILE *f = fopen(bad, "wb");
 	fwrite(buf, 1, len, f);
 	fclose(f);
-	CHECK(child_status(load_child, bad, err, sizeof err) == 1);
+	CHECK(check_child(load_child, bad, err, sizeof err) == 1);
 	CHECK(strstr(err, "checksum") != NULL);
 	snprintf(bad, sizeof bad, "%s/trunc.safetensors", dir);
 	buf[len - 100] ^= 0x40;
 	f = fopen(bad, "wb");
 	fwrite(buf, 1, len / 2, f);
 	fclose(f);
-	CHECK(child_status(load_child, bad, err, sizeof err) == 1);
+	CHECK(check_child(load_child, bad, err, sizeof err) == 1);
 	CHECK(strchr(err, '\n') == err + strlen(err) - 1); /* one line */
 	free(buf);
-	CHECK(child_status(load_child, "tests/ref/gan/d_tiny.safetensors", err, sizeof err) == 1);
+	CHECK(check_child(load_child, "tests/ref/gan/d_tiny.safetensors", err, sizeof err) == 1);
 	CHECK(strstr(err, "not an l2 diffusion model") != NULL);
 	l2_diffusion_free(net);
 }

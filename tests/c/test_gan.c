@@ -10,61 +10,11 @@
 #include "../../lib/nn/ad.c"
 #include "../../lib/models/gan.c"
 
-#include "check.h"
-
-static double R_at(size_t i) { return sin(0.7 + 1.37 * (double)i) + 0.1; }
-
-typedef AdTensor *(*Fwd)(AdGraph *g, AdTensor **p);
-static AdGraph *G0;
-
-static double loss_of(Fwd f, AdTensor **p, int want_grad)
-{
-	ad_graph_reset(G0);
-	ad_graph_set_grad(G0, want_grad);
-	AdTensor *y = f(G0, p);
-	AdTensor *R = ad_tensor(G0, y->ndim, y->shape);
-	for (size_t i = 0; i < y->n; i++) R->v[i] = R_at(i);
-	AdTensor *l = ad_sum_all(G0, ad_mul(G0, y, R));
-	if (want_grad) ad_backward(G0, l);
-	ad_graph_set_grad(G0, 1);
-	return l->v[0];
-}
+#include "gradcheck.h"
 
 static void gradcheck(const char *name, Fwd f, int np, AdTensor **p, double rtol)
 {
-	ad_zero_grads(p, np);
-	loss_of(f, p, 1);
-	double worst = 0;
-	int bad = 0;
-	size_t checked = 0;
-	for (int k = 0; k < np; k++)
-		for (size_t i = 0; i < p[k]->n; i++) {
-			double v = p[k]->v[i], h = 1e-6 * (fabs(v) > 1 ? fabs(v) : 1);
-			p[k]->v[i] = v + h;
-			double lp = loss_of(f, p, 0);
-			p[k]->v[i] = v - h;
-			double lm = loss_of(f, p, 0);
-			p[k]->v[i] = v;
-			double num = (lp - lm) / (2 * h), ana = p[k]->g[i];
-			double err = fabs(num - ana) / (1e-6 + fabs(num));
-			if (err > worst) worst = err;
-			checked++;
-			if (!(fabs(num - ana) <= 1e-6 + rtol * fabs(num)))
-				if (bad++ < 3) printf("# %s: %s [%zu]: analytic %.10g numeric %.10g\n", name, p[k]->name, i, ana, num);
-		}
-	printf("# %s: %zu entries, worst relative error %.2g\n", name, checked, worst);
-	CHECK_MSG(bad == 0, "%s: %d gradient entries off (worst rel %.3g)", name, bad, worst);
-}
-
-static AdTensor *P(const char *name, int ndim, const int *shape, double scale)
-{
-	AdTensor *t = ad_param_new(name, ndim, shape);
-	for (size_t i = 0; i < t->n; i++) {
-		double r = check_normal() * scale;
-		if (fabs(r) < 1e-3) r = 0.37;
-		t->v[i] = r;
-	}
-	return t;
+	gradcheck_fd(name, f, np, p, 1e-6, rtol, 1);
 }
 
 static void randomize(AdTensor **p, int n, double scale)
@@ -73,12 +23,6 @@ static void randomize(AdTensor **p, int n, double scale)
 		for (size_t i = 0; i < p[k]->n; i++) p[k]->v[i] += check_normal() * scale;
 }
 
-static void free_params(AdTensor **p, int n)
-{
-	for (int i = 0; i < n; i++) ad_param_free(p[i]);
-}
-
-#define SH(...) (int[]){__VA_ARGS__}
 
 /* ---- building blocks ---- */
 
@@ -86,7 +30,7 @@ static AdTensor *f_mbstd4(AdGraph *g, AdTensor **p) { return l2_gan_mbstd(g, p[0
 static AdTensor *f_mbstd2(AdGraph *g, AdTensor **p) { return l2_gan_mbstd(g, p[0], 2); }
 static void test_mbstd(void)
 {
-	AdTensor *p[1] = {P("x", 4, SH(8, 3, 2, 2), 1)};
+	AdTensor *p[1] = {P("x", 4, SH(8, 3, 2, 2), 1, 0)};
 	gradcheck("mbstd N=8 G=4", f_mbstd4, 1, p, 1e-5);
 	gradcheck("mbstd N=8 G=2", f_mbstd2, 1, p, 1e-5);
 	/* value: against a direct float64 computation for N=8, G=4 (M=2) */
@@ -116,7 +60,7 @@ static AdTensor *f_noise(AdGraph *g, AdTensor **p) { return l2_gan_noise(g, p[0]
 static void test_noise(void)
 {
 	for (int i = 0; i < 18; i++) NZ[i] = check_normal();
-	AdTensor *p[2] = {P("x", 4, SH(2, 2, 3, 3), 1), P("s", 1, SH(1), 1)};
+	AdTensor *p[2] = {P("x", 4, SH(2, 2, 3, 3), 1, 0), P("s", 1, SH(1), 1, 0)};
 	gradcheck("noise", f_noise, 2, p, 1e-6);
 	free_params(p, 2);
 }
@@ -125,7 +69,7 @@ static AdTensor *f_up(AdGraph *g, AdTensor **p) { return l2_gan_up2(g, p[0]); }
 static AdTensor *f_down(AdGraph *g, AdTensor **p) { return l2_gan_down2(g, p[0]); }
 static void test_updown(void)
 {
-	AdTensor *p[1] = {P("x", 4, SH(2, 2, 4, 4), 1)};
+	AdTensor *p[1] = {P("x", 4, SH(2, 2, 4, 4), 1, 0)};
 	gradcheck("up2", f_up, 1, p, 1e-6);
 	gradcheck("down2", f_down, 1, p, 1e-6);
 	ad_graph_reset(G0);
@@ -144,7 +88,7 @@ static void test_updown(void)
 static AdTensor *f_con(AdGraph *g, AdTensor **p) { return l2_gan_contrastive(g, p[0], p[1], 0.5); }
 static void test_contrastive(void)
 {
-	AdTensor *p[2] = {P("f", 2, SH(5, 6), 1), P("h", 2, SH(5, 6), 1)};
+	AdTensor *p[2] = {P("f", 2, SH(5, 6), 1, 0), P("h", 2, SH(5, 6), 1, 0)};
 	gradcheck("contrastive", f_con, 2, p, 1e-6);
 	/* value against a direct float64 formula */
 	ad_graph_reset(G0);
@@ -171,7 +115,7 @@ static int BOX[6] = {1, 2, 5, 0, 0, 8};
 static AdTensor *f_view(AdGraph *g, AdTensor **p) { return l2_gan_clip_view(g, p[0], BOX, 6); }
 static void test_clip_view(void)
 {
-	AdTensor *p[1] = {P("x", 4, SH(2, 3, 8, 8), 0.6)};
+	AdTensor *p[1] = {P("x", 4, SH(2, 3, 8, 8), 0.6, 0)};
 	gradcheck("crop+resize+normalise", f_view, 1, p, 1e-6);
 	ad_graph_reset(G0);
 	AdTensor *y = l2_gan_clip_view(G0, p[0], BOX, 6);
@@ -206,8 +150,8 @@ static void test_generator(void)
 	int np;
 	AdTensor **gp = l2_gan_g_params(GG, &np);
 	randomize(gp, np, 0.3); /* noise strengths, biases and w_avg away from 0 */
-	ZIN = P("z", 2, SH(2, 4), 1);
-	HIN = P("h", 2, SH(2, 3), 1);
+	ZIN = P("z", 2, SH(2, 4), 1, 0);
+	HIN = P("h", 2, SH(2, 3), 1, 0);
 	/* every tensor but w_avg, a buffer the truncation uses as a constant */
 	AdTensor **all = l2_malloc((np + 2) * sizeof *all);
 	int na = 0;
@@ -239,8 +183,8 @@ static void test_discriminator(void)
 	int np;
 	AdTensor **dp = l2_gan_d_params(DD, &np);
 	randomize(dp, np, 0.2);
-	XIN = P("x", 4, SH(4, 3, 8, 8), 0.7);
-	HIN = P("h", 2, SH(4, 3), 1);
+	XIN = P("x", 4, SH(4, 3, 8, 8), 0.7, 0);
+	HIN = P("h", 2, SH(4, 3), 1, 0);
 	AdTensor **all = l2_malloc((np + 2) * sizeof *all);
 	memcpy(all, dp, np * sizeof *all);
 	all[np] = XIN, all[np + 1] = HIN;

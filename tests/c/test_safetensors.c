@@ -4,6 +4,7 @@
  * l2_die's exit can be observed), shape checks, and writer round trips,
  * including byte-identity with the reference layout. */
 #include "check.h"
+#include "check_child.h"
 #include "io/safetensors.h"
 #include "core/util.h"
 
@@ -26,36 +27,6 @@ static const char *refpath(const char *name)
 static void *read_all(const char *path, size_t *n)
 {
 	return l2_read_file(path, n);
-}
-
-/* Children die on purpose: what they allocate is not a leak. */
-extern void __lsan_disable(void) __attribute__((weak));
-
-/* Run fn(arg) in a child; returns its exit status and its stderr in err. */
-static int run_child(void (*fn)(const void *), const void *arg, char *err, size_t errlen)
-{
-	int p[2];
-	if (pipe(p)) return -1;
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(p[0]);
-		dup2(p[1], 2);
-		if (__lsan_disable) __lsan_disable();
-		fn(arg);
-		_exit(0);
-	}
-	close(p[1]);
-	size_t n = 0;
-	ssize_t r;
-	char sink[4096];
-	while ((r = n + 1 < errlen ? read(p[0], err + n, errlen - 1 - n) : read(p[0], sink, sizeof sink)) > 0)
-		if (n + 1 < errlen) n += (size_t)r;
-	err[n] = 0;
-	close(p[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 static void open_path(const void *a) { l2_st_close(l2_st_open(a)); }
@@ -152,18 +123,18 @@ static void load_missing(const void *a)
 static void test_shape_errors(void)
 {
 	char err[4096];
-	int rc = run_child(load_wrong_shape, NULL, err, sizeof err);
+	int rc = check_child(load_wrong_shape, NULL, err, sizeof err);
 	CHECK(rc == 1);
 	CHECK_MSG(strstr(err, "basic.safetensors: tensor layer.0.weight: expected shape (5, 3), got (3, 5)"), "%s", err);
-	rc = run_child(load_wrong_ndim, NULL, err, sizeof err);
+	rc = check_child(load_wrong_ndim, NULL, err, sizeof err);
 	CHECK(rc == 1);
 	CHECK_MSG(strstr(err, "tensor proj.f64: expected shape (7,), got (6,)"), "%s", err);
-	rc = run_child(load_missing, NULL, err, sizeof err);
+	rc = check_child(load_missing, NULL, err, sizeof err);
 	CHECK(rc == 1);
 	CHECK_MSG(strstr(err, "basic.safetensors: missing tensor visual.proj"), "%s", err);
-	rc = run_child(open_path, "/nonexistent/x.safetensors", err, sizeof err);
+	rc = check_child(open_path, "/nonexistent/x.safetensors", err, sizeof err);
 	CHECK(rc == 1 && strstr(err, "/nonexistent/x.safetensors: No such file"));
-	rc = run_child(open_path, dir, err, sizeof err);
+	rc = check_child(open_path, dir, err, sizeof err);
 	CHECK(rc == 1 && strstr(err, "is a directory"));
 }
 
@@ -197,7 +168,7 @@ static void test_corrupt(void)
 		char path[700], err[4096];
 		snprintf(path, sizeof path, "corrupt/%s", line);
 		const char *p = refpath(path);
-		int rc = run_child(open_path, p, err, sizeof err);
+		int rc = check_child(open_path, p, err, sizeof err);
 		CHECK_MSG(rc == 1, "%s: exit %d (%s)", line, rc, err);
 		CHECK_MSG(strstr(err, tab + 1) != NULL, "%s: message \"%s\" lacks \"%s\"", line, err, tab + 1);
 		CHECK_MSG(strstr(err, line) != NULL, "%s: message does not name the file: %s", line, err);
@@ -297,9 +268,9 @@ static void write_unwritable(const void *a)
 static void test_writer_errors(void)
 {
 	char err[4096];
-	CHECK(run_child(write_dup, NULL, err, sizeof err) == 1);
+	CHECK(check_child(write_dup, NULL, err, sizeof err) == 1);
 	CHECK_MSG(strstr(err, "tensor x added twice"), "%s", err);
-	CHECK(run_child(write_unwritable, NULL, err, sizeof err) == 1);
+	CHECK(check_child(write_unwritable, NULL, err, sizeof err) == 1);
 	CHECK_MSG(strstr(err, "/nonexistent/dir/w.safetensors"), "%s", err);
 	/* an empty file set: no tensors at all is still a valid file */
 	L2StWriter *w = l2_st_writer_new();

@@ -4,6 +4,7 @@
  * (every committed batch intact, a resumed writer completes), and the
  * error paths (not a store, corrupt, wrong kind), each in a forked child. */
 #include "check.h"
+#include "check_child.h"
 #include "io/store.h"
 #include "core/util.h"
 
@@ -23,36 +24,6 @@ static const char *tmp(const char *name)
 	char *b = buf[k++ & 3];
 	snprintf(b, sizeof buf[0], "%s/%s", dir, name);
 	return b;
-}
-
-/* Children die on purpose: what they allocate is not a leak. */
-extern void __lsan_disable(void) __attribute__((weak));
-
-/* Run fn(arg) in a child with stderr captured; returns the exit status. */
-static int run_child(void (*fn)(const void *), const void *arg, char *err, size_t errlen)
-{
-	int p[2];
-	if (pipe(p)) return -1;
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(p[0]);
-		dup2(p[1], 2);
-		if (__lsan_disable) __lsan_disable();
-		fn(arg);
-		_exit(0);
-	}
-	close(p[1]);
-	size_t n = 0;
-	ssize_t r;
-	char sink[4096];
-	while ((r = n + 1 < errlen ? read(p[0], err + n, errlen - 1 - n) : read(p[0], sink, sizeof sink)) > 0)
-		if (n + 1 < errlen) n += (size_t)r;
-	err[n] = 0;
-	close(p[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* Deterministic value of record i: a "feature" of 1..64 floats. */
@@ -362,7 +333,7 @@ static void put_empty_key(const void *a)
 static void expect_error(void (*fn)(const void *), const char *arg, const char *part)
 {
 	char err[4096];
-	int rc = run_child(fn, arg, err, sizeof err);
+	int rc = check_child(fn, arg, err, sizeof err);
 	CHECK_MSG(rc == 1, "%s: exit %d, stderr: %s", arg, rc, err);
 	CHECK_MSG(strstr(err, part) != NULL, "%s: \"%s\" lacks \"%s\"", arg, err, part);
 	CHECK_MSG(strstr(err, arg) != NULL, "message does not name %s: %s", arg, err);

@@ -16,6 +16,7 @@
  *   test_vae                     run the tests
  *   test_vae --write-models DIR  write small random-weight VAEs for the BATS tests */
 #include "check.h"
+#include "check_child.h"
 #include "models/vae.h"
 #include "models/clip.h"
 #include "core/rng.h"
@@ -294,34 +295,6 @@ static void test_full_size_keys(void)
 
 /* ---- refusals --------------------------------------------------------------------- */
 
-extern void __lsan_disable(void) __attribute__((weak));
-
-static int run_child(void (*fn)(const void *), const void *arg, char *err, size_t errlen)
-{
-	int p[2];
-	if (pipe(p)) return -1;
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(p[0]);
-		dup2(p[1], 2);
-		if (__lsan_disable) __lsan_disable();
-		fn(arg);
-		_exit(0);
-	}
-	close(p[1]);
-	size_t n = 0;
-	ssize_t r;
-	char sink[4096];
-	while ((r = n + 1 < errlen ? read(p[0], err + n, errlen - 1 - n) : read(p[0], sink, sizeof sink)) > 0)
-		if (n + 1 < errlen) n += (size_t)r;
-	err[n] = 0;
-	close(p[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static void load_spec(const void *spec) { l2_vae_free(l2_vae_load(spec, NULL)); }
 static void load_latent4(const void *spec)
 {
@@ -337,7 +310,7 @@ static void load_decoder_only(const void *spec)
 static void refuse(void (*fn)(const void *), const char *spec, const char *want)
 {
 	char err[1024];
-	int rc = run_child(fn, spec, err, sizeof err);
+	int rc = check_child(fn, spec, err, sizeof err);
 	if (getenv("VAE_TEST_SHOW")) printf("# %s", err);
 	const char *nl = strchr(err, '\n');
 	CHECK_MSG(rc == 1 && strstr(err, want) && nl && nl[1] == 0,
