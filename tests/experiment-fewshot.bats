@@ -8,15 +8,8 @@
 load test_helper
 load gan_fixture
 
-GAN_SIZE_TINY="--resolution 16 --channel-base 256 --channel-max 16 --z-dim 16 --w-dim 16 --cond-hidden 16 --map-layers 2"
-CLIP_TINY="--width 32 --layers 1 --resolution 16 --patch 8 --context 8 --embed-dim 16 --vocab-size 530 --batch 8 --threads 1"
-
 setup_file() {
-	cd "$BATS_FILE_TMPDIR" || return 1
-	PATH="$L2_BUILD/bin:$PATH"
-	make_gan_fixture fx 48 12 >/dev/null
-	rm -rf fx/ds.lmdb fx/*.npy fx/*.keys fx/*.l2f
-	mkdir -p clip && l2-train-clip --synthetic 40 $CLIP_TINY --steps 3 --quiet -o clip/clip.safetensors
+	workflow_folder
 }
 
 # exp [VAR=VALUE...]: the experiment on the fixture, in ./out

@@ -49,5 +49,27 @@ PY
 	l2-dataset import-features --quiet -n caption ds.lmdb caption.l2f )
 }
 
-# the small generator/discriminator every test trains (16x16)
-GAN_TINY="--resolution 16 --channel-base 256 --channel-max 16 --z-dim 16 --w-dim 16 --cond-hidden 16 --map-layers 2 --batch 4 --threads 1"
+# gan_fixture_with_clip: setup_file of the tests that train on the fixture: it in
+# $BATS_FILE_TMPDIR/fx, test_clip's random-weight CLIP beside it; exports DS, FX and CLIP
+gan_fixture_with_clip() {
+	make_gan_fixture "$BATS_FILE_TMPDIR/fx" 48
+	mkdir -p "$BATS_FILE_TMPDIR/clip"
+	"$L2_BUILD/tests/test_clip" --write-models "$BATS_FILE_TMPDIR/clip" > /dev/null
+	export DS=$BATS_FILE_TMPDIR/fx/ds.lmdb FX=$BATS_FILE_TMPDIR/fx CLIP=$BATS_FILE_TMPDIR/clip/openai.safetensors
+}
+
+# the small generator/discriminator every test trains (16x16), and a CLIP that small
+GAN_SIZE_TINY="--resolution 16 --channel-base 256 --channel-max 16 --z-dim 16 --w-dim 16 --cond-hidden 16 --map-layers 2"
+GAN_TINY="$GAN_SIZE_TINY --batch 4 --threads 1"
+CLIP_TINY="--width 32 --layers 1 --resolution 16 --patch 8 --context 8 --embed-dim 16 --vocab-size 530 --batch 8 --threads 1"
+
+# workflow_folder: the pipelines' tests' setup, in $BATS_FILE_TMPDIR (made the current
+# directory, the built tools first on PATH): fx/ as a user has it (12 images and
+# captions.tsv, no dataset) and clip/clip.safetensors, a CLIP trained for 3 steps
+workflow_folder() {
+	cd "$BATS_FILE_TMPDIR" || return 1
+	PATH="$L2_BUILD/bin:$PATH"
+	make_gan_fixture fx 48 12 >/dev/null
+	rm -rf fx/ds.lmdb fx/*.npy fx/*.keys fx/*.l2f
+	mkdir -p clip && l2-train-clip --synthetic 40 $CLIP_TINY --steps 3 --quiet -o clip/clip.safetensors
+}

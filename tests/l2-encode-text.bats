@@ -4,28 +4,15 @@
 # in Python/PyTorch) on the tiny model test_clip --write-models rebuilds.
 # The vocabulary is the one l2 ships (lib/text/vocab/; $L2_TEST_VOCAB).
 load test_helper
+load clip_fixture
 
 REF=$L2_ROOT/tests/ref/clip
 
-setup_file() {
-	"$L2_BUILD/tests/test_clip" --write-models "$BATS_FILE_TMPDIR"
-	export OPENAI=$BATS_FILE_TMPDIR/openai.safetensors HF=$BATS_FILE_TMPDIR/hf.safetensors
-}
+setup_file() { clip_models; }
 
 setup() {
 	cd "$BATS_TEST_TMPDIR" || return 1
 	unset L2_CLIP_VOCAB
-}
-
-streams_close() {
-	l2-cat -f tsv "$1" > x.tsv
-	l2-cat -f tsv "$2" > y.tsv
-	[ "$(wc -l < x.tsv)" = "$(wc -l < y.tsv)" ] || { echo "record counts differ"; return 1; }
-	paste x.tsv y.tsv | awk -F'\t' -v tol="$3" '
-	{ if ($1 != $3) { print "key " $1 " vs " $3; exit 1 }
-	  n = split($2, x, " "); m = split($4, y, " "); if (n != m) { print "dims differ"; exit 1 }
-	  for (i = 1; i <= n; i++) { d = x[i] - y[i]; if (d < 0) d = -d; if (d > w) w = d } }
-	END { print "max abs error " w; exit !(w <= tol) }'
 }
 
 golden() { l2-cat --from-npy "$REF/text_features.npy" --keys "$REF/texts.txt" --kind text-feature --normalized > gold.l2f; }

@@ -6,11 +6,9 @@ load test_helper
 load gan_fixture
 
 setup_file() {
-	make_gan_fixture "$BATS_FILE_TMPDIR/fx" 48
-	mkdir -p "$BATS_FILE_TMPDIR/clip"
-	"$L2_BUILD/tests/test_clip" --write-models "$BATS_FILE_TMPDIR/clip" > /dev/null
-	l2-train-gan --quiet -d "$BATS_FILE_TMPDIR/fx/ds.lmdb" -o "$BATS_FILE_TMPDIR/run" $GAN_TINY --steps 3 --tick 3
-	export FX=$BATS_FILE_TMPDIR/fx G=$BATS_FILE_TMPDIR/run/G_ema.safetensors CLIP=$BATS_FILE_TMPDIR/clip/openai.safetensors
+	gan_fixture_with_clip
+	l2-train-gan --quiet -d "$DS" -o "$BATS_FILE_TMPDIR/run" $GAN_TINY --steps 3 --tick 3
+	export G=$BATS_FILE_TMPDIR/run/G_ema.safetensors
 	export RUN=$BATS_FILE_TMPDIR/run
 }
 

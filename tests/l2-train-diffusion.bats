@@ -6,12 +6,7 @@
 load test_helper
 load gan_fixture
 
-setup_file() {
-	make_gan_fixture "$BATS_FILE_TMPDIR/fx" 48
-	mkdir -p "$BATS_FILE_TMPDIR/clip"
-	"$L2_BUILD/tests/test_clip" --write-models "$BATS_FILE_TMPDIR/clip" > /dev/null
-	export DS=$BATS_FILE_TMPDIR/fx/ds.lmdb FX=$BATS_FILE_TMPDIR/fx CLIP=$BATS_FILE_TMPDIR/clip/openai.safetensors
-}
+setup_file() { gan_fixture_with_clip; }
 
 # the small network every test trains (16x16)
 TINY="--preset tiny --channels 8 --mult 1,2 --attn-res 8 --resolution 16 --batch 4 --threads 1 --grid 2x2"

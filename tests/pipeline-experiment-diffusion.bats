@@ -4,12 +4,7 @@
 load test_helper
 load gan_fixture
 
-setup_file() {
-	make_gan_fixture "$BATS_FILE_TMPDIR/fx" 48
-	mkdir -p "$BATS_FILE_TMPDIR/clip"
-	"$L2_BUILD/tests/test_clip" --write-models "$BATS_FILE_TMPDIR/clip" > /dev/null
-	export DS=$BATS_FILE_TMPDIR/fx/ds.lmdb CLIP=$BATS_FILE_TMPDIR/clip/openai.safetensors
-}
+setup_file() { gan_fixture_with_clip; }
 
 @test "a toy run fills every table; a rerun reuses trainings and scores" {
 	mkdir -p w
