@@ -27,19 +27,7 @@ cc -O2 bench/sgemm_peak.c -o "$out/sgemm_peak" $(pkg-config --cflags --libs open
 peak=$("$out/sgemm_peak" 1024 $TH | awk '{print $2}')
 w=$out/$model.safetensors
 [ -s "$w" ] || /usr/bin/python3 bench/clip_torch.py make "$w" $([ $model = tiny ] && echo tiny)
-/usr/bin/python3 - "$out/img" "$N" <<'PY'
-import os, sys
-import numpy as np
-from PIL import Image
-out, n = sys.argv[1], int(sys.argv[2])
-rng = np.random.default_rng(0)
-yy, xx = np.mgrid[0:256, 0:320]
-for i in range(n):
-    base = np.stack([(xx * (c + 1) + yy * (3 - c) + 40 * i) % 256 for c in range(3)], -1)
-    im = Image.fromarray(np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8))
-    if i % 2: im.save(os.path.join(out, "img%03d.jpg" % i), quality=90)
-    else: im.save(os.path.join(out, "img%03d.png" % i))
-PY
+/usr/bin/python3 bench/synth_data.py images "$out/img" "$N"
 mkdir -p "$out/few" && rm -f "$out"/few/* && ls "$out/img" | head -n "$B" | while read -r f; do cp "$out/img/$f" "$out/few/"; done
 l2=$BUILD/bin
 now() { date +%s.%N; }
@@ -54,17 +42,7 @@ ours=$(awk -v n="$N" -v b="$B" -v x="$tb" -v y="$tn" 'BEGIN { printf "%.3f", (n 
 "$l2/l2-cat" -f npy -o "$out/img.npy" "$out/img.l2f"
 read -r _ theirs _ err < <(/usr/bin/python3 bench/clip_torch.py images "$w" "$out/img" "$NT" $TH "$out/img.npy")
 # captions of ~15 tokens
-/usr/bin/python3 - "$out/captions.txt" "$NX" <<'PY'
-import random, sys
-rng = random.Random(0)
-adj = "red small happy old shiny wooden blue smiling tiny green".split()
-noun = "cat dog house tree car face apple bird boat flower child table".split()
-verb = "sitting standing lying running looking".split()
-with open(sys.argv[1], "w") as f:
-    for i in range(int(sys.argv[2])):
-        f.write("a photo of a %s %s %s next to a %s %s on the %s\n" % (rng.choice(adj), rng.choice(noun),
-                rng.choice(verb), rng.choice(adj), rng.choice(noun), rng.choice(["left", "right", "table"])))
-PY
+/usr/bin/python3 bench/synth_data.py captions "$out/captions.txt" "$NX"
 "$l2/l2-encode-text" --tokens --vocab "$vocab" "$out/captions.txt" > "$out/ids.txt"
 avg=$(awk '{ s += NF } END { printf "%.1f", s / NR }' "$out/ids.txt")
 head -n 16 "$out/captions.txt" > "$out/cap16.txt"

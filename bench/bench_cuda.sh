@@ -50,20 +50,8 @@ rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", n / (b - a) }
 # ViT-B/32 weights and images as bench_clip.sh makes them
 w=$out/$model.safetensors
 [ -s "$w" ] || "$PY" bench/clip_torch.py make "$w" $([ $model = tiny ] && echo tiny)
-"$PY" - "$out/img" "$N" <<'PY'
-import os, sys
-import numpy as np
-from PIL import Image
-out, n = sys.argv[1], int(sys.argv[2])
-for f in os.listdir(out): os.remove(os.path.join(out, f))
-rng = np.random.default_rng(0)
-yy, xx = np.mgrid[0:256, 0:320]
-for i in range(n):
-    base = np.stack([(xx * (c + 1) + yy * (3 - c) + 40 * i) % 256 for c in range(3)], -1)
-    im = Image.fromarray(np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8))
-    if i % 2: im.save(os.path.join(out, "img%03d.jpg" % i), quality=90)
-    else: im.save(os.path.join(out, "img%03d.png" % i))
-PY
+rm -f "$out"/img/*
+"$PY" bench/synth_data.py images "$out/img" "$N"
 mkdir -p "$out/few" && rm -f "$out"/few/* && ls "$out/img" | head -n "$B" | while read -r f; do cp "$out/img/$f" "$out/few/"; done
 img_rows=()
 for dev in cpu cuda; do
@@ -79,17 +67,7 @@ read -r _ pt_img _ pt_err < <("$PY" bench/clip_torch.py images "$w" "$out/img" "
 img_diff=$("$PY" -c 'import sys, numpy as np; a, b = (np.load(f) for f in sys.argv[1:]); print("%.3g" % np.abs(a - b).max())' \
 	"$out/img_cpu.npy" "$out/img_cuda.npy")
 
-"$PY" - "$out/captions.txt" "$NX" <<'PY'
-import random, sys
-rng = random.Random(0)
-adj = "red small happy old shiny wooden blue smiling tiny green".split()
-noun = "cat dog house tree car face apple bird boat flower child table".split()
-verb = "sitting standing lying running looking".split()
-with open(sys.argv[1], "w") as f:
-    for i in range(int(sys.argv[2])):
-        f.write("a photo of a %s %s %s next to a %s %s on the %s\n" % (rng.choice(adj), rng.choice(noun),
-                rng.choice(verb), rng.choice(adj), rng.choice(noun), rng.choice(["left", "right", "table"])))
-PY
+"$PY" bench/synth_data.py captions "$out/captions.txt" "$NX"
 "$l2/l2-encode-text" --tokens --vocab "$vocab" "$out/captions.txt" > "$out/ids.txt"
 txt_rows=()
 for dev in cpu cuda; do

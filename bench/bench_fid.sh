@@ -33,19 +33,7 @@ make -s --no-print-directory BUILD="$BUILD" \
 	"$BUILD/bench/bench_fid" "$BUILD/bench/sgemm_peak" >&2
 peak=$("$BUILD/bench/sgemm_peak" 1024 $TH | awk '{print $2}')
 peak1=$("$BUILD/bench/bench_fid" peak 1024 | awk '{print $2}')
-/usr/bin/python3 - "$out/img" "$N" <<'PY'
-import os, sys
-import numpy as np
-from PIL import Image
-out, n = sys.argv[1], int(sys.argv[2])
-rng = np.random.default_rng(0)
-yy, xx = np.mgrid[0:256, 0:320]
-for i in range(n):
-    base = np.stack([(xx * (c + 1) + yy * (3 - c) + 40 * i) % 256 for c in range(3)], -1)
-    im = Image.fromarray(np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8))
-    if i % 2: im.save(os.path.join(out, "img%03d.jpg" % i), quality=90)
-    else: im.save(os.path.join(out, "img%03d.png" % i))
-PY
+/usr/bin/python3 bench/synth_data.py images "$out/img" "$N"
 ls "$out/img" | head -n "$B" | while read -r f; do cp "$out/img/$f" "$out/few/"; done
 l2=$BUILD/bin/l2-fid
 "$l2" --random-weights "$out/w.safetensors" --seed 1
