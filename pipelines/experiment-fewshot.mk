@@ -19,9 +19,11 @@ FS_GENERATORS ?= gan diffusion
 FS_SEEDS      ?= 0 1 2
 FS_JOBS       ?= 2
 # sizes and steps (the workflow's RES=32 by default): the GAN of the demo, 32x32; the diffusion
-# model's tiny preset with the workflow's batch of 32
+# model's tiny preset with the workflow's batch of 32, evaluated with DPM++(2M) at 12 steps (the
+# evaluation's 671 samples per cell cost about as much as 75 training steps)
 FS_GAN_VARS   ?= PRE_STEPS=1500 FT_STEPS=400 BATCH=8
-FS_DIFF_VARS  ?= PRE_STEPS=600 FT_STEPS=200 BATCH=32
+FS_DIFF_VARS  ?= PRE_STEPS=600 FT_STEPS=150 BATCH=32
+FS_DIFF_SAMPLE ?= --sampler dpmpp-2m --steps 12 --guidance 2
 FS_FLAGS      ?= THREADS=1 K=16
 
 $(W)/fewshot-corpus.txt: $(DATASET)/.complete | $(W)/.dir
@@ -31,6 +33,6 @@ $(W)/fewshot-corpus.txt: $(DATASET)/.complete | $(W)/.dir
 experiment-fewshot: $(DATASET)/.complete $(MODEL) $(W)/fewshot-corpus.txt
 	GENERATORS='$(FS_GENERATORS)' SEEDS='$(FS_SEEDS)' JOBS=$(FS_JOBS) GAN_VARS='$(FS_GAN_VARS)' DIFFUSION_VARS='$(FS_DIFF_VARS)' \
 		pipelines/experiment-fewshot.sh BIN=$(BIN) DATASET=$(abspath $(DATASET)) CLIP=$(abspath $(MODEL)) VOCAB=$(abspath $(VOCAB)) \
-		CORPUS=$(abspath $(W)/fewshot-corpus.txt) OUT=$(FS_OUT) $(FS_FLAGS)
+		CORPUS=$(abspath $(W)/fewshot-corpus.txt) OUT=$(FS_OUT) 'DIFF_SAMPLE=$(FS_DIFF_SAMPLE)' $(FS_FLAGS)
 	@printf '\nexperiment-fewshot: -> %s\n' '$(FS_OUT)/fewshot/index.html' >&2
 	@column -t -s "$$(printf '\t')" $(FS_OUT)/fewshot/table.tsv >&2
