@@ -16,7 +16,6 @@
 #include "core/shard.h"
 #include "core/util.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <png.h>
 #include <stdlib.h>
@@ -100,23 +99,6 @@ static const char *const COMMANDS[] = {"build", "emoji", "add-corpus", "list", "
 
 static int is(const Options *o, const char *c) { return !strcmp(o->cmd, c); }
 
-/* --background R,G,B (decimal, 0..255) -> "RRGGBB", the dataset's meta form */
-static void parse_background(const char *s, char hex[7])
-{
-	unsigned v[3];
-	const char *p = s;
-	for (int i = 0; i < 3; i++) {
-		char *e;
-		errno = 0;
-		long x = strtol(p, &e, 10);
-		if (e == p || errno || x < 0 || x > 255 || (i < 2 && *e != ',') || (i == 2 && *e) || !isdigit((unsigned char)*p))
-			l2_usage_error(usage, "invalid value for --background: '%s' (expected R,G,B with 0..255)", s);
-		v[i] = (unsigned)x;
-		p = e + 1;
-	}
-	snprintf(hex, 7, "%02x%02x%02x", v[0], v[1], v[2]);
-}
-
 static void parse_options(int argc, char **argv, Options *o)
 {
 	static const struct option longopts[] = {
@@ -176,7 +158,13 @@ static void parse_options(int argc, char **argv, Options *o)
 		case OPT_SKIP_BAD: b->skip_bad = 1; break;
 		case OPT_NO_SKIN: b->skin_tones = 0; break;
 		case OPT_INCOMPLETE: o->incomplete = 1; break;
-		case OPT_BACKGROUND: parse_background(optarg, o->background); b->background = o->background; break;
+		case OPT_BACKGROUND: { /* as RRGGBB, the dataset's meta form */
+			uint8_t rgb[3];
+			l2_rgb_option(optarg, "--background", usage, rgb);
+			snprintf(o->background, sizeof o->background, "%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
+			b->background = o->background;
+			break;
+		}
 		case L2_OPT_SHARD: l2_shard_option(optarg, usage, &o->shard); break;
 		case OPT_SPLIT: {
 			int sp = l2_split_parse(optarg);

@@ -18,7 +18,6 @@
 #include "core/util.h"
 #include "core/vec.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,20 +60,6 @@ static void usage(FILE *f)
 
 enum { OPT_RAW = L2_OPT_COMMON_END, OPT_STORE, OPT_NAME, OPT_BG };
 
-static void parse_bg(const char *s, uint8_t bg[3])
-{
-	char *e;
-	const char *p = s;
-	for (int i = 0; i < 3; i++) {
-		errno = 0;
-		long v = strtol(p, &e, 10);
-		if (e == p || errno || v < 0 || v > 255 || (i < 2 && *e != ',') || (i == 2 && *e))
-			l2_usage_error(usage, "invalid value for --background: '%s' (expected R,G,B with 0..255)", s);
-		bg[i] = (uint8_t)v;
-		p = e + 1;
-	}
-}
-
 static void parse_options(int argc, char **argv, Options *o)
 {
 	static const struct option longopts[] = {
@@ -105,7 +90,7 @@ static void parse_options(int argc, char **argv, Options *o)
 		case OPT_RAW: o->raw = 1; break;
 		case OPT_STORE: o->store = optarg; break;
 		case OPT_NAME: o->name = optarg; break;
-		case OPT_BG: parse_bg(optarg, o->bg); o->has_bg = 1; break;
+		case OPT_BG: l2_rgb_option(optarg, "--background", usage, o->bg); o->has_bg = 1; break;
 		case L2_OPT_SHARD: l2_shard_option(optarg, usage, &o->shard); break;
 		default: l2_usage_error(usage, "unknown option");
 		}

@@ -4,6 +4,7 @@
 #include "core/device.h"
 #include "core/parallel.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -738,6 +739,20 @@ void l2_usage_error(L2UsageFn usage, const char *fmt, ...)
 		abort_hook(L2_EXIT_USAGE);
 	}
 	exit(L2_EXIT_USAGE);
+}
+
+void l2_rgb_option(const char *arg, const char *optname, L2UsageFn usage, uint8_t rgb[3])
+{
+	const char *p = arg;
+	for (int i = 0; i < 3; i++) {
+		char *e;
+		errno = 0;
+		long x = strtol(p, &e, 10);
+		if (e == p || errno || x < 0 || x > 255 || (i < 2 && *e != ',') || (i == 2 && *e) || !isdigit((unsigned char)*p))
+			l2_usage_error(usage, "invalid value for %s: '%s' (expected R,G,B with 0..255)", optname, arg);
+		rgb[i] = (uint8_t)x;
+		p = e + 1;
+	}
 }
 
 int l2_common_option(int c, const char *arg, L2UsageFn usage)

@@ -238,6 +238,8 @@ typedef void (*L2UsageFn)(FILE *);
 int l2_common_option(int c, const char *arg, L2UsageFn usage);
 /* Unknown option or bad arguments: usage on stderr, exit 2. */
 L2_NORETURN void l2_usage_error(L2UsageFn usage, const char *fmt, ...) L2_PRINTF(2, 3);
+/* A colour option (--background R,G,B): three decimal bytes, else a usage error naming OPTNAME. */
+void l2_rgb_option(const char *arg, const char *optname, L2UsageFn usage, uint8_t rgb[3]);
 
 /* Settings the common options control. */
 extern int l2_threads;        /* --threads, default: online CPUs */
