@@ -7,27 +7,15 @@ from its own streams; here they are given): for each policy the augmented
 images y and dL/dx of L = sum(y * Rw) by autograd.  Images 3 x 7 x 6 (odd and
 unequal sides), three samples: a shift past the border, a cutout square
 partly outside the image.  Writes tests/ref/augment/augment.safetensors."""
-import json, os, struct
+import os
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors_write import write_st
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "augment")
 B, C, H, W = 3, 3, 7, 6
 CH, CW = int(H * 0.5 + 0.5), int(W * 0.5 + 0.5)  # cutout sides
-
-
-def write_st(path, tensors):
-    hdr, blobs, off = {}, [], 0
-    for k, (arr, dt) in tensors.items():
-        b = np.ascontiguousarray(arr.astype({"F64": "<f8", "I32": "<i4"}[dt])).tobytes()
-        hdr[k] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(hdr).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def color(x, p):

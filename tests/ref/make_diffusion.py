@@ -24,11 +24,12 @@ normalised, out.gain non-zero so every gradient flows):
       conditioning (cond_tokens 3): [sqrt(d) c, 1] -> 3 tokens of width E, whose keys and
       values join the pixels' in every attention layer; no condition in the embedding.
 """
-import json, math, os, struct
+import json, math, os
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors_write import write_st
 
 WN_EPS = 1e-4
 GN_EPS = 1e-5
@@ -266,21 +267,6 @@ def ema_gamma(std):
 
 def ema_beta(gamma, t):
     return (1 - 1 / t) ** (gamma + 1)
-
-
-def write_st(path, tensors, meta=None):
-    hdr, blobs, off = {}, [], 0
-    for k, (arr, dt) in tensors.items():
-        b = np.ascontiguousarray(arr.astype({"F32": "<f4", "F64": "<f8"}[dt])).tobytes()
-        hdr[k] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    if meta:
-        hdr["__metadata__"] = meta
-    h = json.dumps(hdr).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def make_golden(out, tag, RES, PATCH, TOKENS=0):

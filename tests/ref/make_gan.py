@@ -14,10 +14,11 @@ and its exact gradient with respect to every D parameter by double backward
 Outputs: tests/ref/gan/d_tiny.safetensors (weights, F32, names as lib/models/gan.c),
 tests/ref/gan/d_tiny_io.safetensors (x, h, logits, r1, grad.<name>, F64).
 """
-import json, math, os, struct
+import math, os
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors_write import write_st
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gan")
 # res, cdim, cbase, cmax: channels min(cbase / r, cmax) = 4 at 16, 6 at 8 and 4
@@ -26,23 +27,9 @@ ch = lambda r: min(CBASE // r, CMAX)
 SQRT2 = math.sqrt(2)
 
 
-def write_st(path, tensors, meta=None):
-    hdr, blobs, off = {}, [], 0
-    for k, (arr, dt) in tensors.items():
-        b = np.ascontiguousarray(arr.astype({"F32": "<f4", "F64": "<f8"}[dt])).tobytes()
-        hdr[k] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    if meta:
-        hdr["__metadata__"] = meta
-    h = json.dumps(hdr).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def params(g):
-    """D's tensors in lib/models/gan.c's order and names, float32-representable."""
+def params(g, res=RES, ch=ch, cdim=CDIM):
+    """D's tensors in lib/models/gan.c's order and names, float32-representable (the defaults:
+    this script's D; make_gan_train.py passes its own sizes)."""
     p = {}
     def n(name, *shape, std=1.0):
         p[name] = (torch.randn(*shape, generator=g, dtype=torch.float64) * std).float().double()
@@ -52,8 +39,8 @@ def params(g):
     def fc(name, i, o):
         n(name + ".weight", o, i)
         n(name + ".bias", o, std=0.2)
-    conv("D.b%d.fromrgb" % RES, 3, ch(RES), 1)
-    r = RES
+    conv("D.b%d.fromrgb" % res, 3, ch(res), 1)
+    r = res
     while r > 4:
         conv("D.b%d.conv0" % r, ch(r), ch(r), 3)
         conv("D.b%d.conv1" % r, ch(r), ch(r // 2), 3)
@@ -63,7 +50,7 @@ def params(g):
     conv("D.b4.conv", c4 + 1, c4, 3)
     fc("D.b4.fc", c4 * 16, c4)
     fc("D.b4.out", c4, 1)
-    fc("D.b4.fs", c4, CDIM)
+    fc("D.b4.fs", c4, cdim)
     return p
 
 

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_train import write_st, upfirdn2d_ref, modconv_ref  # noqa: E402
+import make_gan  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gan")
 
@@ -137,28 +138,7 @@ def g_params(gen):
 
 
 def d_params(gen):
-    p = {}
-    def n(name, *shape, std=1.0):
-        p[name] = (torch.randn(*shape, generator=gen, dtype=torch.float64) * std).float().double()
-    def conv(name, ci, co, k, bias=True):
-        n(name + ".weight", co, ci, k, k)
-        if bias:
-            n(name + ".bias", co, std=0.2)
-    def fc(name, i, o):
-        n(name + ".weight", o, i)
-        n(name + ".bias", o, std=0.2)
-    conv("D.b%d.fromrgb" % RES, 3, ch(RES), 1)
-    r = RES
-    while r > 4:
-        conv("D.b%d.conv0" % r, ch(r), ch(r), 3)
-        conv("D.b%d.conv1" % r, ch(r), ch(r // 2), 3)
-        conv("D.b%d.skip" % r, ch(r), ch(r // 2), 1, bias=False)
-        r //= 2
-    conv("D.b4.conv", ch(4) + 1, ch(4), 3)
-    fc("D.b4.fc", ch(4) * 16, ch(4))
-    fc("D.b4.out", ch(4), 1)
-    fc("D.b4.fs", ch(4), CDIM)
-    return p
+    return make_gan.params(gen, RES, ch, CDIM)
 
 
 def clip_params(gen):

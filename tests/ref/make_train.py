@@ -8,29 +8,14 @@ InfoNCE loss and the gradient of every parameter.  Writes
 tests/ref/train/clip_tiny.safetensors (weights, float32-representable),
 tests/ref/train/clip_tiny_io.safetensors (images, tokens, features, loss,
 gradients as float32)."""
-import json, math, os, struct
-import numpy as np
+import math, os
 import torch
 import torch.nn.functional as F
+from safetensors_write import write_st
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train")
 R, P, W, L, CTX, V, E, B = 16, 8, 32, 2, 8, 40, 24, 4
 H = max(1, W // 64)
-
-
-def write_st(path, tensors, meta=None):
-    hdr, blobs, off = {}, [], 0
-    for k, (arr, dt) in tensors.items():
-        b = np.ascontiguousarray(arr.astype({"F32": "<f4", "F64": "<f8", "I32": "<i4"}[dt])).tobytes()
-        hdr[k] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    if meta:
-        hdr["__metadata__"] = meta
-    h = json.dumps(hdr).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def params(g):
