@@ -58,6 +58,15 @@ gan_fixture_with_clip() {
 	export DS=$BATS_FILE_TMPDIR/fx/ds.lmdb FX=$BATS_FILE_TMPDIR/fx CLIP=$BATS_FILE_TMPDIR/clip/openai.safetensors
 }
 
+# gan_fixture_with_vae: setup_file of the latent tests: the fixture in $BATS_FILE_TMPDIR/fx,
+# test_vae's random-weight autoencoders in $BATS_FILE_TMPDIR/vae; exports FX and V
+gan_fixture_with_vae() {
+	make_gan_fixture "$BATS_FILE_TMPDIR/fx" 48
+	mkdir -p "$BATS_FILE_TMPDIR/vae"
+	"$L2_BUILD/tests/test_vae" --write-models "$BATS_FILE_TMPDIR/vae"
+	export FX=$BATS_FILE_TMPDIR/fx V=$BATS_FILE_TMPDIR/vae
+}
+
 # the small generator/discriminator every test trains (16x16), and a CLIP that small
 GAN_SIZE_TINY="--resolution 16 --channel-base 256 --channel-max 16 --z-dim 16 --w-dim 16 --cond-hidden 16 --map-layers 2"
 GAN_TINY="$GAN_SIZE_TINY --batch 4 --threads 1"

@@ -7,19 +7,13 @@
 load test_helper
 load gan_fixture
 
-setup_file() {
-	make_gan_fixture "$BATS_FILE_TMPDIR/fx" 48
-	mkdir -p "$BATS_FILE_TMPDIR/vae"
-	"$L2_BUILD/tests/test_vae" --write-models "$BATS_FILE_TMPDIR/vae"
-	export FX=$BATS_FILE_TMPDIR/fx V=$BATS_FILE_TMPDIR/vae
-}
+setup_file() { gan_fixture_with_vae; }
 
 setup() {
 	cd "$BATS_TEST_TMPDIR" || return 1
 	cp -r "$FX/ds.lmdb" ds.lmdb
 }
 
-png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 "x" $5 * 16777216 + $6 * 65536 + $7 * 256 + $8 }'; }
 describe() { l2-store get "$1" meta "feat.${2:-latent}.latent"; }
 export_npy() { l2-dataset export-features -n "${3:-latent}" "$1" | l2-cat -f npy -o "$2"; }
 

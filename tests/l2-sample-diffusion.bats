@@ -21,8 +21,6 @@ setup_file() {
 	export D=$BATS_FILE_TMPDIR/gan/D.safetensors
 }
 
-png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 "x" $5 * 16777216 + $6 * 65536 + $7 * 256 + $8 }'; }
-
 # sample a few images to FILE with extra options
 s() { local out=$1; shift; l2-sample --quiet -m "$M" -n 2 --steps 6 --grid "$out" "$@" "$FX/caption.l2f"; }
 

@@ -8,19 +8,14 @@ load test_helper
 load gan_fixture
 
 setup_file() {
-	make_gan_fixture "$BATS_FILE_TMPDIR/fx" 48
-	mkdir -p "$BATS_FILE_TMPDIR/vae"
-	"$L2_BUILD/tests/test_vae" --write-models "$BATS_FILE_TMPDIR/vae"
+	gan_fixture_with_vae
 	(
 		cd "$BATS_FILE_TMPDIR/fx" &&
 			l2-encode-latents --quiet --vae ../vae/kl.safetensors -r 64 ds.lmdb &&
 			"$L2_BUILD/tests/test_diffusion_float" --write-latent-model latent.safetensors \
 				"$(l2-store get ds.lmdb meta feat.latent.latent)" 48
 	)
-	export FX=$BATS_FILE_TMPDIR/fx V=$BATS_FILE_TMPDIR/vae
 }
-
-png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 "x" $5 * 16777216 + $6 * 65536 + $7 * 256 + $8 }'; }
 
 @test "a latent model's samples are decoded to 64x64 images by its VAE; the same bytes for any batch or thread count" {
 	run l2-sample -m "$FX/latent.safetensors" --vae "$V/kl.safetensors" -n 2 --steps 4 --grid a.png "$FX/caption.l2f"

@@ -12,8 +12,6 @@ setup_file() {
 	export RUN=$BATS_FILE_TMPDIR/run
 }
 
-png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 "x" $5 * 16777216 + $6 * 65536 + $7 * 256 + $8 }'; }
-
 @test "help, version, bad options" {
 	run l2-sample --help
 	assert_success; assert_output --partial "usage: l2-sample"

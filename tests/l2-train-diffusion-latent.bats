@@ -9,20 +9,16 @@ load gan_fixture
 TINY="--preset tiny --cond text --batch 4 --tick 4 --grid 2x2 --sample-steps 3 --threads 1 --quiet"
 
 setup_file() {
-	make_gan_fixture "$BATS_FILE_TMPDIR/fx" 48
-	mkdir -p "$BATS_FILE_TMPDIR/vae"
-	"$L2_BUILD/tests/test_vae" --write-models "$BATS_FILE_TMPDIR/vae"
+	gan_fixture_with_vae
 	(cd "$BATS_FILE_TMPDIR/fx" && l2-encode-latents --quiet --vae ../vae/kl.safetensors -r 64 ds.lmdb &&
 		l2-encode-latents --quiet --vae ../vae/taesd_encoder.safetensors,../vae/taesd_decoder.safetensors -r 32 \
 			-n tae ds.lmdb)
-	export FX=$BATS_FILE_TMPDIR/fx V=$BATS_FILE_TMPDIR/vae
 }
 
 setup() {
 	cd "$BATS_TEST_TMPDIR" || return 1
 }
 
-png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 "x" $5 * 16777216 + $6 * 65536 + $7 * 256 + $8 }'; }
 meta() { python3 -c 'import json, struct, sys; f = open(sys.argv[1], "rb"); n = struct.unpack("<Q", f.read(8))[0]; print(json.loads(f.read(n))["__metadata__"].get(sys.argv[2], ""))' "$1" "$2"; }
 
 @test "KL latents: trains on 4x8x8 latents, records the VAE, samples decode to 64x64; --resume continues bit-identically" {

@@ -38,3 +38,6 @@ with open(path, "wb") as f:
     f.write(struct.pack("<%df" % (n * d), *[rng.gauss(0, 1) for _ in range(n * d)]))
 PY
 }
+
+# png_size FILE — a PNG's WIDTHxHEIGHT, from its IHDR
+png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 "x" $5 * 16777216 + $6 * 65536 + $7 * 256 + $8 }'; }
