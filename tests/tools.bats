@@ -112,3 +112,50 @@ report() {
 	done
 	report "${bad[@]}"
 }
+
+# long_options — the distinct --name options in standard input, one per line
+long_options() {
+	grep -oE -- '--[A-Za-z0-9][A-Za-z0-9-]*' | sort -u
+}
+
+# documented_options PAGE — the long options a man page documents: those on
+# the tag lines (the line after .TP or .TQ) of its sections titled ...OPTIONS,
+# not the ones its prose mentions (often another tool's)
+documented_options() {
+	awk '/^\.SH/ { opt = ($0 ~ /OPTIONS/); tag = 0; next }
+	     opt && tag { print }
+	     { tag = (opt && /^\.T[PQ]/) }' "$1" | sed 's/\\-/-/g; s/\\f[BIRP]//g' | long_options
+}
+
+# accepts TOOL OPTION — whether TOOL's option parser knows OPTION: followed by
+# -h, a known option prints the usage (or takes -h as its value: run in the
+# test's own folder, as l2-fid --random-weights -h writes a file named -h),
+# an unknown one is the usage error lib/core/util.c words as below
+accepts() {
+	! timeout 60 "$1" "$2" -h </dev/null 2>&1 >/dev/null | grep -qF -- "option '$2': unknown"
+}
+
+@test "every tool: the long options of -h are documented under OPTIONS in the man page, and the other way round" {
+	local bad=() t page help tags o
+	for t in $(all_tools); do
+		page=$L2_ROOT/man/${t%.sh}.1
+		[ -f "$page" ] || continue   # reported by the man page test above
+		help=$("$t" -h)
+		tags=$(documented_options "$page")
+		for o in $(long_options <<<"$help"); do
+			grep -qxF -- "$o" <<<"$tags" && continue
+			# -h may name another tool's option in passing (l2-build-index --ivf
+			# "for l2-retrieve --nprobe"): only the tool's own options count
+			accepts "$t" "$o" || continue
+			bad+=("$t: -h prints $o, man/${t%.sh}.1 has no OPTIONS entry for it")
+		done
+		for o in $tags; do
+			grep -qE -- "$o([^A-Za-z0-9-]|\$)" <<<"$help" && continue
+			# --threads, --progress and --quiet every tool takes (L2_COMMON_LONGOPTS
+			# in lib/core/util.h): a page may document one its -h leaves out
+			case $o in --threads | --progress | --quiet) accepts "$t" "$o" && continue ;; esac
+			bad+=("man/${t%.sh}.1 documents $o under OPTIONS, $t -h does not print it")
+		done
+	done
+	report "${bad[@]}"
+}
