@@ -28,7 +28,7 @@ static void usage(FILE *f)
 		"                        an index that already has NLIST lists just files the new rows\n"
 		"      --ivf-iters N     k-means iterations (default 10)\n"
 		"      --ivf-sample N    rows k-means trains on (default 256 per list)\n"
-		"      --ivf-init I      k-means++ (default) or random\n"
+		"      --ivf-init I      kmeans++ (default) or random\n"
 		"      --seed N          random seed for sampling and initialisation (default 1)\n"
 		"      --threads N       threads for k-means (default: all cores)\n"
 		"      --progress        progress on stderr even when it is not a terminal\n"
