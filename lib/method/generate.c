@@ -132,8 +132,11 @@ L2GenKind l2_generator_kind(const char *path)
 	L2GenKind k;
 	if (kind && !strcmp(kind, "diffusion")) k = L2_GEN_DIFFUSION;
 	else if (model && !strcmp(model, "lafite-gan")) k = L2_GEN_GAN;
-	else if (kind)
-		l2_die("%s: an l2 '%s' file, not a generator (l2-train-gan or l2-train-diffusion weights)", path, kind);
+	else if (kind) {
+		char q[128];
+		l2_die("%s: an l2 '%s' file, not a generator (l2-train-gan or l2-train-diffusion weights)", path,
+		       l2_escape(q, sizeof q, kind, strlen(kind)));
+	}
 	else l2_die("%s: not an l2 generator (no l2-train-gan or l2-train-diffusion metadata)", path);
 	l2_st_close(st);
 	return k;

@@ -767,8 +767,10 @@ void l2_diffusion_read_config(const char *path, L2DiffusionConfig *c, char *cond
 	const char *cf = l2_st_metadata(st, "l2.diffusion.config");
 	if (!kind || strcmp(kind, "diffusion") || !cf)
 		l2_die("%s: not an l2 diffusion model (no l2.kind=diffusion metadata)", path);
-	if (!arch || strcmp(arch, "l2-edm2e-unet")) l2_die("%s: unknown diffusion architecture '%s'", path, arch ? arch : "");
-	if (l2_diffusion_config_parse(cf, c)) l2_die("%s: bad diffusion config '%s'", path, cf);
+	char q[256];
+	if (!arch || strcmp(arch, "l2-edm2e-unet"))
+		l2_die("%s: unknown diffusion architecture '%s'", path, arch ? l2_escape(q, sizeof q, arch, strlen(arch)) : "");
+	if (l2_diffusion_config_parse(cf, c)) l2_die("%s: bad diffusion config '%s'", path, l2_escape(q, sizeof q, cf, strlen(cf)));
 	if (cond_feature) {
 		const char *f = l2_st_metadata(st, "l2.cond.feature");
 		snprintf(cond_feature, len, "%s", f ? f : "");

@@ -170,8 +170,9 @@ L2DiffusionModel *l2_diffusion_load(const char *path)
 	for (int k = 0; k < 4; k++) {
 		const char *v = l2_st_metadata(st, keys[k]);
 		char *end;
+		char q[128];
 		if (v && (strtod(v, &end) != want[k] || *end))
-			l2_die("%s: metadata %s = %s disagrees with the config", path, keys[k], v);
+			l2_die("%s: metadata %s = %s disagrees with the config", path, keys[k], l2_escape(q, sizeof q, v, strlen(v)));
 	}
 	const char *lat = l2_st_metadata(st, "l2.latent");
 	L2Diffusion *net = l2_diffusion_new(&c, 0);

@@ -580,6 +580,7 @@ static int has_shape(const L2Safetensors *st, const char *name, int ndim, const 
  * have the shapes the config implies, so that a config lying about its
  * sizes ("wdim=100000" in a 1 MB file) is refused instead of asking for
  * tens of GB. */
+/* cf: the config as the messages quote it (escaped) */
 static void check_g_config(const L2Safetensors *st, const char *path, const L2GanConfig *c, const char *cf)
 {
 	char nm[64];
@@ -623,8 +624,10 @@ void l2_gan_read_config(const char *path, L2GanConfig *c, char *net, size_t netl
 	const char *m = l2_st_metadata(st, "l2.model"), *cf = l2_st_metadata(st, "l2.gan.config");
 	const char *nt = l2_st_metadata(st, "l2.gan.net");
 	if (!m || strcmp(m, "lafite-gan") || !cf || !nt) l2_die("%s: not an l2 GAN weights file (no lafite-gan metadata)", path);
-	if (l2_gan_config_parse(cf, c)) l2_die("%s: bad GAN config '%s'", path, cf);
-	if (nt[0] == 'G') check_g_config(st, path, c, cf);
+	char q[256]; /* the config as messages quote it: a file's bytes, escaped to one line */
+	l2_escape(q, sizeof q, cf, strlen(cf));
+	if (l2_gan_config_parse(cf, c)) l2_die("%s: bad GAN config '%s'", path, q);
+	if (nt[0] == 'G') check_g_config(st, path, c, q);
 	if (net) snprintf(net, netlen, "%s", nt);
 	l2_st_close(st);
 }

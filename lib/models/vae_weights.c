@@ -164,7 +164,9 @@ static const char *what_else(L2Safetensors *st)
 	const char *kind = l2_st_metadata(st, "l2.kind");
 	static __thread char buf[128];
 	if (kind) {
-		snprintf(buf, sizeof buf, "an l2 %.40s model (metadata l2.kind=%.40s)", kind, kind);
+		char q[48];
+		l2_escape(q, sizeof q, kind, strlen(kind));
+		snprintf(buf, sizeof buf, "an l2 %s model (metadata l2.kind=%s)", q, q);
 		return buf;
 	}
 	if (l2_st_find(st, "time_embedding.linear_1.weight") || l2_st_find(st, "time_embedding.linear_1.bias"))
@@ -430,8 +432,10 @@ static void metadata_config(L2Safetensors *st, L2VaeConfig *c)
 	if (!js) return;
 	json_error_t err;
 	json_t *root = json_loads(js, 0, &err);
+	char q[256];
 	if (!root || !json_is_object(root))
-		l2_die("%s: __metadata__ config is not a JSON object: %s", l2_st_path(st), root ? "" : err.text);
+		l2_die("%s: __metadata__ config is not a JSON object: %s", l2_st_path(st),
+		       root ? "" : l2_escape(q, sizeof q, err.text, strlen(err.text)));
 	json_t *v;
 	if ((v = json_object_get(root, "scaling_factor")) && json_is_number(v)) c->scale = json_number_value(v);
 	if ((v = json_object_get(root, "shift_factor")) && json_is_number(v)) c->shift = json_number_value(v);

@@ -97,8 +97,11 @@ void l2_train_resume_state(const char *path, L2TrainState *st, const L2CkptGroup
 	if (!l2_file_exists(path)) l2_die("%s: no training state to resume (run without --resume first)", path);
 	L2TrainState saved;
 	l2_ckpt_load_state(path, &saved, g, ng);
-	if (strcmp(saved.config, st->config))
-		l2_die("%s: made with other settings (%s); resume with the same options", path, saved.config);
+	if (strcmp(saved.config, st->config)) {
+		char q[sizeof saved.config + 64]; /* the state file's bytes, escaped to one line */
+		l2_die("%s: made with other settings (%s); resume with the same options", path,
+		       l2_escape(q, sizeof q, saved.config, strlen(saved.config)));
+	}
 	*st = saved;
 }
 
