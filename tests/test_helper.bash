@@ -6,6 +6,8 @@ L2_ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 L2_BUILD=${L2_BUILD:-$L2_ROOT/build}
 export PATH="$L2_BUILD/bin:$L2_ROOT/tools:$PATH"
 export L2_ROOT L2_BUILD
+# pipelines/*.sh run the tools of L2_BIN (default build/bin): the build under test (build-san with SAN=1)
+export L2_BIN="$L2_BUILD/bin"
 # OpenAI CLIP's vocabulary, which l2 ships (lib/text/vocab/README.md)
 export L2_TEST_VOCAB=${L2_TEST_VOCAB:-$L2_ROOT/lib/text/vocab/bpe_simple_vocab_16e6.txt.gz}
 
