@@ -206,9 +206,11 @@ PY
 		if [ -e ds.lmdb ]; then
 			assert_not_exist ds.lmdb.partial
 		else
-			# absent, a store, or killed before LMDB wrote anything (at most lock.mdb)
+			# absent, a store, killed before LMDB wrote anything (at most lock.mdb), or
+			# killed between LMDB's header pages and the store's first commit
 			[ ! -e ds.lmdb.partial ] || l2-store info ds.lmdb.partial > /dev/null ||
-				[ -z "$(ls -A ds.lmdb.partial | grep -vx lock.mdb)" ]
+				[ -z "$(ls -A ds.lmdb.partial | grep -vx lock.mdb)" ] ||
+				l2-store info ds.lmdb.partial 2>&1 | grep -q "with nothing committed"
 			l2-dataset build --quiet --resume --captions caps.tsv --checkpoint 20 ds.lmdb imgs
 		fi
 		{ l2-dataset list -l ds.lmdb; l2-dataset captions --keys ds.lmdb; } > got.txt
@@ -217,7 +219,7 @@ PY
 	done
 }
 
-@test "a dataset build killed before LMDB wrote anything (empty .partial, or lock.mdb alone) starts again; a .partial holding other files is left alone" {
+@test "a dataset build killed before its first commit (empty .partial, lock.mdb alone, or an empty LMDB environment) starts again; a .partial holding other files is left alone" {
 	mkdir imgs
 	for i in 0 1 2; do cp "$L2_ROOT/tests/fixtures/images/rgb8.png" "imgs/i$i.png"; done
 	l2-dataset build --quiet ref.lmdb imgs
@@ -230,6 +232,15 @@ PY
 	mkdir ds2.lmdb.partial && : > ds2.lmdb.partial/lock.mdb
 	l2-dataset build --quiet ds2.lmdb imgs
 	cmp <(l2-dataset list -l ref.lmdb) <(l2-dataset list -l ds2.lmdb)
+	# killed between LMDB's two header pages and the first commit (seen under SAN): an
+	# environment with nothing in it; l2-store says so, and the build starts again
+	mkdir ds4.lmdb.partial && mdb_load -f /dev/null ds4.lmdb.partial
+	run l2-store info ds4.lmdb.partial
+	assert_failure
+	assert_output --partial "ds4.lmdb.partial: not an l2 store yet: an LMDB environment with nothing committed"
+	l2-dataset build --quiet --resume ds4.lmdb imgs
+	cmp <(l2-dataset list -l ref.lmdb) <(l2-dataset list -l ds4.lmdb)
+	assert_not_exist ds4.lmdb.partial
 	mkdir ds3.lmdb.partial && echo mine > ds3.lmdb.partial/notes.txt
 	run l2-dataset build --resume ds3.lmdb imgs
 	assert_failure

@@ -620,17 +620,22 @@ L2Store *l2_store_open(const char *path, int mode)
 	guard_map(s);
 
 	char *format = l2_store_get_meta(s, "format");
-	if (!format && mode == L2_STORE_CREATE && !fresh) {
+	int empty = 0;
+	if (!format && !fresh) {
 		/* a creator killed before its first commit leaves an empty env */
 		char **dbs;
 		size_t n = l2_store_dbs(s, &dbs);
 		for (size_t i = 0; i < n; i++) free(dbs[i]);
 		free(dbs);
-		fresh = n == 0;
+		empty = n == 0;
+		if (mode == L2_STORE_CREATE) fresh = empty;
 	}
 	if (fresh && !format) {
 		l2_store_set_meta(s, "format", STORE_FORMAT);
 		l2_store_commit(s);
+	} else if (!format && empty) {
+		l2_die("%s: not an l2 store yet: an LMDB environment with nothing committed (its creation was stopped "
+		       "before the first commit; the writer that made it starts again from nothing)", path);
 	} else if (!format) {
 		l2_die("%s: not an l2 store (LMDB environment without meta \"format\")", path);
 	} else if (strncmp(format, "l2-", 3)) {
