@@ -69,6 +69,18 @@ enum { L2_OPT_COND = L2_OPT_COMMON_END, L2_OPT_PAIRS_FRACTION, L2_OPT_PAIRED_ONL
 	{"caption-feature", required_argument, 0, L2_OPT_CAPTION_FEATURE}, \
 	{"pseudo-feature", required_argument, 0, L2_OPT_PSEUDO_FEATURE}, \
 	{"image-feature", required_argument, 0, L2_OPT_IMAGE_FEATURE}, {"xi", required_argument, 0, L2_OPT_XI}
+/* Their -h lines, for the tool's usage text (the man pages say the same; tests/tools.bats) */
+#define L2_TRAIN_DATA_HELP \
+	"      --cond KIND          text | pseudo | gaussian | mixed (default pseudo): the condition of\n" \
+	"                           images outside the paired subset (text = every image paired)\n" \
+	"      --pairs-fraction P   this deterministic fraction of the images keeps its real caption\n" \
+	"                           features (default 0: language-free)\n" \
+	"      --paired-only        drop the images outside the paired subset\n" \
+	"      --allow-incomplete   train on feature sets whose import was interrupted (or still runs)\n" \
+	"      --caption-feature N  feature set of caption features, keyed by caption (default caption)\n" \
+	"      --pseudo-feature N   feature set of pseudo features, keyed by image (default pseudo)\n" \
+	"      --image-feature N    CLIP image features, for --cond gaussian (default image)\n" \
+	"      --xi X               gaussian: normalize(f/|f| + X eps/|eps|) (default 3)\n"
 int l2_train_data_option(int c, const char *arg, L2UsageFn usage, L2TrainDataOptions *o);
 void l2_train_data_options_check(L2TrainDataOptions *o, L2UsageFn usage);
 
