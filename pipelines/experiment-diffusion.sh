@@ -5,6 +5,10 @@
 #   (b) samplers  FD against network evaluations for each SAMPLERS x STEPS, on the (a) model
 #                 named by EXP_MODEL_PRESET (guidance EXP_W);
 #   (c) guidance  w in GUIDANCE, without and with the interval EXP_INTERVAL (dpmpp-2m, 16 steps);
+#   (d) long      the LONG_PRESET model (default EXP_MODEL_PRESET) trained for LONG_STEPS steps (about an hour), on the
+#                 EDM2-style schedule of a LONG_AT-step run (warm-up LONG_AT/10, 1/sqrt decay after
+#                 LONG_AT/5), stopped at step LONG_AT (about 20 minutes; LONG_AT_THREADS threads,
+#                 timed) and resumed bit for bit: both points scored, the end with both EMAs;
 #   (e) GAN       l2-train-gan (the demo's network, --cond text) for the same budget as the
 #                 EXP_MODEL_PRESET diffusion model, scored the same way;
 #   (f) forms     at the same budget as the EXP_MODEL_PRESET model (32x32 pixels, the condition
@@ -31,9 +35,13 @@
 # DIFF_FLAGS (more l2-train-diffusion options), GAN_FLAGS (l2-train-gan's network and batch),
 # FORMS (default 1; 0 skips (f)), EXP_TOKENS (default 4), EXP_VAE (real VAE weights for the
 # latent arm; its latents are encoded at 64x64 into feature set exp-latent of DATASET),
-# EXP_GAN (default 1; 0 skips (e)).  PRESETS="", SAMPLERS="" or GUIDANCE="" skip (a), (b) or (c), so
+# EXP_GAN (default 1; 0 skips (e)), LONG (default 1; 0 skips (d)), LONG_STEPS (default 3000),
+# LONG_AT (default 1400), LONG_AT_THREADS (default THREADS), LONG_PRESET (default EXP_MODEL_PRESET).  PRESETS="", SAMPLERS="" or GUIDANCE="" skip (a), (b) or (c), so
 # `PRESETS= SAMPLERS= GUIDANCE= EXP_GAN=0` runs (f) alone.
-# Reruns skip trainings and scores whose outputs exist (delete EXP to start over).
+# Reruns skip trainings and scores whose outputs exist (delete EXP to start over).  Two instances
+# may share EXP while they run different parts (each training and score has its own files; e.g.
+# LONG=1 alone beside PRESETS=tiny with the others off); a last run with every part on then only
+# writes the whole report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/bin}
@@ -54,6 +62,11 @@ SEED=${SEED:-0}
 DIFF_FLAGS=${DIFF_FLAGS:-}
 FORMS=${FORMS:-1}
 EXP_GAN=${EXP_GAN:-1}
+LONG=${LONG:-1}
+LONG_STEPS=${LONG_STEPS:-3000}
+LONG_AT=${LONG_AT:-1400}
+LONG_AT_THREADS=${LONG_AT_THREADS:-$THREADS}
+LONG_PRESET=${LONG_PRESET:-$EXP_MODEL_PRESET}
 EXP_TOKENS=${EXP_TOKENS:-4}
 EXP_VAE=${EXP_VAE:-}
 GAN_FLAGS=${GAN_FLAGS:---resolution 32 --channel-base 512 --channel-max 32 --z-dim 64 --w-dim 64 --cond-hidden 64 --map-layers 2 --batch 8}
@@ -142,7 +155,10 @@ for p in $PRESETS; do
 		--sampler dpmpp-2m --steps 16 --guidance "$EXP_W")
 done
 M=$EXP/diff-$EXP_MODEL_PRESET/model_ema-0.050.safetensors
-train "diff-$EXP_MODEL_PRESET" l2-train-diffusion --cond text --preset "$EXP_MODEL_PRESET" $DIFF_FLAGS
+# (b), (c), (e) and (f) need the EXP_MODEL_PRESET model (already there when (a) trained it)
+if [ -n "$SAMPLERS$GUIDANCE" ] || [ "$EXP_GAN" = 1 ] || [ "$FORMS" = 1 ]; then
+	train "diff-$EXP_MODEL_PRESET" l2-train-diffusion --cond text --preset "$EXP_MODEL_PRESET" $DIFF_FLAGS
+fi
 
 # ---- (b) samplers ----
 for s in $SAMPLERS; do
@@ -153,6 +169,35 @@ for w in $GUIDANCE; do
 	score "w-$w" "$M" --sampler dpmpp-2m --steps 16 --guidance "$w" > /dev/null
 	[ "$w" = 1 ] || score "wi-$w" "$M" --sampler dpmpp-2m --steps 16 --guidance "$w" --guidance-interval "$EXP_INTERVAL" > /dev/null
 done
+# ---- (d) the long run ----
+# One run on a schedule that does not depend on its length (--lr-warmup, --lr-ref fixed), so
+# its state at step LONG_AT is what a LONG_AT-step run of that schedule reaches: stopped there
+# (timed, LONG_AT_THREADS threads), its EMAs kept, then resumed bit for bit to LONG_STEPS.
+L=long-$LONG_PRESET
+if [ "$LONG" = 1 ]; then
+	lflags=(--cond text --preset "$LONG_PRESET" --steps "$LONG_STEPS" --lr-warmup $((LONG_AT / 10))
+		--lr-ref $((LONG_AT / 5)) --tick 200 $DIFF_FLAGS)
+	if [ ! -f "$EXP/$L-at/.done" ]; then
+		say "long run: steps 0..$LONG_AT of $LONG_STEPS ($LONG_AT_THREADS threads, timed)"
+		rm -rf "$EXP/$L" "$EXP/$L-at"
+		/usr/bin/time -f '%e %U %S' -o "$EXP/$L-at.time" "$BIN/l2-train-diffusion" --quiet -d "$DATASET" \
+			-o "$EXP/$L" --threads "$LONG_AT_THREADS" --seed "$SEED" --stop-after "$LONG_AT" "${lflags[@]}"
+		mkdir -p "$EXP/$L-at.tmp"
+		cp "$EXP/$L"/model_ema-*.safetensors "$EXP/$L"/log.tsv "$EXP/$L"/grid.png "$EXP/$L-at.tmp/"
+		echo "$LONG_AT" > "$EXP/$L-at.tmp/.done"
+		mv "$EXP/$L-at.tmp" "$EXP/$L-at"
+	fi
+	if [ ! -f "$EXP/$L/.done" ]; then
+		say "long run: steps $LONG_AT..$LONG_STEPS ($THREADS threads)"
+		/usr/bin/time -f '%e %U %S' -o "$EXP/$L-rest.time" "$BIN/l2-train-diffusion" --quiet -d "$DATASET" \
+			-o "$EXP/$L" --threads "$THREADS" --seed "$SEED" --resume "${lflags[@]}"
+		echo "$LONG_STEPS" > "$EXP/$L/.done"
+	fi
+	score "$L-at" "$EXP/$L-at/model_ema-0.050.safetensors" --sampler dpmpp-2m --steps 16 --guidance "$EXP_W" > /dev/null
+	score "$L" "$EXP/$L/model_ema-0.050.safetensors" --sampler dpmpp-2m --steps 16 --guidance "$EXP_W" > /dev/null
+	score "$L-e10" "$EXP/$L/model_ema-0.100.safetensors" --sampler dpmpp-2m --steps 16 --guidance "$EXP_W" > /dev/null
+fi
+
 # ---- (e) the GAN ----
 if [ "$EXP_GAN" = 1 ]; then
 	train gan l2-train-gan --cond text $GAN_FLAGS
@@ -233,13 +278,27 @@ train_cpu_of() { awk '{ printf "%.0f", $2 + $3 }' "$EXP/$1.time"; }
 			[ "$w" = 1 ] || row "wi-$w" "$w" "$EXP_INTERVAL"
 		done
 	fi
+	if [ "$LONG" = 1 ]; then
+		echo
+		echo "## (d) the long run ($LONG_PRESET, dpmpp-2m 16, w $EXP_W; warm-up $((LONG_AT / 10)), 1/sqrt decay after step $((LONG_AT / 5)); threads: $LONG_AT_THREADS to step $LONG_AT, then $THREADS)"
+		echo
+		echo "| point | steps | wall s | train CPU-s | FD | CLIP | R@1 | R@5 | sampling CPU-s |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		row "$L-at" "stopped at step $LONG_AT, EMA 0.05" "$LONG_AT" "$(wall_of "$L-at")" "$(train_cpu_of "$L-at")"
+		w2=$(awk '{ s += $1 } END { printf "%.0f", s }' "$EXP/$L-at.time" "$EXP/$L-rest.time")
+		c2=$(awk '{ s += $2 + $3 } END { printf "%.0f", s }' "$EXP/$L-at.time" "$EXP/$L-rest.time")
+		row "$L" "end, EMA 0.05" "$LONG_STEPS" "$w2" "$c2"
+		row "$L-e10" "end, EMA 0.10" "$LONG_STEPS" "$w2" "$c2"
+	fi
 	if [ "$EXP_GAN" = 1 ]; then
 		echo
 		echo "## (e) GAN against diffusion at the same CPU budget"
 		echo
 		echo "| model | steps | wall s | FD | CLIP | R@1 | R@5 | sampling CPU-s |"
 		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-		row "diff-$EXP_MODEL_PRESET" "diffusion $EXP_MODEL_PRESET (dpmpp-2m 16, w $EXP_W)" "$(steps_of "diff-$EXP_MODEL_PRESET")" "$(wall_of "diff-$EXP_MODEL_PRESET")"
+		for p in $(printf '%s\n' $PRESETS "$EXP_MODEL_PRESET" | awk '!seen[$0]++'); do
+			row "diff-$p" "diffusion $p (dpmpp-2m 16, w $EXP_W)" "$(steps_of "diff-$p")" "$(wall_of "diff-$p")"
+		done
 		row gan "GAN (demo network, G_ema)" "$(steps_of gan)" "$(wall_of gan)"
 	fi
 	if [ "$FORMS" = 1 ]; then
