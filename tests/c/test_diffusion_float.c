@@ -14,6 +14,7 @@
 #include "core/util.h"
 
 #include "check.h"
+#include "diffusion_golden.h"
 #include "check_child.h"
 
 #include <sys/wait.h>
@@ -21,19 +22,6 @@
 
 #define N 3
 
-/* the golden under test: "tiny" (res 8), "patch2" (res 16, patch 2), "tokens" (res 8,
- * 3 condition tokens) */
-static char REF_W[128], REF_IO[128];
-static L2Safetensors *IO;
-
-static void use_golden(const char *tag)
-{
-	snprintf(REF_W, sizeof REF_W, "tests/ref/diffusion/%s.safetensors", tag);
-	snprintf(REF_IO, sizeof REF_IO, "tests/ref/diffusion/%s_io.safetensors", tag);
-	if (IO) l2_st_close(IO);
-	IO = l2_st_open(REF_IO);
-	printf("# golden %s\n", tag);
-}
 static char dir[256];
 
 static float *ref(const char *name, size_t n)
