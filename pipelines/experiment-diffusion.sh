@@ -36,7 +36,8 @@
 # FORMS (default 1; 0 skips (f)), EXP_TOKENS (default 4), EXP_VAE (real VAE weights for the
 # latent arm; its latents are encoded at 64x64 into feature set exp-latent of DATASET),
 # EXP_GAN (default 1; 0 skips (e)), LONG (default 1; 0 skips (d)), LONG_STEPS (default 3000),
-# LONG_AT (default 1400), LONG_AT_THREADS (default THREADS), LONG_PRESET (default EXP_MODEL_PRESET).  PRESETS="", SAMPLERS="" or GUIDANCE="" skip (a), (b) or (c), so
+# LONG_AT (default 1400), LONG_AT_THREADS (default THREADS), LONG_PRESET (default EXP_MODEL_PRESET),
+# EXP_PROMPTS (the long run's sample grids: captions separated by |).  PRESETS="", SAMPLERS="" or GUIDANCE="" skip (a), (b) or (c), so
 # `PRESETS= SAMPLERS= GUIDANCE= EXP_GAN=0` runs (f) alone.
 # Reruns skip trainings and scores whose outputs exist (delete EXP to start over).  Two instances
 # may share EXP while they run different parts (each training and score has its own files; e.g.
@@ -67,6 +68,7 @@ LONG_STEPS=${LONG_STEPS:-3000}
 LONG_AT=${LONG_AT:-1400}
 LONG_AT_THREADS=${LONG_AT_THREADS:-$THREADS}
 LONG_PRESET=${LONG_PRESET:-$EXP_MODEL_PRESET}
+IFS='|' read -r -a EXP_PROMPTS <<< "${EXP_PROMPTS:-grinning face|face with tears of joy|heavy black heart|blue heart|japan flag|pizza|red apple|banana|dog face|rocket|snowman|sun with face}"
 EXP_TOKENS=${EXP_TOKENS:-4}
 EXP_VAE=${EXP_VAE:-}
 GAN_FLAGS=${GAN_FLAGS:---resolution 32 --channel-base 512 --channel-max 32 --z-dim 64 --w-dim 64 --cond-hidden 64 --map-layers 2 --batch 8}
@@ -196,6 +198,13 @@ if [ "$LONG" = 1 ]; then
 	score "$L-at" "$EXP/$L-at/model_ema-0.050.safetensors" --sampler dpmpp-2m --steps 16 --guidance "$EXP_W" > /dev/null
 	score "$L" "$EXP/$L/model_ema-0.050.safetensors" --sampler dpmpp-2m --steps 16 --guidance "$EXP_W" > /dev/null
 	score "$L-e10" "$EXP/$L/model_ema-0.100.safetensors" --sampler dpmpp-2m --steps 16 --guidance "$EXP_W" > /dev/null
+	# what the two points draw for common captions: a row per caption, 6 seeds
+	printf '%s\n' "${EXP_PROMPTS[@]}" > "$EXP/prompts.txt"
+	for pt in "$L-at" "$L"; do
+		[ -s "$EXP/$pt-grid.png" ] || "$BIN/l2-sample" --quiet -m "$EXP/$pt/model_ema-0.050.safetensors" --clip "$MODEL" \
+			--vocab "$VOCAB" --prompts "$EXP/prompts.txt" -n 6 --seed "$SEED" --threads "$THREADS" \
+			--sampler dpmpp-2m --steps 16 --guidance "$EXP_W" --grid "$EXP/$pt-grid.png"
+	done
 fi
 
 # ---- (e) the GAN ----
@@ -289,6 +298,9 @@ train_cpu_of() { awk '{ printf "%.0f", $2 + $3 }' "$EXP/$1.time"; }
 		c2=$(awk '{ s += $2 + $3 } END { printf "%.0f", s }' "$EXP/$L-at.time" "$EXP/$L-rest.time")
 		row "$L" "end, EMA 0.05" "$LONG_STEPS" "$w2" "$c2"
 		row "$L-e10" "end, EMA 0.10" "$LONG_STEPS" "$w2" "$c2"
+		echo
+		echo "Samples of common captions (a row each: $(IFS='|'; echo "${EXP_PROMPTS[*]}" | sed 's/|/, /g');"
+		echo "6 seeds, EMA 0.05, as scored): $L-at-grid.png (step $LONG_AT) and $L-grid.png (step $LONG_STEPS) in EXP."
 	fi
 	if [ "$EXP_GAN" = 1 ]; then
 		echo

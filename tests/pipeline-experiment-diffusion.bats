@@ -24,6 +24,7 @@ setup_file() { gan_fixture_with_clip; }
 	# the stopped point is a copy of the run at step 4; the run itself went on to 8
 	[ "$(tail -1 exp/long-tiny-at/log.tsv | cut -f1)" = 4 ] && [ "$(tail -1 exp/long-tiny/log.tsv | cut -f1)" = 8 ]
 	! cmp -s exp/long-tiny-at/model_ema-0.050.safetensors exp/long-tiny/model_ema-0.050.safetensors
+	[ -s exp/long-tiny-at-grid.png ] && [ -s exp/long-tiny-grid.png ]
 	grep -q '^| GAN (demo network, G_ema) | 10 | ' diffusion.md
 	grep -q '^| pixels 64x64, patch 2 | 10 | ' diffusion.md
 	grep -q '^| pixels 32x32, 4 cross-attention tokens | 10 | ' diffusion.md
