@@ -5,9 +5,10 @@
 #   (b) samplers  FD against network evaluations for each SAMPLERS x STEPS, on the (a) model
 #                 named by EXP_MODEL_PRESET (guidance EXP_W);
 #   (c) guidance  w in GUIDANCE, without and with the interval EXP_INTERVAL (dpmpp-2m, 16 steps);
-#   (d) long      the LONG_PRESET model (default EXP_MODEL_PRESET) trained for LONG_STEPS steps (about an hour), on the
-#                 EDM2-style schedule of a LONG_AT-step run (warm-up LONG_AT/10, 1/sqrt decay after
-#                 LONG_AT/5), stopped at step LONG_AT (about 20 minutes; LONG_AT_THREADS threads,
+#   (d) long      the LONG_PRESET model (default EXP_MODEL_PRESET) trained for LONG_STEPS steps
+#                 (small: about 45 minutes on 2 idle threads, an hour on less), on the
+#                 EDM2-style schedule of a LONG_AT-step run (warm-up LONG_AT/10, 1/sqrt decay
+#                 after LONG_AT/5), stopped at step LONG_AT (about 20 minutes; LONG_AT_THREADS threads,
 #                 timed) and resumed bit for bit: both points scored, the end with both EMAs;
 #   (e) GAN       l2-train-gan (the demo's network, --cond text) for the same budget as the
 #                 EXP_MODEL_PRESET diffusion model, scored the same way;
@@ -37,8 +38,8 @@
 # latent arm; its latents are encoded at 64x64 into feature set exp-latent of DATASET),
 # EXP_GAN (default 1; 0 skips (e)), LONG (default 1; 0 skips (d)), LONG_STEPS (default 3000),
 # LONG_AT (default 1400), LONG_AT_THREADS (default THREADS), LONG_PRESET (default EXP_MODEL_PRESET),
-# EXP_PROMPTS (the long run's sample grids: captions separated by |).  PRESETS="", SAMPLERS="" or GUIDANCE="" skip (a), (b) or (c), so
-# `PRESETS= SAMPLERS= GUIDANCE= EXP_GAN=0` runs (f) alone.
+# EXP_PROMPTS (the long run's sample grids: captions separated by |).  PRESETS="", SAMPLERS=""
+# or GUIDANCE="" skip (a), (b) or (c), so `PRESETS= SAMPLERS= GUIDANCE= EXP_GAN=0 LONG=0` runs (f) alone.
 # Reruns skip trainings and scores whose outputs exist (delete EXP to start over).  Two instances
 # may share EXP while they run different parts (each training and score has its own files; e.g.
 # LONG=1 alone beside PRESETS=tiny with the others off); a last run with every part on then only

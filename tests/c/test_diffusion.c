@@ -19,7 +19,6 @@
 
 #include <unistd.h>
 
-
 /* A float64 golden as a malloc'd double array (n elements expected). */
 static double *ref(const char *name, size_t n)
 {
