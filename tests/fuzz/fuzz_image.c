@@ -82,20 +82,25 @@ static void transforms(const L2Image *img, const uint8_t *data, size_t size)
 	l2_image_free(&rgb);
 }
 
-/* The pixel count a PNG's IHDR or a JPEG's SOF declares (0: none found). */
+/* The pixel count a PNG's IHDR or a JPEG's SOF declares (0: none found).
+ * libjpeg finds a marker after any bytes that are not one (it warns and
+ * skips them), so the JPEG case takes the largest SOF anywhere in the
+ * file instead of walking the segments: a walk that stopped at the first
+ * stray byte let 143 bytes of junk before an SOF of 2085x65000 through,
+ * a 40-second decode under ASan (tests/fuzz/regress/image/). */
 static uint64_t declared_pixels(const uint8_t *d, size_t n)
 {
 	if (n >= 24 && !memcmp(d, "\x89PNG", 4))
 		return (uint64_t)((uint32_t)d[16] << 24 | (uint32_t)d[17] << 16 | (uint32_t)d[18] << 8 | d[19]) *
 		       ((uint32_t)d[20] << 24 | (uint32_t)d[21] << 16 | (uint32_t)d[22] << 8 | d[23]);
-	for (size_t i = 2; i + 9 < n;) {
-		if (d[i] != 0xFF) return 0;
+	uint64_t most = 0;
+	for (size_t i = 0; i + 8 < n; i++) {
 		uint8_t m = d[i + 1];
-		if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC)
-			return (uint64_t)(d[i + 5] << 8 | d[i + 6]) * (d[i + 7] << 8 | d[i + 8]);
-		i += 2 + (size_t)(d[i + 2] << 8 | d[i + 3]);
+		if (d[i] != 0xFF || m < 0xC0 || m > 0xCF || m == 0xC4 || m == 0xC8 || m == 0xCC) continue;
+		uint64_t px = (uint64_t)(d[i + 5] << 8 | d[i + 6]) * (d[i + 7] << 8 | d[i + 8]);
+		if (px > most) most = px;
 	}
-	return 0;
+	return most;
 }
 
 /* Images that are large but within the decoders' limit (PIL's 179 M
