@@ -87,7 +87,7 @@ static void transforms(const L2Image *img, const uint8_t *data, size_t size)
  * skips them), so the JPEG case takes the largest SOF anywhere in the
  * file instead of walking the segments: a walk that stopped at the first
  * stray byte let 143 bytes of junk before an SOF of 2085x65000 through,
- * a 40-second decode under ASan (tests/fuzz/regress/image/). */
+ * a 39-second decode under ASan (tests/fuzz/regress/image/). */
 static uint64_t declared_pixels(const uint8_t *d, size_t n)
 {
 	if (n >= 24 && !memcmp(d, "\x89PNG", 4))
